@@ -1,0 +1,67 @@
+"""CSV auto-detection: date columns, date formats and column spellings seen in real exports."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from tradenn.data import load
+from tradenn.data.files import read_csv
+
+ROWS = "{d1},10,11,9,10.5,100\n{d2},10.5,12,10,11,200\n"
+
+
+@pytest.mark.parametrize(
+    ("d1", "d2", "expected"),
+    [
+        ("2004-08-19", "2004-08-20", ["2004-08-19", "2004-08-20"]),
+        ("1/4/1999", "1/5/1999", ["1999-01-04", "1999-01-05"]),
+        ("13/04/1999", "14/04/1999", ["1999-04-13", "1999-04-14"]),
+        (
+            "01.01.2017 22:00:00.000",
+            "01.01.2017 23:00:00.000",
+            ["2017-01-01 22:00", "2017-01-01 23:00"],
+        ),
+        (
+            "2020-03-02 09:30:00-05:00",
+            "2020-03-02 09:31:00-05:00",
+            ["2020-03-02 09:30", "2020-03-02 09:31"],
+        ),
+        ("20200302", "20200303", ["2020-03-02", "2020-03-03"]),
+    ],
+)
+def test_common_date_formats_are_detected(write_csv, d1, d2, expected):
+    path = write_csv("Date,Open,High,Low,Close,Volume\n" + ROWS.format(d1=d1, d2=d2))
+    assert list(read_csv(path).index) == [pd.Timestamp(e) for e in expected]
+
+
+def test_column_names_match_case_insensitively_and_by_alias(write_csv):
+    path = write_csv(
+        "timestamp, open, HIGH, low, Last, adj_close, vol\n"
+        + ROWS.replace("10.5,100", "10.5,10.4,100")
+        .replace("11,200", "11,10.9,200")
+        .format(d1="2020-01-02", d2="2020-01-03")
+    )
+    frame = read_csv(path)
+    assert list(frame.columns) == ["Open", "High", "Low", "Close", "Adj Close", "Volume"]
+    assert frame["Adj Close"].tolist() == [10.4, 10.9]
+
+
+def test_date_column_is_the_first_column_when_unnamed(write_csv):
+    path = write_csv(
+        ",Open,High,Low,Close,Volume\n" + ROWS.format(d1="2020-01-02", d2="2020-01-03")
+    )
+    assert read_csv(path).index[0] == pd.Timestamp("2020-01-02")
+
+
+def test_a_file_without_volume_gets_zero_volume(write_csv):
+    path = write_csv("Date,Open,High,Low,Close\n2020-01-02,1.1,1.2,1.0,1.15\n")
+    assert read_csv(path)["Volume"].tolist() == [0.0]
+
+
+def test_load_reads_a_csv_path_and_slices_inclusive_dates(write_csv):
+    path = write_csv(
+        "Date,Open,High,Low,Close,Volume\n" + ROWS.format(d1="2020-01-02", d2="2020-01-03")
+    )
+    assert len(load(str(path), start="2020-01-03")) == 1
+    assert len(load(path, end="2020-01-02")) == 1

@@ -1,0 +1,45 @@
+"""The built wheel carries the bundled data: `load("SPX")` works after a plain `pip install .`."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_wheel_contains_the_bundled_datasets_and_no_build_scripts(tmp_path):
+    # Build from a clean copy, so no stale build/ or egg-info folder of the checkout can leak in.
+    source = tmp_path / "src"
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "build")
+    for part in ("tradenn", "strategies", "data"):
+        if (ROOT / part).exists():
+            shutil.copytree(ROOT / part, source / part, symlinks=True, ignore=ignore)
+    for part in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / part, source / part)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = (tmp_path / "dist").glob("tradenn-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for dataset in ("SPX", "NASDAQ", "MSFT", "GOOGL", "EURUSD_1H"):
+        assert f"tradenn/data/bundled/{dataset}.csv" in names
+    assert "tradenn/data/bundled/README.md" in names
+    assert not any(name.endswith("build_bundled.py") for name in names)
+    assert "tradenn/cli.py" in names

@@ -1,0 +1,31 @@
+"""Market data: bundled datasets, CSV files and Yahoo Finance, all as validated price frames.
+
+>>> from tradenn import data
+>>> spx = data.load("SPX", start="2010-01-01")       # bundled S&P 500, daily
+>>> weekly = data.resample(spx, "W")
+>>> ou = data.ornstein_uhlenbeck(5000, half_life=10, seed=0)   # synthetic, mean-reverting
+
+A price frame has a strictly increasing DatetimeIndex named ``Date`` and float columns ``Open,
+High, Low, Close, Volume`` (more allowed); :func:`validate` enforces it.
+"""
+
+from tradenn.data.resample import resample
+from tradenn.data.sources import BUNDLED, BundledDataset, load
+from tradenn.data.synthetic import gbm, ornstein_uhlenbeck, regime_switching
+from tradenn.data.validation import OHLCV, validate
+from tradenn.data.yahoo import download
+from tradenn.errors import DataError
+
+__all__ = [
+    "BUNDLED",
+    "OHLCV",
+    "BundledDataset",
+    "DataError",
+    "download",
+    "gbm",
+    "load",
+    "ornstein_uhlenbeck",
+    "regime_switching",
+    "resample",
+    "validate",
+]

@@ -1,0 +1,118 @@
+"""The price-frame contract and its check.
+
+A price frame is a :class:`pandas.DataFrame` with a strictly increasing (so unique)
+:class:`~pandas.DatetimeIndex` and float columns ``Open, High, Low, Close, Volume``; more columns
+are allowed. :func:`validate` enforces it and names the first offending row.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from tradenn.errors import DataError
+
+PRICE_COLUMNS = ("Open", "High", "Low", "Close")
+OHLCV = (*PRICE_COLUMNS, "Volume")
+
+
+def _where(df: pd.DataFrame, position: int, line_offset: int | None) -> str:
+    """Describe row ``position`` for a message: its timestamp, and its line number in a file."""
+    label = df.index[position]
+    if isinstance(label, pd.Timestamp):
+        label = label.isoformat(sep=" ").removesuffix(" 00:00:00").removesuffix("T00:00:00")
+    if line_offset is None:
+        return f"row {position + 1} ({label})"
+    return f"line {position + line_offset} ({label})"
+
+
+def validate(df: pd.DataFrame, source: str = "<frame>", *, line_offset: int | None = None) -> None:
+    """Check that ``df`` is a valid price frame; raise :class:`DataError` on the first problem.
+
+    Checks, in order: not empty; columns Open, High, Low, Close, Volume present; values numeric
+    (these and ``Adj Close`` if present); no NaN; prices positive and volume non-negative;
+    ``High >= max(Open, Close)`` and ``Low <= min(Open, Close)``; a
+    :class:`~pandas.DatetimeIndex` that strictly increases (sorted, no duplicate timestamps).
+
+    Parameters
+    ----------
+    df : DataFrame
+        The frame to check.
+    source : str
+        Where it came from (a path, bundled name or ``yf:TICKER``); every message starts with it.
+    line_offset : int, optional
+        For frames read from a file: the line number of the first data row, so messages can say
+        ``line N`` instead of ``row N``.
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise DataError(f"{source}: expected a pandas DataFrame, got {type(df).__name__}")
+    if len(df) == 0:
+        raise DataError(f"{source}: no rows of data")
+    missing = [c for c in OHLCV if c not in df.columns]
+    if missing:
+        raise DataError(
+            f"{source}: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+            f"(found: {', '.join(map(str, df.columns))})"
+        )
+    numeric_columns = [*OHLCV, *(["Adj Close"] if "Adj Close" in df.columns else [])]
+    for column in numeric_columns:
+        values = df[column]
+        if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+            numeric = pd.to_numeric(values, errors="coerce")
+            bad = np.flatnonzero(numeric.isna().to_numpy() & values.notna().to_numpy())
+            if len(bad):
+                raise DataError(
+                    f"{source}: non-numeric {column} {str(values.iloc[bad[0]])!r} at "
+                    f"{_where(df, bad[0], line_offset)}"
+                )
+    values = df[numeric_columns].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+    nan_rows = np.flatnonzero(np.isnan(values).any(axis=1))
+    if len(nan_rows):
+        row = nan_rows[0]
+        column = numeric_columns[int(np.flatnonzero(np.isnan(values[row]))[0])]
+        raise DataError(
+            f"{source}: missing value (NaN) in {column} at {_where(df, row, line_offset)}"
+        )
+    open_, high, low, close, volume = values[:, :5].T
+    prices = [*PRICE_COLUMNS, *numeric_columns[5:]]
+    for column, col in zip(
+        prices, values[:, [0, 1, 2, 3, *range(5, values.shape[1])]].T, strict=True
+    ):
+        bad = np.flatnonzero(col <= 0)
+        if len(bad):
+            raise DataError(
+                f"{source}: non-positive {column} {col[bad[0]]:g} at "
+                f"{_where(df, bad[0], line_offset)}"
+            )
+    bad = np.flatnonzero(volume < 0)
+    if len(bad):
+        raise DataError(
+            f"{source}: negative Volume {volume[bad[0]]:g} at {_where(df, bad[0], line_offset)}"
+        )
+    bad = np.flatnonzero(high < np.maximum(open_, close))
+    if len(bad):
+        i = bad[0]
+        raise DataError(
+            f"{source}: High {high[i]:g} is below max(Open, Close) = {max(open_[i], close[i]):g} "
+            f"at {_where(df, i, line_offset)}"
+        )
+    bad = np.flatnonzero(low > np.minimum(open_, close))
+    if len(bad):
+        i = bad[0]
+        raise DataError(
+            f"{source}: Low {low[i]:g} is above min(Open, Close) = {min(open_[i], close[i]):g} "
+            f"at {_where(df, i, line_offset)}"
+        )
+    if not isinstance(df.index, pd.DatetimeIndex):
+        raise DataError(f"{source}: index must be a DatetimeIndex, got {type(df.index).__name__}")
+    if df.index.hasnans:
+        bad = np.flatnonzero(df.index.isna())[0]
+        raise DataError(f"{source}: missing timestamp at {_where(df, bad, line_offset)}")
+    steps = np.diff(df.index.asi8)
+    if len(steps) and (steps <= 0).any():
+        i = int(np.flatnonzero(steps <= 0)[0]) + 1
+        problem = "duplicate timestamp" if steps[i - 1] == 0 else "timestamps out of order"
+        raise DataError(
+            f"{source}: {problem} at {_where(df, i, line_offset)}, after {df.index[i - 1]} "
+            "(sort the rows by time and remove duplicates)"
+        )
