@@ -20,22 +20,11 @@ def test_wheel_contains_the_bundled_datasets_and_no_build_scripts(tmp_path):
             shutil.copytree(ROOT / part, source / part, symlinks=True, ignore=ignore)
     for part in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / part, source / part)
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(tmp_path / "dist"),
-            str(source),
-        ],
-        check=True,
-        capture_output=True,
+    command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
+    built = subprocess.run(
+        [*command, "-w", str(tmp_path / "dist"), str(source)], capture_output=True, text=True
     )
+    assert built.returncode == 0, built.stderr
     (wheel,) = (tmp_path / "dist").glob("tradenn-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for dataset in ("SPX", "NASDAQ", "MSFT", "GOOGL", "EURUSD_1H"):
