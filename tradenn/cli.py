@@ -8,9 +8,11 @@ shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import pandas as pd
 
 from tradenn import __version__
@@ -143,9 +145,195 @@ def _add_data_commands(commands) -> None:
     p.set_defaults(handler=_data_download)
 
 
+# ----------------------------------------------------------------------------------- backtest
+
+
+def _parse_params(pairs: list[str], defaults: dict) -> dict:
+    """``name=value`` strings to typed values, typed like each parameter's default."""
+    params = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name:
+            raise UsageError(f"--param {pair!r}: expected name=value")
+        default = defaults.get(name)
+        try:
+            if isinstance(default, bool):
+                if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError
+                value = text.lower() in ("true", "1", "yes")
+            elif isinstance(default, int):
+                value = int(text)
+            elif isinstance(default, float):
+                value = float(text)
+            else:
+                value = text
+        except ValueError:
+            kind = type(default).__name__
+            raise UsageError(f"--param {pair}: {name} takes a {kind}, got {text!r}") from None
+        params[name] = value
+    return params
+
+
+def _format_stats(stats: pd.Series) -> str:
+    def show(value) -> str:
+        if isinstance(value, float):
+            return "nan" if value != value else f"{value:,.4f}".rstrip("0").rstrip(".")
+        if isinstance(value, pd.Timestamp):
+            return _stamp(value)
+        if isinstance(value, pd.Timedelta) and value >= pd.Timedelta(days=1):
+            return f"{value / pd.Timedelta(days=1):,.1f} days"
+        return str(value)
+
+    shown = {k: show(v) for k, v in stats.items() if not str(k).startswith("_")}
+    width = max(map(len, shown))
+    return "\n".join(f"{k:<{width}}  {v:>20}" for k, v in shown.items())
+
+
+def _json_safe(value):
+    if isinstance(value, float | np.floating):
+        return None if not np.isfinite(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, pd.Timestamp | pd.Timedelta):
+        return str(value)
+    return value
+
+
+def _backtest(args: argparse.Namespace) -> int:
+    from tradenn import data
+    from tradenn.backtest import Backtest
+    from tradenn.backtest.registry import load_strategy
+    from tradenn.data.calendar import bar_label
+
+    strategy = load_strategy(args.strategy)
+    params = _parse_params(args.param, strategy.parameters())
+    frame = data.load(args.data, args.start, args.end)
+    backtest = Backtest(
+        frame,
+        strategy,
+        cash=args.cash,
+        commission=args.commission,
+        spread=args.spread,
+        slippage_bps=args.slippage,
+        margin=args.margin,
+        trade_on_close=args.trade_on_close,
+        exclusive_orders=args.exclusive_orders,
+        fractional=args.fractional,
+        finalize_trades=args.finalize_trades,
+    )
+    result = backtest.run(**params)
+    if args.json:
+        stats = {k: _json_safe(v) for k, v in result.stats.items() if not str(k).startswith("_")}
+        payload = {
+            "strategy": result.strategy_name,
+            "params": result.params,
+            "data": frame.attrs.get("source", args.data),
+            "stats": stats,
+        }
+        print(json.dumps(payload, indent=2, default=str))
+    else:
+        print(
+            f"{result.stats['_strategy']} on {frame.attrs.get('source', args.data)}, "
+            f"{_stamp(frame.index[0])} .. {_stamp(frame.index[-1])} ({len(frame)} "
+            f"{bar_label(frame.index)} bars); cash {args.cash:,.0f}, commission "
+            f"{args.commission:.2%}, slippage {args.slippage:g} bps"
+        )
+        print(_format_stats(result.stats))
+    if args.plot:
+        result.plot(args.plot)
+        print(f"plot: {args.plot}", file=sys.stderr if args.json else sys.stdout)
+    if args.report:
+        page = result.report(args.report)
+        print(f"report: {page}", file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+def _strategies(args: argparse.Namespace) -> int:
+    from tradenn.backtest.registry import available
+
+    for name, strategy in available().items():
+        doc = (strategy.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
+        doc = " ".join(doc.split())
+        params = ", ".join(f"{k}={v!r}" for k, v in strategy.parameters().items())
+        print(f"{name} ({strategy.__name__}): {doc}")
+        print(f"    parameters: {params or 'none'}")
+    return 0
+
+
+def _add_backtest_commands(commands) -> None:
+    p = commands.add_parser(
+        "backtest",
+        help="backtest a strategy and print its statistics",
+        description="Backtest STRATEGY (a name from `tradenn strategies` or path/to/file.py"
+        ":ClassName) on a data source; print the statistics and write a plot.",
+    )
+    p.add_argument(
+        "strategy",
+        nargs="?",
+        default="sma_cross",
+        metavar="STRATEGY",
+        help="strategy name or file.py:ClassName (default: sma_cross)",
+    )
+    p.add_argument(
+        "--data",
+        default="SPX",
+        metavar="SOURCE",
+        help="bundled name, CSV path or yf:TICKER (default: SPX)",
+    )
+    _add_range(p)
+    p.add_argument("--cash", type=float, default=10_000.0, help="starting cash (default 10000)")
+    p.add_argument(
+        "--commission",
+        type=float,
+        default=0.001,
+        help="fraction of traded value per fill (default 0.001 = 10 bps)",
+    )
+    p.add_argument(
+        "--slippage",
+        type=float,
+        default=0.0,
+        metavar="BPS",
+        help="adverse price move per fill in basis points (default 0)",
+    )
+    p.add_argument("--spread", type=float, default=0.0, help="bid-ask spread as a fraction")
+    p.add_argument("--margin", type=float, default=1.0, help="margin requirement (1 = no leverage)")
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set a strategy parameter (repeatable)",
+    )
+    p.add_argument("--trade-on-close", action="store_true", help="fill at the signal bar's close")
+    p.add_argument(
+        "--exclusive-orders", action="store_true", help="each order closes the position first"
+    )
+    p.add_argument("--fractional", action="store_true", help="allow fractional units")
+    p.add_argument(
+        "--finalize-trades",
+        action="store_true",
+        help="close open trades at the end so they count in trade statistics",
+    )
+    p.add_argument(
+        "--plot",
+        default="backtest.png",
+        metavar="FILE.png",
+        help="where to write the plot (default backtest.png)",
+    )
+    p.add_argument(
+        "--no-plot", dest="plot", action="store_const", const=None, help="do not write a plot"
+    )
+    p.add_argument("--report", metavar="DIR", help="write an HTML report to DIR")
+    p.add_argument("--json", action="store_true", help="print the statistics as JSON")
+    p.set_defaults(handler=_backtest)
+
+    p = commands.add_parser("strategies", help="list the ready strategies and their parameters")
+    p.set_defaults(handler=_strategies)
+
+
 # ----------------------------------------------------------------------------------- parser
 
-COMMAND_GROUPS: list[Callable] = [_add_data_commands]
+COMMAND_GROUPS: list[Callable] = [_add_backtest_commands, _add_data_commands]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,22 @@
+"""Volatility breakout: go long when the close breaks above the upper Bollinger band."""
+
+from tradenn.backtest import Strategy, crossover
+from tradenn.features import bollinger
+
+
+class BollingerBreakout(Strategy):
+    """Long when the close crosses above the upper band (SMA(n) + k std); exit when it crosses
+    back below the middle band. Long only."""
+
+    n = 20
+    k = 2.0
+
+    def init(self):
+        self.middle, self.upper, self.lower = self.I(bollinger, self.data.Close, self.n, self.k)
+
+    def next(self):
+        close = self.data.Close
+        if not self.position and crossover(close, self.upper):
+            self.buy()
+        elif self.position and crossover(self.middle, close):
+            self.position.close()

@@ -1,0 +1,23 @@
+"""Long-only momentum: hold while the fast EMA is above the slow EMA, flat otherwise."""
+
+import numpy as np
+import pandas as pd
+
+from tradenn.backtest import Strategy
+from tradenn.features import ema
+
+
+class EmaMomentum(Strategy):
+    """Long (target exposure 1) while ``EMA(fast) > EMA(slow)`` at the close, flat otherwise.
+
+    Written as a vectorized ``positions()``: the whole rule is a function of prices, so it runs
+    at array speed with the same fills and costs as an event-driven strategy."""
+
+    fast = 12
+    slow = 48
+
+    def positions(self, data: pd.DataFrame) -> pd.Series:
+        if not 0 < self.fast < self.slow:
+            raise ValueError(f"need 0 < fast < slow, got fast={self.fast}, slow={self.slow}")
+        fast, slow = ema(data["Close"], self.fast), ema(data["Close"], self.slow)
+        return pd.Series(np.where(fast > slow, 1.0, 0.0), index=data.index)

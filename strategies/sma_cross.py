@@ -1,0 +1,26 @@
+"""Moving-average crossover: long when the fast SMA crosses above the slow one, short below."""
+
+from tradenn.backtest import Strategy, crossover
+from tradenn.features import sma
+
+
+class SmaCross(Strategy):
+    """Always in the market: reverse to long when the fast SMA crosses above the slow SMA, to
+    short when it crosses below. The textbook trend-following baseline."""
+
+    fast = 10
+    slow = 20
+
+    def init(self):
+        if not 0 < self.fast < self.slow:
+            raise ValueError(f"need 0 < fast < slow, got fast={self.fast}, slow={self.slow}")
+        self.fast_sma = self.I(sma, self.data.Close, self.fast)
+        self.slow_sma = self.I(sma, self.data.Close, self.slow)
+
+    def next(self):
+        if crossover(self.fast_sma, self.slow_sma):
+            self.position.close()
+            self.buy()
+        elif crossover(self.slow_sma, self.fast_sma):
+            self.position.close()
+            self.sell()

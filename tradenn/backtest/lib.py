@@ -1,0 +1,43 @@
+"""Small helpers for writing ``next()``: crossings and bar counting."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tradenn.backtest.series import BarSeries
+
+
+def _last_two(x) -> tuple[float, float]:
+    if isinstance(x, int | float | np.number):
+        return x, x
+    return x[-2], x[-1]
+
+
+def crossover(a, b) -> bool:
+    """True when ``a`` crossed above ``b`` on the current bar: ``a[-2] < b[-2]`` and ``a[-1] >
+    b[-1]``. Either may be a number (a fixed level). False before the second bar."""
+    if a.__class__ is BarSeries and b.__class__ is BarSeries:
+        # The hot path of most strategies: read both arrays at the shared clock directly.
+        i = a._clock.i
+        if i < 1:
+            return False
+        x, y = a._BarSeries__values, b._BarSeries__values
+        return bool(x[i - 1] < y[i - 1] and x[i] > y[i])
+    try:
+        a_before, a_now = _last_two(a)
+        b_before, b_now = _last_two(b)
+    except IndexError:
+        return False
+    return bool(a_before < b_before and a_now > b_now)
+
+
+def cross(a, b) -> bool:
+    """True when ``a`` and ``b`` crossed in either direction on the current bar."""
+    return crossover(a, b) or crossover(b, a)
+
+
+def barssince(condition: BarSeries | np.ndarray, default: float = np.inf) -> float:
+    """Bars since ``condition`` (a boolean series) was last true; ``default`` if never."""
+    values = np.asarray(condition, dtype=bool)
+    hits = np.flatnonzero(values[::-1])
+    return float(hits[0]) if len(hits) else default
