@@ -277,7 +277,7 @@ def _targets(raw: Any, n: int, label: str) -> np.ndarray:
     bad = np.flatnonzero((values < -1) | (values > 1) | ~np.isfinite(values))
     if len(bad):
         raise BacktestError(
-            f"{label}.positions must lie in [-1, 1]; got {values[bad[0]]!r} at bar {bad[0]}"
+            f"{label}.positions must lie in [-1, 1]; got {values[bad[0]]:g} at bar {bad[0]}"
         )
     return values
 

@@ -229,7 +229,7 @@ def _assert_causal(full: np.ndarray, early: np.ndarray, label: str) -> None:
         bar = int(np.flatnonzero(~same)[0])
         raise LookAheadError(
             f"indicator {label} uses future data: its value at bar {bar} changes when later "
-            f"bars are removed ({early[bar]!r} vs {full[bar]!r})"
+            f"bars are removed ({float(early[bar]):g} vs {float(full[bar]):g})"
         )
 
 

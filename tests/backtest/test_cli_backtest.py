@@ -1,0 +1,49 @@
+"""`tradenn backtest` and `tradenn strategies`."""
+
+from __future__ import annotations
+
+import json
+
+from tradenn.cli import main
+
+
+def test_default_backtest_prints_stats_and_writes_a_plot(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["backtest", "--end", "2003-12-31"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("SmaCross(fast=10, slow=20) on SPX, 1999-01-04 .. 2003-12-31")
+    assert "Sharpe Ratio" in out and "# Trades" in out and "plot: backtest.png" in out
+    assert (tmp_path / "backtest.png").stat().st_size > 10_000
+
+
+def test_json_output_params_and_report(capsys, tmp_path):
+    code = main(["backtest", "ema_momentum", "--data", "MSFT", "--param", "fast=5",
+                 "--param", "slow=40", "--json", "--no-plot", "--report", str(tmp_path / "r")])  # fmt: skip
+    assert code == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["params"] == {"fast": 5, "slow": 40}
+    assert payload["strategy"] == "EmaMomentum" and payload["data"] == "MSFT"
+    assert isinstance(payload["stats"]["Return [%]"], float)
+    assert (tmp_path / "r" / "index.html").is_file()
+
+
+def test_bad_input_is_one_line_and_exit_2(capsys):
+    cases = [
+        (["backtest", "nope", "--no-plot"], "unknown strategy 'nope'"),
+        (["backtest", "--param", "fats=3", "--no-plot"], "SmaCross has no parameter 'fats'"),
+        (["backtest", "--param", "fast=abc", "--no-plot"], "fast takes a int, got 'abc'"),
+        (["backtest", "--param", "fast=30", "--no-plot"], "need 0 < fast < slow"),
+        (["backtest", "--commission", "-1", "--no-plot"], "commission must be in [0, 1)"),
+        (["backtest", "--data", "NOPE", "--no-plot"], "NOPE: unknown data source"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("tradenn: error: ") and message in err and err.count("\n") == 1
+
+
+def test_strategies_lists_names_parameters_and_docs(capsys):
+    assert main(["strategies"]) == 0
+    out = capsys.readouterr().out
+    assert "sma_cross (SmaCross): Always in the market" in out
+    assert "parameters: fast=10, slow=20" in out

@@ -1,0 +1,88 @@
+"""The vectorized path (positions) and the event path (next) share one fill and cost model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tradenn.backtest import Backtest, BacktestError, Strategy, crossover
+from tradenn.data import load, ornstein_uhlenbeck
+from tradenn.features import sma
+
+
+class CrossEvents(Strategy):
+    """Reverse on SMA crossovers, event by event."""
+
+    fast = 10
+    slow = 30
+
+    def init(self):
+        self.f = self.I(sma, self.data.Close, self.fast)
+        self.s = self.I(sma, self.data.Close, self.slow)
+
+    def next(self):
+        if crossover(self.f, self.s):
+            self.position.close()
+            self.buy()
+        elif crossover(self.s, self.f):
+            self.position.close()
+            self.sell()
+
+
+class CrossTargets(CrossEvents):
+    """The same rule as target exposures: +1 after an up-cross, -1 after a down-cross."""
+
+    def positions(self, data):
+        f = sma(data.Close.to_numpy(), self.fast)
+        s = sma(data.Close.to_numpy(), self.slow)
+        above = np.where(np.isnan(f) | np.isnan(s), np.nan, np.sign(f - s))
+        before = np.concatenate(([np.nan], above[:-1]))
+        crossed = (above != before) & ~np.isnan(before) & (above != 0) & (before != 0)
+        return pd.Series(np.where(crossed, above, np.nan)).ffill().fillna(0.0)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},
+        {"commission": 0.002},
+        {"commission": 0.001, "spread": 0.0005, "slippage_bps": 2},
+        {"commission": 0.001, "trade_on_close": True},
+        {"commission": 0.001, "fractional": True},
+        {"commission": 0.001, "margin": 0.5},
+    ],
+)
+def test_event_and_vectorized_paths_give_the_same_equity(settings):
+    data = load("SPX", end="2008-12-31")
+    events = Backtest(data, CrossEvents, **settings).run()
+    targets = Backtest(data, CrossTargets, **settings).run()
+    assert len(events.trades) > 50
+    relative = np.abs(events.equity - targets.equity) / events.equity.abs()
+    assert relative.max() < 1e-9
+    pd.testing.assert_frame_equal(events.trades, targets.trades)
+
+
+def test_positions_scale_exposure_and_go_flat():
+    data = ornstein_uhlenbeck(300, half_life=10, seed=2)
+
+    class Half(Strategy):
+        def positions(self, data):
+            w = np.zeros(len(data))
+            w[10:100] = 0.5
+            w[100:200] = -0.25
+            return w
+
+    result = Backtest(data, Half, fractional=True).run()
+    expected_units = 0.5 * 10_000 / data.Open.iloc[11]  # decided at bar 10's close, bar 11 open
+    assert result.position.iloc[11] == pytest.approx(expected_units)
+    assert result.position.iloc[150] < 0 and result.position.iloc[-1] == 0
+
+
+def test_positions_out_of_range_are_an_error():
+    class TooBig(Strategy):
+        def positions(self, data):
+            return np.full(len(data), 1.5)
+
+    with pytest.raises(BacktestError, match=r"must lie in \[-1, 1\]; got 1.5 at bar 0"):
+        Backtest(load("SPX", end="1999-03-31"), TooBig).run()
