@@ -184,7 +184,7 @@ def _format_stats(stats: pd.Series) -> str:
             return f"{value / pd.Timedelta(days=1):,.1f} days"
         return str(value)
 
-    shown = {k: show(v) for k, v in stats.items() if not str(k).startswith("_")}
+    shown = {k: show(v) for k, v in stats.items()}
     width = max(map(len, shown))
     return "\n".join(f"{k:<{width}}  {v:>20}" for k, v in shown.items())
 
@@ -223,7 +223,7 @@ def _backtest(args: argparse.Namespace) -> int:
     )
     result = backtest.run(**params)
     if args.json:
-        stats = {k: _json_safe(v) for k, v in result.stats.items() if not str(k).startswith("_")}
+        stats = {k: _json_safe(v) for k, v in result.stats.items()}
         payload = {
             "strategy": result.strategy_name,
             "params": result.params,
@@ -233,7 +233,7 @@ def _backtest(args: argparse.Namespace) -> int:
         print(json.dumps(payload, indent=2, default=str))
     else:
         print(
-            f"{result.stats['_strategy']} on {frame.attrs.get('source', args.data)}, "
+            f"{result.label} on {frame.attrs.get('source', args.data)}, "
             f"{_stamp(frame.index[0])} .. {_stamp(frame.index[-1])} ({len(frame)} "
             f"{bar_label(frame.index)} bars); cash {args.cash:,.0f}, commission "
             f"{args.commission:.2%}, slippage {args.slippage:g} bps"

@@ -17,8 +17,9 @@ def test_default_backtest_prints_stats_and_writes_a_plot(capsys, tmp_path, monke
 
 
 def test_json_output_params_and_report(capsys, tmp_path):
-    code = main(["backtest", "ema_momentum", "--data", "MSFT", "--param", "fast=5",
-                 "--param", "slow=40", "--json", "--no-plot", "--report", str(tmp_path / "r")])  # fmt: skip
+    params = ["--param", "fast=5", "--param", "slow=40"]
+    output = ["--json", "--no-plot", "--report", str(tmp_path / "r")]
+    code = main(["backtest", "ema_momentum", "--data", "MSFT", *params, *output])
     assert code == 0
     payload = json.loads(capsys.readouterr().out)
     assert payload["params"] == {"fast": 5, "slow": 40}

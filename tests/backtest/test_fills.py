@@ -66,29 +66,36 @@ def test_short_sale_credits_cash_and_marks_to_market(bars):
 
 
 def test_spread_and_slippage_move_fills_against_the_trader(bars):
-    result = run(bars, {0: lambda s: s.buy(size=1), 1: lambda s: s.sell(size=1)},
-                 spread=0.02, slippage_bps=10)  # fmt: skip
+    result = run(
+        bars,
+        {0: lambda s: s.buy(size=1), 1: lambda s: s.sell(size=1)},
+        spread=0.02,
+        slippage_bps=10,
+    )
     impact = 0.01 + 0.001
     buy, sell = result.orders.FillPrice.tolist()
     assert buy == pytest.approx(102 * (1 + impact)) and sell == pytest.approx(103 * (1 - impact))
 
 
 def test_fixed_commission_is_paid_on_every_fill(bars):
-    result = run(bars, {0: lambda s: s.buy(size=1), 1: lambda s: s.sell(size=1)},
-                 fixed_commission=2.5)  # fmt: skip
+    result = run(
+        bars, {0: lambda s: s.buy(size=1), 1: lambda s: s.sell(size=1)}, fixed_commission=2.5
+    )
     assert result.stats["Commissions [$]"] == 5.0
     assert result.equity.iloc[-1] == pytest.approx(10_000 + (103 - 102) - 5.0)
 
 
 def test_limit_buy_fills_at_its_price_or_the_better_gap_open(bars):
-    result = run(bars, {0: lambda s: s.buy(size=1, limit=99.5), 3: lambda s: s.buy(size=1, limit=100)})
+    actions = {0: lambda s: s.buy(size=1, limit=99.5), 3: lambda s: s.buy(size=1, limit=100)}
+    result = run(bars, actions)
     fills = result.orders[["FillTime", "FillPrice"]]
     assert fills.FillPrice.tolist() == [99.5, 99.0]  # bar 3 touches 98; bar 4 opens at 99 < 100
     assert [bars.index.get_loc(t) for t in fills.FillTime] == [3, 4]
 
 
 def test_stop_buy_fills_at_its_price_or_the_worse_gap_open(bars):
-    result = run(bars, {0: lambda s: s.buy(size=1, stop=105), 1: lambda s: s.buy(size=1, stop=101.5)})
+    actions = {0: lambda s: s.buy(size=1, stop=105), 1: lambda s: s.buy(size=1, stop=101.5)}
+    result = run(bars, actions)
     # Stop 105 is reached inside bar 2 (H 106); stop 101.5 is gapped over by bar 2's open 103.
     assert result.orders.FillPrice.tolist() == [105.0, 103.0]
 
@@ -131,8 +138,9 @@ def test_selling_a_long_closes_it_fifo_before_going_short(bars):
 
 
 def test_exclusive_orders_close_the_position_before_a_new_order(bars):
-    result = run(bars, {0: lambda s: s.buy(size=2), 1: lambda s: s.buy(size=1)},
-                 exclusive_orders=True)  # fmt: skip
+    result = run(
+        bars, {0: lambda s: s.buy(size=2), 1: lambda s: s.buy(size=1)}, exclusive_orders=True
+    )
     assert result.trades.Size.tolist() == [2] and result.position.iloc[-1] == 1
 
 
@@ -159,7 +167,8 @@ def test_a_margin_call_liquidates_when_equity_is_exhausted(bars):
     frame.loc[frame.index[3], ["High", "Close"]] = [230.0, 230.0]  # the short is wiped out
     result = run(frame, {0: lambda s: s.sell()})
     assert result.position.iloc[3] == 0 and result.position.iloc[-1] == 0
-    assert result.equity.iloc[3] <= 0 and math.isclose(result.equity.iloc[-1], result.equity.iloc[3])
+    assert result.equity.iloc[3] <= 0
+    assert math.isclose(result.equity.iloc[-1], result.equity.iloc[3])
     assert "margin call" in result.orders.Tag.iloc[-1]
 
 

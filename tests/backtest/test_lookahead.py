@@ -38,7 +38,7 @@ def test_init_cannot_read_prices_directly(bars):
 def test_an_indicator_that_uses_future_bars_is_rejected():
     class Centered(Strategy):
         def init(self):
-            self.I(lambda c: pd.Series(c).rolling(5, center=True).mean().to_numpy(), self.data.Close)
+            self.I(lambda c: pd.Series(c).rolling(5, center=True).mean(), self.data.Close)
 
     with pytest.raises(LookAheadError, match="uses future data"):
         Backtest(load("SPX", end="2001-12-31"), Centered).run()

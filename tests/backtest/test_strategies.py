@@ -10,8 +10,14 @@ from tradenn.backtest.registry import StrategyNotFound, available, load_strategy
 from tradenn.data import load
 from tradenn.features import bollinger, rsi
 
-NAMES = ["bollinger_breakout", "buy_and_hold", "donchian_trend", "ema_momentum",
-         "rsi_mean_reversion", "sma_cross"]  # fmt: skip
+NAMES = [
+    "bollinger_breakout",
+    "buy_and_hold",
+    "donchian_trend",
+    "ema_momentum",
+    "rsi_mean_reversion",
+    "sma_cross",
+]
 
 
 @pytest.fixture(scope="module")

@@ -86,3 +86,21 @@ def test_positions_out_of_range_are_an_error():
 
     with pytest.raises(BacktestError, match=r"must lie in \[-1, 1\]; got 1.5 at bar 0"):
         Backtest(load("SPX", end="1999-03-31"), TooBig).run()
+
+
+def test_both_paths_liquidate_a_wiped_out_short_at_the_same_bar(bars):
+    frame = bars.copy()
+    frame.loc[frame.index[3], ["High", "Close"]] = [230.0, 230.0]
+
+    class ShortEvents(Strategy):
+        def next(self):
+            if len(self.data) == 1:
+                self.sell()
+
+    class ShortTargets(Strategy):
+        def positions(self, data):
+            return np.r_[-1.0, np.full(len(data) - 1, -1.0)]
+
+    events, targets = Backtest(frame, ShortEvents).run(), Backtest(frame, ShortTargets).run()
+    assert events.equity.iloc[3] <= 0 and events.position.iloc[3] == 0
+    pd.testing.assert_series_equal(events.equity, targets.equity)

@@ -228,6 +228,12 @@ class Broker:
         self.trade_on_close = trade_on_close
         self.exclusive_orders = exclusive_orders
         self.fractional = fractional
+        self._initial_cash = self.cash
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the starting cash with no orders, trades or fills."""
+        self.cash = self._initial_cash
         self.units = 0.0
         self.orders: list[Order] = []  # pending, in placement order
         self.trades: list[Trade] = []  # open, oldest first (FIFO)
@@ -276,8 +282,13 @@ class Broker:
                 raise ValueError(
                     f"size must be a positive number of units or a fraction, got {size}"
                 )
-            if 1 <= size and not self.fractional and size != round(size) and parent is None \
-                    and not reduce_only:  # fmt: skip
+            if (
+                1 <= size
+                and not self.fractional
+                and size != round(size)
+                and parent is None
+                and not reduce_only
+            ):
                 raise ValueError(
                     f"size {size} is neither a fraction of equity (0 < size < 1) nor whole units; "
                     "pass fractional=True to Backtest for fractional units"
@@ -377,8 +388,9 @@ class Broker:
         if order.reduce_only:
             if held * side >= -_EPS:
                 return self._cancel(order, "nothing to close")
-            return self._book(order, price, i, closing=self._fifo(min(order.size, abs(held))),
-                              opening=0.0)  # fmt: skip
+            return self._book(
+                order, price, i, closing=self._fifo(min(order.size, abs(held))), opening=0.0
+            )
         if order.exclusive and abs(held) > _EPS:
             self.close_all(quote, i, order.tag)
             held = self.units
@@ -389,8 +401,9 @@ class Broker:
         m, fixed = self.margin, self.costs.fixed_commission
         k = quote * self.costs.price_impact + self.costs.commission * price
         if order.size is None:
-            opening = self._whole(max(0.0, (equity - closing * k - fixed - kept * quote * m)
-                                      / (quote * m + k)))  # fmt: skip
+            opening = self._whole(
+                max(0.0, (equity - closing * k - fixed - kept * quote * m) / (quote * m + k))
+            )
             if opening <= 0 and not closing:
                 return self._reject(order, f"insufficient buying power (equity {equity:.2f})")
         else:
@@ -406,9 +419,10 @@ class Broker:
                 need = (kept + opening) * quote * m
                 if need > after + 1e-9 * need:
                     return self._reject(
-                        order, f"insufficient buying power: {opening:g} units need {need:.2f} "
+                        order,
+                        f"insufficient buying power: {opening:g} units need {need:.2f} "
                         f"of margin, equity after costs {after:.2f}",
-                    )  # fmt: skip
+                    )
         self._book(order, price, i, closing=self._fifo(closing), opening=opening)
 
     def _fifo(self, units: float) -> list[tuple[Trade, float]]:
@@ -424,7 +438,9 @@ class Broker:
 
     def _book(self, order: Order, price: float, i: int, *, closing, opening: float) -> None:
         side = order.side
-        traded = sum(units for _, units in closing) + opening
+        traded = opening
+        for _, units in closing:
+            traded += units
         if traded <= _EPS:
             return self._cancel(order, "nothing to trade")
         fee = self.costs.fee(traded * price)
@@ -460,9 +476,15 @@ class Broker:
         # Split: the closed part becomes its own closed trade with its share of the entry fee.
         share = units / abs(trade.size)
         part = Trade(
-            math.copysign(units, trade.size), trade.entry_price, trade.entry_bar,
-            trade.commission * share + fee, trade.tag, price, i, _broker=self,
-        )  # fmt: skip
+            math.copysign(units, trade.size),
+            trade.entry_price,
+            trade.entry_bar,
+            trade.commission * share + fee,
+            trade.tag,
+            price,
+            i,
+            _broker=self,
+        )
         trade.commission *= 1 - share
         trade.size -= math.copysign(units, trade.size)
         self.closed_trades.append(part)

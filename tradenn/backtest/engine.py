@@ -130,10 +130,18 @@ class Backtest:
         )
         clock = Clock(-1)  # nothing is revealed during init(): indicators go through self.I
         broker = Broker(
-            o, h, lo, c, cash=self.cash, costs=self.costs, margin=self.margin,
-            trade_on_close=self.trade_on_close, exclusive_orders=self.exclusive_orders,
-            fractional=self.fractional, clock=clock,
-        )  # fmt: skip
+            o,
+            h,
+            lo,
+            c,
+            cash=self.cash,
+            costs=self.costs,
+            margin=self.margin,
+            trade_on_close=self.trade_on_close,
+            exclusive_orders=self.exclusive_orders,
+            fractional=self.fractional,
+            clock=clock,
+        )
         strategy = self.strategy(broker, BarData(frame, clock), clock, values)
         if self.vectorized:
             self._run_targets(strategy, broker, clock, o, c)
@@ -186,18 +194,26 @@ class Backtest:
             except LookAheadError as error:
                 raise LookAheadError(str(error).replace("indicator ", "")) from None
         changes = np.flatnonzero(np.diff(targets, prepend=0.0))
+        ruin = self._trade_targets(broker, clock, targets, changes, open_, close, n)
+        if ruin is not None:
+            # Equity ran out at bar `ruin`: replay the changes before it (the account is the same
+            # up to there), then liquidate. Rare, so the common path never checks per segment.
+            broker.reset()
+            self._trade_targets(broker, clock, targets, changes, open_, close, ruin)
+            clock.i = ruin
+            broker.liquidate(ruin, "margin call: equity exhausted")
+            broker.halted = True
+
+    def _trade_targets(self, broker, clock, targets, changes, open_, close, stop) -> int | None:
+        """Trade the target changes whose fills fall before bar ``stop``; return the first bar
+        whose closing equity is <= 0, if any."""
         shift = 0 if self.trade_on_close else 1
         quotes = close if self.trade_on_close else open_
         fixed, m = self.costs.fixed_commission, self.margin
-        risky = m < 1  # only leverage or a short position can exhaust equity
-        last = 0
         for t in changes:  # sequential only over changes: whole-unit sizing depends on equity
             f = t + shift
-            if f >= n:
+            if f >= stop:
                 break
-            if (risky or broker.units < 0) and broker.units:
-                if _exhausted(broker, close, last, f, clock):
-                    return
             clock.i = f
             quote = float(quotes[f])
             w = float(targets[t])
@@ -216,9 +232,9 @@ class Backtest:
                     broker._fill(_order(broker, side, delta, f), quote, f)
                 elif delta < -_EPS:
                     broker._fill(_order(broker, -side, -delta, f, reduce_only=True), quote, f)
-            last = f
-        if (risky or broker.units < 0) and broker.units:
-            _exhausted(broker, close, last, n, clock)
+        units, cash = _account_path(broker.fills, self.cash, len(close))
+        gone = np.flatnonzero((cash + units * close)[:stop] <= 0)
+        return int(gone[0]) if len(gone) else None
 
     # --------------------------------------------------------------------------- results
 
@@ -228,31 +244,34 @@ class Backtest:
         frame = self.data
         n = len(frame)
         close = frame["Close"].to_numpy(dtype=np.float64)
-        units = np.zeros(n)
-        cash = np.full(n, self.cash)
-        if broker.fills:
-            bars, units_after, cash_after = (np.array(x) for x in zip(*broker.fills, strict=True))
-            last = np.searchsorted(bars, np.arange(n), side="right") - 1
-            filled = last >= 0
-            units[filled] = units_after[last[filled]]
-            cash[filled] = cash_after[last[filled]]
+        units, cash = _account_path(broker.fills, self.cash, n)
         equity = pd.Series(cash + units * close, index=frame.index, name="Equity")
         position = pd.Series(units, index=frame.index, name="Position")
         trades = _trades_frame(broker.closed_trades, frame.index)
         orders = _orders_frame(broker.order_log, frame.index)
         stats = compute_stats(
-            equity, trades, frame["Close"], units, commissions=broker.commissions,
-            bars_per_year=self.bars_per_year, risk_free_rate=self.risk_free_rate,
-        )  # fmt: skip
+            equity,
+            trades,
+            frame["Close"],
+            units,
+            commissions=broker.commissions,
+            bars_per_year=self.bars_per_year,
+            risk_free_rate=self.risk_free_rate,
+        )
         stats["# Orders Rejected"] = (
             int((orders["Status"] == "rejected").sum()) if len(orders) else 0
         )
-        stats["_strategy"] = repr(strategy)
         return Result(
-            stats=stats, trades=trades, orders=orders, equity=equity, position=position,
-            data=frame, params=params, strategy_name=type(strategy).__name__,
+            stats=stats,
+            trades=trades,
+            orders=orders,
+            equity=equity,
+            position=position,
+            data=frame,
+            params=params,
+            strategy_name=type(strategy).__name__,
             indicators=dict(strategy._indicators),
-        )  # fmt: skip
+        )
 
 
 # --------------------------------------------------------------------------- helpers
@@ -288,21 +307,34 @@ def _order(broker: Broker, side: int, units: float, bar: int, reduce_only: bool 
     return order
 
 
-def _exhausted(broker: Broker, close: np.ndarray, start: int, stop: int, clock: Clock) -> bool:
-    """Liquidate at the first close in ``[start, stop)`` where equity is gone; True if so."""
-    equity = broker.cash + broker.units * close[start:stop]
-    gone = np.flatnonzero(equity <= 0)
-    if not len(gone):
-        return False
-    clock.i = start + int(gone[0])
-    broker.liquidate(clock.i, "margin call: equity exhausted")
-    broker.halted = True
-    return True
+def _account_path(fills: list, cash: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Units and cash held at each bar's close, from the fills (step functions)."""
+    units = np.zeros(n)
+    money = np.full(n, cash)
+    if fills:
+        bars, units_after, cash_after = (np.array(x) for x in zip(*fills, strict=True))
+        last = np.searchsorted(bars, np.arange(n), side="right") - 1
+        filled = last >= 0
+        units[filled] = units_after[last[filled]]
+        money[filled] = cash_after[last[filled]]
+    return units, money
 
 
 def _trades_frame(trades, index: pd.DatetimeIndex) -> pd.DataFrame:
-    columns = ["Size", "EntryBar", "ExitBar", "EntryPrice", "ExitPrice", "EntryTime", "ExitTime",
-               "PnL", "ReturnPct", "Commission", "Duration", "Tag"]  # fmt: skip
+    columns = [
+        "Size",
+        "EntryBar",
+        "ExitBar",
+        "EntryPrice",
+        "ExitPrice",
+        "EntryTime",
+        "ExitTime",
+        "PnL",
+        "ReturnPct",
+        "Commission",
+        "Duration",
+        "Tag",
+    ]
     if not trades:
         return pd.DataFrame(columns=columns)
     frame = pd.DataFrame(

@@ -21,9 +21,11 @@ def _strategy_in(module, origin: str, class_name: str | None = None) -> type[Str
     classes = {
         name: obj
         for name, obj in vars(module).items()
-        if inspect.isclass(obj) and issubclass(obj, Strategy) and obj is not Strategy
+        if inspect.isclass(obj)
+        and issubclass(obj, Strategy)
+        and obj is not Strategy
         and obj.__module__ == module.__name__
-    }  # fmt: skip
+    }
     if class_name is not None:
         if class_name not in classes:
             found = ", ".join(classes) or "none"

@@ -38,6 +38,12 @@ class Result:
     strategy_name: str = ""
     indicators: dict[str, Any] = field(default_factory=dict, repr=False)
 
+    @property
+    def label(self) -> str:
+        """The strategy with its parameters, e.g. ``SmaCross(fast=10, slow=20)``."""
+        params = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{self.strategy_name}({params})"
+
     def plot(self, path: str | Path | None = None, *, title: str | None = None):
         """Price with entries and exits, equity vs buy & hold, drawdown and position.
 
@@ -54,4 +60,4 @@ class Result:
         return write_report(self, directory)
 
     def __repr__(self) -> str:
-        return f"<Result {self.strategy_name} {self.params}>\n{self.stats.to_string()}"
+        return f"<Result {self.label}>\n{self.stats.to_string()}"

@@ -223,8 +223,11 @@ def _outputs(result: Any, n: int, label: str) -> list[np.ndarray]:
 
 
 def _assert_causal(full: np.ndarray, early: np.ndarray, label: str) -> None:
-    same = np.isclose(full, early, rtol=1e-9, atol=1e-12, equal_nan=True) if full.dtype != bool \
-        else full == early  # fmt: skip
+    same = (
+        np.isclose(full, early, rtol=1e-9, atol=1e-12, equal_nan=True)
+        if full.dtype != bool
+        else full == early
+    )
     if not same.all():
         bar = int(np.flatnonzero(~same)[0])
         raise LookAheadError(

@@ -1,0 +1,323 @@
+"""A backtest as a folder you can open, archive or send: one self-contained HTML page and the data.
+
+:func:`write_report` writes into ``directory``:
+
+``index.html``
+    the strategy, its data range and parameters, the figure of :func:`~tradenn.backtest.plotting.
+    plot_result` (embedded as a base64 PNG), the statistics and the trades. It loads nothing from
+    anywhere: no external CSS, scripts, fonts or images, so it renders the same offline and years
+    later. Backtests with more than 2,000 trades show the first and last 1,000 (all are in
+    ``trades.csv``).
+``trades.csv``
+    every closed trade, one row each, the columns of ``result.trades``.
+``equity.csv``
+    ``Date, Equity``: the equity at every bar.
+``stats.json``
+    the statistics as a JSON object in their order; timestamps and durations as strings, undefined
+    values (NaN, NaT, infinities) as ``null``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tradenn import __version__
+from tradenn.backtest.plotting import DPI, plot_result
+from tradenn.data.calendar import bar_label
+
+__all__ = ["MAX_TRADE_ROWS", "stats_to_json", "write_report"]
+
+MAX_TRADE_ROWS = 2_000
+"""Most trades listed in the HTML page; beyond it the first and last half are shown."""
+
+_MISSING = "n/a"
+
+_CSS = """
+:root { color-scheme: light; }
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif;
+       margin: 0 auto; padding: 1.5rem 2rem 3rem; max-width: 1400px; color: #222;
+       background: #fff; line-height: 1.4; }
+h1 { font-size: 1.6rem; margin: 0 0 .3rem; }
+h2 { font-size: 1.2rem; margin: 2rem 0 .6rem; border-bottom: 1px solid #ddd;
+     padding-bottom: .2rem; }
+.meta { color: #555; margin: .2rem 0; }
+.params { display: flex; flex-wrap: wrap; gap: .4rem; margin: .6rem 0 0; padding: 0;
+          list-style: none; }
+.params li { background: #f1f3f5; border-radius: 4px; padding: .15rem .55rem;
+             font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace;
+             font-size: .85rem; }
+figure { margin: 1rem 0; }
+figure img { width: 100%; height: auto; border: 1px solid #e5e5e5; }
+table { border-collapse: collapse; font-size: .85rem; font-variant-numeric: tabular-nums; }
+th, td { padding: .25rem .7rem; border-bottom: 1px solid #eee; white-space: nowrap; }
+th { background: #f7f7f7; text-align: left; font-weight: 600; }
+td.num { text-align: right; }
+td.neg { color: #b2182b; }
+tr:nth-child(even) td { background: #fbfbfb; }
+table.stats th { background: none; font-weight: normal; color: #444; }
+table.stats td { text-align: right; min-width: 10rem; }
+.scroll { max-height: 36rem; overflow: auto; border: 1px solid #e5e5e5; display: inline-block;
+          max-width: 100%; }
+.scroll thead th { position: sticky; top: 0; z-index: 1; }
+tr.gap td { text-align: center; color: #666; font-style: italic; background: #fffbe6; }
+.note { color: #555; font-size: .9rem; }
+footer { margin-top: 2.5rem; color: #888; font-size: .8rem; }
+"""
+
+
+# ----------------------------------------------------------------------------------------------
+# Values as text
+
+
+def _is_missing(value) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):  # arrays, lists
+        return False
+
+
+def _timestamp_text(value: pd.Timestamp) -> str:
+    if value == value.normalize():
+        return value.strftime("%Y-%m-%d")
+    return str(value)
+
+
+def _timedelta_text(value: pd.Timedelta) -> str:
+    if value % pd.Timedelta(days=1) == pd.Timedelta(0):  # "7 days", not "7 days 00:00:00"
+        return f"{value.days:,} day{'' if abs(value.days) == 1 else 's'}"
+    return str(value.round("s")) if abs(value) >= pd.Timedelta(seconds=1) else str(value)
+
+
+def _number_text(value: float, key: str = "") -> str:
+    if not math.isfinite(value):
+        return "inf" if value > 0 else "-inf" if value < 0 else _MISSING
+    if "[%]" in key or "[$]" in key:
+        return f"{value:,.2f}"
+    if key:  # a ratio among the statistics
+        return f"{value:,.3f}"
+    if float(value).is_integer() and abs(value) < 1e15:
+        return f"{int(value):,}"
+    if abs(value) >= 1000:
+        return f"{value:,.2f}"
+    return f"{value:.4g}" if abs(value) < 1 else f"{value:.6g}"
+
+
+def _text(value, key: str = "") -> str:
+    if _is_missing(value):
+        return _MISSING
+    if isinstance(value, pd.Timestamp):
+        return _timestamp_text(value)
+    if isinstance(value, pd.Timedelta):
+        return _timedelta_text(value)
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value):,}"
+    if isinstance(value, (float, np.floating)):
+        return _number_text(float(value), key)
+    return str(value)
+
+
+def _is_negative(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and value < 0
+
+
+def _cell(text: str, *, numeric: bool = False, negative: bool = False) -> str:
+    classes = " ".join(c for c, on in (("num", numeric), ("neg", negative)) if on)
+    attribute = f' class="{classes}"' if classes else ""
+    return f"<td{attribute}>{html.escape(text)}</td>"
+
+
+# ----------------------------------------------------------------------------------------------
+# JSON
+
+
+def _json_value(value):
+    if _is_missing(value):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    if isinstance(value, (pd.Timedelta, np.timedelta64)):
+        return str(pd.Timedelta(value))
+    if isinstance(value, np.datetime64):
+        return pd.Timestamp(value).isoformat()
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, str):
+        return value
+    return str(value)
+
+
+def stats_to_json(stats: pd.Series) -> dict[str, object]:
+    """The statistics as a JSON-safe dict in their order (strings for times, ``None`` for NaN)."""
+    return {str(key): _json_value(value) for key, value in stats.items()}
+
+
+# ----------------------------------------------------------------------------------------------
+# HTML parts
+
+
+def _header(result, index: pd.DatetimeIndex, params: Mapping) -> str:
+    name = str(getattr(result, "strategy_name", "") or "Backtest")
+    parts = [f"<h1>{html.escape(name)}</h1>"]
+    if len(index):
+        span = (
+            f"{_timestamp_text(index[0])} to {_timestamp_text(index[-1])} "
+            f"· {len(index):,} {bar_label(index)} bars"
+        )
+        parts.append(f'<p class="meta">Data: {html.escape(span)}</p>')
+    if params:
+        items = "".join(
+            f"<li>{html.escape(str(k))} = {html.escape(_text(v))}</li>" for k, v in params.items()
+        )
+        parts.append(f'<p class="meta">Parameters:</p><ul class="params">{items}</ul>')
+    else:
+        parts.append('<p class="meta">Parameters: none</p>')
+    return "\n".join(parts)
+
+
+def _stats_table(stats: pd.Series) -> str:
+    rows = []
+    for key, value in stats.items():
+        text = _text(value, str(key))
+        rows.append(
+            f"<tr><th>{html.escape(str(key))}</th>{_cell(text, negative=_is_negative(value))}</tr>"
+        )
+    return f'<table class="stats"><tbody>{"".join(rows)}</tbody></table>'
+
+
+def _trade_column_text(column: str, values: pd.Series) -> list[str]:
+    if column == "ReturnPct":
+        return [_MISSING if _is_missing(v) else f"{100 * float(v):,.2f}%" for v in values]
+    if column in ("PnL", "Commission"):
+        return [_MISSING if _is_missing(v) else f"{float(v):,.2f}" for v in values]
+    if not pd.api.types.is_numeric_dtype(values) and values.dtype == object:
+        return ["" if _is_missing(v) else _text(v) for v in values]  # e.g. an unset Tag
+    return [_text(v) for v in values]
+
+
+def _trades_table(trades: pd.DataFrame) -> str:
+    total = len(trades)
+    if total == 0:
+        return '<p class="note">No closed trades.</p>'
+    half = MAX_TRADE_ROWS // 2
+    truncated = total > MAX_TRADE_ROWS
+    shown = pd.concat([trades.iloc[:half], trades.iloc[-half:]]) if truncated else trades
+    numbers = (
+        np.r_[1 : half + 1, total - half + 1 : total + 1] if truncated else np.arange(1, total + 1)
+    )
+    columns = [str(c) for c in shown.columns]
+    texts = [_trade_column_text(c, shown[c]) for c in shown.columns]
+    numeric = [
+        pd.api.types.is_numeric_dtype(shown[c]) and not pd.api.types.is_bool_dtype(shown[c])
+        for c in shown.columns
+    ]
+    signed = [c in ("PnL", "ReturnPct", "Size") for c in columns]
+    raw = [shown[c].to_numpy() for c in shown.columns]
+
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in ["#", *columns])
+    rows = []
+    for i, number in enumerate(numbers):
+        if truncated and i == half:
+            skipped = total - MAX_TRADE_ROWS
+            rows.append(
+                f'<tr class="gap"><td colspan="{len(columns) + 1}">… {skipped:,} trades not shown '
+                "(all are in trades.csv) …</td></tr>"
+            )
+        cells = [_cell(f"{number:,}", numeric=True)]
+        for j in range(len(columns)):
+            negative = signed[j] and _is_negative(raw[j][i])
+            cells.append(_cell(texts[j][i], numeric=numeric[j], negative=negative))
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    note = (
+        f'<p class="note">{total:,} trades: the first and last {half:,} are listed; all are in '
+        '<a href="trades.csv">trades.csv</a>.</p>'
+        if truncated
+        else f'<p class="note">{total:,} closed trade{"s" if total != 1 else ""} '
+        '(also in <a href="trades.csv">trades.csv</a>).</p>'
+    )
+    table = f'<div class="scroll"><table class="trades"><thead><tr>{head}</tr></thead>'
+    return f"{note}\n{table}<tbody>{''.join(rows)}</tbody></table></div>"
+
+
+def _figure_png(result) -> str:
+    buffer = io.BytesIO()
+    figure = plot_result(result)
+    figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _page(result) -> str:
+    name = str(getattr(result, "strategy_name", "") or "Backtest")
+    params = getattr(result, "params", None) or {}
+    index = pd.DatetimeIndex(result.data.index)
+    stats = result.stats
+    trades = result.trades if result.trades is not None else pd.DataFrame()
+    image = _figure_png(result)
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(name)} · tradenn backtest</title>
+<style>{_CSS}</style>
+</head>
+<body>
+<header>
+{_header(result, index, params)}
+</header>
+<figure><img alt="{html.escape(f"Price, equity, drawdown and position of {name}")}"
+src="data:image/png;base64,{image}"></figure>
+<h2>Statistics</h2>
+{_stats_table(stats)}
+<h2>Trades</h2>
+{_trades_table(trades)}
+<footer>Written by tradenn {html.escape(__version__)}. Data files next to this page:
+<a href="trades.csv">trades.csv</a>, <a href="equity.csv">equity.csv</a>,
+<a href="stats.json">stats.json</a>.</footer>
+</body>
+</html>
+"""
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+def write_report(result, directory: str | Path) -> Path:
+    """Write the report of a backtest into ``directory`` (created if needed).
+
+    ``result`` needs ``data``, ``equity``, ``trades``, ``position``, ``stats`` and
+    ``strategy_name``, and may have ``params`` (a dict shown in the header). Writes ``index.html``,
+    ``trades.csv``, ``equity.csv`` and ``stats.json`` (see the module docstring) and returns the
+    path of ``index.html``.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+
+    trades = result.trades if result.trades is not None else pd.DataFrame()
+    trades.to_csv(directory / "trades.csv", index=False)
+    equity = pd.Series(result.equity)
+    frame = pd.DataFrame(
+        {"Equity": equity.to_numpy(dtype=np.float64)},
+        index=pd.DatetimeIndex(equity.index, name="Date"),
+    )
+    frame.to_csv(directory / "equity.csv")
+    stats_json = json.dumps(stats_to_json(result.stats), indent=2, allow_nan=False)
+    (directory / "stats.json").write_text(stats_json + "\n", encoding="utf-8")
+
+    page = directory / "index.html"
+    page.write_text(_page(result), encoding="utf-8")
+    return page

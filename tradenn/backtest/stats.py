@@ -1,0 +1,345 @@
+"""Performance statistics of a backtest: one :class:`pandas.Series`, read top to bottom.
+
+:func:`compute_stats` turns the per-bar equity, the closed trades, the instrument's close and the
+per-bar position into the numbers below. Every one is defined here exactly; nothing is smoothed,
+resampled or estimated.
+
+Notation
+--------
+``E_0 .. E_{n-1}``
+    account equity at the close of each of the ``n`` bars.
+``r_t = E_t / E_{t-1} - 1``
+    per-bar simple returns of the equity, ``t = 1 .. n-1`` (``n - 1`` of them). A bar that
+    follows a non-positive equity (a blown account) has no defined return and is left out of every
+    return-based statistic.
+``bpy``
+    bars per year: the ``bars_per_year`` argument or, when it is ``None``, inferred from the index
+    by :func:`tradenn.data.calendar.bars_per_year` (252 for daily equities, about 6,200 for hourly
+    24x5 FX, 8,760 for hourly 24/7 crypto, 52 weekly, 12 monthly).
+``rf``
+    the annual risk-free rate; its per-bar value is ``rf / bpy``.
+``dd_t = 1 - E_t / max(E_0 .. E_t)``
+    drawdown, a fraction in ``[0, 1]`` (more if equity goes negative); see :func:`drawdown`.
+
+The statistics
+--------------
+Start, End, Duration
+    first and last timestamp of the index, and ``End - Start``.
+Exposure Time [%]
+    ``100 * (bars with a nonzero position) / n``.
+Equity Final [$], Equity Peak [$]
+    ``E_{n-1}`` and ``max E_t``.
+Return [%]
+    ``100 * (E_{n-1} / E_0 - 1)``.
+Buy & Hold Return [%]
+    ``100 * (Close_{n-1} / Close_0 - 1)``: holding one unit from the first close to the last, with
+    no costs.
+Return (Ann.) [%]
+    geometric: ``100 * ((E_{n-1} / E_0) ** (1 / years) - 1)`` with ``years = (n - 1) / bpy``.
+    A non-positive final equity gives -100.
+Volatility (Ann.) [%]
+    ``100 * std(r, ddof=1) * sqrt(bpy)``.
+Sharpe Ratio
+    ``mean(r - rf/bpy) / std(r, ddof=1) * sqrt(bpy)``.
+Sortino Ratio
+    ``mean(r - rf/bpy) / DD * sqrt(bpy)`` with the downside deviation
+    ``DD = sqrt(mean(min(r - rf/bpy, 0) ** 2))``, the mean taken over all ``n - 1`` returns (the
+    bars above the target count as zeros).
+Calmar Ratio
+    ``Return (Ann.) / |Max. Drawdown|``, both as fractions.
+Max. Drawdown [%]
+    ``-100 * max dd_t``. Drawdowns are reported as negative percentages (a 20% fall from the
+    peak reads -20).
+Avg. Drawdown [%]
+    ``-100 * mean`` over drawdown episodes of the deepest ``dd_t`` of each episode. An episode is a
+    maximal run of bars with ``dd_t > 0``: it starts when equity leaves a peak and ends when it
+    gets back to it (``E_t >=`` the peak) or at the last bar.
+Max. Drawdown Duration, Avg. Drawdown Duration
+    the longest and the mean episode length in index time, from the bar of the peak that was left
+    to the bar that recovers it; an unrecovered episode runs to the last bar.
+
+    Equity that never falls has no episodes: its drawdown depths are 0 and its durations
+    ``Timedelta(0)`` (not NaN: the equity simply never fell).
+# Trades
+    number of closed trades. The trade statistics below use closed trades only; a position still
+    open at the end counts in the equity (and so in every statistic above) but not here.
+Win Rate [%]
+    ``100 * (trades with PnL > 0) / # Trades``.
+Best Trade [%], Worst Trade [%]
+    ``100 * max ReturnPct`` and ``100 * min ReturnPct``.
+Avg. Trade [%]
+    geometric mean of the trade returns: ``100 * (prod(1 + ReturnPct) ** (1 / N) - 1)``. A trade
+    that loses exactly everything makes it -100; one that loses more than everything (a short, or
+    leverage) makes it undefined (NaN).
+Max. Trade Duration, Avg. Trade Duration
+    ``max`` and ``mean`` of the trades' ``Duration`` (exit time minus entry time).
+Profit Factor
+    gross profit / gross loss: ``sum(PnL where PnL > 0) / |sum(PnL where PnL < 0)|``.
+Expectancy [%]
+    arithmetic mean trade return, ``100 * mean(ReturnPct)``.
+SQN
+    System Quality Number, ``sqrt(N) * mean(PnL) / std(PnL, ddof=1)``.
+Kelly Criterion
+    ``W - (1 - W) / (avg win / avg loss)`` with ``W`` the win rate as a fraction, ``avg win`` the
+    mean PnL of the winning trades and ``avg loss`` the mean ``|PnL|`` of the losing ones (in
+    dollars, as in ``backtesting.py``).
+Commissions [$]
+    total commissions paid, as passed in.
+
+Undefined values
+----------------
+A statistic that does not exist for the inputs is NaN (``NaT`` for a duration), never an exception
+or a numpy warning: trade statistics without trades; Sharpe, Sortino and Volatility with fewer
+than two returns; Sharpe with zero volatility; Sortino with no downside; Calmar with no drawdown;
+Profit Factor and Kelly without both a winning and a losing trade; SQN with fewer than two trades
+or identical PnLs. Everything is vectorized: a million bars take well under a second.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from tradenn.data.calendar import bars_per_year as _infer_bars_per_year
+
+__all__ = ["STAT_KEYS", "compute_stats", "drawdown"]
+
+STAT_KEYS: tuple[str, ...] = (
+    "Start",
+    "End",
+    "Duration",
+    "Exposure Time [%]",
+    "Equity Final [$]",
+    "Equity Peak [$]",
+    "Return [%]",
+    "Buy & Hold Return [%]",
+    "Return (Ann.) [%]",
+    "Volatility (Ann.) [%]",
+    "Sharpe Ratio",
+    "Sortino Ratio",
+    "Calmar Ratio",
+    "Max. Drawdown [%]",
+    "Avg. Drawdown [%]",
+    "Max. Drawdown Duration",
+    "Avg. Drawdown Duration",
+    "# Trades",
+    "Win Rate [%]",
+    "Best Trade [%]",
+    "Worst Trade [%]",
+    "Avg. Trade [%]",
+    "Max. Trade Duration",
+    "Avg. Trade Duration",
+    "Profit Factor",
+    "Expectancy [%]",
+    "SQN",
+    "Kelly Criterion",
+    "Commissions [$]",
+)
+"""The keys of :func:`compute_stats`, in order."""
+
+_NAN = float("nan")
+
+
+def _div(a: float, b: float) -> float:
+    """``a / b`` as a float, NaN when it is undefined (b zero or either side NaN)."""
+    if b == 0 or not (math.isfinite(a) and math.isfinite(b)):
+        return _NAN
+    return float(a / b)
+
+
+def _drawdown_array(values: np.ndarray) -> np.ndarray:
+    peak = np.fmax.accumulate(values) if len(values) else values  # fmax: NaN bars do not reset it
+    out = np.full(len(values), np.nan)
+    np.divide(values, peak, out=out, where=peak > 0)
+    return 1.0 - out
+
+
+def drawdown(equity: pd.Series) -> pd.Series:
+    """Drawdown per bar as a fraction: ``1 - equity / running peak`` (0 at a new high).
+
+    NaN where the running peak is not positive (no meaningful fall from it).
+    """
+    values = np.asarray(equity, dtype=np.float64)
+    return pd.Series(_drawdown_array(values), index=equity.index, name="Drawdown")
+
+
+def _episodes(dd: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Depth and duration of each drawdown episode (maximal runs of ``dd > 0``)."""
+    under = dd > 0  # NaN compares False
+    if not under.any():
+        return np.empty(0), np.empty(0, dtype="m8[ns]")
+    edges = np.diff(under.astype(np.int8), prepend=np.int8(0), append=np.int8(0))
+    starts = np.flatnonzero(edges == 1)  # first bar below the peak
+    stops = np.flatnonzero(edges == -1)  # first bar back at the peak (n if never)
+    depths = np.fmax.reduceat(np.where(under, dd, 0.0), starts)
+    peak_bar = np.maximum(starts - 1, 0)
+    end_bar = np.minimum(stops, len(dd) - 1)
+    return depths, times[end_bar] - times[peak_bar]
+
+
+def _timedelta(value) -> pd.Timedelta:
+    return pd.NaT if value is None or pd.isna(value) else pd.Timedelta(value)
+
+
+def _trade_stats(trades: pd.DataFrame) -> dict[str, object]:
+    n = len(trades)
+    out: dict[str, object] = {"# Trades": n}
+    if n == 0:
+        for key in STAT_KEYS[STAT_KEYS.index("Win Rate [%]") : STAT_KEYS.index("Commissions [$]")]:
+            out[key] = pd.NaT if "Duration" in key else _NAN
+        return out
+
+    pnl = trades["PnL"].to_numpy(dtype=np.float64)
+    ret = trades["ReturnPct"].to_numpy(dtype=np.float64)
+    if "Duration" in trades:
+        durations = pd.to_timedelta(trades["Duration"])
+    else:
+        durations = pd.to_datetime(trades["ExitTime"]) - pd.to_datetime(trades["EntryTime"])
+
+    wins, losses = pnl[pnl > 0], pnl[pnl < 0]
+    win_rate = len(wins) / n
+    growth = 1.0 + ret
+    if (growth < 0).any() or np.isnan(growth).any():
+        geometric = _NAN
+    elif (growth == 0).any():
+        geometric = -1.0
+    else:
+        geometric = math.expm1(float(np.mean(np.log(growth))))
+    gross_loss = -float(losses.sum())
+    pnl_std = float(np.std(pnl, ddof=1)) if n > 1 else _NAN
+    if len(wins) and len(losses):
+        kelly = win_rate - (1 - win_rate) / (float(wins.mean()) / -float(losses.mean()))
+        profit_factor = _div(float(wins.sum()), gross_loss)
+    else:
+        kelly = profit_factor = _NAN
+
+    out.update(
+        {
+            "Win Rate [%]": 100.0 * win_rate,
+            "Best Trade [%]": 100.0 * float(np.max(ret)),
+            "Worst Trade [%]": 100.0 * float(np.min(ret)),
+            "Avg. Trade [%]": 100.0 * geometric,
+            "Max. Trade Duration": _timedelta(durations.max()),
+            "Avg. Trade Duration": _timedelta(durations.mean()),
+            "Profit Factor": profit_factor,
+            "Expectancy [%]": 100.0 * float(np.mean(ret)),
+            "SQN": math.sqrt(n) * _div(float(np.mean(pnl)), pnl_std),
+            "Kelly Criterion": float(kelly),
+        }
+    )
+    return out
+
+
+def compute_stats(
+    equity: pd.Series,
+    trades: pd.DataFrame,
+    close: pd.Series,
+    exposure: np.ndarray | pd.Series,
+    *,
+    commissions: float = 0.0,
+    bars_per_year: float | None = None,
+    risk_free_rate: float = 0.0,
+) -> pd.Series:
+    """The performance statistics of a backtest, as defined in this module's docstring.
+
+    Parameters
+    ----------
+    equity
+        account equity per bar, on the data's DatetimeIndex.
+    trades
+        closed trades with columns ``Size, EntryBar, ExitBar, EntryPrice, ExitPrice, EntryTime,
+        ExitTime, PnL, ReturnPct, Commission, Duration`` (may be empty).
+    close
+        the instrument's close per bar, for Buy & Hold.
+    exposure
+        position in units per bar (0 = flat), for Exposure Time.
+    commissions
+        total commissions paid, in dollars.
+    bars_per_year
+        for annualizing; ``None`` infers it from the index.
+    risk_free_rate
+        annual risk-free rate, for the Sharpe and Sortino ratios.
+
+    Returns
+    -------
+    pandas.Series
+        indexed by :data:`STAT_KEYS`, in that order.
+    """
+    index = pd.DatetimeIndex(equity.index)
+    values = np.asarray(equity, dtype=np.float64)
+    n = len(values)
+    stats: dict[str, object] = dict.fromkeys(STAT_KEYS, _NAN)
+    stats["Commissions [$]"] = float(commissions)
+    stats.update(_trade_stats(trades))
+    if n == 0:
+        for key in ("Start", "End", "Duration", "Max. Drawdown Duration", "Avg. Drawdown Duration"):
+            stats[key] = pd.NaT
+        return pd.Series(stats, dtype=object)
+
+    bpy = float(bars_per_year) if bars_per_year is not None else _infer_bars_per_year(index)
+    first, last = float(values[0]), float(values[-1])
+    position = np.asarray(exposure, dtype=np.float64)
+    prices = np.asarray(close, dtype=np.float64)
+
+    # Per-bar returns; a bar after non-positive equity has none.
+    previous = values[:-1]
+    returns = np.full(n - 1, np.nan)
+    np.divide(values[1:], previous, out=returns, where=previous > 0)
+    returns = returns[~np.isnan(returns)] - 1.0
+    excess = returns - risk_free_rate / bpy
+    m = len(returns)
+    std = float(np.std(returns, ddof=1)) if m > 1 else _NAN
+    mean_excess = float(np.mean(excess)) if m > 1 else _NAN
+    downside = math.sqrt(float(np.mean(np.minimum(excess, 0.0) ** 2))) if m > 1 else _NAN
+
+    growth = _div(last, first) if first > 0 else _NAN
+    years = (n - 1) / bpy
+    annual = _NAN
+    if years > 0 and math.isfinite(growth):
+        if growth > 0:
+            log_annual = math.log(growth) / years  # overflows to inf, never raises
+            annual = math.expm1(log_annual) if log_annual < 700 else math.inf
+        else:
+            annual = -1.0
+
+    dd = _drawdown_array(values)
+    depths, durations = _episodes(dd, index.to_numpy())
+    max_dd = float(np.nanmax(dd)) if not np.isnan(dd).all() else _NAN
+    if len(depths):
+        avg_dd = float(depths.mean())
+        max_dd_duration = pd.Timedelta(durations.max())
+        avg_dd_duration = pd.TimedeltaIndex(durations).mean()
+    else:
+        avg_dd = 0.0 if max_dd == 0 else _NAN
+        max_dd_duration = avg_dd_duration = pd.Timedelta(0) if max_dd == 0 else pd.NaT
+
+    buy_hold = _NAN
+    if len(prices) and prices[0] > 0:
+        buy_hold = 100.0 * (float(prices[-1]) / float(prices[0]) - 1.0)
+
+    stats.update(
+        {
+            "Start": index[0],
+            "End": index[-1],
+            "Duration": index[-1] - index[0],
+            "Exposure Time [%]": (
+                100.0 * float(np.mean(np.abs(position) > 0)) if len(position) else _NAN
+            ),
+            "Equity Final [$]": last,
+            "Equity Peak [$]": float(np.nanmax(values)) if not np.isnan(values).all() else _NAN,
+            "Return [%]": 100.0 * (growth - 1.0),
+            "Buy & Hold Return [%]": buy_hold,
+            "Return (Ann.) [%]": 100.0 * annual,
+            "Volatility (Ann.) [%]": 100.0 * std * math.sqrt(bpy),
+            "Sharpe Ratio": _div(mean_excess, std) * math.sqrt(bpy),
+            "Sortino Ratio": _div(mean_excess, downside) * math.sqrt(bpy),
+            "Calmar Ratio": _div(annual, abs(max_dd)),
+            "Max. Drawdown [%]": -100.0 * max_dd + 0.0,  # + 0.0: no "-0.0" when flat
+            "Avg. Drawdown [%]": -100.0 * avg_dd + 0.0,
+            "Max. Drawdown Duration": max_dd_duration,
+            "Avg. Drawdown Duration": avg_dd_duration,
+        }
+    )
+    return pd.Series(stats, dtype=object)
