@@ -84,7 +84,7 @@ class Dense(Layer):
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         x = self._prepare(x)
         rows = ops.as_matrix(x)
-        z = rows @ self.params["kernel"]
+        z = ops.matmul(rows, self.params["kernel"])
         if self.use_bias:
             z += self.params["bias"]
         if self.activation.uses_input:
@@ -103,7 +103,7 @@ class Dense(Layer):
         if self.use_bias:
             ops.sum_rows(dz, out=self.grads["bias"])
         self._add_regularization_gradients()
-        return (dz @ self.params["kernel"].T).reshape(x_shape)
+        return ops.matmul(dz, self.params["kernel"].T).reshape(x_shape)
 
     def get_config(self) -> dict[str, Any]:
         return {
