@@ -152,7 +152,7 @@ class EarlyStopping(_Monitor):
                 self._best_weights = [w.copy() for w in self.model.get_weights()]
             return
         self.wait += 1
-        if self.wait > self.patience:
+        if self.wait >= self.patience:
             self.stopped_epoch = epoch
             self.model.stop_training = True
 

@@ -119,7 +119,7 @@ class Model(Layer):
             _check_same_length(x_val, y_val)
 
         history = History()
-        hooks = CallbackList([history, *callbacks], model=self)
+        hooks = CallbackList([*callbacks, history], model=self)  # history sees final logs
         self.stop_training = False
         hooks.on_train_begin()
         count = len(x)
