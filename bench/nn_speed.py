@@ -14,12 +14,13 @@ Thread counts: numpy's BLAS reads OPENBLAS_NUM_THREADS / OMP_NUM_THREADS at impo
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 SIZES = (64, 256, 256, 1)
 BATCH = 256
@@ -69,7 +70,7 @@ def torch_step(threads: int, seed: int = 0) -> Callable[[], object] | None:
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     layers: list[torch.nn.Module] = []
-    for fan_in, fan_out in zip(SIZES[:-2], SIZES[1:-1], strict=True):
+    for fan_in, fan_out in itertools.pairwise(SIZES[:-1]):
         layers += [torch.nn.Linear(fan_in, fan_out), torch.nn.ReLU()]
     model = torch.nn.Sequential(*layers, torch.nn.Linear(SIZES[-2], SIZES[-1]))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)

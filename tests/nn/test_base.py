@@ -81,12 +81,12 @@ def test_subclasses_join_the_registry_by_class_name():
 
 
 def test_a_different_class_cannot_take_a_registered_name():
-    with pytest.raises(ValueError, match="'Dense'.*taken"):
+    with pytest.raises(ValueError, match=r"'Dense'.*taken"):
         type("Dense", (nn.Layer,), {})
 
 
 def test_unknown_layer_class_is_a_clear_error():
-    with pytest.raises(ValueError, match="Unknown layer 'Dens'"):
+    with pytest.raises(ValueError, match=r"Unknown layer 'Dens'"):
         deserialize_layer({"class_name": "Dens", "config": {}})
 
 
@@ -110,7 +110,7 @@ def test_dtype_argument_overrides_the_default():
 
 
 def test_integer_dtypes_are_rejected():
-    with pytest.raises(ValueError, match="floating"):
+    with pytest.raises(ValueError, match=r"floating"):
         nn.set_dtype(np.int32)
 
 
@@ -126,7 +126,18 @@ def test_float32_stays_float32_through_forward_and_backward(make, rng):
 
 @pytest.mark.parametrize(
     "name",
-    ["linear", "relu", "leaky_relu", "elu", "gelu", "gelu_tanh", "silu", "sigmoid", "tanh", "softmax"],
+    [
+        "linear",
+        "relu",
+        "leaky_relu",
+        "elu",
+        "gelu",
+        "gelu_tanh",
+        "silu",
+        "sigmoid",
+        "tanh",
+        "softmax",
+    ],
 )
 def test_activations_keep_float32(name):
     z = np.linspace(-3, 3, 12, dtype=np.float32).reshape(3, 4)

@@ -131,7 +131,7 @@ def test_numerical_gradient_of_a_known_function():
 
 def test_numerical_gradient_rejects_non_contiguous_arrays():
     x = np.ones((4, 4))[:, ::2]
-    with pytest.raises(ValueError, match="contiguous"):
+    with pytest.raises(ValueError, match=r"contiguous"):
         nn.numerical_gradient(lambda: 0.0, x)
 
 

@@ -72,7 +72,7 @@ def test_package_seed_makes_unseeded_initializers_reproducible():
 
 
 def test_unknown_initializer_name_is_a_clear_error():
-    with pytest.raises(ValueError, match="Unknown initializer 'glorot'"):
+    with pytest.raises(ValueError, match=r"Unknown initializer 'glorot'"):
         initializers.get("glorot")
 
 

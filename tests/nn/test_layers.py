@@ -7,7 +7,6 @@ import pytest
 
 from tradenn import nn
 
-
 # ----------------------------------------------------------------------------- Dense
 
 
@@ -102,12 +101,12 @@ def test_dense_rejects_gradient_of_wrong_shape():
 def test_backward_before_forward_is_an_error():
     layer = nn.Dense(2, name="d")
     layer.build((None, 3))
-    with pytest.raises(RuntimeError, match="before forward"):
+    with pytest.raises(RuntimeError, match=r"before forward"):
         layer.backward(np.zeros((1, 2)))
 
 
 def test_unknown_activation_name_is_a_clear_error():
-    with pytest.raises(ValueError, match="Unknown activation 'rleu'.*relu"):
+    with pytest.raises(ValueError, match=r"Unknown activation 'rleu'.*relu"):
         nn.Dense(2, activation="rleu")
 
 
@@ -232,15 +231,13 @@ def test_embedding_out_of_range_ids_are_a_clear_error(bad):
 
 
 def test_embedding_rejects_fractional_ids():
-    with pytest.raises(ValueError, match="integer ids"):
+    with pytest.raises(ValueError, match=r"integer ids"):
         nn.Embedding(5, 2).forward(np.array([[0.5, 1.0]]))
 
 
 def test_embedding_accepts_whole_number_floats():
     layer = nn.Embedding(5, 2)
-    np.testing.assert_array_equal(
-        layer.forward(np.array([[3.0]])), layer.forward(np.array([[3]]))
-    )
+    np.testing.assert_array_equal(layer.forward(np.array([[3.0]])), layer.forward(np.array([[3]])))
 
 
 # ----------------------------------------------------------------------------- BatchNormalization
@@ -258,9 +255,7 @@ def test_batch_normalization_updates_moving_statistics_with_momentum(rng):
     layer = nn.BatchNormalization(momentum=0.9)
     layer.forward(x, training=True)
     np.testing.assert_allclose(layer.state["moving_mean"], 0.1 * x.mean(axis=0), rtol=1e-5)
-    np.testing.assert_allclose(
-        layer.state["moving_variance"], 0.9 + 0.1 * x.var(axis=0), rtol=1e-5
-    )
+    np.testing.assert_allclose(layer.state["moving_variance"], 0.9 + 0.1 * x.var(axis=0), rtol=1e-5)
 
 
 def test_batch_normalization_inference_uses_moving_statistics(rng):

@@ -118,11 +118,13 @@ def test_gradient_keeps_the_prediction_dtype():
 
 def test_losses_resolve_by_keras_names():
     assert isinstance(losses.get("mean_squared_error"), nn.MeanSquaredError)
-    assert isinstance(losses.get("sparse_categorical_crossentropy"), nn.SparseCategoricalCrossentropy)
+    assert isinstance(
+        losses.get("sparse_categorical_crossentropy"), nn.SparseCategoricalCrossentropy
+    )
 
 
 def test_unknown_loss_name_is_a_clear_error():
-    with pytest.raises(ValueError, match="Unknown loss 'msee'.*mse"):
+    with pytest.raises(ValueError, match=r"Unknown loss 'msee'.*mse"):
         losses.get("msee")
 
 

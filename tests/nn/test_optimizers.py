@@ -151,7 +151,7 @@ def test_optimizer_state_round_trip_continues_identically():
 def test_state_for_a_different_model_is_a_clear_error():
     optimizer = nn.Adam()
     optimizer.apply_gradients([(np.ones(3), np.zeros(3))])
-    with pytest.raises(ValueError, match="different model"):
+    with pytest.raises(ValueError, match=r"different model"):
         optimizer.apply_gradients([(np.ones(4), np.zeros(4))])
 
 
@@ -167,7 +167,7 @@ def test_optimizers_resolve_by_name_with_keras_defaults():
 
 
 def test_unknown_optimizer_name_is_a_clear_error():
-    with pytest.raises(ValueError, match="Unknown optimizer 'adamm'.*adam"):
+    with pytest.raises(ValueError, match=r"Unknown optimizer 'adamm'.*adam"):
         optimizers.get("adamm")
 
 
