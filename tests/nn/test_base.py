@@ -168,3 +168,37 @@ def test_parameters_of_a_frozen_container_are_not_trainable():
 def test_input_spec_description():
     assert nn.InputSpec(min_ndim=2, axes={-1: 8}).describe() == "(None, ..., 8)"
     assert nn.InputSpec(ndim=3, axes={-1: 4}).describe() == "(None, None, 4)"
+
+
+class _Block(nn.Layer, register=False):
+    """A composite layer owning sub-layers, like a future TransformerBlock."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.first, self.second = nn.Dense(3), nn.LayerNormalization()
+        self.layers = [self.first, self.second]
+
+    def build(self, input_shape):
+        self.first.build(input_shape)
+        self.second.build(self.first.compute_output_shape(input_shape))
+        super().build(input_shape)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], 3)
+
+    def forward(self, x, training=False):
+        x = self._prepare(x)
+        return self.second.forward(self.first.forward(x, training), training)
+
+    def backward(self, dy):
+        return self.first.backward(self.second.backward(dy))
+
+
+def test_composite_layer_counts_and_exposes_its_sub_layers(rng):
+    block = _Block()
+    model = nn.Sequential([block, nn.Dense(1)])
+    model.build((None, 4))
+    assert block.count_params() == (4 * 3 + 3) + (3 + 3)
+    assert model.count_params() == block.count_params() + 3 + 1
+    assert len(nn.parameters(model)) == 6
+    assert nn.gradcheck(model, rng.standard_normal((5, 4))) < 1e-6

@@ -301,8 +301,14 @@ class Layer:
         return float(sum(r(self.params[k]) for k, r in self.regularizers.items()))
 
     def count_params(self) -> int:
-        """Number of scalars in ``params`` and ``state`` (0 before the layer is built)."""
-        return int(sum(a.size for a in (*self.params.values(), *self.state.values())))
+        """Scalars in ``params`` and ``state`` of this layer and any sub-layers (0 unbuilt)."""
+        return int(
+            sum(
+                a.size
+                for layer in walk(self)
+                for a in (*layer.params.values(), *layer.state.values())
+            )
+        )
 
     def get_config(self) -> dict[str, Any]:
         """Constructor arguments that recreate this layer (without its weights)."""

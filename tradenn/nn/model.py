@@ -229,10 +229,6 @@ class Model(Layer):
         """Write config, weights, loss and optimizer state to one ``.npz`` file."""
         save_model(self, path)
 
-    def count_params(self) -> int:
-        """Scalars in all parameters and state of all layers."""
-        return int(sum(value.size for value in self._weight_arrays()))
-
     def summary(self, print_fn: Callable[[str], Any] = print) -> str:
         """Print (and return) a table of layers, output shapes and parameter counts."""
         if not self.built:
