@@ -376,3 +376,10 @@ def test_learning_rate_scheduler_sets_the_rate_each_epoch():
     )
     assert rates == pytest.approx([0.05, 0.025, 0.0125])
     assert history.history["learning_rate"] == pytest.approx(rates)
+
+
+def test_fit_on_no_samples_is_a_clear_error():
+    with pytest.raises(ValueError, match="no samples"):
+        nn.Sequential([nn.Dense(1)]).fit(
+            np.zeros((0, 2)), np.zeros((0, 1)), loss="mse", optimizer="sgd", verbose=0
+        )

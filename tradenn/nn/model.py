@@ -106,49 +106,24 @@ class Model(Layer):
             raise ValueError(f"need epochs >= 0 and batch_size > 0, got {epochs}, {batch_size}")
         x, y = self._as_inputs(x), self._as_targets(y)
         _check_same_length(x, y)
-        if validation_data is None and validation_split:
-            if not 0.0 < validation_split < 1.0:
-                raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
-            cut = len(x) - math.ceil(len(x) * validation_split)
-            if cut <= 0:
-                raise ValueError(f"validation_split={validation_split} leaves no training data")
-            validation_data = (x[cut:], y[cut:])
-            x, y = x[:cut], y[:cut]
-        if validation_data is not None:
-            x_val, y_val = self._as_inputs(validation_data[0]), self._as_targets(validation_data[1])
-            _check_same_length(x_val, y_val)
+        x, y, validation = self._validation_split(x, y, validation_data, validation_split)
 
         history = History()
         hooks = CallbackList([*callbacks, history], model=self)  # history sees final logs
         self.stop_training = False
         hooks.on_train_begin()
-        count = len(x)
-        steps = max(1, math.ceil(count / batch_size))
         for epoch in range(epochs):
             hooks.on_epoch_begin(epoch)
-            order = get_rng().permutation(count) if shuffle else None
-            total, seen = 0.0, 0
             bar = tqdm(
-                total=steps,
+                total=math.ceil(len(x) / batch_size),
                 desc=f"Epoch {epoch + 1}/{epochs}",
                 unit="batch",
                 disable=verbose != 1,
-                leave=True,
             )
             with bar:
-                for step in range(steps):
-                    rows = slice(step * batch_size, (step + 1) * batch_size)
-                    index = order[rows] if order is not None else rows
-                    x_batch, y_batch = x[index], y[index]
-                    value = self.train_on_batch(x_batch, y_batch)
-                    total += value * len(x_batch)
-                    seen += len(x_batch)
-                    bar.update(1)
-                    bar.set_postfix_str(f"loss={total / seen:.4g}", refresh=False)
-                    hooks.on_train_batch_end(step, {"loss": value})
-                logs = {"loss": total / max(seen, 1)}
-                if validation_data is not None:
-                    logs["val_loss"] = self.evaluate(x_val, y_val, batch_size=batch_size)
+                logs = {"loss": self._train_epoch(x, y, batch_size, shuffle, bar, hooks)}
+                if validation is not None:
+                    logs["val_loss"] = self.evaluate(*validation, batch_size=batch_size)
                 bar.set_postfix_str(_format_logs(logs))
             hooks.on_epoch_end(epoch, logs)
             if verbose == 2:
@@ -157,6 +132,48 @@ class Model(Layer):
                 break
         hooks.on_train_end()
         return history
+
+    def _train_epoch(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        batch_size: int,
+        shuffle: bool,
+        bar: tqdm,
+        hooks: CallbackList,
+    ) -> float:
+        """One pass over the data in mini-batches; returns the sample-weighted mean loss."""
+        order = get_rng().permutation(len(x)) if shuffle else None
+        total = 0.0
+        for step, start in enumerate(range(0, len(x), batch_size)):
+            rows = slice(start, start + batch_size)
+            index = order[rows] if order is not None else rows
+            x_batch, y_batch = x[index], y[index]
+            value = self.train_on_batch(x_batch, y_batch)
+            total += value * len(x_batch)
+            bar.update(1)
+            bar.set_postfix_str(
+                f"loss={total / min(start + batch_size, len(x)):.4g}", refresh=False
+            )
+            hooks.on_train_batch_end(step, {"loss": value})
+        return total / len(x)
+
+    def _validation_split(
+        self, x: np.ndarray, y: np.ndarray, validation_data: Any, validation_split: float
+    ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+        """Training data and the validation pair (given, or the last samples of x, y)."""
+        if validation_data is not None:
+            x_val, y_val = self._as_inputs(validation_data[0]), self._as_targets(validation_data[1])
+            _check_same_length(x_val, y_val)
+            return x, y, (x_val, y_val)
+        if not validation_split:
+            return x, y, None
+        if not 0.0 < validation_split < 1.0:
+            raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
+        cut = len(x) - math.ceil(len(x) * validation_split)
+        if cut <= 0:
+            raise ValueError(f"validation_split={validation_split} leaves no training data")
+        return x[:cut], y[:cut], (x[cut:], y[cut:])
 
     def train_on_batch(self, x: Any, y: Any, loss: Any = None, optimizer: Any = None) -> float:
         """One step: forward, loss, backward, optimizer update. Returns the batch loss
@@ -370,6 +387,8 @@ def _check_same_length(x: np.ndarray, y: np.ndarray) -> None:
         raise ValueError(
             f"x and y need the same number of samples, got shapes {x.shape} and {y.shape}"
         )
+    if len(x) == 0:
+        raise ValueError("x and y hold no samples")
 
 
 def _format_logs(logs: dict[str, float]) -> str:
