@@ -109,9 +109,12 @@ def test_dtype_argument_overrides_the_default():
     assert layer.forward(np.zeros((1, 3), np.float32)).dtype == np.float64
 
 
-def test_integer_dtypes_are_rejected():
-    with pytest.raises(ValueError, match=r"floating"):
-        nn.set_dtype(np.int32)
+@pytest.mark.parametrize("dtype", [np.int32, np.float16])
+def test_dtypes_other_than_float32_and_float64_are_rejected(dtype):
+    with pytest.raises(ValueError, match=r"float32 or float64"):
+        nn.set_dtype(dtype)
+    with pytest.raises(ValueError, match=r"Dense 'd'.*float32 or float64"):
+        nn.Dense(1, name="d", dtype=dtype)
 
 
 @pytest.mark.parametrize("make", [*ALL_LAYERS, lambda: nn.Activation("gelu")])

@@ -44,18 +44,23 @@ LAYERS = Registry("layer")
 # --------------------------------------------------------------------------- dtype policy
 
 _default_dtype = np.dtype(np.float32)
+_SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _float_dtype(dtype: Any, owner: str) -> np.dtype:
+    dtype = np.dtype(dtype)
+    if dtype not in _SUPPORTED_DTYPES:
+        raise ValueError(f"{owner}: dtype must be float32 or float64, got {dtype}")
+    return dtype
 
 
 def set_dtype(dtype: Any) -> None:
-    """Set the floating dtype that layers created from now on compute in.
+    """Set the dtype (float32 or float64) that layers created from now on compute in.
 
     float32 is the default (fast); float64 is for gradient checks.
     """
     global _default_dtype
-    dtype = np.dtype(dtype)
-    if dtype.kind != "f":
-        raise ValueError(f"set_dtype expects a floating dtype, got {dtype}")
-    _default_dtype = dtype
+    _default_dtype = _float_dtype(dtype, "set_dtype")
 
 
 def get_dtype() -> np.dtype:
@@ -167,7 +172,7 @@ class Layer:
         If False, optimizers leave this layer's parameters alone (and normalization layers
         run on their moving statistics).
     dtype : numpy dtype, optional
-        Floating dtype of parameters and computations; :func:`get_dtype` when omitted.
+        float32 or float64, for parameters and computations; :func:`get_dtype` if omitted.
 
     Attributes
     ----------
@@ -193,9 +198,7 @@ class Layer:
     ) -> None:
         self.name = name if name is not None else _unique_name(type(self).__name__)
         self.trainable = trainable
-        self.dtype = np.dtype(dtype) if dtype is not None else get_dtype()
-        if self.dtype.kind != "f":
-            raise ValueError(f"{self._label()}: dtype must be floating, got {self.dtype}")
+        self.dtype = _float_dtype(dtype, self._label()) if dtype is not None else get_dtype()
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
         self.state: dict[str, np.ndarray] = {}
