@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import parameters, regularization_loss, walk
+from .base import get_rng, parameters, regularization_loss, walk
 
 
 def numerical_gradient(f: Callable[[], float], array: np.ndarray, eps: float = 1e-6) -> np.ndarray:
@@ -153,9 +153,7 @@ def _in_float64(module: Any) -> Iterator[None]:
 @contextlib.contextmanager
 def _rewinder(module: Any) -> Iterator[Callable[[], None]]:
     """Yield a function that resets generators and state to their values at entry."""
-    from . import base
-
-    generators = [base.get_rng()]
+    generators = [get_rng()]
     states: list[tuple[np.ndarray, np.ndarray]] = []
     for layer in walk(module):
         generators += [v for v in vars(layer).values() if isinstance(v, np.random.Generator)]
