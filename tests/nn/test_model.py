@@ -383,3 +383,27 @@ def test_fit_on_no_samples_is_a_clear_error():
         nn.Sequential([nn.Dense(1)]).fit(
             np.zeros((0, 2)), np.zeros((0, 1)), loss="mse", optimizer="sgd", verbose=0
         )
+
+
+def test_training_on_float64_data_keeps_every_array_float32():
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((32, 4)), rng.standard_normal((32, 1))  # float64 data
+    model = nn.Sequential(
+        [
+            nn.Dense(8, activation="gelu"),
+            nn.BatchNormalization(),
+            nn.LayerNormalization(),
+            nn.Dropout(0.1),
+            nn.Dense(1),
+        ]
+    )
+    model.fit(x, y, loss="huber", optimizer=nn.AdamW(), epochs=1, batch_size=8, verbose=0)
+    arrays = [
+        a
+        for layer in nn.walk(model)
+        for d in (layer.params, layer.grads, layer.state)
+        for a in d.values()
+    ]
+    arrays += [a for key, a in model.optimizer.get_state().items() if key != "iterations"]
+    assert arrays and all(a.dtype == np.float32 for a in arrays)
+    assert model.predict(x).dtype == np.float32
