@@ -1,0 +1,120 @@
+"""tradenn.nn: a from-scratch neural-network library in numpy.
+
+Layers follow Keras 3 names, shapes and parameter layouts (batch first, channels last);
+every layer has an explicit ``forward(x, training)`` and ``backward(dy)``::
+
+    from tradenn import nn
+
+    model = nn.Sequential([nn.Dense(64, activation="relu"), nn.Dense(1)])
+    history = model.fit(x, y, loss="mse", optimizer=nn.Adam(1e-3), epochs=10, batch_size=64)
+    model.save("model.npz")
+    same = nn.load("model.npz")
+
+See ``docs/layers.md`` for the mathematics of every layer.
+"""
+
+from . import (
+    activations,
+    callbacks,
+    initializers,
+    losses,
+    optimizers,
+    regularizers,
+    schedules,
+)
+from .allocator import TUNED as ALLOCATOR_TUNED
+from .base import (
+    LAYERS,
+    InputSpec,
+    Layer,
+    get_dtype,
+    get_rng,
+    parameters,
+    regularization_loss,
+    set_dtype,
+    set_seed,
+    walk,
+)
+from .callbacks import (
+    Callback,
+    EarlyStopping,
+    History,
+    LearningRateScheduler,
+    ModelCheckpoint,
+)
+from .core import Activation, Dense, Dropout, Embedding, Flatten, Reshape
+from .gradient_check import gradcheck, gradcheck_loss, numerical_gradient
+from .losses import (
+    BinaryCrossentropy,
+    CategoricalCrossentropy,
+    Huber,
+    Loss,
+    MeanAbsoluteError,
+    MeanSquaredError,
+    SparseCategoricalCrossentropy,
+)
+from .model import Model, Sequential
+from .normalization import BatchNormalization, LayerNormalization
+from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
+from .schedules import CosineDecay, ExponentialDecay, LearningRateSchedule, StepDecay
+from .serialization import ModelFileError, load_model
+
+load = load_model
+
+__all__ = [
+    "ALLOCATOR_TUNED",
+    "LAYERS",
+    "SGD",
+    "Activation",
+    "Adam",
+    "AdamW",
+    "BatchNormalization",
+    "BinaryCrossentropy",
+    "Callback",
+    "CategoricalCrossentropy",
+    "CosineDecay",
+    "Dense",
+    "Dropout",
+    "EarlyStopping",
+    "Embedding",
+    "ExponentialDecay",
+    "Flatten",
+    "History",
+    "Huber",
+    "InputSpec",
+    "Layer",
+    "LayerNormalization",
+    "LearningRateSchedule",
+    "LearningRateScheduler",
+    "Loss",
+    "MeanAbsoluteError",
+    "MeanSquaredError",
+    "Model",
+    "ModelCheckpoint",
+    "ModelFileError",
+    "Optimizer",
+    "RMSprop",
+    "Reshape",
+    "Sequential",
+    "SparseCategoricalCrossentropy",
+    "StepDecay",
+    "activations",
+    "callbacks",
+    "get_dtype",
+    "get_rng",
+    "gradcheck",
+    "gradcheck_loss",
+    "initializers",
+    "load",
+    "load_model",
+    "losses",
+    "numerical_gradient",
+    "optimizers",
+    "parameters",
+    "regularization_loss",
+    "regularizers",
+    "schedules",
+    "set_dtype",
+    "set_seed",
+    "walk",
+]
