@@ -110,6 +110,7 @@ class InputSpec:
     axes: dict[int, int] = field(default_factory=dict)
 
     def accepts(self, shape: Shape) -> bool:
+        """Whether an input of ``shape`` (batch axis included) satisfies the spec."""
         rank = len(shape)
         if self.ndim is not None and rank != self.ndim:
             return False
