@@ -15,26 +15,10 @@ import tracemalloc
 import numpy as np
 import pandas as pd
 
-from tradenn.backtest import Backtest, Strategy, crossover
+from strategies.sma_cross import SmaCross
+from tradenn.backtest import Backtest, Strategy
 from tradenn.data import gbm
 from tradenn.features import sma
-
-
-class SmaCross(Strategy):
-    fast = 10
-    slow = 20
-
-    def init(self):
-        self.f = self.I(sma, self.data.Close, self.fast)
-        self.s = self.I(sma, self.data.Close, self.slow)
-
-    def next(self):
-        if crossover(self.f, self.s):
-            self.position.close()
-            self.buy()
-        elif crossover(self.s, self.f):
-            self.position.close()
-            self.sell()
 
 
 class SmaCrossVectorized(SmaCross):

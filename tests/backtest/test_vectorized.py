@@ -6,28 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tradenn.backtest import Backtest, BacktestError, Strategy, crossover
+from strategies.sma_cross import SmaCross
+from tradenn.backtest import Backtest, BacktestError, Strategy
 from tradenn.data import load, ornstein_uhlenbeck
 from tradenn.features import sma
 
 
-class CrossEvents(Strategy):
-    """Reverse on SMA crossovers, event by event."""
+class CrossEvents(SmaCross):
+    """Reverse on SMA crossovers, event by event (the bundled strategy, slower SMA)."""
 
-    fast = 10
     slow = 30
-
-    def init(self):
-        self.f = self.I(sma, self.data.Close, self.fast)
-        self.s = self.I(sma, self.data.Close, self.slow)
-
-    def next(self):
-        if crossover(self.f, self.s):
-            self.position.close()
-            self.buy()
-        elif crossover(self.s, self.f):
-            self.position.close()
-            self.sell()
 
 
 class CrossTargets(CrossEvents):
