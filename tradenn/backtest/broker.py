@@ -399,7 +399,7 @@ class Broker:
         kept = 0.0 if opposite else abs(held)
         equity = self.cash + held * quote
         m, fixed = self.margin, self.costs.fixed_commission
-        k = quote * self.costs.price_impact + self.costs.commission * price
+        k = self._cost_per_unit(quote, price)
         if order.size is None:
             opening = self._whole(
                 max(0.0, (equity - closing * k - fixed - kept * quote * m) / (quote * m + k))
@@ -409,7 +409,7 @@ class Broker:
         else:
             total = order.size
             if total < 1:
-                total = self._whole(total * (equity - fixed) / (quote * m + k))
+                total = self.units_for_fraction(side, total, quote, equity)
                 if total <= 0:
                     return self._reject(order, "the fraction of equity buys zero units")
             opening = max(0.0, total - closing)
@@ -511,6 +511,26 @@ class Broker:
         return order
 
     # ------------------------------------------------------------------------- end of run
+
+    def _cost_per_unit(self, quote: float, price: float) -> float:
+        """What trading one unit costs beyond its quote: the price impact plus the commission."""
+        return quote * self.costs.price_impact + self.costs.commission * price
+
+    def units_for_fraction(self, side: int, fraction: float, quote: float, equity: float) -> float:
+        """Units that put ``fraction`` of ``equity`` (valued at ``quote``) into a position on
+        ``side``, after the costs of buying them: ``(fraction x (E - fixed)) / (quote m + k)``."""
+        price = quote * (1 + side * self.costs.price_impact)
+        k = self._cost_per_unit(quote, price)
+        return self._whole(
+            fraction * (equity - self.costs.fixed_commission) / (quote * self.margin + k)
+        )
+
+    def execute(self, side: int, units: float, quote: float, i: int, *, reduce_only=False) -> Order:
+        """Trade ``units`` at once at ``quote`` on bar ``i`` (the vectorized path's orders)."""
+        order = Order(side, units, placed_bar=i, reduce_only=reduce_only)
+        self.order_log.append(order)
+        self._fill(order, quote, i)
+        return order
 
     def close_all(self, quote: float, i: int, tag: object = None) -> None:
         """Close every open trade at ``quote`` (costs applied) in one fill on bar ``i``."""

@@ -209,7 +209,6 @@ class Backtest:
         whose closing equity is <= 0, if any."""
         shift = 0 if self.trade_on_close else 1
         quotes = close if self.trade_on_close else open_
-        fixed, m = self.costs.fixed_commission, self.margin
         for t in changes:  # sequential only over changes: whole-unit sizing depends on equity
             f = t + shift
             if f >= stop:
@@ -223,15 +222,12 @@ class Backtest:
                 held = broker.units
             if w != 0:
                 side = 1 if w > 0 else -1
-                price = quote * (1 + side * self.costs.price_impact)
-                k = quote * self.costs.price_impact + self.costs.commission * price
                 equity = broker.cash + held * quote
-                want = broker._whole(abs(w) * (equity - fixed) / (quote * m + k))
-                delta = want - abs(held)
+                delta = broker.units_for_fraction(side, abs(w), quote, equity) - abs(held)
                 if delta > _EPS:
-                    broker._fill(_order(broker, side, delta, f), quote, f)
+                    broker.execute(side, delta, quote, f)
                 elif delta < -_EPS:
-                    broker._fill(_order(broker, -side, -delta, f, reduce_only=True), quote, f)
+                    broker.execute(-side, -delta, quote, f, reduce_only=True)
         units, cash = _account_path(broker.fills, self.cash, len(close))
         gone = np.flatnonzero((cash + units * close)[:stop] <= 0)
         return int(gone[0]) if len(gone) else None
@@ -299,12 +295,6 @@ def _targets(raw: Any, n: int, label: str) -> np.ndarray:
             f"{label}.positions must lie in [-1, 1]; got {values[bad[0]]:g} at bar {bad[0]}"
         )
     return values
-
-
-def _order(broker: Broker, side: int, units: float, bar: int, reduce_only: bool = False) -> Order:
-    order = Order(side, units, placed_bar=bar, reduce_only=reduce_only)
-    broker.order_log.append(order)
-    return order
 
 
 def _account_path(fills: list, cash: float, n: int) -> tuple[np.ndarray, np.ndarray]:
