@@ -143,3 +143,27 @@ def test_loss_check_catches_a_wrong_gradient(rng):
 
     y_pred = rng.standard_normal((4, 2))
     assert nn.gradcheck_loss(_Scaled(), np.zeros((4, 2)), y_pred) > 0.1
+
+
+class _TwoOutputs:
+    """y1 = 2x, y2 = x^2 summed over features: a module returning a list of outputs."""
+
+    params: dict = {}
+    layers = ()
+
+    def forward(self, x, training=False):
+        self._x = x
+        return [2.0 * x, (x * x).sum(axis=-1)]
+
+    def backward(self, dys):
+        d1, d2 = dys
+        return 2.0 * d1 + 2.0 * self._x * d2[..., None] * self.factor
+
+    factor = 1.0
+
+
+def test_gradcheck_handles_modules_with_several_outputs(rng):
+    module = _TwoOutputs()
+    assert nn.gradcheck(module, rng.standard_normal((3, 4))) < 1e-8
+    module.factor = 1.5  # a wrong gradient for the second output alone is caught
+    assert nn.gradcheck(module, rng.standard_normal((3, 4))) > 1e-2

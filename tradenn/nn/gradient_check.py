@@ -69,7 +69,9 @@ def gradcheck(
         :func:`tradenn.nn.base.parameters` finds.
     x : ndarray or tuple of ndarrays
         Input; a tuple for multi-input layers (``forward(*x)``, one gradient per input).
-        Integer inputs (ids) are not differentiated.
+        Integer inputs (ids) are not differentiated. A module whose ``forward`` returns a
+        list or tuple of arrays (``return_state``) gets one projection per output, and its
+        ``backward`` receives the list of them.
     training : bool
         Mode passed to ``forward``.
     eps : float
@@ -92,13 +94,21 @@ def gradcheck(
             rewind()
             return module.forward(*inputs, training=training)
 
-        projection = np.random.default_rng(seed).standard_normal(run().shape)
+        first = run()
+        multi_output = isinstance(first, (tuple, list))
+        generator = np.random.default_rng(seed)
+        projections = [
+            generator.standard_normal(np.shape(y)) for y in (first if multi_output else (first,))
+        ]
 
         def objective() -> float:
-            return float(np.vdot(run(), projection)) + regularization_loss(module)
+            outputs = run()
+            outputs = outputs if multi_output else (outputs,)
+            total = sum(float(np.vdot(y, r)) for y, r in zip(outputs, projections, strict=True))
+            return total + regularization_loss(module)
 
         run()
-        input_grads = module.backward(projection)
+        input_grads = module.backward(projections if multi_output else projections[0])
         if not multi_input:
             input_grads = (input_grads,)
         analytic: dict[str, tuple[np.ndarray, np.ndarray]] = {}
