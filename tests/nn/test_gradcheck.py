@@ -148,8 +148,11 @@ def test_loss_check_catches_a_wrong_gradient(rng):
 class _TwoOutputs:
     """y1 = 2x, y2 = x^2 summed over features: a module returning a list of outputs."""
 
-    params: dict = {}
     layers = ()
+    factor = 1.0
+
+    def __init__(self):
+        self.params = {}
 
     def forward(self, x, training=False):
         self._x = x
@@ -158,8 +161,6 @@ class _TwoOutputs:
     def backward(self, dys):
         d1, d2 = dys
         return 2.0 * d1 + 2.0 * self._x * d2[..., None] * self.factor
-
-    factor = 1.0
 
 
 def test_gradcheck_handles_modules_with_several_outputs(rng):

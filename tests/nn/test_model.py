@@ -407,3 +407,37 @@ def test_training_on_float64_data_keeps_every_array_float32():
     arrays += [a for key, a in model.optimizer.get_state().items() if key != "iterations"]
     assert arrays and all(a.dtype == np.float32 for a in arrays)
     assert model.predict(x).dtype == np.float32
+
+
+def test_a_training_step_skips_the_input_gradient_of_the_first_layer_only(rng):
+    model = nn.Sequential([nn.Dense(4, activation="tanh"), nn.Dense(1)])
+    x, y = rng.standard_normal((8, 3)), rng.standard_normal((8, 1))
+    model.build(x.shape)
+    seen = []
+    for layer in model.layers:
+        original = layer.backward
+
+        def spy(dy, layer=layer, original=original):
+            seen.append((layer.name, layer.needs_input_grad))
+            return original(dy)
+
+        layer.backward = spy
+    model.train_on_batch(x, y, loss="mse", optimizer="sgd")
+    assert seen == [(model.layers[1].name, True), (model.layers[0].name, False)]
+    assert all(layer.needs_input_grad for layer in model.layers)  # restored afterwards
+    # a plain backward call (gradcheck, a model inside a model) still returns dL/dx
+    model.forward(x)
+    assert model.backward(np.ones((8, 1))).shape == x.shape
+
+
+def test_skipping_the_input_gradient_leaves_parameter_gradients_unchanged(rng):
+    model = nn.Sequential([nn.Dense(4, activation="tanh"), nn.Dense(1)])
+    x = rng.standard_normal((8, 3))
+    model.forward(x)
+    model.backward(np.ones((8, 1)))
+    full = [g.copy() for _, g in sorted(model.layers[0].grads.items())]
+    model.forward(x)
+    assert nn.base.backward_without_input_grad(model, np.ones((8, 1))) is None
+    skipped = [g for _, g in sorted(model.layers[0].grads.items())]
+    for a, b in zip(full, skipped, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -189,6 +189,11 @@ class Layer:
 
     input_spec: InputSpec | None = None
 
+    #: False while a training step runs ``backward`` on the first layer of a model: nothing
+    #: consumes dL/dx there, so a layer may skip computing it and return None. The caller
+    #: sets it for the duration of one ``backward`` call (see :func:`backward_without_input_grad`).
+    needs_input_grad: bool = True
+
     def __init_subclass__(cls, register: bool = True, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if register:
@@ -325,6 +330,20 @@ class Layer:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} built={self.built}>"
+
+
+def backward_without_input_grad(layer: Any, dy: Any) -> Any:
+    """``layer.backward(dy)`` with ``needs_input_grad`` off: parameter gradients only.
+
+    Layers that honour the flag return None instead of dL/dx (for the first layer of a
+    network that is the largest product of the backward pass, wasted work); the others
+    return dL/dx as usual.
+    """
+    layer.needs_input_grad = False
+    try:
+        return layer.backward(dy)
+    finally:
+        layer.needs_input_grad = True
 
 
 # --------------------------------------------------------------------------- traversal

@@ -103,6 +103,8 @@ class Dense(Layer):
         if self.use_bias:
             ops.sum_rows(dz, out=self.grads["bias"])
         self._add_regularization_gradients()
+        if not self.needs_input_grad:
+            return None
         return ops.matmul(dz, self.params["kernel"].T).reshape(x_shape)
 
     def get_config(self) -> dict[str, Any]:

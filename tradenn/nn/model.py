@@ -20,6 +20,7 @@ from . import optimizers as optimizer_lib
 from .base import (
     Layer,
     Shape,
+    backward_without_input_grad,
     format_shape,
     get_rng,
     parameters,
@@ -185,7 +186,7 @@ class Model(Layer):
         y_pred = self.forward(x, training=True)
         value, dy = self.loss.value_and_grad(y, y_pred)
         value += regularization_loss(self)
-        self.backward(dy)
+        backward_without_input_grad(self, dy)  # nothing uses dL/dx of the data
         self.optimizer.step(self)
         return value
 
@@ -364,6 +365,8 @@ class Sequential(Model):
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
         for position in range(len(self.layers) - 1, -1, -1):
             layer = self.layers[position]
+            if position == 0 and not self.needs_input_grad:
+                return backward_without_input_grad(layer, dy)
             dy = layer.backward(dy)
             if dy is None and position > 0:
                 raise ValueError(
