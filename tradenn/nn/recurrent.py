@@ -417,7 +417,10 @@ class RecurrentLayer(Layer, register=False):
     # ------------------------------------------------------------------ forward and backward
 
     def forward(
-        self, x: np.ndarray, initial_state: Sequence[np.ndarray] | None = None, training: bool = False
+        self,
+        x: np.ndarray,
+        initial_state: Sequence[np.ndarray] | None = None,
+        training: bool = False,
     ) -> np.ndarray | list[np.ndarray]:
         x = self._prepare(x)
         if x.shape[1] == 0:
@@ -1055,8 +1058,7 @@ class Bidirectional(Layer):
         super().__init__(**kwargs)
         if not isinstance(layer, RecurrentLayer):
             raise ValueError(
-                f"{self._label()}: layer must be a recurrent layer (RNN, LSTM, GRU), "
-                f"got {layer!r}"
+                f"{self._label()}: layer must be a recurrent layer (RNN, LSTM, GRU), got {layer!r}"
             )
         if merge_mode not in _MERGE_MODES:
             raise ValueError(
@@ -1109,7 +1111,10 @@ class Bidirectional(Layer):
         return outputs if self.merge_mode is None else y
 
     def forward(
-        self, x: np.ndarray, initial_state: Sequence[np.ndarray] | None = None, training: bool = False
+        self,
+        x: np.ndarray,
+        initial_state: Sequence[np.ndarray] | None = None,
+        training: bool = False,
     ) -> np.ndarray | list[np.ndarray]:
         x = self._prepare(x)
         count = len(self.forward_layer._state_names)
