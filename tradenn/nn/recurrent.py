@@ -58,6 +58,27 @@ from . import regularizers as reg_lib
 from .base import InputSpec, Layer, Shape, format_shape
 from .serialization import deserialize_layer, serialize_layer
 
+# --------------------------------------------------------------------------- gate layout
+
+
+def gates_first(a: np.ndarray, gates: int) -> np.ndarray:
+    """View channels-last ``(..., G*H)`` as gate-major ``(G, ..., H)`` (no copy).
+
+    Gate pre-activations are kept gate-major so that each gate's block is contiguous for
+    the elementwise gate math; their gradients are stacked channels-last, the layout matrix
+    products and convolutions consume. This view converts between the two in one copy.
+    """
+    blocks = a.reshape(*a.shape[:-1], gates, a.shape[-1] // gates)
+    last = blocks.ndim - 1
+    return blocks.transpose(last - 1, *range(last - 1), last)
+
+
+def gates_last(a: np.ndarray) -> np.ndarray:
+    """Gate-major ``(G, ..., H)`` as a new channels-last array ``(..., G*H)``."""
+    last = a.ndim - 1
+    return np.ascontiguousarray(a.transpose(*range(1, last), 0, last)).reshape(*a.shape[1:-1], -1)
+
+
 # --------------------------------------------------------------------------- LSTM gate math
 
 
@@ -66,13 +87,13 @@ class LSTMCache(NamedTuple):
 
     Attributes
     ----------
-    gates : ndarray (..., 4H)
-        Activated gates ``[i, f, g, o]`` (``g`` the candidate cell).
+    gates : ndarray (4, ..., H)
+        Activated gates ``i, f, g, o`` (``g`` the candidate cell), gate-major.
     c_prev, c : ndarray (..., H)
         Cell state before and after the step.
     act_c : ndarray (..., H)
         ``activation(c)``.
-    pre : ndarray (..., 4H) or None
+    pre : ndarray (4, ..., H) or None
         Pre-activations, kept only when an activation's derivative reads its input.
     """
 
@@ -84,16 +105,16 @@ class LSTMCache(NamedTuple):
 
 
 @lru_cache(maxsize=32)
-def _lstm_sigmoid_tanh_affine(units: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel ``scale`` and ``shift`` with ``gates = scale * tanh(scale * z) + shift``.
+def _lstm_sigmoid_tanh_affine(ndim: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Per-gate ``scale`` and ``shift`` with ``gates = scale * tanh(scale * z) + shift``.
 
     ``sigmoid(z) = (1 + tanh(z / 2)) / 2``: scale 1/2 and shift 1/2 on the i, f, o blocks
-    turn tanh into sigmoid, scale 1 and shift 0 leave the candidate block a tanh.
+    turn tanh into sigmoid, scale 1 and shift 0 leave the candidate block a tanh. Shaped
+    ``(4, 1, ..., 1)`` to broadcast over gate-major arrays of ``ndim`` dimensions.
     """
-    scale = np.full(4 * units, 0.5, dtype=dtype)
-    shift = np.full(4 * units, 0.5, dtype=dtype)
-    scale[2 * units : 3 * units] = 1.0
-    shift[2 * units : 3 * units] = 0.0
+    shape = (4,) + (1,) * (ndim - 1)
+    scale = np.array([0.5, 0.5, 1.0, 0.5], dtype=dtype).reshape(shape)
+    shift = np.array([0.5, 0.5, 0.0, 0.5], dtype=dtype).reshape(shape)
     scale.flags.writeable = shift.flags.writeable = False  # shared between callers
     return scale, shift
 
@@ -109,10 +130,10 @@ def lstm_gates_forward(
     act_c: np.ndarray | None = None,
     pre: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, LSTMCache]:
-    """One LSTM step's elementwise math on channels-last arrays of any rank.
+    """One LSTM step's elementwise math, for states of any shape.
 
-    With ``z = x_t W + h_{t-1} U + b`` split into four blocks of ``H`` channels in Keras'
-    order ``[i, f, c, o]``, ``σ = recurrent_activation`` and ``φ = activation``::
+    With ``z = x_t W + h_{t-1} U + b`` held gate-major (``z[k]`` is gate k's block, Keras'
+    order ``i, f, c, o``), ``σ = recurrent_activation`` and ``φ = activation``::
 
         i = σ(z_i)    f = σ(z_f)    g = φ(z_c)    o = σ(z_o)
         c = f * c_prev + i * g
@@ -120,15 +141,17 @@ def lstm_gates_forward(
 
     Parameters
     ----------
-    z : ndarray (..., 4H)
-        Pre-activations; overwritten in place with the activated gates ``[i, f, g, o]``.
+    z : ndarray (4, ..., H)
+        Pre-activations; overwritten in place with the activated gates ``i, f, g, o``.
+        Each block ``z[k]`` should be contiguous (blocks may be apart) for speed.
     c_prev : ndarray (..., H)
-        Previous cell state.
+        Previous cell state; ``...`` is anything (``N`` for a dense LSTM, ``N, rows,
+        cols`` for a ConvLSTM2D).
     activation, recurrent_activation : ActivationFunction
         Elementwise activations (``φ`` and ``σ``).
     h, c, act_c : ndarray (..., H), optional
         Output buffers for ``h``, ``c`` and ``φ(c)``; new arrays if omitted.
-    pre : ndarray (..., 4H), optional
+    pre : ndarray (4, ..., H), optional
         Receives a copy of ``z`` before activation. Needed (for the backward pass) only
         when an activation's derivative reads its input (``uses_input``: gelu, silu).
 
@@ -138,21 +161,19 @@ def lstm_gates_forward(
     cache : LSTMCache
         Input of :func:`lstm_backward_factors`.
     """
-    units = c_prev.shape[-1]
     if pre is not None:
         np.copyto(pre, z)
     if type(recurrent_activation) is act_lib.Sigmoid and type(activation) is act_lib.Tanh:
-        scale, shift = _lstm_sigmoid_tanh_affine(units, z.dtype)
+        scale, shift = _lstm_sigmoid_tanh_affine(z.ndim, z.dtype)
         z *= scale  # one tanh call activates all four gates (see _lstm_sigmoid_tanh_affine)
         np.tanh(z, out=z)
         z *= scale
         z += shift
     else:
-        for block, function in ((slice(0, 2 * units), recurrent_activation),
-                                (slice(2 * units, 3 * units), activation),
-                                (slice(3 * units, 4 * units), recurrent_activation)):  # fmt: skip
-            function.forward(z[..., block], out=z[..., block])
-    i, f, g, o = (z[..., k * units : (k + 1) * units] for k in range(4))
+        recurrent_activation.forward(z[:2], out=z[:2])
+        activation.forward(z[2], out=z[2])
+        recurrent_activation.forward(z[3], out=z[3])
+    i, f, g, o = z
     c = np.multiply(f, c_prev, out=c)
     act_c = np.multiply(i, g, out=act_c)  # i * g, parked in act_c's buffer
     c += act_c
@@ -184,34 +205,42 @@ def lstm_backward_factors(
     Parameters
     ----------
     cache : LSTMCache
-        From :func:`lstm_gates_forward`, arrays with any leading axes ``(...)``.
+        From :func:`lstm_gates_forward`; its arrays may carry extra leading axes (time).
     activation, recurrent_activation : ActivationFunction
         The ones used in the forward pass.
-    out : ndarray (..., 6, H), optional
+    out : ndarray (6, ..., H), optional
         Output buffer.
 
     Returns
     -------
-    ndarray (..., 6, H)
+    ndarray (6, ..., H)
         The factors in the order above; input of :func:`lstm_gates_backward`.
     """
     gates, c_prev, c, act_c, pre = cache
-    units = c.shape[-1]
-
-    def block(array: np.ndarray | None, k: int) -> np.ndarray | None:
-        return None if array is None else array[..., k * units : (k + 1) * units]
-
-    i, f, g, o = (block(gates, k) for k in range(4))
-    z_i, z_f, z_c, z_o = (block(pre, k) for k in range(4))
+    i, f, g, o = gates
     if out is None:
-        out = np.empty((*c.shape[:-1], 6, units), dtype=c.dtype)
-    # backward(dy, z, y) = dy * f'(z): each factor is one call with dy = the other factor
-    out[..., 0, :] = recurrent_activation.backward(g, z_i, i)
-    out[..., 1, :] = recurrent_activation.backward(c_prev, z_f, f)
-    out[..., 2, :] = activation.backward(i, z_c, g)
-    out[..., 3, :] = recurrent_activation.backward(act_c, z_o, o)
-    out[..., 4, :] = activation.backward(o, c, act_c)
-    out[..., 5, :] = f
+        out = np.empty((6, *c.shape), dtype=c.dtype)
+    if type(recurrent_activation) is act_lib.Sigmoid and type(activation) is act_lib.Tanh:
+        # σ' = σ (1 - σ) and φ' = 1 - φ², from the outputs, written in place
+        for k, (left, gate, tanh) in enumerate(
+            ((g, i, False), (c_prev, f, False), (i, g, True), (act_c, o, False), (o, act_c, True))
+        ):
+            if tanh:
+                np.multiply(gate, gate, out=out[k])
+                np.subtract(1.0, out[k], out=out[k])
+            else:
+                np.subtract(1.0, gate, out=out[k])
+                out[k] *= gate
+            out[k] *= left
+    else:
+        z_i, z_f, z_c, z_o = (None,) * 4 if pre is None else pre
+        # backward(dy, z, y) = dy * f'(z): each factor is one call with dy = the other factor
+        out[0] = recurrent_activation.backward(g, z_i, i)
+        out[1] = recurrent_activation.backward(c_prev, z_f, f)
+        out[2] = activation.backward(i, z_c, g)
+        out[3] = recurrent_activation.backward(act_c, z_o, o)
+        out[4] = activation.backward(o, c, act_c)
+    out[5] = f
     return out
 
 
@@ -227,29 +256,25 @@ def lstm_gates_backward(
     dc : ndarray (..., H)
         dL/dc_t arriving from step t+1 (``dc_T`` at the last step); **overwritten** with
         dL/dc_{t-1}.
-    factors : ndarray (..., 6, H)
+    factors : ndarray (6, ..., H)
         This step's slice of :func:`lstm_backward_factors`.
-    dz : ndarray (..., 4H), optional
-        C-contiguous output buffer for dL/dz in gate order ``[i, f, c, o]``.
+    dz : ndarray (4, ..., H), optional
+        Output buffer for dL/dz, gate-major in the order ``i, f, c, o``.
 
     Returns
     -------
-    dz : ndarray (..., 4H)
+    dz : ndarray (4, ..., H)
     dc_prev : ndarray (..., H)
         ``dc`` itself, now dL/dc_{t-1}.
     """
-    units = dh.shape[-1]
     if dz is None:
-        dz = np.empty((*dh.shape[:-1], 4 * units), dtype=dh.dtype)
-    elif not dz.flags.c_contiguous:
-        raise ValueError("lstm_gates_backward needs a C-contiguous dz buffer")
-    blocks = dz.reshape(*dh.shape[:-1], 4, units)
-    dz_o = blocks[..., 3, :]
-    np.multiply(dh, factors[..., 4, :], out=dz_o)  # dh o φ'(c), parked in dz_o's slot
+        dz = np.empty((4, *dh.shape), dtype=dh.dtype)
+    dz_o = dz[3]
+    np.multiply(dh, factors[4], out=dz_o)  # dh o φ'(c), parked in dz_o
     dc += dz_o
-    np.multiply(dh, factors[..., 3, :], out=dz_o)
-    np.multiply(dc[..., None, :], factors[..., :3, :], out=blocks[..., :3, :])  # dz_i, dz_f, dz_c
-    dc *= factors[..., 5, :]
+    np.multiply(dh, factors[3], out=dz_o)
+    np.multiply(dc, factors[:3], out=dz[:3])  # dz_i, dz_f, dz_c
+    dc *= factors[5]
     return dz, dc
 
 
@@ -280,25 +305,34 @@ class RecurrentLayer(Layer, register=False):
     ``_backprop`` (the cell's time loop), and packages outputs, states and gradients
     following the calling convention of :mod:`tradenn.nn.recurrent`.
 
+    Gate pre-activations are **gate-major**, ``(G, ..., H)`` with ``G`` the number of
+    gates (RNN 1, GRU 3, LSTM 4), so every gate's block is contiguous and the elementwise
+    gate math runs on contiguous memory. Their gradients, which only feed products, are
+    stacked **channels-last**, ``(T, N, ..., G H)``, so that ``dz_t U^T``, ``dW``, ``dU``,
+    ``db`` and ``dx`` are each a single product. States are ``(N, ..., H)``.
+
     The weights are reached only through the hooks below; their defaults are the dense
-    (matrix-product) maps of RNN, LSTM and GRU. A convolutional recurrent layer overrides
-    them. ``G`` is the number of gates (RNN 1, GRU 3, LSTM 4)::
+    (matrix-product) maps of RNN, LSTM and GRU, and a convolutional recurrent layer
+    overrides them (:func:`gates_first` views a channels-last result gate-major)::
 
         _kernel_shape(input_shape) -> shape          default (F, G H)
         _recurrent_kernel_shape() -> shape           default (H, G H)
         _state_shape(input_shape) -> (N, ..., H)     default (N, H)
-        _input_projection(x_tm) -> Z (T, N, ..., G H)
-            x_t W + b for all steps in one call, bias included. Z may be a workspace: the
-            time loop overwrites it in place.
-        _recurrent_product(h, out) -> (N, ..., G H)
-            h_{t-1} U, written into ``out`` (and returned) or returned as a new array.
+        _input_projection(x_tm) -> Z (G, T, N, ..., H)
+            x_t W + b for all steps in one call, bias included, gate-major. Z may be a
+            workspace: the time loop overwrites it in place (keep each Z[k] contiguous).
+        _recurrent_product(h, out) -> (G, N, ..., H)
+            h_{t-1} U, gate-major; written into ``out`` (G, N, ..., H) and returned, or
+            returned as a new array or view.
         _recurrent_input_grad(dz, out) -> (N, ..., H)
-            dz U^T, the gradient reaching h_{t-1} through the recurrent map; same rules.
+            dz U^T for one step's channels-last dz (N, ..., G H): the gradient reaching
+            h_{t-1} through the recurrent map; same rules for ``out``.
         _parameter_and_input_grads(x_tm, h_prev, dz, dz_recurrent=None) -> dx_tm
-            After the loop, from the stacked steps (h_prev (T, N, ..., H), dz (T, N, ..., G H)):
-            writes grads["kernel"] = sum_t x_t^T dz_t, grads["recurrent_kernel"] =
-            sum_t h_{t-1}^T dz_t (dz_recurrent instead of dz where the two differ, as in
-            GRU) and grads["bias"]; returns dx_tm (T, N, ..., F) as a new array.
+            After the loop, from all steps at once (h_prev (T, N, ..., H), channels-last
+            dz (T, N, ..., G H)): writes grads["kernel"] = Σ_t x_t^T dz_t,
+            grads["recurrent_kernel"] = Σ_t h_{t-1}^T dz_t (dz_recurrent instead of dz
+            where they differ, as in GRU) and grads["bias"]; returns dx_tm (T, N, ..., F),
+            a new array.
 
     Subclasses set ``_gate_count``, ``_state_names`` (and ``_input_ndim`` for inputs with
     spatial axes) and implement ``_run(x_tm, states) -> (hidden (T, N, ..., H), final
@@ -341,7 +375,7 @@ class RecurrentLayer(Layer, register=False):
         self.input_spec = InputSpec(ndim=self._input_ndim)
         self._buffers: dict[str, np.ndarray] = {}
         self._cache: Any = None  # what the last forward left for backward
-        self._recurrent_kernel_t: np.ndarray | None = None  # contiguous U^T, per forward
+        self._weight_copies: dict[str, np.ndarray] = {}  # rearranged weights, per forward
         self._has_initial_state = False
         self._shapes: tuple[Shape, Shape] | None = None  # (output, state) of the last forward
 
@@ -428,7 +462,7 @@ class RecurrentLayer(Layer, register=False):
         states = self._initial_states(initial_state, self._state_shape(x.shape))
         x_tm = x.swapaxes(0, 1)
         x_tm = np.ascontiguousarray(x_tm[::-1] if self.go_backwards else x_tm)
-        self._recurrent_kernel_t = None  # the parameters may have changed since the last call
+        self._weight_copies.clear()  # the parameters may have changed since the last call
         hidden, final_states = self._run(x_tm, states)
         y = np.ascontiguousarray(hidden.swapaxes(0, 1)) if self.return_sequences else hidden[-1]
         y = y.copy() if y.base is not None else y  # never hand out a workspace
@@ -508,24 +542,49 @@ class RecurrentLayer(Layer, register=False):
 
     # ------------------------------------------------------------------ the linear-map hooks
 
+    def _gate_major(self, key: str) -> np.ndarray:
+        """``params[key] (rows, G H)`` as a contiguous ``(G, rows, H)``, once per forward.
+
+        ``"kernel"`` gets the input bias appended as a last row (see _input_projection).
+        """
+        weight = self._weight_copies.get(key)
+        if weight is None:
+            value = self.params[key]
+            if key == "kernel" and self.use_bias:
+                value = np.concatenate([value, self._input_bias()[None]])
+            weight = value.reshape(value.shape[0], self._gate_count, self.units).swapaxes(0, 1)
+            weight = self._weight_copies[key] = np.ascontiguousarray(weight)
+        return weight
+
     def _input_bias(self) -> np.ndarray:
-        """The bias added to the input projection."""
+        """The bias added to the input projection, ``(G H,)``."""
         return self.params["bias"]
 
     def _input_projection(self, x_tm: np.ndarray) -> np.ndarray:
-        z = self._buffer("input_projection", (*x_tm.shape[:-1], self._gate_width))
-        ops.matmul(ops.as_matrix(x_tm), self.params["kernel"], out=ops.as_matrix(z))
+        z = self._buffer("input_projection", (self._gate_count, *x_tm.shape[:-1], self.units))
+        x_rows = ops.as_matrix(x_tm)
         if self.use_bias:
-            z += self._input_bias()
+            # [x, 1] @ [W; b]: the bias rides along in the product (adding a (G, 1, H) bias
+            # to (G, T N, H) afterwards runs numpy's loop H elements at a time, 5x slower)
+            features = x_rows.shape[1]
+            augmented = self._buffer("input_with_ones", (len(x_rows), features + 1))
+            augmented[:, :features] = x_rows
+            augmented[:, features] = 1.0
+            x_rows = augmented
+        ops.matmul(
+            x_rows, self._gate_major("kernel"), out=z.reshape(self._gate_count, -1, self.units)
+        )
         return z
 
     def _recurrent_product(self, h: np.ndarray, out: np.ndarray) -> np.ndarray:
-        return np.matmul(h, self.params["recurrent_kernel"], out=out)
+        return np.matmul(h, self._gate_major("recurrent_kernel"), out=out)
 
     def _recurrent_input_grad(self, dz: np.ndarray, out: np.ndarray) -> np.ndarray:
-        if self._recurrent_kernel_t is None:  # BLAS is faster on a contiguous U^T
-            self._recurrent_kernel_t = np.ascontiguousarray(self.params["recurrent_kernel"].T)
-        return np.matmul(dz, self._recurrent_kernel_t, out=out)
+        kernel_t = self._weight_copies.get("recurrent_kernel_t")
+        if kernel_t is None:  # BLAS is faster on a contiguous U^T
+            kernel_t = np.ascontiguousarray(self.params["recurrent_kernel"].T)
+            self._weight_copies["recurrent_kernel_t"] = kernel_t
+        return np.matmul(dz, kernel_t, out=out)
 
     def _parameter_and_input_grads(
         self,
@@ -604,23 +663,23 @@ class RNN(RecurrentLayer):
 
     def _run(self, x_tm, states):
         (h0,) = states
-        z = self._input_projection(x_tm)  # (T, N, H); keeps the pre-activations
-        steps = len(z)
+        z = self._input_projection(x_tm)  # (1, T, N, H); keeps the pre-activations
+        steps = z.shape[1]
         hidden = self._buffer("hidden", (steps + 1, *h0.shape))
-        recurrent = self._buffer("recurrent_product", h0.shape)
+        recurrent = self._buffer("recurrent_product", (1, *h0.shape))
         hidden[0] = h0
         for t in range(steps):  # h_t needs h_{t-1}: the only sequential part
-            z_t = z[t]
+            z_t = z[:, t]
             z_t += self._recurrent_product(hidden[t], recurrent)
-            self.activation.forward(z_t, out=hidden[t + 1])
+            self.activation.forward(z_t[0], out=hidden[t + 1])
         self._cache = (x_tm, hidden, z)
         return hidden[1:], [hidden[-1]]
 
     def _backprop(self, dy_seq, state_grads):
         x_tm, hidden, z = self._cache
-        steps = len(z)
-        slope = self.activation.backward(np.ones_like(z), z, hidden[1:])  # φ'(z_t), all t
-        dz = self._buffer("dz", z.shape)
+        steps = len(hidden) - 1
+        slope = self.activation.backward(np.ones_like(z[0]), z[0], hidden[1:])  # φ'(z_t), all t
+        dz = self._buffer("dz", z.shape[1:])  # one gate: channels-last is gate-major
         dh_buffer = self._buffer("dh", hidden.shape[1:])
         for t in range(steps - 1, -1, -1):  # carries dh only
             if t == steps - 1:
@@ -646,9 +705,9 @@ class SimpleRNN(RNN):
 class LSTMCore(RecurrentLayer, register=False):
     """The LSTM recurrence and its backpropagation through time, for any linear maps.
 
-    States ``h, c`` have shape ``(N, ..., H)``; the gate pre-activations ``z (N, ..., 4H)``
-    come from the linear-map hooks of :class:`RecurrentLayer` (matrix products in
-    :class:`LSTM`, convolutions in a ConvLSTM) and the elementwise step is
+    States ``h, c`` have shape ``(N, ..., H)``; the gate-major pre-activations
+    ``z (4, N, ..., H)`` come from the linear-map hooks of :class:`RecurrentLayer` (matrix
+    products in :class:`LSTM`, convolutions in a ConvLSTM) and the elementwise step is
     :func:`lstm_gates_forward`. Forward, per step::
 
         z_t = input_projection(x)_t + recurrent_product(h_{t-1})
@@ -710,17 +769,17 @@ class LSTMCore(RecurrentLayer, register=False):
 
     def _run(self, x_tm, states):
         h0, c0 = states
-        z = self._input_projection(x_tm)  # (T, N, ..., 4H); becomes the activated gates
-        steps = len(z)
+        z = self._input_projection(x_tm)  # (4, T, N, ..., H); becomes the activated gates
+        steps = z.shape[1]
         hidden = self._buffer("hidden", (steps + 1, *h0.shape))
         cell = self._buffer("cell", (steps + 1, *h0.shape))
         act_cell = self._buffer("activated_cell", (steps, *h0.shape))
-        recurrent = self._buffer("recurrent_product", z.shape[1:])
+        recurrent = self._buffer("recurrent_product", (4, *h0.shape))
         pre = self._buffer("pre_activations", z.shape) if self._keeps_pre_activations else None
         hidden[0], cell[0] = h0, c0
         activation, recurrent_activation = self.activation, self.recurrent_activation
         for t in range(steps):  # h_t needs h_{t-1}: the only sequential part
-            z_t = z[t]
+            z_t = z[:, t]
             z_t += self._recurrent_product(hidden[t], recurrent)
             lstm_gates_forward(
                 z_t,
@@ -730,21 +789,23 @@ class LSTMCore(RecurrentLayer, register=False):
                 h=hidden[t + 1],
                 c=cell[t + 1],
                 act_c=act_cell[t],
-                pre=None if pre is None else pre[t],
+                pre=None if pre is None else pre[:, t],
             )
         self._cache = (x_tm, hidden, LSTMCache(z, cell[:-1], cell[1:], act_cell, pre))
         return hidden[1:], [hidden[-1], cell[-1]]
 
     def _backprop(self, dy_seq, state_grads):
         x_tm, hidden, cache = self._cache
-        steps, state_shape = len(cache.gates), hidden.shape[1:]
+        steps, state_shape = cache.gates.shape[1], hidden.shape[1:]
         factors = lstm_backward_factors(
             cache,
             self.activation,
             self.recurrent_activation,
-            out=self._buffer("backward_factors", (steps, *state_shape[:-1], 6, self.units)),
+            out=self._buffer("backward_factors", (6, steps, *state_shape)),
         )
-        dz = self._buffer("dz", cache.gates.shape)
+        dz_step = self._buffer("dz_step", (4, *state_shape))  # gate-major, one step
+        dz = self._buffer("dz", (steps, *state_shape[:-1], 4 * self.units))  # channels-last
+        dz_gates = gates_first(dz, 4)  # the same memory, gate-major (4, T, N, ..., H)
         dh_buffer = self._buffer("dh", state_shape)
         dc = _assign(self._buffer("dc", state_shape), state_grads[1])
         for t in range(steps - 1, -1, -1):  # carries dh and dc only
@@ -754,7 +815,8 @@ class LSTMCore(RecurrentLayer, register=False):
                 dh = self._recurrent_input_grad(dz[t + 1], dh_buffer)
             if dy_seq is not None:
                 dh += dy_seq[t]
-            lstm_gates_backward(dh, dc, factors[t], dz=dz[t])
+            lstm_gates_backward(dh, dc, factors[:, t], dz=dz_step)
+            np.copyto(dz_gates[:, t], dz_step)
         initial_grads = None
         if self._has_initial_state:
             dh0 = self._recurrent_input_grad(dz[0], np.empty_like(dh_buffer))
@@ -920,85 +982,83 @@ class GRU(RecurrentLayer):
 
     def _run(self, x_tm, states):
         (h0,) = states
-        units = self.units
-        gates = self._input_projection(x_tm)  # (T, N, 3H); becomes [z, r, h~]
-        steps = len(gates)
+        gates = self._input_projection(x_tm)  # (3, T, N, H); becomes z, r, h~
+        steps = gates.shape[1]
         recurrent = self._buffer("recurrent_products", gates.shape)  # u_t, kept for backward
         hidden = self._buffer("hidden", (steps + 1, *h0.shape))
         scratch = self._buffer("scratch", h0.shape)
         pre = self._buffer("pre_activations", gates.shape) if self._keeps_pre_activations else None
-        recurrent_bias = self.params["bias"][1, 2 * units :] if self.use_bias else None
+        recurrent_bias = self.params["bias"][1, 2 * self.units :] if self.use_bias else None
         activation, recurrent_activation = self.activation, self.recurrent_activation
         hidden[0] = h0
         for t in range(steps):  # h_t needs h_{t-1}: the only sequential part
-            g, u = gates[t], recurrent[t]
-            u = self._recurrent_product(hidden[t], u)
-            zr, candidate, u_h = g[..., : 2 * units], g[..., 2 * units :], u[..., 2 * units :]
-            zr += u[..., : 2 * units]
+            g = gates[:, t]
+            u = self._recurrent_product(hidden[t], recurrent[:, t])
+            zr, candidate = g[:2], g[2]
+            zr += u[:2]
             if recurrent_bias is not None:
-                u_h += recurrent_bias
+                u[2] += recurrent_bias
             if pre is not None:
-                pre[t, ..., : 2 * units] = zr
+                pre[:2, t] = zr
             recurrent_activation.forward(zr, out=zr)
-            np.multiply(g[..., units : 2 * units], u_h, out=scratch)  # r * u_h
+            np.multiply(g[1], u[2], out=scratch)  # r * u_h
             candidate += scratch
             if pre is not None:
-                pre[t, ..., 2 * units :] = candidate
+                pre[2, t] = candidate
             activation.forward(candidate, out=candidate)
             np.subtract(hidden[t], candidate, out=scratch)  # h = h~ + z (h_{t-1} - h~)
-            scratch *= g[..., :units]
+            scratch *= g[0]
             np.add(candidate, scratch, out=hidden[t + 1])
         self._cache = (x_tm, hidden, gates, recurrent, pre)
         return hidden[1:], [hidden[-1]]
 
     def _backward_factors(self) -> np.ndarray:
-        """``[(1 - z) φ', (h_prev - h~) σ'(z), u_h σ'(r), r, z]`` for all steps, (T, N, 5, H).
+        """``[(1 - z) φ', (h_prev - h~) σ'(z), u_h σ'(r), r, z]`` for all steps, (5, T, N, H).
 
         The loop then needs two broadcast products per step:
         ``[dp_h, dp_z] = dh * factors[0:2]`` and ``[dp_r, du_h] = dp_h * factors[2:4]``.
         """
         _, hidden, gates, recurrent, pre = self._cache
-        units = self.units
-
-        def block(array: np.ndarray | None, k: int) -> np.ndarray | None:
-            return None if array is None else array[..., k * units : (k + 1) * units]
-
-        z, r, candidate = (block(gates, k) for k in range(3))
-        p_z, p_r, p_h = (block(pre, k) for k in range(3))
-        factors = self._buffer("backward_factors", (*z.shape[:-1], 5, units))
-        factors[..., 0, :] = self.activation.backward(1.0 - z, p_h, candidate)
-        factors[..., 1, :] = self.recurrent_activation.backward(hidden[:-1] - candidate, p_z, z)
-        factors[..., 2, :] = self.recurrent_activation.backward(block(recurrent, 2), p_r, r)
-        factors[..., 3, :] = r
-        factors[..., 4, :] = z
+        z, r, candidate = gates
+        p_z, p_r, p_h = (None,) * 3 if pre is None else pre
+        factors = self._buffer("backward_factors", (5, *z.shape))
+        factors[0] = self.activation.backward(1.0 - z, p_h, candidate)
+        factors[1] = self.recurrent_activation.backward(hidden[:-1] - candidate, p_z, z)
+        factors[2] = self.recurrent_activation.backward(recurrent[2], p_r, r)
+        factors[3] = r
+        factors[4] = z
         return factors
 
     def _backprop(self, dy_seq, state_grads):
         x_tm, hidden, gates, _, _ = self._cache
-        units, steps, state_shape = self.units, len(gates), hidden.shape[1:]
+        units, steps, state_shape = self.units, gates.shape[1], hidden.shape[1:]
         factors = self._backward_factors()
-        # per step [dp_h, dp_z, dp_r, du_h]: adjacent pairs for the broadcast products, and
-        # the last three are the recurrent-side gradient [dp_z, dp_r, du_h] in U's order
-        grads = self._buffer("dz", (steps, *state_shape[:-1], 4, units))
-        dz_recurrent = grads.reshape(*grads.shape[:-2], 4 * units)[..., units:]
+        # one step's [dp_h, dp_z, dp_r, du_h], gate-major: adjacent pairs for the broadcast
+        # products; the last three are the recurrent-side gradient in U's order z, r, h
+        grads = self._buffer("dz_step", (4, *state_shape))
+        dz_recurrent = self._buffer("dz_recurrent", (steps, *state_shape[:-1], 3 * units))
+        dz_recurrent_gates = gates_first(dz_recurrent, 3)
+        dp_h = self._buffer("dp_h", hidden[1:].shape)
         dh = _assign(self._buffer("dh", state_shape), state_grads[0])
         dh_recurrent = self._buffer("dh_recurrent", state_shape)
         for t in range(steps - 1, -1, -1):  # carries dh only
             if t < steps - 1:
-                dh *= factors[t + 1, ..., 4, :]  # through h_{t+1} = z h_t + ...
+                dh *= factors[4, t + 1]  # through h_{t+1} = z h_t + ...
                 dh += self._recurrent_input_grad(dz_recurrent[t + 1], dh_recurrent)
             if dy_seq is not None:
                 dh += dy_seq[t]
-            np.multiply(dh[..., None, :], factors[t, ..., 0:2, :], out=grads[t, ..., 0:2, :])
-            np.multiply(grads[t, ..., 0:1, :], factors[t, ..., 2:4, :], out=grads[t, ..., 2:4, :])
+            np.multiply(dh, factors[0:2, t], out=grads[0:2])
+            np.multiply(grads[0], factors[2:4, t], out=grads[2:4])
+            np.copyto(dz_recurrent_gates[:, t], grads[1:])
+            np.copyto(dp_h[t], grads[0])
         initial_grads = None
         if self._has_initial_state:
             dh0 = self._recurrent_input_grad(dz_recurrent[0], np.empty_like(dh))
-            dh0 += dh * factors[0, ..., 4, :]
+            dh0 += dh * factors[4, 0]
             initial_grads = [dh0]
-        dz_input = self._buffer("dz_input", gates.shape)  # [dp_z, dp_r, dp_h]
-        dz_input[..., : 2 * units] = dz_recurrent[..., : 2 * units]
-        dz_input[..., 2 * units :] = grads[..., 0, :]
+        dz_input = self._buffer("dz_input", dz_recurrent.shape)  # [dp_z, dp_r, dp_h]
+        np.copyto(dz_input, dz_recurrent)
+        dz_input[..., 2 * units :] = dp_h
         dx_tm = self._parameter_and_input_grads(x_tm, hidden[:-1], dz_input, dz_recurrent)
         return dx_tm, initial_grads
 
