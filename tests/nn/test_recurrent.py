@@ -238,6 +238,13 @@ def test_gradients_reach_the_initial_states(kind, options, rng, float64):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("use_bias", [False, True])
+def test_one_feature_and_one_unit_match_finite_differences(kind, use_bias, rng, float64):
+    layer = make(kind, 1, use_bias=use_bias, return_sequences=True)
+    assert nn.gradcheck(layer, rng.standard_normal((BATCH, STEPS, 1))) < TOLERANCE
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_backward_without_bias_matches_finite_differences(kind, rng, float64):
     layer = make(kind, use_bias=False, return_sequences=True)
     assert "bias" not in layer.params
