@@ -25,12 +25,16 @@ implemented: dropout, recurrent dropout, ``stateful``, masking, GRU ``reset_afte
 How the work is organised
 -------------------------
 The input is transposed to time-major ``(T, N, F)`` once, and the input projections
-``x_t W + b`` of all steps are one matrix product. Only the recurrence loops over time: per
-step one product ``h_{t-1} U`` into a preallocated buffer and the gate arithmetic with
-in-place ufuncs. Backpropagation through time carries only ``dh`` (and ``dc``) from step to
-step and stores each step's pre-activation gradient ``dz_t``; afterwards ``dW``, ``dU``,
-``db`` and ``dx`` are each one product over all stacked steps. Arrays that live for one
-call (gates, states, gradients) are per-shape workspaces reused across calls, never
+``x_t W + b`` of all steps are one matrix product (the bias rides along as a row of ones).
+Only the recurrence loops over time: per step one product ``h_{t-1} U`` into a
+preallocated buffer and the gate arithmetic with in-place ufuncs on gate-major arrays
+``(G, N, H)``, whose gate blocks are contiguous. Backpropagation through time carries only
+``dh`` (and ``dc``) from step to step: the parts of the gate derivatives that do not depend
+on them are computed before the loop for all steps at once, and each step's pre-activation
+gradient ``dz_t`` is stored channels-last ``(N, G H)``, so that ``dz_t U^T`` and, after
+the loop, ``dW``, ``dU``, ``db`` and ``dx`` are each a single product over the stacked
+steps. Arrays that live for one call (gates, states, gradients) are per-shape workspaces
+reused across calls (numpy pays for every fresh large array in page faults), never
 returned to the caller.
 
 Reuse by convolutional LSTMs
