@@ -996,8 +996,10 @@ class GRU(RecurrentLayer):
         activation, recurrent_activation = self.activation, self.recurrent_activation
         hidden[0] = h0
         for t in range(steps):  # h_t needs h_{t-1}: the only sequential part
-            g = gates[:, t]
-            u = self._recurrent_product(hidden[t], recurrent[:, t])
+            g, u = gates[:, t], recurrent[:, t]
+            product = self._recurrent_product(hidden[t], u)
+            if product is not u:  # the backward pass reads u_t from the stack
+                np.copyto(u, product)
             zr, candidate = g[:2], g[2]
             zr += u[:2]
             if recurrent_bias is not None:
