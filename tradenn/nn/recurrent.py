@@ -1154,7 +1154,7 @@ class Bidirectional(Layer):
         self._has_initial_state = False
 
     @property
-    def input_spec(self) -> InputSpec | None:  # type: ignore[override]
+    def input_spec(self) -> InputSpec | None:
         return self.forward_layer.input_spec
 
     def build(self, input_shape: Shape) -> None:
