@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from tradenn import nn
+from tradenn.nn import conv
 from tradenn.nn.conv import Conv1D, Conv2D, Conv3D, ConvOp
 from tradenn.nn.gradient_check import gradcheck
 from tradenn.nn.pooling import GlobalAveragePooling1D, GlobalMaxPooling1D, GlobalMaxPooling2D
@@ -321,6 +322,35 @@ def test_contexts_and_outputs_survive_later_calls(rng):
     np.testing.assert_array_equal(y1, y1_copy)
     np.testing.assert_array_equal(op.input_grad(dy, kernel, ctx1), dx1)
     np.testing.assert_array_equal(op.kernel_grad(dy, ctx1), dk1)
+
+
+@pytest.mark.parametrize(
+    ("rank", "spatial", "padding", "dilation"),
+    [
+        (1, (9,), "causal", 2),
+        (2, (5, 6), "same", 1),
+        (2, (6, 7), "valid", (2, 1)),
+        (3, (4, 3, 5), "same", 1),
+    ],
+)
+def test_padded_and_exact_column_grids_agree(rank, spatial, padding, dilation, rng, monkeypatch):
+    # unit-stride convolutions may compute on the whole padded grid (see conv._grid);
+    # force each choice and compare outputs and all gradients
+    x = rng.standard_normal((2, *spatial, 3))
+    kernel = rng.standard_normal((*(2,) * rank, 3, 4))
+    bias = rng.standard_normal(4)
+    results = []
+    for padded_grid in (False, True):
+        monkeypatch.setattr(
+            conv, "_grid", lambda op, padded, out, rows, p=padded_grid: padded if p else out
+        )
+        op = ConvOp(rank, 2, 1, padding, dilation)
+        y, ctx = op.forward(x, kernel, bias)
+        dy = np.linspace(-1.0, 1.0, y.size).reshape(y.shape)
+        assert (ctx.columns.shape[1] > y[..., 0].size) == padded_grid
+        results.append((y, *op.gradients(dy, kernel, ctx)))
+    for exact, padded in zip(*results, strict=True):
+        np.testing.assert_allclose(padded, exact, rtol=1e-12, atol=1e-12)
 
 
 def test_op_handles_several_batch_sizes(rng):
