@@ -486,6 +486,43 @@ def test_model_with_convolutions_saves_and_loads(tmp_path, rng):
     ]
 
 
+def test_first_layer_can_skip_the_input_gradient(rng):
+    x = rng.standard_normal((4, 6, 7, 2)).astype(np.float32)
+    y = rng.standard_normal((4, 1)).astype(np.float32)
+    losses = []
+    for compute in (True, False):
+        nn.set_seed(5)
+        model = nn.Sequential([Conv2D(3, 3, activation="relu"), GlobalMaxPooling2D(), nn.Dense(1)])
+        model.layers[0].compute_input_gradient = compute
+        losses.append(
+            [model.train_on_batch(x, y, loss="mse", optimizer=nn.Adam(0.01)) for _ in range(3)]
+        )
+        dx = model.layers[0].backward(np.ones((4, 4, 5, 3), np.float32))
+        assert (dx is None) == (not compute)
+    assert losses[0] == losses[1]  # same parameter gradients either way
+
+
+def test_reused_context_is_overwritten_and_equal_to_a_fresh_one(rng):
+    op, x, kernel = op_and_operands(rng)
+    _, old = op.forward(rng.standard_normal(x.shape), kernel)
+    buffer = old.columns
+    y, ctx = op.forward(x, kernel, reuse=old)
+    assert ctx.columns is buffer
+    y_fresh, fresh = op.forward(x, kernel)
+    np.testing.assert_array_equal(y, y_fresh)
+    np.testing.assert_array_equal(ctx.columns, fresh.columns)
+    _, other = op.forward(x[:2], kernel, reuse=ctx)  # another batch size: a new buffer
+    assert other.columns is not buffer
+
+
+def test_gradients_can_leave_out_the_input_gradient(rng):
+    op, x, kernel = op_and_operands(rng)
+    y, ctx = op.forward(x, kernel)
+    dx, dkernel, dbias = op.gradients(y, kernel, ctx, with_input_grad=False)
+    assert dx is None and dbias is None
+    np.testing.assert_allclose(dkernel, op.kernel_grad(y, ctx))
+
+
 # ----------------------------------------------------------------------------- bad arguments
 
 

@@ -17,21 +17,22 @@ The backward pass is two more products and a scatter-add::
     dX = W dY^T                                (K, F) @ (F, P)
     dx_pad[n, o * s + a * d, c] += dX[(a, c), (n, o)]       (col2im, one add per offset a)
 
-Two layout choices make this fast in numpy (measured on the benchmark shapes of
-``bench/nn_speed.py``; see docs/layers.md, "Convolution layers"):
+What makes it fast in numpy (measured on ``bench/nn_speed.py``'s shapes; the numbers are
+in docs/layers.md, "Convolution layers"):
 
-* ``X`` is built from a channels-first copy of the padded input, so each row of ``X`` is
-  one long strided copy instead of many ``C_in``-element pieces, and col2im adds long
-  contiguous runs.
-* With unit strides the column grid is the whole padded input, not just the valid
-  outputs: column ``p`` reads the flattened input at ``p + offset(a)``, so every row of
-  ``X`` is a single contiguous slice and col2im is ``prod(k)`` contiguous adds. The
-  positions that do not correspond to an output (the last ``(k - 1) * d`` of every row)
-  are computed and dropped in the forward pass and get a zero gradient in the backward
-  pass. Strided convolutions use the exact output grid instead.
-
-A bias is folded into the product as a row of ones in ``X`` and a last row of ``W``, so
-``db`` comes out of the same product as ``dW``.
+* ``X`` is copied out of a channels-first, zero-padded copy of the input, so each row of
+  ``X`` is a run of contiguous or evenly strided values rather than ``C_in``-element
+  pieces, and col2im adds runs of the same kind.
+* With unit strides and short rows the column grid is the whole padded input instead of
+  the outputs: column ``p`` then reads the flattened input at ``p + offset(a)``, every
+  row of ``X`` is one contiguous slice and col2im is ``prod(k)`` contiguous adds. The
+  extra positions (``(k - 1) * d`` per row) are computed and dropped in the forward pass
+  and get a zero gradient in the backward pass (see :func:`_grid` for when this pays).
+* A bias is folded into the product as a row of ones in ``X`` and a last row of ``W``, so
+  ``db`` comes out of the same product as ``dW``.
+* The padded input, the col2im target and ``dX`` live in buffers kept per input shape,
+  and a layer hands its previous column matrix back for reuse; ``dx`` is transposed
+  back to channels last by BLAS.
 """
 
 from __future__ import annotations
@@ -160,17 +161,18 @@ class ConvOp:
 
     Notes
     -----
-    Recurrent use: every ``forward`` returns fresh ``y`` and ``ctx.columns``, so the
-    contexts of all time steps can be kept for the backward pass. The recurrent kernel
+    Recurrent use: every ``forward`` returns a fresh ``y`` and, unless ``reuse`` is
+    given, fresh ``ctx.columns``, so the contexts of all time steps can be kept for the
+    backward pass. The recurrent kernel
     gradient is then either accumulated step by step,
     ``op.kernel_grad(dy_t, ctx_t, out=dk, accumulate=True)``, or formed in one product
     from the stacked steps, ``op.kernel_grad(np.concatenate(dys),
     ConvOp.stack_contexts(ctxs))`` (samples of all steps stacked along the batch axis in
     the same order). Both cost about the same; accumulating copies nothing.
 
-    Internal buffers (the padded channels-first input, the gradient scatter target) are
+    Internal buffers (the padded channels-first input, the col2im target, ``dX``) are
     kept per input shape and reused across calls; nothing that is returned or kept in a
-    context is ever overwritten later.
+    context is overwritten later, except the columns of a context passed as ``reuse``.
     """
 
     def __init__(
@@ -228,18 +230,29 @@ class ConvOp:
     # ------------------------------------------------------------------ forward
 
     def forward(
-        self, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None = None
+        self,
+        x: np.ndarray,
+        kernel: np.ndarray,
+        bias: np.ndarray | None = None,
+        reuse: ConvContext | None = None,
     ) -> tuple[np.ndarray, ConvContext]:
         """``y = conv(x, kernel) (+ bias)``; returns ``(y, ctx)``.
 
         ``bias (F,)`` is optional; with it the context also yields ``db``
-        (:meth:`gradients`).
+        (:meth:`gradients`). ``reuse`` may pass a context of an earlier call that is no
+        longer needed: its column matrix is overwritten instead of allocating a new one
+        (a layer passes its previous step's context; writing into memory that is still
+        in cache is about twice as fast as into a fresh allocation).
         """
         self._check_operands(x, kernel)
         plan = self._plan(x.shape, kernel.shape[-1], x.dtype)
         np.copyto(plan.interior, np.moveaxis(x, -1, 0))
         rows = plan.kernel_rows
-        columns = np.empty((rows + (bias is not None), plan.positions), dtype=x.dtype)
+        shape = (rows + (bias is not None), plan.positions)
+        if reuse is not None and reuse.columns.shape == shape and reuse.columns.dtype == x.dtype:
+            columns = reuse.columns
+        else:
+            columns = np.empty(shape, dtype=x.dtype)
         np.copyto(columns[:rows].reshape(plan.windows.shape), plan.windows)
         weights = kernel.reshape(rows, -1)
         if bias is not None:
@@ -283,17 +296,19 @@ class ConvOp:
         kernel_out: np.ndarray | None = None,
         bias_out: np.ndarray | None = None,
         accumulate: bool = False,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        with_input_grad: bool = True,
+    ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
         """``(dx, dkernel, dbias)`` in one pass (``dbias`` is None without a bias).
 
         Same as :meth:`input_grad` plus :meth:`kernel_grad`, but lays ``dy`` out once.
         ``kernel_out``/``bias_out`` receive the parameter gradients (added to them with
-        ``accumulate=True``).
+        ``accumulate=True``). ``with_input_grad=False`` skips ``dx`` (returned as None).
         """
         plan = self._plan(ctx.input_shape, kernel.shape[-1], ctx.columns.dtype)
         rows = plan.gradient_rows(dy)
         dkernel, dbias = self._weight_grads(rows, ctx, plan, kernel_out, bias_out, accumulate)
-        return self._input_grad(rows, kernel, plan), dkernel, dbias
+        dx = self._input_grad(rows, kernel, plan) if with_input_grad else None
+        return dx, dkernel, dbias
 
     @staticmethod
     def stack_contexts(contexts: Sequence[ConvContext]) -> ConvContext:
@@ -334,7 +349,7 @@ class ConvOp:
 
     def _input_grad(self, rows: np.ndarray, kernel: np.ndarray, plan: _Plan) -> np.ndarray:
         weights = kernel.reshape(plan.kernel_rows, -1)
-        spread = np.matmul(weights, rows.T).reshape(plan.windows.shape)  # dX, by offset
+        spread = np.matmul(weights, rows.T, out=plan.spread).reshape(plan.windows.shape)
         plan.gradient.fill(0.0)
         windows = plan.gradient_windows
         for offset in np.ndindex(*self.kernel_size):  # col2im: one add per kernel offset
@@ -484,11 +499,15 @@ class _Plan:
         self.interior = self.padded[:, : self.padded_size].reshape(channels, batch, *padded)[
             (slice(None), *self.unpadded)
         ]
-        size = dtype.itemsize
-        self._window_shape = (*op.kernel_size, channels, batch, *grid)
+        if self.grid_is_output:
+            positions_shape = (batch, *grid)
+            positions_strides = (sample, *(s * p for s, p in zip(step, pitch, strict=True)))
+        else:  # the padded grid is the flattened buffer itself: one axis, unit stride
+            positions_shape, positions_strides = (self.positions,), (1,)
+        # numpy loops over the outer axes of a view in C: fewer axes, faster copies and adds
+        self._window_shape = (*op.kernel_size, channels, *positions_shape)
         self._window_strides = tuple(
-            size * e
-            for e in (*reach, length, sample, *(s * p for s, p in zip(step, pitch, strict=True)))
+            dtype.itemsize * e for e in (*reach, length, *positions_strides)
         )
         self.windows = as_strided(
             self.padded, self._window_shape, self._window_strides, writeable=False
@@ -511,6 +530,11 @@ class _Plan:
     def _gradient_grid(self) -> np.ndarray:
         # zero on the positions that are not outputs; only the others are ever written
         return np.zeros((self.positions, self.grid_shape[-1]), dtype=self.dtype)
+
+    @cached_property
+    def spread(self) -> np.ndarray:
+        """``dX = W dY^T``, the gradient of the column matrix, ``(K, positions)``."""
+        return np.empty((self.kernel_rows, self.positions), dtype=self.dtype)
 
     @cached_property
     def gradient(self) -> np.ndarray:
@@ -540,6 +564,9 @@ class _Conv(Layer, register=False):
     """Shared implementation of Conv1D, Conv2D and Conv3D (see :class:`Conv2D`)."""
 
     rank = 0
+    # False when nothing upstream needs dL/dx (the first layer of a model): backward then
+    # skips the transposed convolution, a third of a Conv2D training step, and returns None
+    compute_input_gradient = True
 
     def __init__(
         self,
@@ -596,7 +623,7 @@ class _Conv(Layer, register=False):
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         x = self._prepare(x)
         bias = self.params["bias"] if self.use_bias else None
-        z, self._ctx = self.op.forward(x, self.params["kernel"], bias)
+        z, self._ctx = self.op.forward(x, self.params["kernel"], bias, reuse=self._ctx)
         if self.activation.uses_input:
             self._z, y = z, self.activation.forward(z)
         else:
@@ -604,7 +631,7 @@ class _Conv(Layer, register=False):
         self._y = y
         return y
 
-    def backward(self, dy: np.ndarray) -> np.ndarray:
+    def backward(self, dy: np.ndarray) -> np.ndarray | None:
         self._require_forward(self._ctx)
         dy = self._check_gradient_shape(dy, self._y.shape)
         dz = self.activation.backward(dy, self._z, self._y)
@@ -614,6 +641,7 @@ class _Conv(Layer, register=False):
             self._ctx,
             kernel_out=self.grads["kernel"],
             bias_out=self.grads["bias"] if self.use_bias else None,
+            with_input_grad=self.compute_input_gradient,
         )
         self._add_regularization_gradients()
         return dx
@@ -696,6 +724,13 @@ class Conv2D(_Conv):
         Keras defaults: ``glorot_uniform`` (fans include the receptive field) and ``zeros``.
     kernel_regularizer
         Optional penalty on the kernel.
+
+    Attributes
+    ----------
+    compute_input_gradient : bool
+        Default True. Set it to False on the first layer of a model, whose input needs no
+        gradient: ``backward`` then skips ``dx`` (a third of a training step on
+        ``bench/nn_speed.py``'s conv2d case) and returns None.
     """
 
     rank = 2
