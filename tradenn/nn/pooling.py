@@ -130,8 +130,10 @@ class _Pooling(Layer, register=False):
             share = dy / self._count
             for offset in np.ndindex(*self.pool_size):
                 windows[(*lead, *offset)] += share
+        if dx_padded.shape == x_shape:
+            return dx_padded
         crop = tuple(slice(b, b + s) for (b, _, _), s in zip(geometry, x_shape[1:-1], strict=True))
-        return dx_padded[(slice(None), *crop)]
+        return np.ascontiguousarray(dx_padded[(slice(None), *crop)])
 
     def _cell_count(self, spatial: Shape, geometry: list[tuple[int, int, int]]) -> Any:
         """Real (unpadded) cells per window: a number, or ``(1, *out, 1)`` with padding."""
