@@ -382,6 +382,18 @@ def test_accumulate_needs_an_output_array(rng):
         op.kernel_grad(y, ctx, accumulate=True)
 
 
+def test_gradients_accumulate_kernel_and_bias(rng):
+    op, x, kernel = op_and_operands(rng)
+    bias = rng.standard_normal(4)
+    y, ctx = op.forward(x, kernel, bias)
+    dkernel, dbias = np.ones_like(kernel), np.ones_like(bias)
+    op.gradients(y, kernel, ctx, kernel_out=dkernel, bias_out=dbias, accumulate=True)
+    np.testing.assert_allclose(dkernel, 1.0 + op.kernel_grad(y, ctx))
+    np.testing.assert_allclose(dbias, 1.0 + y.sum(axis=(0, 1, 2)))
+    _, _, db_only = op.gradients(y, kernel, ctx, kernel_out=dkernel, accumulate=True)
+    np.testing.assert_allclose(db_only, y.sum(axis=(0, 1, 2)))
+
+
 # ----------------------------------------------------------------------------- layer API
 
 

@@ -343,8 +343,10 @@ class ConvOp:
             product[: plan.kernel_rows].reshape(kernel_shape), kernel_out, accumulate
         )
         dbias = None
-        if ctx.has_bias:
-            dbias = _deliver(product[plan.kernel_rows], bias_out, accumulate)
+        if ctx.has_bias:  # without bias_out, db is returned even when accumulating dkernel
+            dbias = _deliver(
+                product[plan.kernel_rows], bias_out, accumulate and bias_out is not None
+            )
         return dkernel, dbias
 
     def _input_grad(self, rows: np.ndarray, kernel: np.ndarray, plan: _Plan) -> np.ndarray:
