@@ -302,7 +302,8 @@ class ConvOp:
 
         Same as :meth:`input_grad` plus :meth:`kernel_grad`, but lays ``dy`` out once.
         ``kernel_out``/``bias_out`` receive the parameter gradients (added to them with
-        ``accumulate=True``). ``with_input_grad=False`` skips ``dx`` (returned as None).
+        ``accumulate=True``; without ``bias_out`` a fresh ``dbias`` is returned).
+        ``with_input_grad=False`` skips ``dx`` (returned as None).
         """
         plan = self._plan(ctx.input_shape, kernel.shape[-1], ctx.columns.dtype)
         rows = plan.gradient_rows(dy)
