@@ -54,7 +54,7 @@ from .base import InputSpec, Layer, Shape
 
 PADDINGS = ("valid", "same", "causal")
 
-# With unit strides the column grid may cover the whole padded input (see _Plan), but only
+# With unit strides the column grid may cover the whole padded input (see _grid), but only
 # while that is at most this many times the number of outputs.
 _MAX_GRID_OVERHEAD = 2.0
 _MAX_PLANS = 8  # input shapes an op keeps buffers for (batch sizes seen in fit/predict)
@@ -458,9 +458,10 @@ class _Plan:
     are zeroed once; each forward only rewrites the interior.
 
     ``windows`` is a strided view ``(*k, C, N, *grid)`` of that buffer, entry
-    ``[a, c, n, g]`` being ``x_pad[n, g * step + a * d, c]``; a copy of it is the column
-    matrix. ``gradient_windows`` is the same view of the gradient buffer; for one offset
-    ``a`` it does not overlap itself, so col2im may add to it offset by offset.
+    ``[a, c, n, g]`` being ``x_pad[n, g * step + a * d, c]`` (on the padded grid the
+    positions ``(n, g)`` are one axis, the flattened buffer itself); a copy of it is the
+    column matrix. ``gradient_windows`` is the same view of the gradient buffer; for one
+    offset ``a`` it does not overlap itself, so col2im may add to it offset by offset.
     """
 
     def __init__(
@@ -473,6 +474,7 @@ class _Plan:
         ]
         out = [g[2] for g in geometry]
         self.dtype = dtype
+        self.owner = op.owner
         self.kernel_rows = math.prod(op.kernel_size) * channels
         self.output_shape = (batch, *out, filters)
         grid = _grid(op, padded, out, self.kernel_rows)
@@ -507,7 +509,7 @@ class _Plan:
             positions_strides = (sample, *(s * p for s, p in zip(step, pitch, strict=True)))
         else:  # the padded grid is the flattened buffer itself: one axis, unit stride
             positions_shape, positions_strides = (self.positions,), (1,)
-        # numpy loops over the outer axes of a view in C: fewer axes, faster copies and adds
+        # numpy pays per axis of a view: one position axis copies and adds ~2x faster
         self._window_shape = (*op.kernel_size, channels, *positions_shape)
         self._window_strides = tuple(
             dtype.itemsize * e for e in (*reach, length, *positions_strides)
@@ -552,7 +554,7 @@ class _Plan:
         """``dy (N, *out, F)`` as the rows ``dY (positions, F)`` of the column grid."""
         expected = (*self.output_shape[:-1], self.grid_shape[-1])
         if dy.shape != expected:
-            raise ValueError(f"ConvOp: expected dy of shape {expected}, got {dy.shape}")
+            raise ValueError(f"{self.owner}: expected dy of shape {expected}, got {dy.shape}")
         if self.grid_is_output:
             return dy.reshape(self.positions, -1)
         grid = self._gradient_grid
