@@ -163,12 +163,12 @@ class ConvOp:
     -----
     Recurrent use: every ``forward`` returns a fresh ``y`` and, unless ``reuse`` is
     given, fresh ``ctx.columns``, so the contexts of all time steps can be kept for the
-    backward pass. The recurrent kernel
-    gradient is then either accumulated step by step,
-    ``op.kernel_grad(dy_t, ctx_t, out=dk, accumulate=True)``, or formed in one product
-    from the stacked steps, ``op.kernel_grad(np.concatenate(dys),
-    ConvOp.stack_contexts(ctxs))`` (samples of all steps stacked along the batch axis in
-    the same order). Both cost about the same; accumulating copies nothing.
+    backward pass. The recurrent kernel gradient is then either accumulated step by step,
+    ``op.gradients(dy_t, kernel, ctx_t, kernel_out=dk, accumulate=True)`` (which also
+    returns ``dh``), or formed in one product from the stacked steps,
+    ``op.kernel_grad(np.concatenate(dys), ConvOp.stack_contexts(ctxs))`` (samples of all
+    steps stacked along the batch axis in the same order). Both cost about the same;
+    accumulating copies nothing.
 
     Internal buffers (the padded channels-first input, the col2im target, ``dX``) are
     kept per input shape and reused across calls; nothing that is returned or kept in a
