@@ -47,6 +47,13 @@ def test_orthogonal_wide_matrix_has_orthonormal_rows():
     np.testing.assert_allclose(w @ w.T, 4.0 * np.eye(5), atol=1e-5)
 
 
+def test_orthogonal_arrays_are_c_contiguous_for_any_aspect():
+    # a wide kernel came back as a transposed (Fortran-ordered) view: BLAS and in-place
+    # finite differences both want C order
+    for shape in ((64, 256), (256, 64), (3, 3, 8, 32)):
+        assert initializers.get("orthogonal")(shape).flags.c_contiguous, shape
+
+
 def test_zeros_and_ones():
     np.testing.assert_array_equal(initializers.get("zeros")((2, 3)), np.zeros((2, 3)))
     np.testing.assert_array_equal(initializers.get("ones")((4,)), np.ones(4))

@@ -42,6 +42,8 @@ from .callbacks import (
     LearningRateScheduler,
     ModelCheckpoint,
 )
+from .conv import Conv1D, Conv2D, Conv3D, ConvOp
+from .convlstm import ConvLSTM1D, ConvLSTM2D, ConvLSTM3D
 from .core import Activation, Dense, Dropout, Embedding, Flatten, Reshape
 from .gradient_check import gradcheck, gradcheck_loss, numerical_gradient
 from .losses import (
@@ -56,6 +58,21 @@ from .losses import (
 from .model import Model, Sequential
 from .normalization import BatchNormalization, LayerNormalization
 from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
+from .pooling import (
+    AveragePooling1D,
+    AveragePooling2D,
+    AveragePooling3D,
+    GlobalAveragePooling1D,
+    GlobalAveragePooling2D,
+    GlobalAveragePooling3D,
+    GlobalMaxPooling1D,
+    GlobalMaxPooling2D,
+    GlobalMaxPooling3D,
+    MaxPooling1D,
+    MaxPooling2D,
+    MaxPooling3D,
+)
+from .recurrent import GRU, LSTM, RNN, Bidirectional, SimpleRNN
 from .schedules import CosineDecay, ExponentialDecay, LearningRateSchedule, StepDecay
 from .serialization import ModelFileError, load_model
 
@@ -63,15 +80,29 @@ load = load_model
 
 __all__ = [
     "ALLOCATOR_TUNED",
+    "GRU",
     "LAYERS",
+    "LSTM",
+    "RNN",
     "SGD",
     "Activation",
     "Adam",
     "AdamW",
+    "AveragePooling1D",
+    "AveragePooling2D",
+    "AveragePooling3D",
     "BatchNormalization",
+    "Bidirectional",
     "BinaryCrossentropy",
     "Callback",
     "CategoricalCrossentropy",
+    "Conv1D",
+    "Conv2D",
+    "Conv3D",
+    "ConvLSTM1D",
+    "ConvLSTM2D",
+    "ConvLSTM3D",
+    "ConvOp",
     "CosineDecay",
     "Dense",
     "Dropout",
@@ -79,6 +110,12 @@ __all__ = [
     "Embedding",
     "ExponentialDecay",
     "Flatten",
+    "GlobalAveragePooling1D",
+    "GlobalAveragePooling2D",
+    "GlobalAveragePooling3D",
+    "GlobalMaxPooling1D",
+    "GlobalMaxPooling2D",
+    "GlobalMaxPooling3D",
     "History",
     "Huber",
     "InputSpec",
@@ -87,6 +124,9 @@ __all__ = [
     "LearningRateSchedule",
     "LearningRateScheduler",
     "Loss",
+    "MaxPooling1D",
+    "MaxPooling2D",
+    "MaxPooling3D",
     "MeanAbsoluteError",
     "MeanSquaredError",
     "Model",
@@ -96,6 +136,7 @@ __all__ = [
     "RMSprop",
     "Reshape",
     "Sequential",
+    "SimpleRNN",
     "SparseCategoricalCrossentropy",
     "StepDecay",
     "activations",

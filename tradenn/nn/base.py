@@ -149,6 +149,7 @@ _name_counters: defaultdict[str, itertools.count] = defaultdict(itertools.count)
 
 
 def _snake_case(name: str) -> str:
+    name = re.sub(r"(\d)D$", r"\1d", name)  # Conv2D -> conv2d, as Keras names it
     name = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
     return re.sub(r"([a-z\d])([A-Z])", r"\1_\2", name).lower()
 

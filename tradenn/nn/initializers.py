@@ -230,7 +230,7 @@ class Orthogonal(Initializer):
         q *= np.sign(np.diag(r))
         if rows < cols:
             q = q.T
-        return (self.gain * q).reshape(shape).astype(dtype)
+        return (self.gain * q).reshape(shape).astype(dtype, order="C")
 
     def get_config(self) -> dict[str, Any]:
         return {"gain": self.gain, **super().get_config()}

@@ -336,7 +336,7 @@ class RecurrentLayer(Layer, register=False):
             dz (T, N, ..., G H)): writes grads["kernel"] = Σ_t x_t^T dz_t,
             grads["recurrent_kernel"] = Σ_t h_{t-1}^T dz_t (dz_recurrent instead of dz
             where they differ, as in GRU) and grads["bias"]; returns dx_tm (T, N, ..., F),
-            a new array.
+            a new array, or None when ``needs_input_grad`` is False.
 
     Subclasses set ``_gate_count``, ``_state_names`` (and ``_input_ndim`` for inputs with
     spatial axes) and implement ``_run(x_tm, states) -> (hidden (T, N, ..., H), final
@@ -425,12 +425,6 @@ class RecurrentLayer(Layer, register=False):
         )
         if self.use_bias:
             self._add_bias()
-        for key, value in self.params.items():
-            # the orthogonal initializer returns (H, G H) kernels in Fortran order; BLAS and
-            # gradcheck want C order (and zeros_like copied the layout into the gradient)
-            if not value.flags.c_contiguous:
-                self.params[key] = np.ascontiguousarray(value)
-                self.grads[key] = np.zeros_like(self.params[key])
         self.input_spec = InputSpec(ndim=self._input_ndim, axes={-1: input_shape[-1]})
         super().build(input_shape)
 
@@ -486,7 +480,10 @@ class RecurrentLayer(Layer, register=False):
             state_grads[0] = dy if state_grads[0] is None else dy + state_grads[0]
         dx_tm, initial_grads = self._backprop(dy_seq, state_grads)
         self._add_regularization_gradients()
-        dx = np.ascontiguousarray((dx_tm[::-1] if self.go_backwards else dx_tm).swapaxes(0, 1))
+        if dx_tm is None:  # the first layer of a training step: nothing needs dL/dx
+            dx = None
+        else:
+            dx = np.ascontiguousarray((dx_tm[::-1] if self.go_backwards else dx_tm).swapaxes(0, 1))
         if self._has_initial_state:
             return [dx, *initial_grads]
         return dx
@@ -603,6 +600,8 @@ class RecurrentLayer(Layer, register=False):
         np.matmul(ops.as_matrix(h_prev).T, dz_recurrent_rows, out=self.grads["recurrent_kernel"])
         if self.use_bias:
             self._bias_gradient(dz_rows, dz_recurrent_rows)
+        if not self.needs_input_grad:
+            return None
         return ops.matmul(dz_rows, self.params["kernel"].T).reshape(x_tm.shape)
 
     def _bias_gradient(self, dz_rows: np.ndarray, dz_recurrent_rows: np.ndarray) -> None:
