@@ -5,13 +5,16 @@
 >>> weekly = data.resample(spx, "W")
 >>> ou = data.ornstein_uhlenbeck(5000, half_life=10, seed=0)   # synthetic, mean-reverting
 
+Synthetic generators (:func:`gbm`, :func:`ornstein_uhlenbeck`, :func:`regime_switching`,
+:func:`garch`) give frames with known statistics, reproducible from ``seed``.
+
 A price frame has a strictly increasing DatetimeIndex named ``Date`` and float columns ``Open,
 High, Low, Close, Volume`` (more allowed); :func:`validate` enforces it.
 """
 
 from tradenn.data.resample import resample
 from tradenn.data.sources import BUNDLED, BundledDataset, load
-from tradenn.data.synthetic import gbm, ornstein_uhlenbeck, regime_switching
+from tradenn.data.synthetic import garch, gbm, ornstein_uhlenbeck, regime_switching
 from tradenn.data.validation import OHLCV, validate
 from tradenn.data.yahoo import download
 from tradenn.errors import DataError
@@ -22,6 +25,7 @@ __all__ = [
     "BundledDataset",
     "DataError",
     "download",
+    "garch",
     "gbm",
     "load",
     "ornstein_uhlenbeck",

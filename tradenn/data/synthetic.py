@@ -10,6 +10,7 @@ half-normal amount scaled to the bar's volatility, so every bar is consistent.
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -149,4 +150,67 @@ def regime_switching(
     log_close = math.log(s0) + np.cumsum(steps)
     frame = _frame(log_close, sigmas * math.sqrt(dt), rng, start, freq)
     frame["Regime"] = regime
+    return frame
+
+
+def garch(
+    n: int = 2520,
+    *,
+    omega: float = 2e-6,
+    alpha: float = 0.08,
+    beta: float = 0.90,
+    mu: float = 0.0,
+    innovations: Literal["normal", "t"] = "normal",
+    df: float = 5.0,
+    volatility: bool = False,
+    s0: float = 100.0,
+    start: str = "2000-01-03",
+    freq: str = "B",
+    seed: int | None = None,
+) -> pd.DataFrame:
+    """GARCH(1,1) log returns: volatility that clusters, as in real markets.
+
+    Close-to-close log returns (all parameters per bar, not annualised) follow::
+
+        r[t]       = mu + sigma[t] * z[t],       z[t] i.i.d., mean 0, variance 1
+        sigma[t]^2 = omega + alpha * (r[t-1] - mu)^2 + beta * sigma[t-1]^2
+
+    The process is covariance-stationary only for ``alpha + beta < 1``; its unconditional
+    variance is ``omega / (1 - alpha - beta)`` (the defaults give 1% a day, 16% a year) and the
+    recursion starts there. ``alpha + beta`` is the persistence: a volatility shock decays by
+    that factor per bar. ``innovations="t"`` draws ``z`` from a Student-t with ``df > 2`` degrees
+    of freedom rescaled to unit variance (fatter tails for the same variance).
+
+    ``volatility=True`` adds a ``Volatility`` column: ``sigma[t]``, the conditional standard
+    deviation of the log return into bar ``t``, which is known at the close of bar ``t - 1``.
+    """
+    _check(n, omega=omega, s0=s0)
+    for name, value in (("alpha", alpha), ("beta", beta)):
+        if not value >= 0:
+            raise ValueError(f"{name} must be >= 0, got {value!r}")
+    if not alpha + beta < 1:
+        raise ValueError(
+            f"alpha + beta must be < 1 for a stationary GARCH(1,1), got {alpha + beta!r}"
+        )
+    if innovations not in ("normal", "t"):
+        raise ValueError(f"innovations must be 'normal' or 't', got {innovations!r}")
+    if innovations == "t" and not df > 2:
+        raise ValueError(f"df must be > 2 for Student-t innovations of finite variance, got {df!r}")
+    rng = np.random.default_rng(seed)
+    if innovations == "normal":
+        z = rng.standard_normal(n)
+    else:
+        z = rng.standard_t(df, n) * math.sqrt((df - 2) / df)
+    variance = np.empty(n)
+    returns = np.zeros(n)  # returns[0] = 0: the first close is s0
+    variance[0] = omega / (1 - alpha - beta)
+    shock = math.sqrt(variance[0]) * z[0]  # the (unobserved) shock before the first bar
+    for t in range(1, n):  # a recursion: each variance depends on the previous bar
+        variance[t] = omega + alpha * shock**2 + beta * variance[t - 1]
+        shock = math.sqrt(variance[t]) * z[t]
+        returns[t] = mu + shock
+    sigma = np.sqrt(variance)
+    frame = _frame(math.log(s0) + np.cumsum(returns), sigma, rng, start, freq)
+    if volatility:
+        frame["Volatility"] = sigma
     return frame
