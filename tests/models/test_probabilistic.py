@@ -357,6 +357,14 @@ def test_forecasters_share_seeds_so_identical_models_score_identically(rng):
     pd.testing.assert_series_equal(summary.loc["a"], summary.loc["b"], check_names=False)
 
 
+def test_an_origins_seed_depends_on_its_bar_not_on_start_or_step(rng):
+    prices = random_walk_prices(rng, 100)
+    forecasters = {"rw": GaussianRandomWalk()}
+    every = evaluate_probabilistic(forecasters, prices, start=50, horizon=2, seed=3)
+    sparse = evaluate_probabilistic(forecasters, prices, start=60, horizon=2, step=5, seed=3)
+    np.testing.assert_array_equal(sparse.crps["rw"], every.crps["rw"][10::5])
+
+
 def test_a_price_frame_is_evaluated_on_its_close_with_timestamps():
     frame = gbm(80, seed=1)
     result = evaluate_probabilistic({"rw": GaussianRandomWalk()}, frame, start=50, horizon=2)

@@ -409,9 +409,10 @@ def evaluate_probabilistic(
     ``forecast(history, horizon, num_samples=num_samples, seed=s_t)`` with ``history`` a fresh
     copy of ``prices[: t + 1]`` (a copy, so not even a view reaches later prices) and scored
     against the realised log returns of bars ``t + 1 .. t + horizon``. A forecaster with a
-    ``fit`` method has ``fit(prices[:start])`` called once, before the first origin. All
-    forecasters get the same seed ``s_t`` at an origin (derived from ``seed`` and ``t``), so
-    differences in scores come from the models rather than from sampling noise.
+    ``fit`` method has ``fit(prices[:start])`` called once, before the first origin (the objects
+    passed in are fitted in place). All forecasters get the same seed ``s_t`` at an origin
+    (derived from ``seed`` and ``t`` only), so differences in scores come from the models rather
+    than from sampling noise, and an origin's draws do not depend on ``start`` or ``step``.
 
     Parameters
     ----------
@@ -445,14 +446,15 @@ def evaluate_probabilistic(
         if callable(getattr(forecaster, "fit", None)):
             forecaster.fit(history(start))
 
-    seeds = np.random.SeedSequence(seed).generate_state(origins.size, dtype=np.uint32)
+    # One seed per bar, so an origin's draws do not depend on start or step.
+    seeds = np.random.SeedSequence(seed).generate_state(values.size, dtype=np.uint32)
     quantiles, crps, p_up = {}, {}, {}
     for name, forecaster in forecasters.items():
         q = np.empty((origins.size, horizon, len(QUANTILE_LEVELS)))
         c, p = np.empty((origins.size, horizon)), np.empty((origins.size, horizon))
         for i, t in enumerate(origins):  # each origin is a separate call with its own history
             forecast = forecaster.forecast(
-                history(t + 1), horizon, num_samples=num_samples, seed=int(seeds[i])
+                history(t + 1), horizon, num_samples=num_samples, seed=int(seeds[t])
             )
             if not isinstance(forecast, Forecast) or forecast.horizon != horizon:
                 raise ValueError(
