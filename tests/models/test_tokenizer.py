@@ -87,7 +87,7 @@ def test_a_series_encodes_like_its_values():
 
 
 def test_mean_scaled_mode_divides_each_context_by_its_mean_absolute_value(rng):
-    tok = PriceTokenizer(n_bins=4093, mode="mean_scaled")  # Chronos: 4093 bins over [-15, 15]
+    tok = PriceTokenizer(n_bins=4093, mode="mean_scaled")  # Chronos-sized vocabulary
     assert tok.limit == 15.0
     contexts = np.array([[10.0, 12.0, 14.0], [200.0, 100.0, 300.0]])
     np.testing.assert_allclose(tok.scale_of(contexts), [12.0, 200.0])
