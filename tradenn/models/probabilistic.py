@@ -106,10 +106,12 @@ class Forecast:
 
     @property
     def num_samples(self) -> int:
+        """Number of sample paths."""
         return self.samples.shape[0]
 
     @property
     def horizon(self) -> int:
+        """Number of steps ahead."""
         return self.samples.shape[1]
 
     def cumulative(self) -> np.ndarray:

@@ -62,9 +62,11 @@ class PriceTokenizer:
 
     Examples
     --------
-    >>> tok = PriceTokenizer()
-    >>> ids = tok.encode([100.0, 101.0, 99.5], bos=True)   # BOS, then one token per return
-    >>> tok.decode(ids[1:])                                 # log returns, to half a bin
+    ::
+
+        tok = PriceTokenizer()
+        ids = tok.encode([100.0, 101.0, 99.5], bos=True)  # [1, 142, 110]: BOS, one per return
+        tok.decode(ids[1:])                               # [0.0103, -0.0150]: within half a bin
     """
 
     PAD: ClassVar[int] = 0
