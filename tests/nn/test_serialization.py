@@ -229,3 +229,17 @@ def test_save_does_not_leave_temporary_files(tmp_path, rng):
     model.save(tmp_path / "model.npz")  # overwriting works too
     assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]
     assert zipfile.is_zipfile(tmp_path / "model.npz")
+
+
+def test_metadata_is_saved_with_the_model_and_read_back(tmp_path, rng):
+    from tradenn.nn.serialization import read_metadata, save_model
+
+    model = nn.Sequential([nn.Dense(2)])
+    model.build((None, 3))
+    save_model(model, tmp_path / "m.npz", metadata={"tokenizer": {"n_bins": 7}, "note": "x"})
+    assert read_metadata(tmp_path / "m.npz") == {"tokenizer": {"n_bins": 7}, "note": "x"}
+    model.save(tmp_path / "plain.npz")
+    assert read_metadata(tmp_path / "plain.npz") == {}
+    np.save(tmp_path / "array.npy", np.zeros(3))
+    with pytest.raises(nn.ModelFileError, match="not a tradenn.nn model file"):
+        read_metadata(tmp_path / "array.npy")

@@ -57,9 +57,11 @@ def deserialize_layer(data: dict[str, Any]) -> Layer:
     return cls.from_config(dict(data["config"]))
 
 
-def save_model(model: Any, path: str | os.PathLike) -> None:
+def save_model(model: Any, path: str | os.PathLike, metadata: dict | None = None) -> None:
     """Write ``model`` (weights, config, loss and optimizer state) to ``path``.
 
+    ``metadata`` is any JSON-serializable dict stored with the config (a forecaster keeps
+    its tokenizer and hyperparameters there); :func:`read_metadata` returns it.
     The file is written to a temporary name and renamed, so an interrupted save never
     leaves a half-written model behind.
     """
@@ -71,6 +73,7 @@ def save_model(model: Any, path: str | os.PathLike) -> None:
         "model": serialize_layer(model),
         "loss": None if getattr(model, "loss", None) is None else loss_lib.serialize(model.loss),
         "optimizer": None,
+        "metadata": metadata or {},
     }
     arrays: dict[str, np.ndarray] = {}
     for index, layer in enumerate(walk(model)):
@@ -124,7 +127,25 @@ def load_model(path: str | os.PathLike) -> Any:
             raise ModelFileError(f"{path} is not a valid tradenn.nn model file ({error})") from None
 
 
-def _restore(archive: Any, path: Path) -> Any:
+def read_metadata(path: str | os.PathLike) -> dict:
+    """The ``metadata`` dict saved with the model at ``path`` (empty if none was given)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"No model file at {path}")
+    try:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ModelFileError(f"{path} is not a tradenn.nn model file (a single .npy array)")
+        with archive:
+            config = _read_config(archive, path)
+    except ModelFileError:
+        raise
+    except (KeyError, ValueError, TypeError, EOFError, zipfile.BadZipFile, OSError) as error:
+        raise ModelFileError(f"{path} is not a valid tradenn.nn model file ({error})") from None
+    return dict(config.get("metadata") or {})
+
+
+def _read_config(archive: Any, path: Path) -> dict:
     if CONFIG_KEY not in archive.files:
         raise ModelFileError(f"{path} is not a tradenn.nn model file (no {CONFIG_KEY} entry)")
     config = json.loads(archive[CONFIG_KEY].tobytes().decode("utf-8"))
@@ -134,6 +155,11 @@ def _restore(archive: Any, path: Path) -> Any:
         raise ModelFileError(
             f"{path} has model file version {config.get('version')}; this tradenn reads {VERSION}"
         )
+    return config
+
+
+def _restore(archive: Any, path: Path) -> Any:
+    config = _read_config(archive, path)
     model_config = config["model"]
     model = deserialize_layer(model_config)
     if model_config.get("build_input_shape") is not None:
