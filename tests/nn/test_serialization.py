@@ -241,5 +241,5 @@ def test_metadata_is_saved_with_the_model_and_read_back(tmp_path, rng):
     model.save(tmp_path / "plain.npz")
     assert read_metadata(tmp_path / "plain.npz") == {}
     np.save(tmp_path / "array.npy", np.zeros(3))
-    with pytest.raises(nn.ModelFileError, match="not a tradenn.nn model file"):
+    with pytest.raises(nn.ModelFileError, match=r"not a tradenn\.nn model file"):
         read_metadata(tmp_path / "array.npy")
