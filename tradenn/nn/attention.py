@@ -405,6 +405,9 @@ class KVCache:
     to all earlier ones without recomputing their projections. Storage is preallocated
     for ``max_length`` positions and doubles if more are appended.
 
+    A cache belongs to one set of weights: the layer's stacked projection weights are
+    taken on first use and kept with it, so do not train while a cache is in use.
+
     Attributes
     ----------
     keys : ndarray (N, heads, capacity, key_dim)
@@ -426,6 +429,7 @@ class KVCache:
         self.keys = np.zeros((batch_size, num_heads, capacity, key_dim), dtype=dtype)
         self.values = np.zeros((batch_size, num_heads, capacity, value_dim), dtype=dtype)
         self.length = 0
+        self.projection: tuple[np.ndarray, np.ndarray | None] | None = None  # set on first use
 
     @property
     def batch_size(self) -> int:
@@ -910,7 +914,9 @@ class MultiHeadAttention(Layer):
                 f"{cache.keys.shape[1]} heads x {cache.keys.shape[3]}, this call needs {batch} "
                 f"of {self.num_heads} x {self.key_dim}"
             )
-        weight, bias = self._stacked_weights(("query", "key", "value"))
+        if cache.projection is None:
+            cache.projection = self._stacked_weights(("query", "key", "value"))
+        weight, bias = cache.projection
         rows = np.matmul(ops.as_matrix(x), weight)
         if bias is not None:
             rows += bias
