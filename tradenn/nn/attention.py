@@ -46,6 +46,25 @@ from .normalization import LayerNormalization
 # --------------------------------------------------------------------------- softmax and masks
 
 
+@lru_cache(maxsize=16)
+def _ones(size: int, dtype: np.dtype) -> np.ndarray:
+    ones = np.ones(size, dtype=dtype)
+    ones.flags.writeable = False  # shared between callers
+    return ones
+
+
+def _row_sums(a: np.ndarray) -> np.ndarray:
+    """``a.sum(axis=-1, keepdims=True)``; a matrix-vector product (BLAS) when contiguous.
+
+    numpy reduces short contiguous rows (a row of attention scores) about 8x slower than
+    BLAS computes ``a @ ones``.
+    """
+    if not a.flags.c_contiguous:
+        return a.sum(axis=-1, keepdims=True)
+    rows = a.reshape(-1, a.shape[-1])
+    return np.matmul(rows, _ones(a.shape[-1], a.dtype)).reshape(*a.shape[:-1], 1)
+
+
 @lru_cache(maxsize=64)
 def _causal_bias(query_length: int, key_length: int, offset: int, dtype: np.dtype) -> np.ndarray:
     """Additive mask ``(Tq, Tk)``: 0 where key ``j <= i + offset`` is visible, else ``-inf``.
@@ -83,7 +102,7 @@ def masked_softmax(
         row_max[np.isneginf(row_max)] = 0.0  # fully masked rows: exp(-inf - 0) = 0
     scores -= row_max
     np.exp(scores, out=scores)
-    total = scores.sum(axis=-1, keepdims=True)
+    total = _row_sums(scores)
     if allowed is not None:
         np.divide(1.0, total, out=total, where=total > 0.0)  # a zero total stays 0
     else:
@@ -101,7 +120,7 @@ def softmax_backward(
     (``P = 0``) get ``dS = 0``.
     """
     product = np.multiply(weights, d_weights, out=scratch)
-    d_weights -= product.sum(axis=-1, keepdims=True)
+    d_weights -= _row_sums(product)
     d_weights *= weights
     return d_weights
 
@@ -611,6 +630,12 @@ class MultiHeadAttention(Layer):
             buffer = self._buffers[name] = np.empty(shape, dtype=self.dtype)
         return buffer
 
+    def _contiguous(self, name: str, view: np.ndarray) -> np.ndarray:
+        """A C-contiguous copy of ``view`` in workspace ``name``."""
+        buffer = self._buffer(name, view.shape)
+        np.copyto(buffer, view)
+        return buffer
+
     # ------------------------------------------------------------------ projections
 
     def _role_size(self, role: str) -> int:
@@ -739,10 +764,14 @@ class MultiHeadAttention(Layer):
         key_length = inputs[-1].shape[1]
         projections = self._project(inputs)
         views = self._split(projections, batch)
-        q, k, v = views["query"], views["key"], views["value"]
+        # contiguous copies of the per-head views (strided into the projection rows): the
+        # batched products below run about 1.5x faster on them, which repays the copies
+        queries = self._contiguous("queries", views["query"])
+        keys_t = self._contiguous("keys_t", views["key"].swapaxes(-1, -2))
+        values_t = self._contiguous("values_t", views["value"].swapaxes(-1, -2))
 
         weights = self._buffer("weights", (batch, self.num_heads, query_length, key_length))
-        np.matmul(q, k.swapaxes(-1, -2), out=weights)
+        np.matmul(queries, keys_t, out=weights)
         allowed, bias = self._score_mask(
             attention_mask, use_causal_mask, batch, query_length, key_length
         )
@@ -757,7 +786,7 @@ class MultiHeadAttention(Layer):
 
         value_width = self.num_heads * self.value_dim
         attended = self._buffer("attended", (batch, query_length, self.num_heads, self.value_dim))
-        np.matmul(dropped, v, out=attended.transpose(0, 2, 1, 3))
+        np.matmul(dropped, values_t.swapaxes(-1, -2), out=attended.transpose(0, 2, 1, 3))
         attended_rows = attended.reshape(-1, value_width)
         y = np.matmul(attended_rows, self.params["output_kernel"].reshape(value_width, -1))
         if self.use_bias:
@@ -766,7 +795,9 @@ class MultiHeadAttention(Layer):
         self._ctx = {
             "inputs": [a.shape for a in inputs],
             "projections": projections,
-            "views": views,
+            "queries": queries,
+            "keys_t": keys_t,
+            "values_t": values_t,
             "weights": weights,
             "dropped": dropped,
             "keep": keep,
@@ -799,7 +830,7 @@ class MultiHeadAttention(Layer):
         ctx = self._ctx
         dy, d_scores = _split_scores_gradient(dy, ctx["scores_returned"], self._label())
         dy_rows = ops.as_matrix(self._check_gradient_shape(dy, ctx["y_shape"]))
-        weights, dropped, views = ctx["weights"], ctx["dropped"], ctx["views"]
+        weights, dropped = ctx["weights"], ctx["dropped"]
         batch, heads, query_length, _ = weights.shape
         value_width = heads * self.value_dim
 
@@ -814,7 +845,10 @@ class MultiHeadAttention(Layer):
         d_attended = np.matmul(
             dy_rows, output_kernel.T, out=self._buffer("d_attended", (len(dy_rows), value_width))
         )
-        d_attended = d_attended.reshape(batch, query_length, heads, -1).transpose(0, 2, 1, 3)
+        d_attended = self._contiguous(
+            "d_attended_heads",
+            d_attended.reshape(batch, query_length, heads, -1).transpose(0, 2, 1, 3),
+        )
 
         d_outputs = [
             self._buffer(f"d_projection_{p.input_index}", p.output.shape)
@@ -827,17 +861,15 @@ class MultiHeadAttention(Layer):
 
         np.matmul(dropped.swapaxes(-1, -2), d_attended, out=d_views["value"])
         d_weights = np.matmul(
-            d_attended,
-            views["value"].swapaxes(-1, -2),
-            out=self._buffer("d_weights", weights.shape),
+            d_attended, ctx["values_t"], out=self._buffer("d_weights", weights.shape)
         )
         if ctx["keep"] is not None:
             d_weights *= ctx["keep"]
         if d_scores is not None:
             d_weights += self._check_gradient_shape(d_scores, weights.shape)
         softmax_backward(weights, d_weights, self._buffer("softmax_scratch", weights.shape))
-        np.matmul(d_weights, views["key"], out=d_views["query"])
-        np.matmul(d_weights.swapaxes(-1, -2), views["query"], out=d_views["key"])
+        np.matmul(d_weights, ctx["keys_t"].swapaxes(-1, -2), out=d_views["query"])
+        np.matmul(d_weights.swapaxes(-1, -2), ctx["queries"], out=d_views["key"])
 
         input_grads: list[np.ndarray | None] = [None] * len(ctx["inputs"])
         for projection, d_output in zip(ctx["projections"], d_outputs, strict=True):
