@@ -119,20 +119,18 @@ class TransformerLM(nn.Model):
                 )
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"TransformerLM: dropout must be in [0, 1), got {dropout}")
-        self.vocab_size, self.context_length = int(vocab_size), int(context_length)
-        self.d_model, self.num_heads, self.num_layers = (
-            int(d_model),
-            int(num_heads),
-            int(num_layers),
-        )
-        self.mlp_ratio, self.dropout = mlp_ratio, float(dropout)
-        self.tie_weights, self.seed = bool(tie_weights), seed
+        self.vocab_size = int(vocab_size)
+        self.context_length = int(context_length)
+        self.d_model = int(d_model)
+        self.num_heads = int(num_heads)
+        self.num_layers = int(num_layers)
+        self.mlp_ratio = mlp_ratio if isinstance(mlp_ratio, int) else float(mlp_ratio)
+        self.dropout = float(dropout)
+        self.tie_weights = bool(tie_weights)
+        self.seed = seed
         self._criterion = nn.SparseCategoricalCrossentropy(from_logits=True)
-
-        seeds = _child_seeds(seed, num_layers + 5)
-        (token_seed, position_seed, dropout_seed, head_seed, batch_seed), block_seeds = (
-            seeds[:5],
-            seeds[5:],
+        token_seed, position_seed, dropout_seed, head_seed, batch_seed, *block_seeds = _child_seeds(
+            seed, num_layers + 5
         )
 
         def part(name: str) -> dict[str, Any]:

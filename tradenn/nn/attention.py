@@ -452,6 +452,7 @@ class KVCache:
 
     @property
     def batch_size(self) -> int:
+        """Number of sequences ``N``."""
         return self.keys.shape[0]
 
     def append(self, keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -1218,7 +1219,8 @@ class TransformerBlock(Layer):
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"{label}: dropout must be in [0, 1), got {dropout}")
         self.d_model, self.num_heads = int(d_model), int(num_heads)
-        self.mlp_ratio, self.dropout = mlp_ratio, float(dropout)
+        self.mlp_ratio = mlp_ratio if isinstance(mlp_ratio, int) else float(mlp_ratio)
+        self.dropout = float(dropout)
         self.causal, self.epsilon = bool(causal), float(epsilon)
         self.activation = act_lib.get(activation)
         self.seed = seed
