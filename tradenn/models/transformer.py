@@ -117,6 +117,10 @@ class TransformerLM(nn.Model):
                 raise ValueError(
                     f"TransformerLM: {argument} must be a positive integer, got {value!r}"
                 )
+        if d_model % num_heads:
+            raise ValueError(
+                f"TransformerLM: d_model={d_model} must be divisible by num_heads={num_heads}"
+            )
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"TransformerLM: dropout must be in [0, 1), got {dropout}")
         self.vocab_size = int(vocab_size)
@@ -127,7 +131,7 @@ class TransformerLM(nn.Model):
         self.mlp_ratio = mlp_ratio if isinstance(mlp_ratio, int) else float(mlp_ratio)
         self.dropout = float(dropout)
         self.tie_weights = bool(tie_weights)
-        self.seed = seed
+        self.seed = None if seed is None else int(seed)
         self._criterion = nn.SparseCategoricalCrossentropy(from_logits=True)
         token_seed, position_seed, dropout_seed, head_seed, batch_seed, *block_seeds = _child_seeds(
             seed, num_layers + 5

@@ -215,7 +215,7 @@ class Attention(Layer):
         self.use_scale = bool(use_scale)
         self.score_mode = score_mode
         self.dropout = float(dropout)
-        self.seed = seed
+        self.seed = None if seed is None else int(seed)
         self._rng = np.random.default_rng(seed) if seed is not None else None
         self._ctx: dict[str, Any] | None = None
 
@@ -584,7 +584,7 @@ class MultiHeadAttention(Layer):
         self.output_dim = None if output_shape is None else int(output_shape)
         self.kernel_initializer = init_lib.get(kernel_initializer)
         self.bias_initializer = init_lib.get(bias_initializer)
-        self.seed = seed
+        self.seed = None if seed is None else int(seed)
         self._rng = np.random.default_rng(seed) if seed is not None else None
         self._buffers: dict[str, np.ndarray] = {}
         self._ctx: dict[str, Any] | None = None
@@ -1223,7 +1223,7 @@ class TransformerBlock(Layer):
         self.dropout = float(dropout)
         self.causal, self.epsilon = bool(causal), float(epsilon)
         self.activation = act_lib.get(activation)
-        self.seed = seed
+        self.seed = None if seed is None else int(seed)
         seeds = _child_seeds(seed, 6)
 
         def part(name: str) -> dict[str, Any]:
