@@ -315,3 +315,28 @@ def test_bad_constructor_arguments_raise_value_errors():
         tiny(d_model=10, num_heads=3)
     with pytest.raises(ValueError, match="dropout must be in"):
         tiny(dropout=1.0)
+
+
+# --------------------------------------------------------------------------- long runs
+
+
+@pytest.mark.slow
+def test_a_larger_model_copies_long_sequences_and_its_cache_matches_past_the_context():
+    rng = np.random.default_rng(1)
+    half, vocab = 12, 16
+
+    def copy_windows(count):
+        tokens = rng.integers(0, vocab, (count, half))
+        return np.concatenate([tokens, np.full((count, 1), vocab), tokens], axis=1)
+
+    lm = TransformerLM(vocab + 1, 2 * half + 1, 64, 4, 2, dropout=0.05, seed=0)
+    lm.fit(
+        copy_windows(8000), epochs=8, batch_size=64, learning_rate=2e-3, warmup_steps=50, verbose=0
+    )
+    test = copy_windows(500)
+    copied = lm.generate(test[:, : half + 1], steps=half, temperature=0)[:, half + 1 :]
+    assert (copied == test[:, :half]).mean() > 0.99
+    prompts = test[:4, : half + 1]
+    for sampling in ({"temperature": 0}, {"temperature": 0.8, "top_k": 5, "seed": 2}):
+        cached = lm.generate(prompts, steps=60, **sampling)
+        np.testing.assert_array_equal(cached, lm.generate(prompts, 60, use_cache=False, **sampling))
