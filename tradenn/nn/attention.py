@@ -245,8 +245,8 @@ class Attention(Layer):
         key: np.ndarray | None = None,
         mask: Any = None,
         use_causal_mask: bool = False,
-        return_attention_scores: bool = False,
         training: bool = False,
+        return_attention_scores: bool = False,
     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Attend from ``query`` to ``value`` (keyed by ``key``, default the value).
 
@@ -750,8 +750,8 @@ class MultiHeadAttention(Layer):
         key: np.ndarray | None = None,
         attention_mask: Any = None,
         use_causal_mask: bool = False,
-        return_attention_scores: bool = False,
         training: bool = False,
+        return_attention_scores: bool = False,
     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Attend from ``query`` to ``value`` (self-attention when ``value`` is None).
 
