@@ -195,6 +195,29 @@ def test_multi_head_cross_attention_backward_returns_one_gradient_per_input(rng,
     assert {"input_0", "input_1"} <= set(errors)
 
 
+def test_multi_head_cross_attention_backward_with_a_padding_mask(rng, float64):
+    query, value = rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 5, 6))
+    mask = rng.random((2, 3, 5)) < 0.6
+    mask[0, 1] = False  # a fully masked row
+
+    class Masked(nn.MultiHeadAttention, register=False):
+        def forward(self, q, v, training=False):
+            return super().forward(q, v, attention_mask=mask)
+
+    check_gradients(Masked(2, 3), (query, value))
+
+
+def test_cross_attention_of_a_sequence_with_itself_is_self_attention(rng, float64):
+    layer = nn.MultiHeadAttention(2, 3)
+    x = rng.standard_normal((2, 4, 6))
+    y = layer.forward(x, use_causal_mask=True)
+    dy = rng.standard_normal(y.shape)
+    dx = layer.backward(dy)
+    np.testing.assert_allclose(layer.forward(x, x, use_causal_mask=True), y, rtol=1e-12)
+    d_query, d_value = layer.backward(dy)
+    np.testing.assert_allclose(d_query + d_value, dx, rtol=1e-10, atol=1e-12)
+
+
 def test_multi_head_attention_backward_without_bias_and_with_dropout(rng, float64):
     check_gradients(nn.MultiHeadAttention(2, 3, use_bias=False), rng.standard_normal((2, 4, 5)))
     layer = nn.MultiHeadAttention(2, 3, dropout=0.3, seed=5)
