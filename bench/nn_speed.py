@@ -1,7 +1,8 @@
 """Training-step speed of tradenn.nn against PyTorch CPU on the same networks.
 
-Each case times one training step (forward + backward + Adam update, float32, MSE) and
-prints the median over many steps after a warmup. When torch is importable the same
+Each case times one training step (forward + backward + Adam update, float32, MSE; the
+``gpt`` case: sparse cross-entropy from logits and AdamW) and prints the median over many
+steps after a warmup. When torch is importable the same
 network and step run in torch with the same thread count and the ratio (tradenn time /
 torch time) is printed. Torch gets its native layout (channels first for convolutions).
 
@@ -16,6 +17,9 @@ Cases:
     conv2d      Conv2D 3->16 k=3 (ReLU) 32x32 + global average + Dense(1), batch 32
     convlstm2d  ConvLSTM2D 1->8 k=3 'same' 16x16 T=8, many-to-one, + global average
                 + Dense(1), batch 8
+    gpt         decoder-only transformer LM (pre-LN, GELU-tanh MLP): vocab 256, d_model 128,
+                4 heads, 2 layers, context 128, batch 16; next-token sparse cross-entropy
+                from logits, AdamW (torch: the same model with scaled_dot_product_attention)
 
 Thread counts: numpy's BLAS reads OPENBLAS_NUM_THREADS / OMP_NUM_THREADS at import, so
 ``--threads`` sets those before numpy is imported (2 matches this project's machines).
@@ -46,7 +50,10 @@ CASES: dict[str, tuple[str, tuple[int, ...], float]] = {
         (8, 8, 16, 16, 1),
         1.50,
     ),
+    "gpt": ("GPT vocab256 d128 4 heads 2 layers ctx128, batch 16", (16, 129), 1.50),
 }
+
+GPT = {"vocab_size": 256, "context_length": 128, "d_model": 128, "num_heads": 4, "num_layers": 2}
 
 
 def parse_args() -> argparse.Namespace:
@@ -105,6 +112,13 @@ def tradenn_step(case: str, seed: int = 0) -> Step:
 
     from tradenn import nn
 
+    if case == "gpt":
+        from tradenn.models import TransformerLM
+
+        lm = TransformerLM(**GPT, seed=seed)
+        lm.optimizer = nn.AdamW(1e-3, weight_decay=0.01)
+        windows = gpt_windows(seed)
+        return lambda: lm.train_on_batch(windows)
     nn.set_seed(seed)
     model = tradenn_model(case)
     shape = CASES[case][1]
@@ -115,7 +129,65 @@ def tradenn_step(case: str, seed: int = 0) -> Step:
     return lambda: model.train_on_batch(x, y, loss=loss, optimizer=optimizer)
 
 
+def gpt_windows(seed: int) -> Any:
+    """Token windows ``(batch, context + 1)``: inputs ``[:, :-1]``, targets ``[:, 1:]``."""
+    import numpy as np
+
+    shape = CASES["gpt"][1]
+    return np.random.default_rng(seed).integers(0, GPT["vocab_size"], shape)
+
+
 # --------------------------------------------------------------------------- torch
+
+
+def torch_gpt(torch: Any) -> Any:
+    """The same pre-LN GPT in torch: token + learned position embeddings, blocks with fused
+    q/k/v projection and causal ``scaled_dot_product_attention`` (faster here than
+    ``nn.MultiheadAttention``), GELU-tanh MLP, final LayerNorm, bias-free output projection."""
+    tnn = torch.nn
+    functional = torch.nn.functional
+    d_model, heads = GPT["d_model"], GPT["num_heads"]
+
+    class Block(tnn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ln_1, self.ln_2 = tnn.LayerNorm(d_model), tnn.LayerNorm(d_model)
+            self.qkv, self.projection = (
+                tnn.Linear(d_model, 3 * d_model),
+                tnn.Linear(d_model, d_model),
+            )
+            self.mlp = tnn.Sequential(
+                tnn.Linear(d_model, 4 * d_model),
+                tnn.GELU(approximate="tanh"),
+                tnn.Linear(4 * d_model, d_model),
+            )
+
+        def forward(self, x: Any) -> Any:
+            n, steps, _ = x.shape
+            q, k, v = (
+                z.view(n, steps, heads, -1).transpose(1, 2)
+                for z in self.qkv(self.ln_1(x)).split(d_model, dim=2)
+            )
+            attended = functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+            x = x + self.projection(attended.transpose(1, 2).reshape(n, steps, d_model))
+            return x + self.mlp(self.ln_2(x))
+
+    class GPTModel(tnn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.token_embedding = tnn.Embedding(GPT["vocab_size"], d_model)
+            self.position_embedding = tnn.Embedding(GPT["context_length"], d_model)
+            self.blocks = tnn.ModuleList(Block() for _ in range(GPT["num_layers"]))
+            self.final_norm = tnn.LayerNorm(d_model)
+            self.head = tnn.Linear(d_model, GPT["vocab_size"], bias=False)
+
+        def forward(self, ids: Any) -> Any:
+            h = self.token_embedding(ids) + self.position_embedding.weight[: ids.shape[1]]
+            for block in self.blocks:
+                h = block(h)
+            return self.head(self.final_norm(h))
+
+    return GPTModel()
 
 
 def torch_model(case: str, torch: Any) -> Any:
@@ -194,6 +266,20 @@ def torch_step(case: str, threads: int, seed: int = 0) -> Step | None:
         return None
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
+    if case == "gpt":
+        model = torch_gpt(torch)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
+        windows = torch.from_numpy(gpt_windows(seed))
+        inputs, targets = windows[:, :-1], windows[:, 1:].reshape(-1)
+        cross_entropy = torch.nn.CrossEntropyLoss()
+
+        def gpt_step() -> None:
+            optimizer.zero_grad(set_to_none=True)
+            logits = model(inputs)
+            cross_entropy(logits.reshape(-1, logits.shape[-1]), targets).backward()
+            optimizer.step()
+
+        return gpt_step
     model = torch_model(case, torch)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = torch.nn.MSELoss()
@@ -217,7 +303,7 @@ def main() -> None:
         os.environ.setdefault(variable, str(args.threads))
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-    print("float32, forward + backward + Adam step, MSE loss")
+    print("float32, forward + backward + Adam step, MSE loss (gpt: sparse CE from logits, AdamW)")
     print(f"median of {args.steps} steps after {args.warmup} warmup, best of {args.repeats} runs")
     print(f"torch with {args.threads} threads, channels-first inputs for its convolutions\n")
     print(f"{'case':<11} {'network':<52} {'tradenn':>9} {'torch':>9} {'ratio':>6} target")

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..nn.serialization import ModelFileError, load_model, read_metadata, save_model
+from ..nn.serialization import ModelFileError, read_metadata
 from .probabilistic import Forecast
 from .tokenizer import PriceTokenizer
 from .transformer import TransformerLM
@@ -133,7 +133,9 @@ class LMForecaster:
         returns = [_log_returns(series, "prices") for series in _as_list(prices)]
         self.tokenizer = PriceTokenizer(n_bins=self.n_bins, limit=self.limit)
         if self.limit is None:
-            self.tokenizer.fit(np.concatenate(returns), kind="returns", quantile=self.limit_quantile)
+            self.tokenizer.fit(
+                np.concatenate(returns), kind="returns", quantile=self.limit_quantile
+            )
         windows = self._windows(returns, "prices")
         validation_windows = None
         if validation is not None:
@@ -187,7 +189,8 @@ class LMForecaster:
         """Sample ``num_samples`` paths of the next ``horizon`` log returns after ``history``.
 
         ``history`` holds prices up to and including the forecast origin; only its last
-        ``context_length`` returns are read.
+        ``context_length - horizon + 1`` returns (at least one) are read, so that the whole
+        sampled path fits in the model's context.
         """
         self._check_fitted()
         for name, value in (("horizon", horizon), ("num_samples", num_samples)):
@@ -196,7 +199,10 @@ class LMForecaster:
         returns = _log_returns(history, "history")
         if len(returns) == 0:
             raise ValueError("LMForecaster: history needs at least two prices")
-        prompt = self.tokenizer.encode(returns[-self.context_length :], kind="returns")
+        # leave room for the horizon inside the context, so the key/value cache serves every
+        # step (past context_length the window slides and each step recomputes it)
+        keep = max(self.context_length - horizon + 1, 1)
+        prompt = self.tokenizer.encode(returns[-keep:], kind="returns")
         seed = self.seed if seed is None else seed
         ids = self.lm.generate(
             np.tile(prompt, (num_samples, 1)),
@@ -231,7 +237,7 @@ class LMForecaster:
             "config": self.get_config(),
             "tokenizer": self.tokenizer.get_config(),
         }
-        save_model(self.lm, path, metadata=metadata)
+        self.lm.save(path, metadata=metadata)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> LMForecaster:
@@ -241,7 +247,7 @@ class LMForecaster:
             raise ModelFileError(f"{path} holds no {cls.__name__} (a plain model file?)")
         forecaster = cls(**metadata["config"])
         forecaster.tokenizer = PriceTokenizer.from_config(metadata["tokenizer"])
-        forecaster.lm = load_model(path)
+        forecaster.lm = TransformerLM.load(path)
         return forecaster
 
     def _check_fitted(self) -> None:

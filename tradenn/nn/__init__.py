@@ -23,6 +23,14 @@ from . import (
     schedules,
 )
 from .allocator import TUNED as ALLOCATOR_TUNED
+from .attention import (
+    Attention,
+    KVCache,
+    MultiHeadAttention,
+    PositionEmbedding,
+    SinusoidalPositionalEncoding,
+    TransformerBlock,
+)
 from .base import (
     LAYERS,
     InputSpec,
@@ -88,6 +96,7 @@ __all__ = [
     "Activation",
     "Adam",
     "AdamW",
+    "Attention",
     "AveragePooling1D",
     "AveragePooling2D",
     "AveragePooling3D",
@@ -119,6 +128,7 @@ __all__ = [
     "History",
     "Huber",
     "InputSpec",
+    "KVCache",
     "Layer",
     "LayerNormalization",
     "LearningRateSchedule",
@@ -132,13 +142,17 @@ __all__ = [
     "Model",
     "ModelCheckpoint",
     "ModelFileError",
+    "MultiHeadAttention",
     "Optimizer",
+    "PositionEmbedding",
     "RMSprop",
     "Reshape",
     "Sequential",
     "SimpleRNN",
+    "SinusoidalPositionalEncoding",
     "SparseCategoricalCrossentropy",
     "StepDecay",
+    "TransformerBlock",
     "activations",
     "callbacks",
     "get_dtype",

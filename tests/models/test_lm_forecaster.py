@@ -1,0 +1,137 @@
+"""LMForecaster: sampled forecasts from a transformer over tokenized returns."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tradenn import data
+from tradenn.models import (
+    QUANTILE_LEVELS,
+    Forecast,
+    GaussianRandomWalk,
+    LMForecaster,
+    evaluate_probabilistic,
+)
+
+
+def small(**overrides) -> LMForecaster:
+    settings = dict(
+        context_length=16,
+        d_model=16,
+        num_heads=2,
+        num_layers=1,
+        n_bins=21,
+        epochs=1,
+        batch_size=32,
+        learning_rate=3e-3,
+        stride=4,
+        seed=0,
+    )
+    return LMForecaster(**{**settings, **overrides})
+
+
+@pytest.fixture(scope="module")
+def prices():
+    return data.garch(600, seed=3)["Close"]
+
+
+@pytest.fixture(scope="module")
+def fitted(prices):
+    return small().fit(prices.iloc[:500])
+
+
+def test_forecast_has_the_contracted_shape(fitted, prices):
+    forecast = fitted.forecast(prices.iloc[:500], horizon=5, num_samples=50, seed=1)
+    assert isinstance(forecast, Forecast)
+    assert forecast.samples.shape == (50, 5)
+    assert list(forecast.quantiles.columns) == list(QUANTILE_LEVELS)
+    assert list(forecast.quantiles.index) == [1, 2, 3, 4, 5]
+    assert forecast.mean.shape == forecast.p_up.shape == (5,)
+    assert np.all((forecast.p_up >= 0) & (forecast.p_up <= 1))
+    # samples are log returns inside the tokenizer's range (plus half a bin of jitter)
+    limit = fitted.tokenizer.limit + fitted.tokenizer.bin_width / 2
+    assert np.all(np.abs(forecast.samples) <= limit + 1e-12)
+
+
+def test_forecasts_are_seeded_and_survive_save_and_load(fitted, prices, tmp_path):
+    history = prices.iloc[:450]
+    first = fitted.forecast(history, horizon=3, num_samples=40, seed=7)
+    again = fitted.forecast(history, horizon=3, num_samples=40, seed=7)
+    other = fitted.forecast(history, horizon=3, num_samples=40, seed=8)
+    np.testing.assert_array_equal(first.samples, again.samples)
+    assert not np.array_equal(first.samples, other.samples)
+    fitted.save(tmp_path / "lm.npz")
+    loaded = LMForecaster.load(tmp_path / "lm.npz")
+    assert loaded.get_config() == fitted.get_config()
+    assert loaded.tokenizer == fitted.tokenizer
+    np.testing.assert_array_equal(
+        loaded.forecast(history, horizon=3, num_samples=40, seed=7).samples, first.samples
+    )
+
+
+def test_training_is_deterministic(prices):
+    a = small().fit(prices.iloc[:300])
+    b = small().fit(prices.iloc[:300])
+    assert a.history["loss"] == b.history["loss"]
+
+
+def test_the_tokenizer_range_comes_from_training_prices_only(prices):
+    calm = prices.iloc[:300]
+    wild = prices.copy()
+    wild.iloc[400:] *= np.exp(np.cumsum(np.random.default_rng(0).normal(0, 0.2, 200)))
+    a = small().fit(calm)
+    b = small().fit(wild.iloc[:300])  # the same first 300 bars: later moves are never seen
+    assert a.tokenizer == b.tokenizer
+    returns = np.abs(np.diff(np.log(calm.to_numpy())))
+    assert a.tokenizer.limit == pytest.approx(np.quantile(returns, 0.995))
+
+
+def test_forecast_reads_only_the_recent_past(fitted, prices):
+    history = prices.iloc[:500].copy()
+    changed = history.copy()
+    changed.iloc[:100] *= 1.5  # far older than the context window
+    np.testing.assert_array_equal(
+        fitted.forecast(history, 2, 20, seed=0).samples,
+        fitted.forecast(changed, 2, 20, seed=0).samples,
+    )
+
+
+def test_errors_are_one_line_and_name_the_argument(fitted, prices):
+    with pytest.raises(ValueError, match="call fit"):
+        small().forecast(prices, 1)
+    with pytest.raises(ValueError, match="horizon must be a positive integer"):
+        fitted.forecast(prices, 0)
+    with pytest.raises(ValueError, match="finite positive prices"):
+        fitted.forecast(np.array([1.0, -1.0, 2.0]), 1)
+    with pytest.raises(ValueError, match="at least 18 prices"):
+        small().fit(prices.iloc[:10])
+    with pytest.raises(ValueError, match="context_length must be a positive integer"):
+        LMForecaster(context_length=0)
+
+
+def test_beats_the_constant_volatility_random_walk_on_garch_returns():
+    """With volatility clustering, the LM must learn that big moves follow big moves."""
+    prices = data.garch(2400, omega=2e-6, alpha=0.15, beta=0.83, seed=0)["Close"]
+    lm = LMForecaster(
+        context_length=24,
+        d_model=32,
+        num_heads=2,
+        num_layers=1,
+        n_bins=31,
+        epochs=2,
+        batch_size=64,
+        learning_rate=3e-3,
+        seed=0,
+    )
+    result = evaluate_probabilistic(
+        {"lm": lm, "constant": GaussianRandomWalk("constant")},
+        prices,
+        start=1900,
+        horizon=1,
+        step=5,
+        num_samples=100,
+    )
+    summary = result.summary
+    assert summary.loc["lm", "wql"] < summary.loc["constant", "wql"]
+    assert summary.loc["lm", "crps"] < summary.loc["constant", "crps"]
