@@ -19,10 +19,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from ..nn.serialization import ModelFileError, read_metadata
-from .probabilistic import Forecast
+from .probabilistic import Forecast, _close, _prices
 from .tokenizer import PriceTokenizer
 from .transformer import TransformerLM
 
@@ -101,9 +100,7 @@ class LMForecaster:
         verbose: int = 0,
     ) -> None:
         for name in ("context_length", "epochs", "batch_size", "stride", "n_bins"):
-            value = locals()[name]
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"LMForecaster: {name} must be a positive integer, got {value!r}")
+            _check_positive_int(locals()[name], name)
         if not 0.5 < limit_quantile <= 1.0:
             raise ValueError(
                 f"LMForecaster: limit_quantile must be in (0.5, 1], got {limit_quantile!r}"
@@ -193,9 +190,8 @@ class LMForecaster:
         sampled path fits in the model's context.
         """
         self._check_fitted()
-        for name, value in (("horizon", horizon), ("num_samples", num_samples)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"LMForecaster: {name} must be a positive integer, got {value!r}")
+        _check_positive_int(horizon, "horizon")
+        _check_positive_int(num_samples, "num_samples")
         returns = _log_returns(history, "history")
         if len(returns) == 0:
             raise ValueError("LMForecaster: history needs at least two prices")
@@ -270,13 +266,11 @@ def _as_list(prices: Any) -> list[Any]:
 
 def _log_returns(prices: Any, name: str) -> np.ndarray:
     """Log returns of a price Series/array, or of the Close column of an OHLC frame."""
-    if isinstance(prices, pd.DataFrame):
-        if "Close" not in prices:
-            raise ValueError(f"LMForecaster: {name} is a frame without a Close column")
-        prices = prices["Close"]
-    values = np.asarray(prices, dtype=np.float64)
-    if values.ndim != 1:
-        raise ValueError(f"LMForecaster: {name} must be one price series, got shape {values.shape}")
-    if not np.all(np.isfinite(values)) or np.any(values <= 0):
-        raise ValueError(f"LMForecaster: {name} must hold finite positive prices")
+    series = _close(prices)
+    values = _prices(prices if series is None else series, f"LMForecaster: {name}")
     return np.diff(np.log(values))
+
+
+def _check_positive_int(value: Any, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"LMForecaster: {name} must be a positive integer, got {value!r}")
