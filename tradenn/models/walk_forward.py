@@ -1,0 +1,275 @@
+"""Walk-forward evaluation: refit on the past, forecast the next block, slide, repeat.
+
+The samples are the windows of :func:`tradenn.features.make_windows`, in time order. Fold ``k``
+tests the ``test_size`` samples starting at sample ``train_size + k * test_size`` (the schedule
+is anchored at the first sample, so the same data truncated later gives the same folds). Its
+model is fitted on samples whose **target was realized no later than the first test decision
+bar minus** ``embargo`` bars; ``mode="expanding"`` keeps all of them, ``"rolling"`` the last
+``train_size``. So no training sample's target lies in a test period, and the last ``horizon``
+samples before a test block (whose outcomes are not yet known when it starts) are purged.
+
+Input scaling (``scale=True``) fits a :class:`~tradenn.features.scaling.StandardScaler` on each
+fold's training windows only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tradenn.features.windows import Windows, make_windows, return_target
+from tradenn.models.metrics import forecast_metrics
+
+__all__ = ["Fold", "WalkForwardResult", "walk_forward", "walk_forward_folds"]
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One refit: which samples trained the model and which it forecast (row numbers)."""
+
+    number: int
+    train: np.ndarray
+    test: np.ndarray
+
+
+@dataclass
+class WalkForwardResult:
+    """Out-of-sample forecasts of a walk-forward run.
+
+    Attributes
+    ----------
+    predictions : Series
+        The forecast made at each decision bar of every test block (index = decision bar).
+    actuals : Series
+        The realized target for each prediction (NaN for the latest ones, still unknown).
+    benchmark : Series
+        The historical-mean forecast: the mean training target of each prediction's fold.
+    target_scale : Series
+        The standard deviation of the training targets of each prediction's fold (a causal
+        yardstick for sizing positions).
+    metrics : dict
+        :func:`~tradenn.models.metrics.forecast_metrics` over the predictions with known
+        actuals, plus ``"Folds"`` and ``"Training Time [s]"``.
+    folds : DataFrame
+        Per fold: first/last training decision bar and target bar, first/last test bar, sample
+        counts and training seconds.
+    train_index : list of DatetimeIndex
+        Decision bars of each fold's training samples (for audits).
+    train_target_index : list of DatetimeIndex
+        Bars at which those training targets were realized.
+    """
+
+    predictions: pd.Series
+    actuals: pd.Series
+    benchmark: pd.Series
+    target_scale: pd.Series
+    metrics: dict[str, float]
+    folds: pd.DataFrame
+    train_index: list[pd.DatetimeIndex] = field(repr=False)
+    train_target_index: list[pd.DatetimeIndex] = field(repr=False)
+    models: list[Any] = field(default_factory=list, repr=False)
+
+    @property
+    def training_seconds(self) -> float:
+        """Total wall time spent fitting models (cache hits cost nothing)."""
+        return float(self.folds["Train Seconds"].sum()) if len(self.folds) else 0.0
+
+
+def walk_forward_folds(
+    windows: Windows,
+    *,
+    train_size: int,
+    test_size: int,
+    mode: str = "expanding",
+    embargo: int = 0,
+) -> list[Fold]:
+    """The folds of a walk-forward run over ``windows`` (see the module docstring).
+
+    A fold whose training set would be empty (e.g. everything purged) is an error, not a
+    silent skip.
+    """
+    for name, value, low in (("train_size", train_size, 1), ("test_size", test_size, 1)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+            raise ValueError(f"walk_forward: {name} must be an int >= {low}, got {value!r}")
+    if isinstance(embargo, bool) or not isinstance(embargo, int | np.integer) or embargo < 0:
+        raise ValueError(f"walk_forward: embargo must be an int >= 0, got {embargo!r}")
+    if mode not in ("expanding", "rolling"):
+        raise ValueError(f"walk_forward: mode must be 'expanding' or 'rolling', got {mode!r}")
+    n = len(windows)
+    if n <= train_size:
+        raise ValueError(
+            f"walk_forward: {n} samples leave nothing to test after train_size={train_size}"
+        )
+    labeled = windows.labeled
+    realized = windows.position + windows.horizon  # row at which each target is known
+    folds = []
+    for k, start in enumerate(range(train_size, n, test_size)):
+        test = np.arange(start, min(start + test_size, n))
+        decided = windows.position[start]
+        usable = np.flatnonzero(labeled[:start] & (realized[:start] <= decided - embargo))
+        if mode == "rolling":
+            usable = usable[-train_size:]
+        if len(usable) == 0:
+            raise ValueError(
+                f"walk_forward: fold {k} has no training sample (embargo={embargo}, "
+                f"horizon={windows.horizon}, train_size={train_size})"
+            )
+        folds.append(Fold(k, usable, test))
+    return folds
+
+
+def walk_forward(
+    make_model: Callable[[], Any],
+    frame: pd.DataFrame,
+    *,
+    features: pd.DataFrame | Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+    target: pd.Series | str = "return",
+    lookback: int = 1,
+    horizon: int = 1,
+    train_size: int,
+    test_size: int,
+    mode: str = "expanding",
+    embargo: int = 0,
+    scale: bool = True,
+    cache: MutableMapping[str, Any] | None = None,
+    keep_models: bool = False,
+) -> WalkForwardResult:
+    """Walk-forward out-of-sample forecasts of ``make_model()`` models on ``frame``.
+
+    Parameters
+    ----------
+    make_model : callable
+        Returns a fresh, unfitted model (``fit(X, y)``, ``predict(X)``). Models with
+        ``input_kind == "tabular"`` get windows flattened to ``(N, lookback * F)``; others get
+        ``(N, lookback, F)``.
+    frame : DataFrame
+        Price frame (Close needed for the default target and features).
+    features : DataFrame, callable or None
+        Per-bar causal features; a callable is applied to ``frame``; None uses
+        :func:`~tradenn.features.pipeline.build_features`.
+    target : Series, "return" or "direction"
+        Causal target realized at its index (see :mod:`tradenn.features.windows`); the strings
+        use :func:`return_target` / its sign over ``horizon`` bars.
+    lookback, horizon
+        Window length and forecast distance in bars.
+    train_size, test_size, mode, embargo
+        The fold schedule (:func:`walk_forward_folds`); sizes count samples (windows).
+    scale : bool
+        Standardize inputs with statistics from each fold's training windows.
+    cache : mapping, optional
+        Fitted models by a digest of (model config, training data): a rerun over data that
+        agrees on a fold's training set reuses its model instead of refitting (the
+        backtester's look-ahead check reruns strategies on truncated data).
+    keep_models : bool
+        Keep each fold's fitted model in the result.
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"walk_forward: frame must be a price DataFrame, got {type(frame)}")
+    if features is None:
+        from tradenn.features.pipeline import build_features
+
+        features = build_features(frame)
+    elif callable(features):
+        features = features(frame)
+    if isinstance(target, str):
+        if target not in ("return", "direction"):
+            raise ValueError(
+                f"walk_forward: target must be a Series, 'return' or 'direction', got {target!r}"
+            )
+        series = return_target(frame, horizon)
+        target = np.sign(series) if target == "direction" else series
+    windows = make_windows(features, target, lookback, horizon)
+    folds = walk_forward_folds(
+        windows, train_size=train_size, test_size=test_size, mode=mode, embargo=embargo
+    )
+
+    n = len(windows)
+    predictions = np.full(n, np.nan)
+    benchmark = np.full(n, np.nan)
+    scale_of = np.full(n, np.nan)
+    rows, train_index, train_target_index, models = [], [], [], []
+    first_test = folds[0].test[0]
+    for fold in folds:
+        X_train, y_train = windows.X[fold.train], windows.y[fold.train]
+        X_test = windows.X[fold.test]
+        if scale:
+            from tradenn.features.scaling import StandardScaler
+
+            scaler = StandardScaler().fit(X_train)
+            X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
+        probe = make_model()
+        tabular = getattr(probe, "input_kind", "tabular") == "tabular"
+        if tabular:
+            X_train, X_test = X_train.reshape(len(X_train), -1), X_test.reshape(len(X_test), -1)
+        key = _digest(probe, X_train, y_train) if cache is not None else None
+        seconds = 0.0
+        if key is not None and key in cache:
+            model = cache[key]
+        else:
+            began = time.perf_counter()
+            model = probe.fit(X_train, y_train) or probe
+            seconds = time.perf_counter() - began
+            if key is not None:
+                cache[key] = model
+        predictions[fold.test] = np.asarray(model.predict(X_test), dtype=np.float64).reshape(-1)
+        benchmark[fold.test] = y_train.mean()
+        scale_of[fold.test] = y_train.std()
+        if keep_models:
+            models.append(model)
+        train_index.append(windows.index[fold.train])
+        train_target_index.append(windows.target_index[fold.train])
+        rows.append(
+            {
+                "Fold": fold.number,
+                "Train Start": windows.index[fold.train[0]],
+                "Train End": windows.index[fold.train[-1]],
+                "Last Train Target": windows.target_index[fold.train[-1]],
+                "Test Start": windows.index[fold.test[0]],
+                "Test End": windows.index[fold.test[-1]],
+                "Train Samples": len(fold.train),
+                "Test Samples": len(fold.test),
+                "Train Seconds": seconds,
+            }
+        )
+
+    tested = slice(first_test, n)
+    stamps = windows.index[tested]
+    result = WalkForwardResult(
+        predictions=pd.Series(predictions[tested], index=stamps, name="prediction"),
+        actuals=pd.Series(windows.y[tested], index=stamps, name="actual"),
+        benchmark=pd.Series(benchmark[tested], index=stamps, name="historical_mean"),
+        target_scale=pd.Series(scale_of[tested], index=stamps, name="target_scale"),
+        metrics={},
+        folds=pd.DataFrame(rows),
+        train_index=train_index,
+        train_target_index=train_target_index,
+        models=models,
+    )
+    result.metrics = {
+        **forecast_metrics(
+            result.actuals, result.predictions, result.benchmark, horizon=windows.horizon
+        ),
+        "Folds": len(folds),
+        "Training Time [s]": result.training_seconds,
+    }
+    return result
+
+
+def _digest(model: Any, X: np.ndarray, y: np.ndarray) -> str:
+    """A key identifying (model class + configuration, training data)."""
+    config = model.get_config() if hasattr(model, "get_config") else repr(model)
+    h = hashlib.blake2b(digest_size=20)
+    h.update(type(model).__qualname__.encode())
+    h.update(json.dumps(config, sort_keys=True, default=str).encode())
+    for array in (X, y):
+        array = np.ascontiguousarray(array)
+        h.update(str((array.shape, array.dtype.str)).encode())
+        h.update(array.data)
+    return h.hexdigest()
