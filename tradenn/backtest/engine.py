@@ -267,6 +267,7 @@ class Backtest:
             params=params,
             strategy_name=type(strategy).__name__,
             indicators=dict(strategy._indicators),
+            diagnostics=dict(strategy.diagnostics()),
         )
 
 

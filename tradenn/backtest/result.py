@@ -26,6 +26,9 @@ class Result:
         Account equity at each bar's close.
     position : Series
         Units held at each bar's close (negative when short).
+    diagnostics : dict
+        What the strategy reports about itself beyond trading statistics (model strategies:
+        out-of-sample forecast quality and training time; see ``Strategy.diagnostics``).
     """
 
     stats: pd.Series
@@ -37,6 +40,7 @@ class Result:
     params: dict[str, Any] = field(default_factory=dict)
     strategy_name: str = ""
     indicators: dict[str, Any] = field(default_factory=dict, repr=False)
+    diagnostics: dict[str, Any] = field(default_factory=dict)
 
     @property
     def label(self) -> str:

@@ -82,6 +82,14 @@ class Strategy:
     def next(self) -> None:
         """Decide at the close of the current bar. Runs once per bar after the warm-up."""
 
+    def diagnostics(self) -> dict[str, Any]:
+        """Extra figures for the result (``Result.diagnostics``), read after the run.
+
+        Model strategies report their out-of-sample forecast quality here; rule-based
+        strategies have none.
+        """
+        return {}
+
     # ------------------------------------------------------------------- indicators
 
     def I(  # noqa: E743 - the name users of other backtesters know

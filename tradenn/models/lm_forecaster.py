@@ -25,7 +25,7 @@ from .probabilistic import Forecast, _close, _prices
 from .tokenizer import PriceTokenizer
 from .transformer import TransformerLM
 
-__all__ = ["LMForecaster"]
+__all__ = ["LMForecaster", "LMReturnModel"]
 
 _HYPERPARAMETERS = (
     "context_length",
@@ -128,16 +128,39 @@ class LMForecaster:
         ``validation`` (optional, same forms) reports a held-out loss per epoch.
         """
         returns = [_log_returns(series, "prices") for series in _as_list(prices)]
-        self.tokenizer = PriceTokenizer(n_bins=self.n_bins, limit=self.limit)
-        if self.limit is None:
-            self.tokenizer.fit(
-                np.concatenate(returns), kind="returns", quantile=self.limit_quantile
-            )
+        self._fit_tokenizer(np.concatenate(returns))
         windows = self._windows(returns, "prices")
         validation_windows = None
         if validation is not None:
             held_out = [_log_returns(s, "validation") for s in _as_list(validation)]
             validation_windows = self._windows(held_out, "validation")
+        return self._train(windows, validation_windows)
+
+    def fit_windows(self, windows: Any) -> LMForecaster:
+        """Train on given windows of log returns, one per row, ``(N, context_length + 1)``.
+
+        For callers that cut the windows themselves (e.g. walk-forward training sets, where
+        the last return of each row is a target realized before the test period). ``stride``
+        does not apply; the tokenizer range is fitted on these returns when ``limit`` is None.
+        """
+        w = np.asarray(windows, dtype=np.float64)
+        length = self.context_length + 1
+        if w.ndim != 2 or w.shape[1] != length or len(w) == 0:
+            raise ValueError(
+                f"LMForecaster.fit_windows: expected (N, {length}) log returns "
+                f"(context_length + 1 per row), got shape {w.shape}"
+            )
+        if not np.isfinite(w).all():
+            raise ValueError("LMForecaster.fit_windows: windows must be finite")
+        self._fit_tokenizer(w.ravel())
+        return self._train(self.tokenizer.encode(w, kind="returns"), None)
+
+    def _fit_tokenizer(self, returns: np.ndarray) -> None:
+        self.tokenizer = PriceTokenizer(n_bins=self.n_bins, limit=self.limit)
+        if self.limit is None:
+            self.tokenizer.fit(returns, kind="returns", quantile=self.limit_quantile)
+
+    def _train(self, windows: np.ndarray, validation_windows: np.ndarray | None) -> LMForecaster:
         self.lm = TransformerLM(
             vocab_size=self.tokenizer.vocab_size,
             context_length=self.context_length,
@@ -149,7 +172,7 @@ class LMForecaster:
             seed=self.seed,
         )
         self.history = self.lm.fit(
-            windows,
+            np.ascontiguousarray(windows),
             epochs=self.epochs,
             batch_size=self.batch_size,
             learning_rate=self.learning_rate,
@@ -214,6 +237,31 @@ class LMForecaster:
             values = values + width * noise
         return Forecast.from_samples(values)
 
+    def next_distribution(self, contexts: Any, batch_size: int = 256) -> np.ndarray:
+        """Probabilities of each return bin for the next bar after each row of ``contexts``.
+
+        ``contexts``: log returns ``(N, T)``, one context per row (the last ``context_length``
+        are read). Exact (one forward pass, no sampling); the temperature applies. Returns
+        ``(N, n_bins)``, rows summing to 1, columns in the order of
+        ``tokenizer.bin_centers``.
+        """
+        self._check_fitted()
+        c = np.asarray(contexts, dtype=np.float64)
+        if c.ndim != 2 or c.shape[1] == 0:
+            raise ValueError(
+                f"LMForecaster.next_distribution: contexts must be (N, T) returns, got {c.shape}"
+            )
+        ids = self.tokenizer.encode(c[:, -self.context_length :], kind="returns")
+        special = self.tokenizer.num_special_tokens
+        out = np.empty((len(ids), self.n_bins))
+        for start in range(0, len(ids), batch_size):
+            logits = self.lm._last_logits(ids[start : start + batch_size])[:, special:]
+            z = logits.astype(np.float64) / self.temperature
+            z -= z.max(axis=1, keepdims=True)
+            p = np.exp(z)
+            out[start : start + batch_size] = p / p.sum(axis=1, keepdims=True)
+        return out
+
     def predict(self, history: Any, horizon: int = 1, num_samples: int = 100) -> np.ndarray:
         """Mean forecast log return for each of the next ``horizon`` bars."""
         return self.forecast(history, horizon, num_samples).mean
@@ -256,6 +304,75 @@ class LMForecaster:
             f"LMForecaster(context_length={self.context_length}, d_model={self.d_model}, "
             f"num_layers={self.num_layers}, n_bins={self.n_bins}, {state})"
         )
+
+
+class LMReturnModel:
+    """:class:`LMForecaster` as a point forecaster of the next log return, for walk-forward.
+
+    Follows the models contract (``fit(X, y)``, ``predict(X)``, ``save``/``load``):
+    ``X`` is ``(N, context_length, 1)`` windows of past 1-bar log returns (unscaled) and ``y``
+    the return that followed each, so each training row ``[X_i, y_i]`` is one token window.
+    ``predict`` is the mean of the model's next-return distribution (bin centres weighted by
+    their probabilities, exact, no sampling) and ``p_up`` the probability mass above zero
+    (the bin straddling zero, if any, counts half). Constructor arguments are
+    :class:`LMForecaster`'s.
+    """
+
+    input_kind = "sequence"
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.forecaster = LMForecaster(**kwargs)
+
+    def get_config(self) -> dict[str, Any]:
+        """The wrapped forecaster's hyperparameters."""
+        return self.forecaster.get_config()
+
+    def fit(self, X: Any, y: Any) -> LMReturnModel:
+        """Train on the windows ``[X_i, y_i]``."""
+        X, y = self._inputs(X), np.asarray(y, dtype=np.float64)
+        if y.shape != (len(X),):
+            raise ValueError(f"LMReturnModel: y must have shape ({len(X)},), got {y.shape}")
+        self.forecaster.fit_windows(np.concatenate([X, y[:, None]], axis=1))
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Expected next log return after each window."""
+        return self.forecaster.next_distribution(self._inputs(X)) @ self._centres()
+
+    def p_up(self, X: Any) -> np.ndarray:
+        """Probability that the next log return is positive."""
+        centres = self._centres()
+        weight = np.where(centres > 0, 1.0, 0.0)
+        edges = self.forecaster.tokenizer.bin_edges
+        weight[(edges[:-1] < 0) & (edges[1:] > 0)] = 0.5
+        return self.forecaster.next_distribution(self._inputs(X)) @ weight
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the wrapped forecaster (see :meth:`LMForecaster.save`)."""
+        self.forecaster.save(path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> LMReturnModel:
+        """Read a file written by :meth:`save`."""
+        model = cls.__new__(cls)
+        model.forecaster = LMForecaster.load(path)
+        return model
+
+    def _centres(self) -> np.ndarray:
+        self.forecaster._check_fitted()
+        return self.forecaster.tokenizer.bin_centers
+
+    def _inputs(self, X: Any) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim == 3 and X.shape[2] == 1:
+            X = X[:, :, 0]
+        length = self.forecaster.context_length
+        if X.ndim != 2 or X.shape[1] != length:
+            raise ValueError(
+                f"LMReturnModel: X must be (N, {length}, 1) windows of log returns "
+                f"(lookback = context_length), got shape {np.shape(X)}"
+            )
+        return X
 
 
 def _as_list(prices: Any) -> list[Any]:

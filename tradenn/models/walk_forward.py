@@ -64,6 +64,10 @@ class WalkForwardResult:
         Decision bars of each fold's training samples (for audits).
     train_target_index : list of DatetimeIndex
         Bars at which those training targets were realized.
+    p_up : Series or None
+        The model's probability that the target is positive, for models with ``p_up(X)``.
+    models : list
+        Each fold's fitted model, with ``keep_models=True``.
     """
 
     predictions: pd.Series
@@ -74,6 +78,7 @@ class WalkForwardResult:
     folds: pd.DataFrame
     train_index: list[pd.DatetimeIndex] = field(repr=False)
     train_target_index: list[pd.DatetimeIndex] = field(repr=False)
+    p_up: pd.Series | None = None
     models: list[Any] = field(default_factory=list, repr=False)
 
     @property
@@ -146,7 +151,8 @@ def walk_forward(
     Parameters
     ----------
     make_model : callable
-        Returns a fresh, unfitted model (``fit(X, y)``, ``predict(X)``). Models with
+        Returns a fresh, unfitted model (``fit(X, y)``, ``predict(X)``, optionally
+        ``p_up(X)``, the probability of a positive target). Models with
         ``input_kind == "tabular"`` get windows flattened to ``(N, lookback * F)``; others get
         ``(N, lookback, F)``.
     frame : DataFrame
@@ -194,6 +200,8 @@ def walk_forward(
     predictions = np.full(n, np.nan)
     benchmark = np.full(n, np.nan)
     scale_of = np.full(n, np.nan)
+    p_up = np.full(n, np.nan)
+    has_p_up = False
     rows, train_index, train_target_index, models = [], [], [], []
     first_test = folds[0].test[0]
     for fold in folds:
@@ -219,6 +227,9 @@ def walk_forward(
             if key is not None:
                 cache[key] = model
         predictions[fold.test] = np.asarray(model.predict(X_test), dtype=np.float64).reshape(-1)
+        if hasattr(model, "p_up"):
+            has_p_up = True
+            p_up[fold.test] = np.asarray(model.p_up(X_test), dtype=np.float64).reshape(-1)
         benchmark[fold.test] = y_train.mean()
         scale_of[fold.test] = y_train.std()
         if keep_models:
@@ -250,6 +261,7 @@ def walk_forward(
         folds=pd.DataFrame(rows),
         train_index=train_index,
         train_target_index=train_target_index,
+        p_up=pd.Series(p_up[tested], index=stamps, name="p_up") if has_p_up else None,
         models=models,
     )
     result.metrics = {
