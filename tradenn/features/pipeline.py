@@ -171,7 +171,7 @@ def _indicator_block(prices: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def _calendar_block(index: pd.DatetimeIndex) -> dict[str, np.ndarray]:
-    dow = 2.0 * np.pi * index.dayofweek.to_numpy(dtype=np.float64) / 7.0
+    dow = 2.0 * np.pi * index.day_of_week.to_numpy(dtype=np.float64) / 7.0
     month = 2.0 * np.pi * (index.month.to_numpy(dtype=np.float64) - 1.0) / 12.0
     return {
         "dow_sin": np.sin(dow),
@@ -228,8 +228,7 @@ def _prices(frame: pd.DataFrame, needed: list[str], calendar: bool) -> dict[str,
         raise ValueError("build_features: frame index must be increasing without duplicates")
     if calendar and not isinstance(frame.index, pd.DatetimeIndex):
         raise ValueError(
-            "build_features: calendar=True needs a DatetimeIndex, "
-            f"got {type(frame.index).__name__}"
+            f"build_features: calendar=True needs a DatetimeIndex, got {type(frame.index).__name__}"
         )
     prices = {}
     for name in needed:
