@@ -199,6 +199,21 @@ def _json_safe(value):
     return value
 
 
+def _backtest_options(args: argparse.Namespace) -> dict:
+    """Backtest keyword arguments from the shared command-line options."""
+    return {
+        "cash": args.cash,
+        "commission": args.commission,
+        "spread": args.spread,
+        "slippage_bps": args.slippage,
+        "margin": args.margin,
+        "trade_on_close": args.trade_on_close,
+        "exclusive_orders": args.exclusive_orders,
+        "fractional": args.fractional,
+        "finalize_trades": args.finalize_trades,
+    }
+
+
 def _backtest(args: argparse.Namespace) -> int:
     from tradenn import data
     from tradenn.backtest import Backtest
@@ -208,20 +223,7 @@ def _backtest(args: argparse.Namespace) -> int:
     strategy = load_strategy(args.strategy)
     params = _parse_params(args.param, strategy.parameters())
     frame = data.load(args.data, args.start, args.end)
-    backtest = Backtest(
-        frame,
-        strategy,
-        cash=args.cash,
-        commission=args.commission,
-        spread=args.spread,
-        slippage_bps=args.slippage,
-        margin=args.margin,
-        trade_on_close=args.trade_on_close,
-        exclusive_orders=args.exclusive_orders,
-        fractional=args.fractional,
-        finalize_trades=args.finalize_trades,
-    )
-    result = backtest.run(**params)
+    result = Backtest(frame, strategy, **_backtest_options(args)).run(**params)
     if args.json:
         stats = {k: _json_safe(v) for k, v in result.stats.items()}
         payload = {
@@ -230,6 +232,8 @@ def _backtest(args: argparse.Namespace) -> int:
             "data": frame.attrs.get("source", args.data),
             "stats": stats,
         }
+        if result.diagnostics:
+            payload["diagnostics"] = {k: _json_safe(v) for k, v in result.diagnostics.items()}
         print(json.dumps(payload, indent=2, default=str))
     else:
         print(
@@ -239,6 +243,9 @@ def _backtest(args: argparse.Namespace) -> int:
             f"{args.commission:.2%}, slippage {args.slippage:g} bps"
         )
         print(_format_stats(result.stats))
+        if result.diagnostics:
+            print("\nForecast (walk-forward, out of sample)")
+            print(_format_stats(pd.Series(result.diagnostics)))
     if args.plot:
         result.plot(args.plot)
         print(f"plot: {args.plot}", file=sys.stderr if args.json else sys.stdout)
@@ -246,6 +253,51 @@ def _backtest(args: argparse.Namespace) -> int:
         page = result.report(args.report)
         print(f"report: {page}", file=sys.stderr if args.json else sys.stdout)
     return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from tradenn import data
+    from tradenn.backtest.compare import compare
+    from tradenn.backtest.registry import available, load_strategy
+    from tradenn.data.calendar import bar_label
+
+    names = list(args.strategies) or list(available())
+    if len(set(names)) != len(names):
+        raise UsageError("compare: a strategy is named twice")
+    classes = {name: load_strategy(name) for name in names}
+    if "buy_and_hold" not in classes:  # the baseline every leaderboard needs
+        classes["buy_and_hold"] = load_strategy("buy_and_hold")
+    overrides: dict[str, list[str]] = {name: [] for name in classes}
+    for pair in args.param:
+        target, dot, rest = pair.partition(".")
+        if not dot or target not in classes:
+            raise UsageError(
+                f"--param {pair!r}: expected STRATEGY.name=value with STRATEGY one of "
+                f"{', '.join(classes)}"
+            )
+        overrides[target].append(rest)
+    runs = [
+        (name, cls, _parse_params(overrides[name], cls.parameters()))
+        for name, cls in classes.items()
+    ]
+    frame = data.load(args.data, args.start, args.end)
+    board = compare(frame, runs, progress=not args.quiet, **_backtest_options(args))
+    if args.json:
+        print(json.dumps(board.records(), indent=2))
+    else:
+        print(
+            f"{len(board.results)} strategies on {frame.attrs.get('source', args.data)}, "
+            f"{_stamp(frame.index[0])} .. {_stamp(frame.index[-1])} ({len(frame)} "
+            f"{bar_label(frame.index)} bars); commission {args.commission:.2%}, slippage "
+            f"{args.slippage:g} bps; forecasts are walk-forward, out of sample"
+        )
+        print(board.to_string())
+    for name, reason in board.errors.items():
+        print(f"tradenn: error: {name}: {reason}", file=sys.stderr)
+    if args.plot and board.results:
+        board.plot(args.plot)
+        print(f"plot: {args.plot}", file=sys.stderr if args.json else sys.stdout)
+    return 1 if board.errors else 0
 
 
 def _strategies(args: argparse.Namespace) -> int:
@@ -260,20 +312,8 @@ def _strategies(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_backtest_commands(commands) -> None:
-    p = commands.add_parser(
-        "backtest",
-        help="backtest a strategy and print its statistics",
-        description="Backtest STRATEGY (a name from `tradenn strategies` or path/to/file.py"
-        ":ClassName) on a data source; print the statistics and write a plot.",
-    )
-    p.add_argument(
-        "strategy",
-        nargs="?",
-        default="sma_cross",
-        metavar="STRATEGY",
-        help="strategy name or file.py:ClassName (default: sma_cross)",
-    )
+def _add_market_options(p: argparse.ArgumentParser) -> None:
+    """Data, period and account options shared by backtest and compare."""
     p.add_argument(
         "--data",
         default="SPX",
@@ -297,13 +337,6 @@ def _add_backtest_commands(commands) -> None:
     )
     p.add_argument("--spread", type=float, default=0.0, help="bid-ask spread as a fraction")
     p.add_argument("--margin", type=float, default=1.0, help="margin requirement (1 = no leverage)")
-    p.add_argument(
-        "--param",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="set a strategy parameter (repeatable)",
-    )
     p.add_argument("--trade-on-close", action="store_true", help="fill at the signal bar's close")
     p.add_argument(
         "--exclusive-orders", action="store_true", help="each order closes the position first"
@@ -313,6 +346,30 @@ def _add_backtest_commands(commands) -> None:
         "--finalize-trades",
         action="store_true",
         help="close open trades at the end so they count in trade statistics",
+    )
+
+
+def _add_backtest_commands(commands) -> None:
+    p = commands.add_parser(
+        "backtest",
+        help="backtest a strategy and print its statistics",
+        description="Backtest STRATEGY (a name from `tradenn strategies` or path/to/file.py"
+        ":ClassName) on a data source; print the statistics and write a plot.",
+    )
+    p.add_argument(
+        "strategy",
+        nargs="?",
+        default="sma_cross",
+        metavar="STRATEGY",
+        help="strategy name or file.py:ClassName (default: sma_cross)",
+    )
+    _add_market_options(p)
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set a strategy parameter (repeatable)",
     )
     p.add_argument(
         "--plot",
@@ -326,6 +383,42 @@ def _add_backtest_commands(commands) -> None:
     p.add_argument("--report", metavar="DIR", help="write an HTML report to DIR")
     p.add_argument("--json", action="store_true", help="print the statistics as JSON")
     p.set_defaults(handler=_backtest)
+
+    p = commands.add_parser(
+        "compare",
+        help="run several strategies on the same data and costs; print a leaderboard",
+        description="Backtest every STRATEGY (default: all in `tradenn strategies`) on the same "
+        "data, period and costs, and rank them by Sharpe ratio. Model strategies are trained "
+        "walk-forward and also report out-of-sample forecast quality: R^2 against the zero "
+        "forecast, directional accuracy, the Diebold-Mariano p-value, training time. Buy & hold "
+        "is always included as the baseline.",
+    )
+    p.add_argument(
+        "strategies",
+        nargs="*",
+        metavar="STRATEGY",
+        help="strategy names or file.py:ClassName (default: all)",
+    )
+    _add_market_options(p)
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="STRATEGY.NAME=VALUE",
+        help="set one strategy's parameter, e.g. sma_cross.fast=5 (repeatable)",
+    )
+    p.add_argument(
+        "--plot",
+        default="compare.png",
+        metavar="FILE.png",
+        help="where to write the equity curves (default compare.png)",
+    )
+    p.add_argument(
+        "--no-plot", dest="plot", action="store_const", const=None, help="do not write a plot"
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object per strategy")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=_compare)
 
     p = commands.add_parser("strategies", help="list the ready strategies and their parameters")
     p.set_defaults(handler=_strategies)
