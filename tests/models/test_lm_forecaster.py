@@ -135,3 +135,61 @@ def test_beats_the_constant_volatility_random_walk_on_garch_returns():
     summary = result.summary
     assert summary.loc["lm", "wql"] < summary.loc["constant", "wql"]
     assert summary.loc["lm", "crps"] < summary.loc["constant", "crps"]
+
+
+# ------------------------------------------------------------------ LMReturnModel (walk-forward)
+
+
+def test_next_distribution_is_exact_and_agrees_with_sampling(fitted, prices):
+    from tradenn.models.lm_forecaster import LMReturnModel
+
+    returns = np.diff(np.log(prices.to_numpy()))
+    contexts = np.lib.stride_tricks.sliding_window_view(returns[:499], 16)[-3:]
+    probs = fitted.next_distribution(contexts)
+    assert probs.shape == (3, 21)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-12)
+    # many sampled next tokens land in the bins with the model's probabilities
+    forecast = fitted.forecast(prices.iloc[:500], horizon=1, num_samples=4000, seed=3)
+    ids = fitted.tokenizer.quantize(forecast.samples[:, 0]) - fitted.tokenizer.num_special_tokens
+    frequencies = np.bincount(ids, minlength=21) / 4000
+    np.testing.assert_allclose(frequencies, probs[-1], atol=0.03)
+
+    model = LMReturnModel.__new__(LMReturnModel)
+    model.forecaster = fitted
+    centres = fitted.tokenizer.bin_centers
+    np.testing.assert_allclose(model.predict(contexts[:, :, None]), probs @ centres)
+    up = model.p_up(contexts[:, :, None])
+    middle = probs[:, 10]  # 21 bins: the centre bin straddles zero and counts half
+    np.testing.assert_allclose(up, probs[:, 11:].sum(axis=1) + middle / 2)
+
+
+def test_return_model_fits_walk_forward_windows_and_round_trips(prices, tmp_path):
+    from tradenn.features.windows import return_target
+    from tradenn.models.lm_forecaster import LMReturnModel
+    from tradenn.models.walk_forward import walk_forward
+
+    frame = data.garch(700, seed=4)
+    settings = dict(
+        context_length=16, d_model=16, num_heads=2, num_layers=1, n_bins=21, epochs=1, seed=0
+    )
+    result = walk_forward(
+        lambda: LMReturnModel(**settings),
+        frame,
+        features=lambda f: return_target(f).to_frame("ret"),
+        lookback=16,
+        train_size=400,
+        test_size=150,
+        scale=False,
+        keep_models=True,
+    )
+    assert result.p_up is not None and result.p_up.between(0, 1).all()
+    assert result.predictions.notna().all() and len(result.folds) == 2
+    model = result.models[-1]
+    X = np.lib.stride_tricks.sliding_window_view(
+        np.diff(np.log(frame["Close"].to_numpy()))[-40:], 16
+    )[:, :, None]
+    model.save(tmp_path / "m.npz")
+    loaded = LMReturnModel.load(tmp_path / "m.npz")
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    with pytest.raises(ValueError, match="lookback = context_length"):
+        model.predict(X[:, :10])
