@@ -410,6 +410,15 @@ def test_bad_fit_input_is_a_one_line_error():
     assert model.network_ is None  # nothing was fitted by the failed calls
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy reports the overflow too
+def test_diverging_training_is_a_clear_error():
+    X, y = noise_task(100)
+    model = ConvForecaster(filters=4, epochs=3, learning_rate=1e30, seed=0)
+    with pytest.raises(ValueError, match=r"^ConvForecaster: training diverged .* lower learning"):
+        model.fit(X, y)
+    assert model.network_ is None
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [

@@ -202,6 +202,11 @@ class NeuralForecaster:
             verbose=self.verbose,
             seed=self.seed,
         )
+        if not all(math.isfinite(value) for value in history.history["loss"]):
+            raise ValueError(
+                f"{self._name()}: training diverged (the loss is not finite); "
+                f"lower learning_rate or set clipnorm"
+            )
         self.history_ = {key: [float(v) for v in values] for key, values in history.history.items()}
         self.best_epoch_ = callbacks[0].best_epoch if callbacks else self.epochs - 1
         self.n_timesteps_, self.n_features_ = n_timesteps, n_features
