@@ -417,6 +417,12 @@ def test_diverging_training_is_a_clear_error():
     with pytest.raises(ValueError, match=r"^ConvForecaster: training diverged .* lower learning"):
         model.fit(X, y)
     assert model.network_ is None
+    model.learning_rate = 1e-3
+    before = model.fit(X, y).predict(X)
+    model.learning_rate = 1e30
+    with pytest.raises(ValueError, match=r"training diverged"):
+        model.fit(100.0 * X, y)
+    np.testing.assert_array_equal(model.predict(X), before)  # the failed refit changed nothing
 
 
 @pytest.mark.parametrize(

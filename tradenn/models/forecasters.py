@@ -174,14 +174,13 @@ class NeuralForecaster:
             )
         _, n_timesteps, n_features = X.shape
         if self.scale_inputs:
-            self._input_mean = X[:cut].mean(axis=(0, 1))
-            self._input_scale = _nonzero(X[:cut].std(axis=(0, 1)))
+            input_mean = X[:cut].mean(axis=(0, 1))
+            input_scale = _nonzero(X[:cut].std(axis=(0, 1)))
         else:
-            self._input_mean, self._input_scale = np.zeros(n_features), np.ones(n_features)
-        self._target_mean = float(y[:cut].mean())
-        self._target_scale = float(_nonzero(y[:cut].std()))
-        inputs = self._scaled(X)
-        targets = ((y - self._target_mean) / self._target_scale)[:, None]
+            input_mean, input_scale = np.zeros(n_features), np.ones(n_features)
+        target_mean, target_scale = float(y[:cut].mean()), float(_nonzero(y[:cut].std()))
+        inputs = (X - input_mean) / input_scale
+        targets = ((y - target_mean) / target_scale)[:, None]
 
         network = self._build(n_features, n_timesteps)
         callbacks: list[nn.Callback] = []
@@ -210,6 +209,8 @@ class NeuralForecaster:
         self.history_ = {key: [float(v) for v in values] for key, values in history.history.items()}
         self.best_epoch_ = callbacks[0].best_epoch if callbacks else self.epochs - 1
         self.n_timesteps_, self.n_features_ = n_timesteps, n_features
+        self._input_mean, self._input_scale = input_mean, input_scale
+        self._target_mean, self._target_scale = target_mean, target_scale
         self.network_ = network
         return self
 
