@@ -82,6 +82,7 @@ from .pooling import (
 )
 from .recurrent import GRU, LSTM, RNN, Bidirectional, SimpleRNN
 from .schedules import CosineDecay, ExponentialDecay, LearningRateSchedule, StepDecay
+from .sequence import AttentionPooling1D, LastTimestep
 from .serialization import ModelFileError, load_model
 
 load = load_model
@@ -97,6 +98,7 @@ __all__ = [
     "Adam",
     "AdamW",
     "Attention",
+    "AttentionPooling1D",
     "AveragePooling1D",
     "AveragePooling2D",
     "AveragePooling3D",
@@ -129,6 +131,7 @@ __all__ = [
     "Huber",
     "InputSpec",
     "KVCache",
+    "LastTimestep",
     "Layer",
     "LayerNormalization",
     "LearningRateSchedule",
