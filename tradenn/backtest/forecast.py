@@ -18,7 +18,7 @@ import pandas as pd
 
 from tradenn.backtest.strategy import Strategy
 
-__all__ = ["ForecastStrategy"]
+__all__ = ["ForecastStrategy", "NeuralForecastStrategy"]
 
 SIZINGS = ("sign", "threshold", "probability")
 FEATURE_SETS = ("returns", "full")
@@ -54,6 +54,8 @@ class ForecastStrategy(Strategy):
         For "threshold" sizing, in units of ``s``.
     long_only : bool
         Never short (negative targets become flat).
+    scale_inputs : bool
+        Standardize model inputs with each fold's training statistics.
     seed : int
         Seeds the model.
     """
@@ -67,6 +69,7 @@ class ForecastStrategy(Strategy):
     sizing = "sign"
     threshold = 0.0
     long_only = False
+    scale_inputs = True
     seed = 0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -107,7 +110,7 @@ class ForecastStrategy(Strategy):
             train_size=self.train_size,
             test_size=self.retrain,
             mode=self.mode,
-            scale=getattr(self, "scale_inputs", True),
+            scale=self.scale_inputs,
             cache=self._models,
         )
         if self.forecast is None or len(result.predictions) >= len(self.forecast.predictions):
@@ -157,3 +160,32 @@ class ForecastStrategy(Strategy):
             raise ValueError(f"{name}: sizing must be one of {SIZINGS}, got {self.sizing!r}")
         if not self.threshold >= 0:
             raise ValueError(f"{name}: threshold must be >= 0, got {self.threshold!r}")
+
+
+class NeuralForecastStrategy(ForecastStrategy):
+    """A :class:`ForecastStrategy` whose model is a :mod:`tradenn.models.forecasters` network.
+
+    Adds the training parameters every network shares (see
+    :class:`~tradenn.models.forecasters.NeuralForecaster`): ``epochs`` (at most),
+    ``patience`` (early stopping on the validation tail), ``learning_rate``, ``batch_size``
+    and ``validation_fraction`` (the most recent share of each training set held out).
+    """
+
+    features = "full"
+    lookback = 20
+    epochs = 15
+    patience = 3
+    learning_rate = 0.003
+    batch_size = 64
+    validation_fraction = 0.15
+
+    def training_options(self) -> dict[str, Any]:
+        """Keyword arguments for the network's constructor."""
+        return {
+            "epochs": self.epochs,
+            "patience": self.patience,
+            "learning_rate": self.learning_rate,
+            "batch_size": self.batch_size,
+            "validation_fraction": self.validation_fraction,
+            "seed": self.seed,
+        }

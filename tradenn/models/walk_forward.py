@@ -226,10 +226,10 @@ def walk_forward(
             seconds = time.perf_counter() - began
             if key is not None:
                 cache[key] = model
-        predictions[fold.test] = np.asarray(model.predict(X_test), dtype=np.float64).reshape(-1)
+        predictions[fold.test] = _predict(model.predict, X_test)
         if hasattr(model, "p_up"):
             has_p_up = True
-            p_up[fold.test] = np.asarray(model.p_up(X_test), dtype=np.float64).reshape(-1)
+            p_up[fold.test] = _predict(model.p_up, X_test)
         benchmark[fold.test] = y_train.mean()
         scale_of[fold.test] = y_train.std()
         if keep_models:
@@ -272,6 +272,29 @@ def walk_forward(
         "Training Time [s]": result.training_seconds,
     }
     return result
+
+
+PREDICT_CHUNK = 256
+"""Rows per prediction call (see :func:`_predict`)."""
+
+
+def _predict(method: Callable[[np.ndarray], Any], X: np.ndarray) -> np.ndarray:
+    """``method(X)`` in chunks of exactly :data:`PREDICT_CHUNK` rows, the last one padded.
+
+    A matrix product's rounding can depend on its shape (BLAS picks kernels and blockings by
+    size), so a float32 network could forecast a bar differently when the same test block is
+    cut short (as in the backtester's truncation check). With every call the same shape, the
+    forecast for a row depends on that row only.
+    """
+    out = np.empty(len(X))
+    for start in range(0, len(X), PREDICT_CHUNK):
+        chunk = X[start : start + PREDICT_CHUNK]
+        rows = len(chunk)
+        if rows < PREDICT_CHUNK:
+            padding = np.repeat(chunk[-1:], PREDICT_CHUNK - rows, axis=0)
+            chunk = np.concatenate([chunk, padding])
+        out[start : start + rows] = np.asarray(method(chunk), dtype=np.float64).reshape(-1)[:rows]
+    return out
 
 
 def _digest(model: Any, X: np.ndarray, y: np.ndarray) -> str:

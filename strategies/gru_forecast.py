@@ -1,0 +1,17 @@
+"""Walk-forward GRU forecast of the next log return, traded by its sign."""
+
+from tradenn.backtest.forecast import NeuralForecastStrategy
+from tradenn.models.forecasters import GRUForecaster
+
+
+class GruForecast(NeuralForecastStrategy):
+    """Long when a walk-forward GRU forecasts a rise, short when it forecasts a fall.
+
+    The GRU reads the last ``lookback`` bars of the causal feature pipeline and is refitted
+    every ``retrain`` bars on all samples whose outcome is known (early stopping on the most
+    recent ``validation_fraction`` of them)."""
+
+    units = 16
+
+    def make_model(self):
+        return GRUForecaster(units=self.units, **self.training_options())
