@@ -97,10 +97,23 @@ class ForecastStrategy(Strategy):
 
     def positions(self, data: pd.DataFrame) -> pd.Series:
         """Target exposure per bar from the walk-forward forecast (flat before the first one)."""
-        from tradenn.models.walk_forward import walk_forward
+        from tradenn.models.walk_forward import NotEnoughData
 
         self._check_parameters()
-        result = walk_forward(
+        try:
+            result = self._walk_forward(data)
+        except NotEnoughData:
+            if len(data) < len(self.data._frame):  # a prefix (look-ahead check): no view yet
+                return pd.Series(0.0, index=data.index, name="target")
+            raise
+        if self.forecast is None or len(result.predictions) >= len(self.forecast.predictions):
+            self.forecast = result
+        return self.size(result).reindex(data.index).fillna(0.0)
+
+    def _walk_forward(self, data: pd.DataFrame) -> Any:
+        from tradenn.models.walk_forward import walk_forward
+
+        return walk_forward(
             self.make_model,
             data,
             features=self.make_features,
@@ -113,9 +126,6 @@ class ForecastStrategy(Strategy):
             scale=self.scale_inputs,
             cache=self._models,
         )
-        if self.forecast is None or len(result.predictions) >= len(self.forecast.predictions):
-            self.forecast = result
-        return self.size(result).reindex(data.index).fillna(0.0)
 
     def size(self, result: Any) -> pd.Series:
         """Target exposures in [-1, 1] from a :class:`~tradenn.models.WalkForwardResult`."""

@@ -27,7 +27,11 @@ import pandas as pd
 from tradenn.features.windows import Windows, make_windows, return_target
 from tradenn.models.metrics import forecast_metrics
 
-__all__ = ["Fold", "WalkForwardResult", "walk_forward", "walk_forward_folds"]
+__all__ = ["Fold", "NotEnoughData", "WalkForwardResult", "walk_forward", "walk_forward_folds"]
+
+
+class NotEnoughData(ValueError):
+    """Too few samples for one training window plus something to test."""
 
 
 @dataclass(frozen=True)
@@ -109,7 +113,7 @@ def walk_forward_folds(
         raise ValueError(f"walk_forward: mode must be 'expanding' or 'rolling', got {mode!r}")
     n = len(windows)
     if n <= train_size:
-        raise ValueError(
+        raise NotEnoughData(
             f"walk_forward: {n} samples leave nothing to test after train_size={train_size}"
         )
     labeled = windows.labeled
