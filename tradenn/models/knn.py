@@ -45,9 +45,13 @@ sort). In the expanded euclidean and cosine forms, rounding (about 1e-16 of the 
 norms) decides between points whose exact distances differ by less than that.
 
 Memory: besides the stored training copy (``8 N F`` bytes, plus ``8 N`` for the norms) and
-the (n_queries, k) outputs, a search allocates at most about ``max_memory_mb``: the block
-holds ``q t <= max_memory_mb / 32 bytes`` pairs (the (q, t) value block, its mask, and the
-argpartition/sort temporaries of a dense block together stay under 32 bytes per pair).
+the (n_queries, k) outputs, a search allocates about ``max_memory_mb`` at most. A block holds
+``q t <= budget / 48 B`` pairs, of which at most 34 B per pair are live at once (value block
+8, mask 1, then either argpartition and tie re-ranking temporaries 16 or, on a sparse block,
+at most ``q t / 8`` candidates at 72 B); the running best and its merge take 64 B per entry
+with ``q k <= budget / 256 B``; after the scan the block is freed and the final recompute
+gathers ``q k (F + 8)`` float64 values, ``<= budget``. A block has at least one query and
+one training row, so a budget below a few kilobytes is exceeded by that much.
 
 Weights: ``"uniform"`` averages the ``k`` neighbours; ``"distance"`` weights them by
 ``1 / distance``, except that when some neighbours are at distance exactly 0 those exact
@@ -80,7 +84,10 @@ __all__ = ["KNNClassifier", "KNNRegressor"]
 
 _METRICS = ("euclidean", "manhattan", "cosine")
 _WEIGHTS = ("uniform", "distance")
-_BYTES_PER_PAIR = 32  # budget per (query, training row) pair of a block; see the module notes
+# memory per (query, training row) pair of a block and per running-best entry of a query;
+# see "Memory" in the module notes
+_BYTES_PER_PAIR = 48
+_BYTES_PER_BEST = 256
 _MAX_QUERY_ROWS = 1024  # enough rows for an efficient matrix product, few enough for long t
 _SPARSE_SHARE = 8  # take the candidates directly when at most 1/8 of a block qualifies
 
@@ -190,24 +197,35 @@ class _KNNBase:
         return distances, indices
 
     def _block_shape(self, n_queries: int, k: int) -> tuple[int, int]:
-        """Rows ``(q, t)`` of a search block: ``q t <= budget / 32 bytes``, and the (q, k, F)
-        neighbour gathers of the final step within the budget too."""
+        """Rows ``(q, t)`` of a search block within the memory budget (module notes)."""
         budget = self.max_memory_mb * 2**20
         pairs = max(1, int(budget // _BYTES_PER_PAIR))
-        features = self._train.shape[1]
-        query_rows = min(n_queries, _MAX_QUERY_ROWS, math.isqrt(pairs))
-        query_rows = max(1, min(query_rows, int(budget // (16 * k * (features + 2)))))
+        per_query = max(_BYTES_PER_BEST * k, 8 * k * (self._train.shape[1] + 8))
+        query_rows = min(n_queries, _MAX_QUERY_ROWS, math.isqrt(pairs), int(budget // per_query))
+        query_rows = max(1, query_rows)
         return query_rows, max(1, min(len(self._train), pairs // query_rows))
 
     def _search(
         self, queries: np.ndarray, k: int, train_rows: int
     ) -> tuple[np.ndarray, np.ndarray]:
         """Exact k nearest training rows of the standardized ``queries`` (q, F)."""
+        best_values, best_indices = self._scan(self._ranking_queries(queries), k, train_rows)
+        distances = self._distances(queries, best_indices, best_values)
+        order = np.lexsort((best_indices, distances), axis=-1)
+        return (
+            np.take_along_axis(distances, order, axis=1),
+            np.take_along_axis(best_indices, order, axis=1),
+        )
+
+    def _scan(
+        self, ranking_queries: np.ndarray, k: int, train_rows: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The k smallest ranking values (q, k) of each query and their training indices,
+        ``train_rows`` training rows at a time (its block buffers die with the call)."""
         n_train = len(self._train)
-        q = len(queries)
+        q = len(ranking_queries)
         best_values = np.full((q, k), np.inf)
         best_indices = np.full((q, k), n_train, dtype=np.intp)  # sentinel sorts last
-        ranking_queries = self._ranking_queries(queries)
         block_buffer = np.empty(q * min(train_rows, n_train))
         mask_buffer = np.empty(len(block_buffer), dtype=bool)
         for low in range(0, n_train, train_rows):
@@ -227,12 +245,7 @@ class _KNNBase:
             else:
                 rows, columns, candidates = _block_k_best(values, k)
             _merge(best_values, best_indices, rows, columns + low, candidates)
-        distances = self._distances(queries, best_indices, best_values)
-        order = np.lexsort((best_indices, distances), axis=-1)
-        return (
-            np.take_along_axis(distances, order, axis=1),
-            np.take_along_axis(best_indices, order, axis=1),
-        )
+        return best_values, best_indices
 
     def _ranking_queries(self, queries: np.ndarray) -> np.ndarray:
         """Queries prepared so one product gives the ranking values (see the module notes)."""
