@@ -39,10 +39,12 @@ Ranking values are monotone in the distance and cheap to compute in one matrix p
 * ``manhattan``: the distance itself, accumulated one feature at a time (a (q, t) temporary
   per feature rather than a (q, t, F) broadcast, so it needs no sub-blocks).
 
-Ties: neighbours at equal computed distance are ordered by training index, lowest first,
-including at the k-th place (a block whose k-th value is tied is re-ranked with a stable
-sort). In the expanded euclidean and cosine forms, rounding (about 1e-16 of the squared
-norms) decides between points whose exact distances differ by less than that.
+Ties: neighbours at equal distance are ordered by training index, lowest first, including
+at the k-th place (a block whose k-th value is tied is re-ranked with a stable sort).
+Distances are floating-point numbers: candidates are ranked by the expanded euclidean and
+cosine forms and the chosen k are ordered by their directly recomputed distances, so two
+different points at mathematically equal distance may compute one rounding error (about
+1e-16 relative) apart and be ordered by that. Exact duplicates of a training row always tie.
 
 Memory: besides the stored training copy (``8 N F`` bytes, plus ``8 N`` for the norms) and
 the (n_queries, k) outputs, a search allocates about ``max_memory_mb`` at most. A block holds
