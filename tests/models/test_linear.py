@@ -298,10 +298,14 @@ def test_load_rejects_foreign_and_corrupt_files_naming_them(tmp_path):
     network.save(network_file)
     lone_array = tmp_path / "array.npy"
     np.save(lone_array, np.zeros(3))
-    for path in (garbage, network_file, lone_array):
+    for path, reason in (
+        (garbage, "is not a readable LinearRegression file"),
+        (network_file, "holds a tradenn.nn network, not a LinearRegression"),
+        (lone_array, "is not a LinearRegression file"),
+    ):
         with pytest.raises(ModelFileError) as error:
             LinearRegression.load(path)
-        assert str(path) in str(error.value) and "\n" not in str(error.value)
+        assert str(error.value).startswith(f"{path} {reason}") and "\n" not in str(error.value)
     with pytest.raises(FileNotFoundError, match=r"missing\.npz"):
         LinearRegression.load(tmp_path / "missing.npz")
 

@@ -46,14 +46,20 @@ cosine forms and the chosen k are ordered by their directly recomputed distances
 different points at mathematically equal distance may compute one rounding error (about
 1e-16 relative) apart and be ordered by that. Exact duplicates of a training row always tie.
 
-Memory: besides the stored training copy (``8 N F`` bytes, plus ``8 N`` for the norms) and
-the (n_queries, k) outputs, a search allocates about ``max_memory_mb`` at most. A block holds
-``q t <= budget / 48 B`` pairs, of which at most 34 B per pair are live at once (value block
-8, mask 1, then either argpartition and tie re-ranking temporaries 16 or, on a sparse block,
-at most ``q t / 8`` candidates at 72 B); the running best and its merge take 64 B per entry
-with ``q k <= budget / 256 B``; after the scan the block is freed and the final recompute
-gathers ``q k (F + 8)`` float64 values, ``<= budget``. A block has at least one query and
-one training row, so a budget below a few kilobytes is exceeded by that much.
+Memory: besides the stored training copy (``8 N F`` bytes, plus ``8 N`` for the norms), the
+(n_queries, k) outputs and a float64 copy of queries given in another dtype, a search
+allocates about ``max_memory_mb`` at most:
+
+* a block holds ``q t <= budget / 48 B`` pairs, with at most 25 B per pair live at once
+  (value block 8, mask 1, then the larger of a dense block's argpartition and tie re-ranking
+  temporaries, 16, a sparse block's candidates, at most ``q t / 8`` at about 80 B, and the
+  manhattan per-feature temporary, 8): about half the budget;
+* the running best and its merges take about 64 B per entry, ``q k <= budget / 256 B``;
+* once the scan is done its block is freed and the final recompute gathers
+  ``q k (F + 8)`` float64 values, ``<= budget``.
+
+A block has at least one query and one training row, so a budget below a few kilobytes is
+exceeded by that much.
 
 Weights: ``"uniform"`` averages the ``k`` neighbours; ``"distance"`` weights them by
 ``1 / distance``, except that when some neighbours are at distance exactly 0 those exact
@@ -150,11 +156,13 @@ class _KNNBase:
 
     def _prepare_search(self) -> None:
         """Per-training-row norms the ranking values need."""
-        train = self._train
-        squared = np.einsum("ij,ij->i", train, train)
-        self._squared_norms = squared if self.metric == "euclidean" else None
-        self._inverse_norms = None
-        if self.metric == "cosine":
+        self._squared_norms = self._inverse_norms = None
+        if self.metric == "manhattan":
+            return
+        squared = np.einsum("ij,ij->i", self._train, self._train)
+        if self.metric == "euclidean":
+            self._squared_norms = squared
+        else:
             norms = np.sqrt(squared)
             self._inverse_norms = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
 

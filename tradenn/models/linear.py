@@ -35,6 +35,7 @@ import numpy as np
 
 from tradenn import nn
 from tradenn.nn.regularizers import Regularizer
+from tradenn.nn.serialization import CONFIG_KEY as NETWORK_CONFIG_KEY
 from tradenn.nn.serialization import ModelFileError
 
 __all__ = ["LinearRegression"]
@@ -43,7 +44,7 @@ __all__ = ["LinearRegression"]
 
 FILE_FORMAT = "tradenn.models.tabular"
 FILE_VERSION = 1
-_CONFIG_KEY = "__tradenn_config__"
+_CONFIG_KEY = "__tradenn_tabular__"
 _FINITE_CHECK_ELEMENTS = 1 << 20  # elements per block of the NaN/inf scan (bounds its temporary)
 
 
@@ -181,6 +182,8 @@ def _load_npz(
             raise ModelFileError(f"{path} is not a {cls.__name__} file (a single .npy array)")
         with archive:
             if _CONFIG_KEY not in archive.files:
+                if NETWORK_CONFIG_KEY in archive.files:
+                    raise ModelFileError(f"{path} holds a tradenn.nn network, not a {cls.__name__}")
                 raise ModelFileError(f"{path} is not a tradenn tabular model file (no config)")
             document = json.loads(archive[_CONFIG_KEY].item())
             if not isinstance(document, dict) or document.get("format") != FILE_FORMAT:
@@ -227,7 +230,7 @@ _FITTED = (
 
 
 class LinearRegression:
-    r"""Ordinary least squares or ridge regression, with coefficient standard errors.
+    """Ordinary least squares or ridge regression, with coefficient standard errors.
 
     Solves, with ``alpha >= 0`` and the intercept ``b`` never penalized::
 
@@ -244,7 +247,9 @@ class LinearRegression:
         ridge  w = V diag(s / (s^2 + alpha)) U' yc
 
     The SVD is the best-conditioned of the direct solvers (it is what ``numpy.linalg.lstsq``
-    uses); a rank-deficient design gets the minimum-norm least-squares solution.
+    uses); a rank-deficient design gets the minimum-norm least-squares solution. It is taken
+    of the R factor of a Householder QR of ``[Xc | yc]``, which also yields ``U' yc``, so no
+    (N, F) matrix ``U`` is formed.
 
     **Gradient descent** (``solver="gd"``): one ``nn.Dense(1)`` in an ``nn.Sequential``,
     float64, zero-initialized, trained on standardized data ``z_j = xc_j / s_j``,
@@ -262,8 +267,7 @@ class LinearRegression:
     the closed-form solution; on a rank-deficient design gradient descent from zero
     reaches the minimum-norm solution in the standardized coordinates.
 
-    **Inference.** With ``p`` estimated coefficients (``rank_``) and ``RSS`` the residual sum
-    of squares, ``sigma2_ = RSS / df_resid_``:
+    **Inference.** With ``RSS`` the residual sum of squares, ``sigma2_ = RSS / df_resid_``:
 
     * OLS: ``df_resid_ = N - rank - fit_intercept``; ``Cov(w) = sigma^2 (Xc' Xc)^+`` (the
       classic ``sigma^2 (X'X)^{-1}`` of the slope block), ``Var(b) = sigma^2 / N +
