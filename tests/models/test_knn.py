@@ -54,8 +54,9 @@ def data():
 
 
 # budgets in MB -> blocks (queries x training rows) for k=4, F=4: 256 -> (37, 203), one
-# block; 1e-3 -> (4, 5); 3e-4 -> (1, 6); 1e-4 -> (1, 2), fewer training rows than k
-BUDGETS = (256.0, 1e-3, 3e-4, 1e-4)
+# block; 4e-3 -> (4, 21); 1e-3 -> (1, 8); 3e-4 -> (1, 2), fewer training rows than k;
+# 1e-4 -> (1, 1). For k=1, 1e-3 -> (4, 5).
+BUDGETS = (256.0, 4e-3, 1e-3, 3e-4, 1e-4)
 
 
 @pytest.mark.parametrize(("metric", "budget", "k"), itertools.product(METRICS, BUDGETS, (1, 4)))
