@@ -85,6 +85,11 @@ class ForecastStrategy(Strategy):
 
     def make_features(self, data: pd.DataFrame) -> pd.DataFrame:
         """Per-bar causal model inputs, by the ``features`` parameter."""
+        if self.features not in FEATURE_SETS:
+            raise ValueError(
+                f"{type(self).__name__}: features must be one of {FEATURE_SETS}, "
+                f"got {self.features!r}"
+            )
         if self.features == "returns":
             from tradenn.features.windows import return_target
 
@@ -162,10 +167,6 @@ class ForecastStrategy(Strategy):
 
     def _check_parameters(self) -> None:
         name = type(self).__name__
-        if self.features not in FEATURE_SETS:
-            raise ValueError(
-                f"{name}: features must be one of {FEATURE_SETS}, got {self.features!r}"
-            )
         if self.sizing not in SIZINGS:
             raise ValueError(f"{name}: sizing must be one of {SIZINGS}, got {self.sizing!r}")
         if not self.threshold >= 0:
