@@ -289,7 +289,8 @@ def _compare(args: argparse.Namespace) -> int:
             f"{len(board.results)} strategies on {frame.attrs.get('source', args.data)}, "
             f"{_stamp(frame.index[0])} .. {_stamp(frame.index[-1])} ({len(frame)} "
             f"{bar_label(frame.index)} bars); commission {args.commission:.2%}, slippage "
-            f"{args.slippage:g} bps; forecasts are walk-forward, out of sample"
+            f"{args.slippage:g} bps, {'fractional' if args.fractional else 'whole'} units; "
+            "forecasts are walk-forward, out of sample"
         )
         print(board.to_string())
     for name, reason in board.errors.items():
@@ -418,7 +419,14 @@ def _add_backtest_commands(commands) -> None:
     )
     p.add_argument("--json", action="store_true", help="print one JSON object per strategy")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(handler=_compare)
+    p.add_argument(
+        "--whole-units",
+        dest="fractional",
+        action="store_false",
+        help="trade whole units only (default here: fractional, so a strategy whose equity "
+        "falls below one unit's price keeps trading and the curves stay comparable)",
+    )
+    p.set_defaults(handler=_compare, fractional=True)
 
     p = commands.add_parser("strategies", help="list the ready strategies and their parameters")
     p.set_defaults(handler=_strategies)

@@ -92,3 +92,10 @@ def test_strategies_load_from_a_file_path(tmp_path):
         load_strategy(f"{path}:Other")
     with pytest.raises(StrategyNotFound, match="unknown strategy 'nope'"):
         load_strategy("nope")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_strategy_runs_with_fractional_units(name, spx):
+    # regression: `if not self.position` raised when fractional fills left numpy units
+    result = Backtest(spx, load_strategy(name), fractional=True).run()
+    assert result.stats["# Orders Rejected"] == 0 and np.isfinite(result.equity).all()

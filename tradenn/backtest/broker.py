@@ -162,7 +162,7 @@ class Position:
         return self._broker.units < -_EPS
 
     def __bool__(self) -> bool:
-        return abs(self._broker.units) > _EPS
+        return bool(abs(self._broker.units) > _EPS)  # units may be a numpy float
 
     def close(self, portion: float = 1.0) -> Order | None:
         """Close ``portion`` (0..1] of the position with a market order; None when flat."""
