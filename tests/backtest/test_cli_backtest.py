@@ -48,3 +48,14 @@ def test_strategies_lists_names_parameters_and_docs(capsys):
     out = capsys.readouterr().out
     assert "sma_cross (SmaCross): Always in the market" in out
     assert "parameters: fast=10, slow=20" in out
+
+
+def test_a_model_strategy_prints_its_out_of_sample_forecast_quality(capsys):
+    argv = ["backtest", "linreg_forecast", "--end", "2006-12-31", "--no-plot"]
+    assert main([*argv, "--param", "train_size=500"]) == 0
+    out = capsys.readouterr().out
+    assert "Forecast (walk-forward, out of sample)" in out
+    assert "OOS R2" in out and "DM p-value" in out and "Refits" in out
+    assert main([*argv, "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["diagnostics"]["Refits"] == 4  # ~1980 samples after warm-up: 1000 + 4 x 250
