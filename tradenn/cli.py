@@ -350,6 +350,18 @@ def _add_market_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_plot_options(p: argparse.ArgumentParser, default: str, what: str) -> None:
+    p.add_argument(
+        "--plot",
+        default=default,
+        metavar="FILE.png",
+        help=f"where to write {what} (default {default})",
+    )
+    p.add_argument(
+        "--no-plot", dest="plot", action="store_const", const=None, help="do not write a plot"
+    )
+
+
 def _add_backtest_commands(commands) -> None:
     p = commands.add_parser(
         "backtest",
@@ -372,15 +384,7 @@ def _add_backtest_commands(commands) -> None:
         metavar="NAME=VALUE",
         help="set a strategy parameter (repeatable)",
     )
-    p.add_argument(
-        "--plot",
-        default="backtest.png",
-        metavar="FILE.png",
-        help="where to write the plot (default backtest.png)",
-    )
-    p.add_argument(
-        "--no-plot", dest="plot", action="store_const", const=None, help="do not write a plot"
-    )
+    _add_plot_options(p, "backtest.png", "the plot")
     p.add_argument("--report", metavar="DIR", help="write an HTML report to DIR")
     p.add_argument("--json", action="store_true", help="print the statistics as JSON")
     p.set_defaults(handler=_backtest)
@@ -408,15 +412,7 @@ def _add_backtest_commands(commands) -> None:
         metavar="STRATEGY.NAME=VALUE",
         help="set one strategy's parameter, e.g. sma_cross.fast=5 (repeatable)",
     )
-    p.add_argument(
-        "--plot",
-        default="compare.png",
-        metavar="FILE.png",
-        help="where to write the equity curves (default compare.png)",
-    )
-    p.add_argument(
-        "--no-plot", dest="plot", action="store_const", const=None, help="do not write a plot"
-    )
+    _add_plot_options(p, "compare.png", "the equity curves")
     p.add_argument("--json", action="store_true", help="print one JSON object per strategy")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(

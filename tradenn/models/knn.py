@@ -349,12 +349,7 @@ class _KNNBase:
     def load(cls, path: str | os.PathLike) -> _KNNBase:
         """Read a model written by :meth:`save`."""
         names = ("train", "mean", "scale", *cls._target_arrays)
-        config, arrays = _load_npz(cls, path, names)
-        try:
-            model = cls(**config)
-        except (TypeError, ValueError) as error:
-            message = f"{path} holds an invalid {cls.__name__} config ({error})"
-            raise ModelFileError(message) from None
+        model, arrays = _load_npz(cls, path, names)
         train = arrays["train"]
         if (
             train.ndim != 2

@@ -169,10 +169,10 @@ def _save_npz(path: str | os.PathLike, model: Any, arrays: dict[str, np.ndarray]
 
 def _load_npz(
     cls: type, path: str | os.PathLike, names: tuple[str, ...]
-) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """The config and the arrays ``names`` of a file written by :func:`_save_npz` for
-    ``cls``; :class:`ModelFileError` naming the file if it is foreign, damaged or of
-    another class."""
+) -> tuple[Any, dict[str, np.ndarray]]:
+    """A new ``cls`` built from the config of a file written by :func:`_save_npz`, and the
+    file's arrays ``names``; :class:`ModelFileError` naming the file if it is foreign, damaged,
+    of another class or holds an invalid config."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{cls.__name__}: no model file at {path}")
@@ -207,7 +207,11 @@ def _load_npz(
     except (KeyError, ValueError, TypeError, EOFError, OSError, zipfile.BadZipFile) as error:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ModelFileError(f"{path} is not a readable {cls.__name__} file ({message})") from None
-    return config, arrays
+    try:
+        model = cls(**config)
+    except (TypeError, ValueError) as error:
+        raise ModelFileError(f"{path} holds an invalid {cls.__name__} config ({error})") from None
+    return model, arrays
 
 
 # --------------------------------------------------------------------------- linear regression
@@ -527,12 +531,7 @@ class LinearRegression:
     @classmethod
     def load(cls, path: str | os.PathLike) -> LinearRegression:
         """Read a model written by :meth:`save`."""
-        config, arrays = _load_npz(cls, path, _FITTED)
-        try:
-            model = cls(**config)
-        except (TypeError, ValueError) as error:
-            message = f"{path} holds an invalid {cls.__name__} config ({error})"
-            raise ModelFileError(message) from None
+        model, arrays = _load_npz(cls, path, _FITTED)
         coef, stderr = arrays["coef_"], arrays["stderr_"]
         if coef.ndim != 1 or coef.dtype != np.float64 or stderr.shape != coef.shape:
             raise ModelFileError(f"{path}: {cls.__name__} coefficients have the wrong shape")
