@@ -92,3 +92,22 @@ def test_both_paths_liquidate_a_wiped_out_short_at_the_same_bar(bars):
     events, targets = Backtest(frame, ShortEvents).run(), Backtest(frame, ShortTargets).run()
     assert events.equity.iloc[3] <= 0 and events.position.iloc[3] == 0
     pd.testing.assert_series_equal(events.equity, targets.equity)
+
+
+def test_a_rebalance_smaller_than_one_unit_is_units_not_a_fraction():
+    """Regression: the vectorized path's orders of < 1 unit were read as fractions of equity."""
+    spx = load("SPX", "2010-01-01", "2010-03-31")
+
+    class Steps(Strategy):
+        def positions(self, data):
+            w = np.where(np.arange(len(data)) < 20, 0.5, 0.55)
+            w[:5] = 0.0
+            return pd.Series(w, index=data.index)
+
+    result = Backtest(spx, Steps, fractional=True, trade_on_close=True).run()
+    units = result.position.to_numpy()
+    close = spx.Close.to_numpy()
+    before, after = units[19], units[20]
+    # the second change adds 5% of equity: well under one unit of a 1,100-point index
+    assert 0 < after - before < 1
+    assert after * close[20] == pytest.approx(0.55 * result.equity.iloc[20], rel=1e-9)

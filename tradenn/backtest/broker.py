@@ -53,6 +53,7 @@ class Order:
     placed_bar: int = 0
     parent: Trade | None = None  # a bracket or a trade.close(): closes this trade only
     reduce_only: bool = False  # position.close(): never opens a new position
+    in_units: bool = False  # size counts units even below 1 (the vectorized path's orders)
     exclusive: bool = False
     status: str = "pending"
     stop_triggered: bool = False
@@ -408,7 +409,7 @@ class Broker:
                 return self._reject(order, f"insufficient buying power (equity {equity:.2f})")
         else:
             total = order.size
-            if total < 1:
+            if total < 1 and not order.in_units:
                 total = self.units_for_fraction(side, total, quote, equity)
                 if total <= 0:
                     return self._reject(order, "the fraction of equity buys zero units")
@@ -527,7 +528,7 @@ class Broker:
 
     def execute(self, side: int, units: float, quote: float, i: int, *, reduce_only=False) -> Order:
         """Trade ``units`` at once at ``quote`` on bar ``i`` (the vectorized path's orders)."""
-        order = Order(side, units, placed_bar=i, reduce_only=reduce_only)
+        order = Order(side, units, placed_bar=i, reduce_only=reduce_only, in_units=True)
         self.order_log.append(order)
         self._fill(order, quote, i)
         return order
