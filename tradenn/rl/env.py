@@ -26,7 +26,11 @@ at the close ``q = C[t]`` with commission ``c = fee_bps / 1e4``:
    (``E = cash + units x q``; the commission of the trade is included) by one fill of the
    difference ``d``, paying ``c |d| q``.
 
-Each fill counts as one trade in ``info["trades"]``.
+Each fill counts as one trade in ``info["trades"]``. ``info`` describes the account the agent
+sees when it chooses: ``equity``, ``cash``, ``units`` at bar ``t``'s close *before* the trade of
+bar ``t``, the current target ``position``, ``trades`` so far and the bar's ``timestamp``. (The
+backtester's equity at bar ``t`` is after that close's fills: the two agree on every bar without
+a trade, the last bar of an episode included.)
 
 **Reward** at the step from ``t`` to ``t + 1`` (the fee and the positions are fractions, not
 money)::
