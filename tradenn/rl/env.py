@@ -326,6 +326,7 @@ class MarketEnv(gymnasium.Env):
         high = np.full(self._width + extra, clip, dtype=np.float32)
         low[self._width], high[self._width] = low_position, 1.0
         self.observation_space = spaces.Box(low, high, dtype=np.float32)
+        self._size = self._width + extra
         self._clip = clip
         if actions == "continuous":
             self.action_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
@@ -354,7 +355,7 @@ class MarketEnv(gymnasium.Env):
         self._history: list[tuple[float, float]] = [(0.0, self.cash)]  # (position, equity)
 
     def _observation(self) -> np.ndarray:
-        obs = np.empty(self.observation_space.shape, dtype=np.float32)
+        obs = np.empty(self._size, dtype=np.float32)
         end = (self._t + 1) * self._features
         obs[: self._width] = self._flat[end - self._width : end]
         obs[self._width] = self._position
