@@ -348,6 +348,9 @@ def test_bad_actions_raise(spx):
     env.reset(seed=0)
     with pytest.raises(ValueError, match="action"):
         env.step(3)
+    with pytest.raises(ValueError, match="action"):
+        env.step(1.5)
+    assert env.step(np.array(2))[4]["position"] == 1.0  # a 0-d array is an action too
     continuous = MarketEnv(spx, window=10, actions="continuous")
     continuous.reset(seed=0)
     with pytest.raises(ValueError, match="NaN"):

@@ -117,6 +117,14 @@ def _rebalance(
     return units, cash, fills
 
 
+def _discrete(action: Any) -> int | None:
+    """A whole-number action given as a 0-d or one-element array (or float), else None."""
+    values = np.asarray(action).ravel()
+    if values.size != 1 or not np.isreal(values[0]) or values[0] != np.round(values[0]):
+        return None
+    return int(values[0])
+
+
 def _positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"MarketEnv: {name} must be a positive integer, got {value!r}")
@@ -409,9 +417,11 @@ class MarketEnv(gymnasium.Env):
             try:
                 target = self._targets[action]
             except (KeyError, TypeError):
-                raise ValueError(
-                    f"MarketEnv: action must be in 0..{len(self._targets) - 1}, got {action!r}"
-                ) from None
+                target = self._targets.get(_discrete(action))
+                if target is None:
+                    raise ValueError(
+                        f"MarketEnv: action must be in 0..{len(self._targets) - 1}, got {action!r}"
+                    ) from None
         else:
             try:
                 target = float(action[0])
