@@ -1,0 +1,71 @@
+"""Reinforcement-learning throughput: MarketEnv steps per second (more benchmarks plug in here).
+
+Each benchmark is a function ``bench_*(quick: bool) -> list[tuple[str, float, str]]`` returning
+``(label, value, unit)`` rows, listed in :data:`BENCHMARKS`; ``main`` runs them in order and
+prints one table. Run: ``python bench/rl_speed.py`` (``--quick`` for shorter runs).
+
+``bench_env_steps``: the bundled S&P 500 with the default observation (30 bars x 6 features +
+the position), unwrapped, random actions drawn beforehand (so sampling is not timed), episodes
+over the whole series with ``reset()`` between them (timed). Best of three runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from tradenn.rl.env import MarketEnv
+
+
+def _steps_per_second(env: MarketEnv, actions: list, repeat: int = 3) -> float:
+    best = 0.0
+    for _ in range(repeat):
+        env.reset(seed=0)
+        step, reset = env.step, env.reset
+        start = time.perf_counter()
+        for action in actions:  # sequential by nature: each step needs the previous account
+            _, _, terminated, truncated, _ = step(action)
+            if terminated or truncated:
+                reset()
+        best = max(best, len(actions) / (time.perf_counter() - start))
+    return best
+
+
+def bench_env_steps(quick: bool = False) -> list[tuple[str, float, str]]:
+    """MarketEnv.step() with random actions for each action kind."""
+    count = 50_000 if quick else 300_000
+    rng = np.random.default_rng(0)
+    rows = []
+    for kind in ("long_short", "long_only", "continuous"):
+        env = MarketEnv("SPX", actions=kind)
+        if kind == "continuous":
+            draws = rng.uniform(-1, 1, size=(count, 1)).astype(np.float32)
+            actions = list(draws)
+        else:
+            actions = rng.integers(0, env.action_space.n, size=count).tolist()
+        rows.append((f"MarketEnv step, {kind}", _steps_per_second(env, actions), "steps/s"))
+    env = MarketEnv("SPX", include_pnl=True, risk_penalty=0.1)
+    actions = rng.integers(0, 3, size=count).tolist()
+    speed = _steps_per_second(env, actions)
+    rows.append(("MarketEnv step, long_short + pnl + risk penalty", speed, "steps/s"))
+    return rows
+
+
+BENCHMARKS: list[Callable[[bool], list[tuple[str, float, str]]]] = [bench_env_steps]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="shorter runs")
+    args = parser.parse_args()
+    print(f"{'benchmark':<50} {'value':>14}  unit")
+    for benchmark in BENCHMARKS:
+        for label, value, unit in benchmark(args.quick):
+            print(f"{label:<50} {value:>14,.0f}  {unit}")
+
+
+if __name__ == "__main__":
+    main()
