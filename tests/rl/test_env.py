@@ -202,9 +202,8 @@ def test_discrete_equity_matches_the_backtester(spx, seed):
 
 
 def test_continuous_equity_matches_the_backtester(spx):
-    # A large account keeps every rebalance above one unit: Broker.execute reads a size below 1
-    # as a fraction of equity, so smaller fractional rebalances would differ in the backtester.
-    cash = 1e9
+    # a small account: many rebalances are below one unit (a case the backtester once misread)
+    cash = 10_000.0
     env = MarketEnv(spx, window=10, episode_length=300, actions="continuous", cash=cash)
     actions = _random_actions(env, 300, seed=2)
     actions[10:14] = [np.array([0.0], np.float32)] * 4  # flat spells and repeats too
