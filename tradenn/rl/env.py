@@ -413,23 +413,10 @@ class MarketEnv(gymnasium.Env):
         t = self._t
         if t >= self._end or self._equity <= 0.0:
             raise RuntimeError("MarketEnv: the episode is over; call reset()")
-        if self._targets is not None:
-            try:
-                target = self._targets[action]
-            except (KeyError, TypeError):
-                target = self._targets.get(_discrete(action))
-                if target is None:
-                    raise ValueError(
-                        f"MarketEnv: action must be in 0..{len(self._targets) - 1}, got {action!r}"
-                    ) from None
-        else:
-            try:
-                target = float(action[0])
-            except (TypeError, IndexError):
-                target = float(action)
-            if target != target:
-                raise ValueError("MarketEnv: action is NaN")
-            target = -1.0 if target < -1.0 else 1.0 if target > 1.0 else target
+        try:  # the common case inline: a plain int of a discrete action space
+            target = self._targets[action]
+        except (KeyError, TypeError):
+            target = self.target_of(action)
         previous = self._position
         if target != previous:
             self._units, self._money, fills = _rebalance(
@@ -449,6 +436,23 @@ class MarketEnv(gymnasium.Env):
         if self.render_mode == "rgb_array":
             self._history.append((target, equity))
         return self._observation(), reward, equity <= 0.0, t >= self._end, self._info()
+
+    def target_of(self, action: Any) -> float:
+        """The target position (fraction of equity, in [-1, 1]) an action stands for."""
+        if self._targets is not None:
+            target = self._targets.get(_discrete(action))
+            if target is None:
+                raise ValueError(
+                    f"MarketEnv: action must be in 0..{len(self._targets) - 1}, got {action!r}"
+                )
+            return target
+        try:
+            target = float(action[0])
+        except (TypeError, IndexError):
+            target = float(action)
+        if target != target:
+            raise ValueError("MarketEnv: action is NaN")
+        return -1.0 if target < -1.0 else 1.0 if target > 1.0 else target
 
     # ---------------------------------------------------------------------------- render
 
