@@ -374,7 +374,8 @@ def test_unsupported_spaces():
     with pytest.raises(ValueError, match="QLearningAgent: a Box observation space needs"):
         QLearningAgent(spaces.Box(-1, 1, shape=(2,)), spaces.Discrete(2))
     with pytest.raises(ValueError, match="Discretizer: feature 0 of the Box is unbounded"):
-        QLearningAgent(spaces.Box(-np.inf, 1, shape=(2,)), spaces.Discrete(2), discretizer=Discretizer())
+        unbounded = spaces.Box(-np.inf, 1, shape=(2,))
+        QLearningAgent(unbounded, spaces.Discrete(2), discretizer=Discretizer())
 
 
 def test_absurd_discretization_is_refused_before_allocating():
