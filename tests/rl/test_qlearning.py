@@ -272,18 +272,18 @@ def test_box_agent_learns_the_line_walk_better_than_random():
 @pytest.mark.slow
 def test_cartpole_with_coarse_bins_beats_random():
     env = gym.make("CartPole-v1")
-    discretizer = Discretizer(bins=[1, 1, 6, 6], low=[-2.4, -3, -0.21, -2], high=[2.4, 3, 0.21, 2])
+    bounds = {"bins": [1, 1, 6, 6], "low": [-2.4, -3, -0.21, -2], "high": [2.4, 3, 0.21, 2]}
     agent = QLearningAgent(
         env.observation_space,
         env.action_space,
-        discretizer=discretizer,
+        discretizer=Discretizer(**bounds),
         epsilon=LinearSchedule(1.0, 0.05, 1000),
         schedule_unit="episode",
         seed=2,
     )
     agent.train(env, 1500, seed=2)
     random_agent = QLearningAgent(
-        env.observation_space, env.action_space, discretizer=Discretizer([1, 1, 6, 6])
+        env.observation_space, env.action_space, discretizer=Discretizer(**bounds)
     )
     random_return = random_agent.evaluate(env, 50, seed=3)
     assert agent.evaluate(env, 50, seed=3) > 4 * random_return
