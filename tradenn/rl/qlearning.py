@@ -1,0 +1,733 @@
+"""Tabular Q-learning for gymnasium environments, and a :class:`Discretizer` for Box observations.
+
+::
+
+    import gymnasium as gym
+    from tradenn.rl.qlearning import Discretizer, QLearningAgent
+    from tradenn.rl.schedules import LinearSchedule
+
+    env = gym.make("FrozenLake-v1", is_slippery=False)
+    agent = QLearningAgent(env.observation_space, env.action_space,
+                           epsilon=LinearSchedule(1.0, 0.05, 5_000), seed=0)
+    history = agent.train(env, episodes=500, seed=0)   # {"episode_returns", "episode_lengths"}
+    agent.evaluate(env, episodes=100, seed=1)          # mean greedy return
+    agent.act(obs)                                     # greedy action
+    agent.save("frozen_lake.npz"); QLearningAgent.load("frozen_lake.npz")
+
+    cart = gym.make("CartPole-v1")
+    bounds = Discretizer(bins=[1, 1, 6, 6], low=[-2.4, -3, -0.21, -3], high=[2.4, 3, 0.21, 3])
+    agent = QLearningAgent(cart.observation_space, cart.action_space, discretizer=bounds)
+
+The agent is built from the spaces rather than from an environment, so that a saved agent
+can be loaded without one; ``train(env)`` and ``evaluate(env)`` check that the
+environment has the same spaces.
+
+The update
+----------
+After each transition ``(s, a, r, s')`` (Watkins' Q-learning, off-policy)::
+
+    target  = r + gamma * max_a' Q[s', a'] * (1 - terminated)
+    Q[s, a] += learning_rate * (target - Q[s, a])
+
+``terminated`` and ``truncated`` mean different things (gymnasium >= 0.26): a *terminated*
+episode reached a terminal state of the MDP (a hole or the goal), whose value is 0, so
+the target is ``r`` alone. A *truncated* episode was cut off from outside (a ``TimeLimit``
+wrapper, or ``max_steps``): ``s'`` is an ordinary state whose value is not 0, so the
+target still bootstraps from ``max Q[s']``. Both end the episode.
+
+Exploration is epsilon-greedy: with probability ``epsilon`` a uniformly random action,
+otherwise a greedy one. Greedy choices among equal Q-values (all of them, at first) are
+broken uniformly at random, never by lowest index (which would send an untrained agent
+the same way every time). All randomness comes from the agent's own generator, seeded by
+``seed``, so a seeded agent trained on a seeded environment is exactly reproducible.
+
+``learning_rate`` and ``epsilon`` are numbers or :mod:`tradenn.rl.schedules` schedules,
+evaluated at the agent's count of training steps (``schedule_unit="step"``) or of
+training episodes (``"episode"``) so far; the counts survive ``save``/``load`` and further
+``train`` calls continue the schedules.
+
+States
+------
+``Discrete(n, start)`` observations index the table directly (``obs - start``);
+``MultiDiscrete`` and ``Tuple`` of ``Discrete`` spaces are numbered in C order (the
+last component fastest), like ``numpy.ravel_multi_index``. ``Box`` observations (of any
+shape, flattened) need a :class:`Discretizer`. The action space must be ``Discrete``.
+The Q-table is a dense float64 array ``(n_states, n_actions)``; a table above
+``max_table_size`` entries is refused before it is allocated.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import os
+import tempfile
+import zipfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from tqdm.auto import tqdm
+
+from tradenn.nn.serialization import ModelFileError
+
+from .schedules import Schedule, as_schedule, deserialize_schedule, serialize_schedule
+
+__all__ = ["Discretizer", "QLearningAgent"]
+
+_STRATEGIES = ("uniform", "quantile")
+_SCHEDULE_UNITS = ("step", "episode")
+FILE_FORMAT = "tradenn.rl.agent"
+FILE_VERSION = 1
+_CONFIG_KEY = "__tradenn_agent__"
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+# --------------------------------------------------------------------------- discretizer
+
+
+class Discretizer:
+    """Maps a continuous observation vector to one integer state id.
+
+    Each feature ``j`` is cut into ``bins[j]`` intervals by ``bins[j] - 1`` increasing
+    inner edges ``e_1 <= ... <= e_{b-1}``; its bin is the number of edges at or below the
+    value (so ``x < e_1`` is bin 0, ``x >= e_{b-1}`` the last bin: values outside the range
+    fall into the end bins). The state id combines the feature bins in C order::
+
+        state = sum_j bin_j * prod_{k > j} bins[k]        in [0, prod(bins))
+
+    Edges come from one of two strategies:
+
+    * ``"uniform"``: equal-width bins over ``[low_j, high_j]``. Bounds not given are taken
+      from the Box space (:meth:`fit_space`, which the agent calls) or from the minimum and
+      maximum of sample observations (:meth:`fit`).
+    * ``"quantile"``: edges at the ``k / bins[j]`` quantiles of sample observations
+      (:meth:`fit`), so each bin holds about the same share of the samples. Repeated
+      sample values can make edges coincide; the bins between them are then never used.
+
+    Parameters
+    ----------
+    bins : int or sequence of int
+        Bins per feature (>= 1; a feature with 1 bin is ignored); one int for all features.
+    low, high : float or sequence of float, optional
+        Finite bounds of the uniform bins (per feature, or one for all).
+    strategy : {"uniform", "quantile"}
+        How the edges are placed.
+
+    Attributes
+    ----------
+    edges_ : list of ndarray
+        Inner edges of each feature (``bins[j] - 1`` values), once fitted.
+    """
+
+    def __init__(
+        self,
+        bins: int | Sequence[int] = 10,
+        low: float | Sequence[float] | None = None,
+        high: float | Sequence[float] | None = None,
+        strategy: str = "uniform",
+    ) -> None:
+        owner = type(self).__name__
+        bins_list = [bins] if _is_int(bins) else list(np.atleast_1d(np.asarray(bins, object)))
+        if not bins_list or not all(_is_int(b) and b >= 1 for b in bins_list):
+            raise ValueError(f"{owner}: bins must be a positive integer or a list of them")
+        self.bins: int | list[int] = int(bins) if _is_int(bins) else [int(b) for b in bins_list]
+        self.low = self._bound(low, "low")
+        self.high = self._bound(high, "high")
+        if strategy not in _STRATEGIES:
+            raise ValueError(f"{owner}: strategy must be 'uniform' or 'quantile', got {strategy!r}")
+        if strategy == "quantile" and (low is not None or high is not None):
+            raise ValueError(f"{owner}: low/high apply to strategy='uniform' only")
+        self.strategy = strategy
+        self.edges_: list[np.ndarray] | None = None
+
+    def _bound(self, value: Any, name: str) -> float | list[float] | None:
+        if value is None:
+            return None
+        values = np.asarray(value, dtype=object).ravel()
+        if values.size == 0 or not all(_is_real(v) and math.isfinite(v) for v in values):
+            raise ValueError(f"{type(self).__name__}: {name} must be finite numbers, got {value!r}")
+        return float(value) if _is_real(value) else [float(v) for v in values]
+
+    # ------------------------------------------------------------------ fitting
+
+    @property
+    def fitted(self) -> bool:
+        """Whether the edges are known."""
+        return self.edges_ is not None
+
+    @property
+    def n_features(self) -> int:
+        """Number of features (once fitted)."""
+        self._check_fitted("n_features")
+        return len(self.edges_)
+
+    @property
+    def n_states(self) -> int:
+        """Number of state ids, ``prod(bins)`` (once fitted)."""
+        self._check_fitted("n_states")
+        return math.prod(len(edges) + 1 for edges in self.edges_)
+
+    def _per_feature(self, value: Any, n_features: int, name: str) -> list | None:
+        if value is None or not isinstance(value, list):
+            return None if value is None else [value] * n_features
+        if len(value) != n_features:
+            raise ValueError(
+                f"{type(self).__name__}: {name} has {len(value)} entries for {n_features} features"
+            )
+        return value
+
+    def _set_uniform(self, low: np.ndarray, high: np.ndarray) -> Discretizer:
+        bins = self._per_feature(self.bins, len(low), "bins")
+        if not np.all(low < high):
+            j = int(np.flatnonzero(~(low < high))[0])
+            raise ValueError(
+                f"{type(self).__name__}: feature {j} needs low < high, got {low[j]} and {high[j]}"
+            )
+        self.edges_ = [
+            lo + (hi - lo) * np.arange(1, b) / b for lo, hi, b in zip(low, high, bins, strict=True)
+        ]
+        self._compile()
+        return self
+
+    def fit_space(self, space: spaces.Box) -> Discretizer:
+        """Uniform edges over the given bounds, or else the Box's own (finite) bounds."""
+        owner = type(self).__name__
+        if not isinstance(space, spaces.Box):
+            raise ValueError(f"{owner}: fit_space needs a gymnasium Box space, got {space!r}")
+        if self.strategy == "quantile":
+            raise ValueError(f"{owner}: strategy='quantile' must be fitted on sample observations")
+        n = int(np.prod(space.shape))
+        low = self._per_feature(self.low, n, "low") or space.low.astype(np.float64).ravel()
+        high = self._per_feature(self.high, n, "high") or space.high.astype(np.float64).ravel()
+        low, high = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
+        unbounded = ~(np.isfinite(low) & np.isfinite(high))
+        if unbounded.any():
+            raise ValueError(
+                f"{owner}: feature {int(np.flatnonzero(unbounded)[0])} of the Box is unbounded; "
+                "give low/high or fit on sample observations"
+            )
+        return self._set_uniform(low, high)
+
+    def fit(self, observations: Any) -> Discretizer:
+        """Place the edges from sample observations ``(N, F)``: their quantiles
+        (``"quantile"``) or, for bounds not given, their range (``"uniform"``)."""
+        owner = type(self).__name__
+        x = np.asarray(observations, dtype=np.float64)
+        if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 1:
+            raise ValueError(f"{owner}: fit needs observations (N >= 2, F), got shape {x.shape}")
+        if not np.isfinite(x).all():
+            raise ValueError(f"{owner}: fit observations must be finite")
+        n = x.shape[1]
+        if self.strategy == "uniform":
+            low = self._per_feature(self.low, n, "low") or x.min(axis=0)
+            high = self._per_feature(self.high, n, "high") or x.max(axis=0)
+            return self._set_uniform(np.asarray(low, float), np.asarray(high, float))
+        bins = self._per_feature(self.bins, n, "bins")
+        self.edges_ = [
+            np.quantile(x[:, j], np.arange(1, b) / b) if b > 1 else np.empty(0)
+            for j, b in enumerate(bins)
+        ]
+        self._compile()
+        return self
+
+    def _compile(self) -> None:
+        """The padded edge matrix ``(F, max_edges)`` (padding ``+inf`` is never reached) and
+        the C-order strides that turn per-feature bins into one state id."""
+        width = max(len(edges) for edges in self.edges_)
+        self._edges = np.full((len(self.edges_), width), np.inf)
+        for j, edges in enumerate(self.edges_):
+            self._edges[j, : len(edges)] = edges
+        sizes = [len(edges) + 1 for edges in self.edges_]
+        self._strides = np.array(
+            [math.prod(sizes[j + 1 :]) for j in range(len(sizes))], dtype=np.int64
+        )
+
+    # ------------------------------------------------------------------ transforming
+
+    def transform(self, observation: Any) -> int:
+        """State id of one observation ``(F,)``."""
+        x = np.asarray(observation, dtype=np.float64)
+        self._check_input(x, 1)
+        return int((x[:, None] >= self._edges).sum(axis=1) @ self._strides)
+
+    def transform_batch(self, observations: Any) -> np.ndarray:
+        """State ids ``(N,)`` (int64) of observations ``(N, F)``."""
+        x = np.asarray(observations, dtype=np.float64)
+        self._check_input(x, 2)
+        return (x[:, :, None] >= self._edges).sum(axis=2) @ self._strides
+
+    def _check_input(self, x: np.ndarray, ndim: int) -> None:
+        owner = type(self).__name__
+        self._check_fitted("transform")
+        if x.ndim != ndim or x.shape[-1] != len(self._edges):
+            expected = "(F,)" if ndim == 1 else "(N, F)"
+            raise ValueError(
+                f"{owner}: expected observations {expected} with F={len(self._edges)}, "
+                f"got shape {x.shape}"
+            )
+        if not np.isfinite(x).all():
+            raise ValueError(f"{owner}: observations must be finite, got {x}")
+
+    def _check_fitted(self, what: str) -> None:
+        if self.edges_ is None:
+            raise ValueError(
+                f"{type(self).__name__}: call fit(observations) or fit_space(space) before {what}"
+            )
+
+    def get_config(self) -> dict[str, Any]:
+        """Constructor arguments (JSON-serializable); the edges are saved separately."""
+        return {"bins": self.bins, "low": self.low, "high": self.high, "strategy": self.strategy}
+
+    def __repr__(self) -> str:
+        state = f"{self.n_states} states" if self.fitted else "not fitted"
+        return f"Discretizer(bins={self.bins!r}, strategy={self.strategy!r}, {state})"
+
+
+# --------------------------------------------------------------------------- spaces
+
+
+def _describe_space(space: spaces.Space, role: str) -> dict[str, Any]:
+    """JSON description of a supported space (a Box's bounds are saved as arrays)."""
+    if isinstance(space, spaces.Discrete):
+        return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
+    if role == "action":
+        raise ValueError(f"QLearningAgent: action_space must be Discrete, got {space!r}")
+    if isinstance(space, spaces.MultiDiscrete):
+        return {
+            "type": "MultiDiscrete",
+            "nvec": space.nvec.tolist(),
+            "start": space.start.tolist(),
+        }
+    if isinstance(space, spaces.Tuple) and all(isinstance(s, spaces.Discrete) for s in space):
+        return {"type": "Tuple", "spaces": [_describe_space(s, role) for s in space]}
+    if isinstance(space, spaces.Box):
+        return {"type": "Box", "shape": list(space.shape), "dtype": str(space.dtype)}
+    raise ValueError(
+        "QLearningAgent: observation_space must be Discrete, MultiDiscrete, a Tuple of "
+        f"Discrete or Box, got {space!r}"
+    )
+
+
+def _build_space(description: dict[str, Any], low: Any = None, high: Any = None) -> spaces.Space:
+    kind = description["type"]
+    if kind == "Discrete":
+        return spaces.Discrete(description["n"], start=description["start"])
+    if kind == "MultiDiscrete":
+        return spaces.MultiDiscrete(description["nvec"], start=description["start"])
+    if kind == "Tuple":
+        return spaces.Tuple([_build_space(item) for item in description["spaces"]])
+    if kind == "Box":
+        shape = tuple(description["shape"])
+        return spaces.Box(low.reshape(shape), high.reshape(shape), dtype=description["dtype"])
+    raise ValueError(f"unknown space type {kind!r}")
+
+
+# --------------------------------------------------------------------------- agent
+
+
+class QLearningAgent:
+    """Tabular Q-learning with epsilon-greedy exploration (see the module notes).
+
+    Parameters
+    ----------
+    observation_space : gymnasium Space
+        ``Discrete``, ``MultiDiscrete``, ``Tuple`` of ``Discrete``, or ``Box`` (with a
+        ``discretizer``).
+    action_space : gymnasium.spaces.Discrete
+        The actions; :meth:`act` returns values of this space (``start`` included).
+    discretizer : Discretizer, optional
+        Required for Box observations. Fitted already (:meth:`Discretizer.fit` on sample
+        observations) or fitted here on the Box (uniform bins over its bounds).
+    learning_rate : float or Schedule
+        Step size in (0, 1].
+    gamma : float
+        Discount factor in [0, 1].
+    epsilon : float or Schedule
+        Exploration probability in [0, 1], e.g. ``LinearSchedule(1.0, 0.05, 10_000)``.
+    schedule_unit : {"step", "episode"}
+        What the schedules count: training steps or training episodes so far.
+    initial_q : float
+        Initial value of every Q-table entry (a high value explores optimistically).
+    max_table_size : int
+        Largest Q-table (``n_states * n_actions`` entries) the agent allocates.
+    seed : int, optional
+        Seeds the agent's generator (exploration and tie-breaking).
+
+    Attributes
+    ----------
+    q_table : ndarray (n_states, n_actions)
+        The action values.
+    steps_, episodes_ : int
+        Training steps and episodes so far (the schedules' clock).
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Discrete,
+        *,
+        discretizer: Discretizer | None = None,
+        learning_rate: float | Schedule = 0.1,
+        gamma: float = 0.99,
+        epsilon: float | Schedule = 0.1,
+        schedule_unit: str = "step",
+        initial_q: float = 0.0,
+        max_table_size: int = 10_000_000,
+        seed: int | None = 0,
+    ) -> None:
+        owner = type(self).__name__
+        self._observation_description = _describe_space(observation_space, "observation")
+        self._action_description = _describe_space(action_space, "action")
+        self.observation_space, self.action_space = observation_space, action_space
+        self.learning_rate = as_schedule(learning_rate, "learning_rate", owner)
+        self.epsilon = as_schedule(epsilon, "epsilon", owner)
+        if _is_real(learning_rate) and not 0.0 < learning_rate <= 1.0:
+            raise ValueError(f"{owner}: learning_rate must be in (0, 1], got {learning_rate!r}")
+        if _is_real(epsilon) and not 0.0 <= epsilon <= 1.0:
+            raise ValueError(f"{owner}: epsilon must be in [0, 1], got {epsilon!r}")
+        if not _is_real(gamma) or not 0.0 <= gamma <= 1.0:
+            raise ValueError(f"{owner}: gamma must be a number in [0, 1], got {gamma!r}")
+        if schedule_unit not in _SCHEDULE_UNITS:
+            raise ValueError(
+                f"{owner}: schedule_unit must be 'step' or 'episode', got {schedule_unit!r}"
+            )
+        if not _is_real(initial_q) or not math.isfinite(initial_q):
+            raise ValueError(f"{owner}: initial_q must be a finite number, got {initial_q!r}")
+        if not _is_int(max_table_size) or max_table_size < 1:
+            raise ValueError(
+                f"{owner}: max_table_size must be a positive integer, got {max_table_size!r}"
+            )
+        if seed is not None and (not _is_int(seed) or seed < 0):
+            raise ValueError(f"{owner}: seed must be a non-negative integer or None, got {seed!r}")
+        self.gamma = float(gamma)
+        self.schedule_unit = schedule_unit
+        self.initial_q = float(initial_q)
+        self.max_table_size = int(max_table_size)
+        self.seed = None if seed is None else int(seed)
+        self.discretizer = discretizer
+        self._encode, n_states = self._make_encoder(observation_space, discretizer)
+        self.n_actions = int(action_space.n)
+        self._action_start = int(action_space.start)
+        entries = n_states * self.n_actions
+        if entries > self.max_table_size:
+            raise ValueError(
+                f"{owner}: the Q-table would have {n_states} states x {self.n_actions} actions "
+                f"= {entries:.3g} entries, above max_table_size={self.max_table_size}; "
+                "use fewer bins or raise max_table_size"
+            )
+        self.q_table = np.full((n_states, self.n_actions), self.initial_q)
+        self.steps_ = 0
+        self.episodes_ = 0
+        self._rng = np.random.default_rng(self.seed)
+
+    @property
+    def n_states(self) -> int:
+        """Number of rows of the Q-table."""
+        return len(self.q_table)
+
+    def _make_encoder(
+        self, space: spaces.Space, discretizer: Discretizer | None
+    ) -> tuple[Callable[[Any], int], int]:
+        """``(observation -> state id, number of states)`` for the observation space."""
+        owner = type(self).__name__
+        if isinstance(space, spaces.Box):
+            if not isinstance(discretizer, Discretizer):
+                raise ValueError(
+                    f"{owner}: a Box observation space needs a discretizer, "
+                    f"e.g. Discretizer(bins=10), got {discretizer!r}"
+                )
+            if not discretizer.fitted:
+                discretizer.fit_space(space)
+            if discretizer.n_features != int(np.prod(space.shape)):
+                raise ValueError(
+                    f"{owner}: the discretizer has {discretizer.n_features} features, the Box "
+                    f"has {int(np.prod(space.shape))}"
+                )
+            transform = discretizer.transform
+            if len(space.shape) == 1:
+                return transform, discretizer.n_states
+            return (lambda obs: transform(np.ravel(obs))), discretizer.n_states
+        if discretizer is not None:
+            raise ValueError(f"{owner}: a discretizer applies to Box observation spaces only")
+        if isinstance(space, spaces.Discrete):
+            n, start = int(space.n), int(space.start)
+
+            def encode_discrete(obs: Any) -> int:
+                state = int(obs) - start
+                if not 0 <= state < n:
+                    raise ValueError(f"{owner}: observation {obs!r} is outside {space}")
+                return state
+
+            return encode_discrete, n
+        if isinstance(space, spaces.MultiDiscrete):
+            sizes, starts = space.nvec.ravel().astype(np.int64), space.start.ravel()
+        else:
+            sizes = np.array([s.n for s in space], dtype=np.int64)
+            starts = np.array([s.start for s in space], dtype=np.int64)
+        strides = np.array([math.prod(sizes[j + 1 :]) for j in range(len(sizes))], np.int64)
+
+        def encode_components(obs: Any) -> int:
+            index = np.asarray(obs, dtype=np.int64).ravel() - starts
+            if index.shape != sizes.shape or np.any((index < 0) | (index >= sizes)):
+                raise ValueError(f"{owner}: observation {obs!r} is outside {space}")
+            return int(index @ strides)
+
+        return encode_components, math.prod(int(s) for s in sizes)
+
+    # ------------------------------------------------------------------ acting
+
+    def _greedy(self, row: np.ndarray, rng: np.random.Generator) -> int:
+        """Index of the largest entry of ``row``, ties broken uniformly at random."""
+        best = row.argmax()
+        ties = np.flatnonzero(row == row[best])
+        return int(best) if len(ties) == 1 else int(ties[rng.integers(len(ties))])
+
+    def _clock(self) -> int:
+        return self.steps_ if self.schedule_unit == "step" else self.episodes_
+
+    def act(self, obs: Any, greedy: bool = True) -> int:
+        """The greedy action for ``obs`` (ties at random), or with ``greedy=False`` an
+        epsilon-greedy one at the current epsilon. Uses the agent's generator."""
+        row = self.q_table[self._encode(obs)]
+        if not greedy and self._rng.random() < self.epsilon(self._clock()):
+            return self._action_start + int(self._rng.integers(self.n_actions))
+        return self._action_start + self._greedy(row, self._rng)
+
+    def _check_env(self, env: gym.Env, episodes: Any, max_steps: Any, what: str) -> None:
+        owner = type(self).__name__
+        if not _is_int(episodes) or episodes < 1:
+            raise ValueError(f"{owner}: episodes must be a positive integer, got {episodes!r}")
+        if max_steps is not None and (not _is_int(max_steps) or max_steps < 1):
+            raise ValueError(f"{owner}: max_steps must be a positive integer, got {max_steps!r}")
+        if env.action_space != self.action_space:
+            raise ValueError(
+                f"{owner}: cannot {what} on an environment with action space "
+                f"{env.action_space}; the agent's is {self.action_space}"
+            )
+        if env.observation_space != self.observation_space:
+            raise ValueError(
+                f"{owner}: cannot {what} on an environment with observation space "
+                f"{env.observation_space}; the agent's is {self.observation_space}"
+            )
+
+    # ------------------------------------------------------------------ training
+
+    def train(
+        self,
+        env: gym.Env,
+        episodes: int,
+        *,
+        max_steps: int | None = None,
+        seed: int | None = None,
+        progress: bool = False,
+    ) -> dict[str, np.ndarray]:
+        """Run ``episodes`` epsilon-greedy episodes on ``env``, updating the Q-table after
+        every step (see the module notes for the update and terminated vs truncated).
+
+        Parameters
+        ----------
+        env : gymnasium.Env
+            An environment with the agent's spaces (wrappers such as ``TimeLimit`` kept:
+            they define truncation).
+        episodes : int
+            Number of episodes.
+        max_steps : int, optional
+            Also cut episodes after this many steps (a truncation: the last step bootstraps).
+        seed : int, optional
+            Passed to the first ``env.reset`` (later resets continue the env's generator).
+        progress : bool
+            Show a tqdm progress bar.
+
+        Returns
+        -------
+        dict
+            ``"episode_returns"`` (float64) and ``"episode_lengths"`` (int64), each
+            ``(episodes,)``: the undiscounted reward sum and the number of steps.
+        """
+        self._check_env(env, episodes, max_steps, "train")
+        q, rng, encode, gamma = self.q_table, self._rng, self._encode, self.gamma
+        learning_rate, epsilon = self.learning_rate, self.epsilon
+        per_step = self.schedule_unit == "step"
+        n_actions, action_start = self.n_actions, self._action_start
+        limit = math.inf if max_steps is None else max_steps
+        returns = np.zeros(episodes)
+        lengths = np.zeros(episodes, dtype=np.int64)
+        bar = tqdm(range(episodes), desc="Q-learning", unit="episode", disable=not progress)
+        for episode in bar:
+            obs, _ = env.reset(seed=seed if episode == 0 else None)
+            state = encode(obs)
+            clock = self.episodes_
+            lr, eps = learning_rate(clock), epsilon(clock)
+            total, length, done = 0.0, 0, False
+            # sequential by nature: each step's action depends on the updated table
+            while not done:
+                if per_step:
+                    lr, eps = learning_rate(self.steps_), epsilon(self.steps_)
+                if rng.random() < eps:
+                    action = int(rng.integers(n_actions))
+                else:
+                    action = self._greedy(q[state], rng)
+                obs, reward, terminated, truncated, _ = env.step(action_start + action)
+                next_state = encode(obs)
+                target = reward if terminated else reward + gamma * q[next_state].max()
+                q[state, action] += lr * (target - q[state, action])
+                state = next_state
+                total += reward
+                length += 1
+                self.steps_ += 1
+                done = terminated or truncated or length >= limit
+            self.episodes_ += 1
+            returns[episode], lengths[episode] = total, length
+            if progress and (episode + 1) % 100 == 0:
+                bar.set_postfix(mean_return=f"{returns[episode - 99 : episode + 1].mean():.3f}")
+        bar.close()
+        return {"episode_returns": returns, "episode_lengths": lengths}
+
+    def evaluate(
+        self,
+        env: gym.Env,
+        episodes: int,
+        seed: int | None = None,
+        *,
+        max_steps: int | None = None,
+    ) -> float:
+        """Mean undiscounted return of ``episodes`` greedy episodes (no learning).
+
+        ``seed`` seeds the first ``env.reset`` and the tie-breaking generator (a separate
+        one, so evaluating does not change later training).
+        """
+        self._check_env(env, episodes, max_steps, "evaluate")
+        rng = np.random.default_rng(seed)
+        limit = math.inf if max_steps is None else max_steps
+        total = 0.0
+        for episode in range(episodes):
+            obs, _ = env.reset(seed=seed if episode == 0 else None)
+            length, done = 0, False
+            while not done:
+                action = self._greedy(self.q_table[self._encode(obs)], rng)
+                obs, reward, terminated, truncated, _ = env.step(self._action_start + action)
+                total += reward
+                length += 1
+                done = terminated or truncated or length >= limit
+        return total / episodes
+
+    # ------------------------------------------------------------------ persistence
+
+    def get_config(self) -> dict[str, Any]:
+        """Hyperparameters, spaces and discretizer settings (JSON-serializable)."""
+        return {
+            "observation_space": self._observation_description,
+            "action_space": self._action_description,
+            "discretizer": None if self.discretizer is None else self.discretizer.get_config(),
+            "learning_rate": serialize_schedule(self.learning_rate),
+            "gamma": self.gamma,
+            "epsilon": serialize_schedule(self.epsilon),
+            "schedule_unit": self.schedule_unit,
+            "initial_q": self.initial_q,
+            "max_table_size": self.max_table_size,
+            "seed": self.seed,
+        }
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the Q-table, the step counts, the discretizer's edges and the config (JSON)
+        to one ``.npz`` at ``path`` (no pickle); written to a temporary file and renamed."""
+        document = {
+            "format": FILE_FORMAT,
+            "version": FILE_VERSION,
+            "class_name": type(self).__name__,
+            "config": self.get_config(),
+            "steps": self.steps_,
+            "episodes": self.episodes_,
+        }
+        arrays = {_CONFIG_KEY: np.array(json.dumps(document)), "q_table": self.q_table}
+        if isinstance(self.observation_space, spaces.Box):
+            arrays["observation_low"] = self.observation_space.low
+            arrays["observation_high"] = self.observation_space.high
+            arrays["discretizer_edges"] = self.discretizer._edges
+        path = Path(path)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        try:
+            with os.fdopen(handle, "wb") as file:
+                np.savez(file, **arrays)
+            os.replace(temporary, path)
+        except BaseException:
+            os.unlink(temporary)
+            raise
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> QLearningAgent:
+        """Read an agent written by :meth:`save` (its generator restarts from ``seed``)."""
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"{cls.__name__}: no agent file at {path}")
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                if _CONFIG_KEY not in archive.files:
+                    raise ModelFileError(f"{path} is not a tradenn agent file (no config)")
+                document = json.loads(archive[_CONFIG_KEY].item())
+                arrays = {name: archive[name] for name in archive.files if name != _CONFIG_KEY}
+        except ModelFileError:
+            raise
+        except (KeyError, ValueError, TypeError, EOFError, OSError, zipfile.BadZipFile) as error:
+            message = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise ModelFileError(
+                f"{path} is not a readable {cls.__name__} file ({message})"
+            ) from None
+        if not isinstance(document, dict) or document.get("format") != FILE_FORMAT:
+            raise ModelFileError(f"{path} is not a tradenn agent file (wrong format)")
+        if document.get("version") != FILE_VERSION:
+            raise ModelFileError(
+                f"{path} has agent file version {document.get('version')}; "
+                f"this tradenn reads {FILE_VERSION}"
+            )
+        if document.get("class_name") != cls.__name__:
+            raise ModelFileError(
+                f"{path} holds a {document.get('class_name')}, not a {cls.__name__}"
+            )
+        try:
+            config = dict(document["config"])
+            observation_space = _build_space(
+                config.pop("observation_space"),
+                arrays.get("observation_low"),
+                arrays.get("observation_high"),
+            )
+            action_space = _build_space(config.pop("action_space"))
+            discretizer = None
+            if config["discretizer"] is not None:
+                discretizer = Discretizer(**config["discretizer"])
+                edges = arrays["discretizer_edges"]
+                discretizer.edges_ = [row[np.isfinite(row)] for row in edges]
+                discretizer._compile()
+            config["discretizer"] = discretizer
+            config["learning_rate"] = deserialize_schedule(config["learning_rate"])
+            config["epsilon"] = deserialize_schedule(config["epsilon"])
+            agent = cls(observation_space, action_space, **config)
+            q_table = arrays["q_table"]
+            steps, episodes = document["steps"], document["episodes"]
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise ModelFileError(f"{path} holds an invalid {cls.__name__} ({error})") from None
+        if q_table.shape != agent.q_table.shape or q_table.dtype != np.float64:
+            raise ModelFileError(
+                f"{path}: Q-table of shape {q_table.shape}, the spaces need {agent.q_table.shape}"
+            )
+        agent.q_table = q_table
+        agent.steps_, agent.episodes_ = int(steps), int(episodes)
+        return agent
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.n_states} states x {self.n_actions} actions, "
+            f"gamma={self.gamma}, epsilon={self.epsilon!r}, {self.episodes_} episodes trained)"
+        )
