@@ -175,13 +175,14 @@ def test_max_steps_truncates_episodes_and_history_counts_them():
     assert agent.steps_ == 21 and agent.episodes_ == 7
 
 
-def test_greedy_ties_are_broken_at_random():
+def test_exploring_ties_are_broken_at_random_and_the_greedy_policy_is_deterministic():
     env = frozen_lake(slippery=False)
-    agent = QLearningAgent(env.observation_space, env.action_space, seed=0)
-    chosen = {agent.act(0) for _ in range(200)}
-    assert chosen == {0, 1, 2, 3}
+    agent = QLearningAgent(env.observation_space, env.action_space, epsilon=0.0, seed=0)
+    assert {agent.act(0, greedy=False) for _ in range(200)} == {0, 1, 2, 3}
+    assert {agent.act(0) for _ in range(50)} == {0}  # the deployed policy: lowest action
     agent.q_table[0, 2] = 1.0
     assert {agent.act(0) for _ in range(50)} == {2}
+    assert {agent.act(0, greedy=False) for _ in range(50)} == {2}
 
 
 def test_non_greedy_act_explores_with_epsilon():

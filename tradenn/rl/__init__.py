@@ -1,9 +1,29 @@
-"""Reinforcement learning for trading (minimal stub; the lead writes the real one)."""
+"""Reinforcement learning for trading: a Gymnasium market environment and agents.
+
+* :class:`MarketEnv` (registered as ``tradenn/Market-v0``): observations are causal windows of
+  normalized features plus the position; actions set a target position; the account follows the
+  backtester's fill and cost convention, so an episode replays exactly in :class:`Backtest`.
+* :class:`QLearningAgent` (tabular, with a :class:`Discretizer` for continuous observations) and
+  :class:`DQNAgent` (a :mod:`tradenn.nn` Q-network, replay buffer, target network, Double DQN).
+* Schedules for exploration and learning rates.
+"""
 
 import gymnasium
 
-from tradenn.rl.env import MarketEnv
+from tradenn.rl.env import DEFAULT_FEATURES, MarketEnv
+from tradenn.rl.qlearning import Discretizer, QLearningAgent
+from tradenn.rl.schedules import ConstantSchedule, ExponentialSchedule, LinearSchedule, Schedule
 
-gymnasium.register("tradenn/Market-v0", entry_point="tradenn.rl.env:MarketEnv")
+if "tradenn/Market-v0" not in gymnasium.registry:
+    gymnasium.register("tradenn/Market-v0", entry_point="tradenn.rl.env:MarketEnv")
 
-__all__ = ["MarketEnv"]
+__all__ = [
+    "DEFAULT_FEATURES",
+    "ConstantSchedule",
+    "Discretizer",
+    "ExponentialSchedule",
+    "LinearSchedule",
+    "MarketEnv",
+    "QLearningAgent",
+    "Schedule",
+]

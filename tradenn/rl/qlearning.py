@@ -498,10 +498,17 @@ class QLearningAgent:
         return self.steps_ if self.schedule_unit == "step" else self.episodes_
 
     def act(self, obs: Any, greedy: bool = True) -> int:
-        """The greedy action for ``obs`` (ties at random), or with ``greedy=False`` an
-        epsilon-greedy one at the current epsilon. Uses the agent's generator."""
+        """The greedy action for ``obs``, or with ``greedy=False`` an epsilon-greedy one at the
+        current epsilon (ties at random, from the agent's generator).
+
+        The greedy action is a pure function of ``obs`` and the table: ties go to the lowest
+        action, so a deployed policy (e.g. a backtest replayed on truncated data) acts the same
+        way every time it sees the same state.
+        """
         row = self.q_table[self._encode(obs)]
-        if not greedy and self._rng.random() < self.epsilon(self._clock()):
+        if greedy:
+            return self._action_start + int(row.argmax())
+        if self._rng.random() < self.epsilon(self._clock()):
             return self._action_start + int(self._rng.integers(self.n_actions))
         return self._action_start + self._greedy(row, self._rng)
 
