@@ -27,6 +27,7 @@ MODEL_NAMES = [
     "tcn_forecast",
     "transformer_lm",
 ]
+AGENT_NAMES = ["dqn", "q_learning"]
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,7 @@ def spx():
 
 
 def test_the_registry_lists_every_strategy_module():
-    assert sorted(available()) == sorted(NAMES + MODEL_NAMES)
+    assert sorted(available()) == sorted(NAMES + MODEL_NAMES + AGENT_NAMES)
 
 
 @pytest.mark.parametrize("name", NAMES)
