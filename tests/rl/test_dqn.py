@@ -264,6 +264,19 @@ def test_cartpole_improves_clearly_over_random_in_a_few_thousand_steps():
     assert np.mean(history["episode_returns"][-10:]) > 2 * np.mean(history["episode_returns"][:10])
 
 
+def test_eval_env_keeps_the_best_evaluated_weights():
+    agent = DQNAgent(learning_starts=200, train_frequency=1, target_update_interval=100, seed=1)
+    eval_env = gym.make("CartPole-v1")
+    history = agent.train(
+        gym.make("CartPole-v1"), 2_500, eval_env=eval_env, eval_interval=1_000, eval_episodes=3
+    )
+    assert history["eval_timesteps"] == [1_000, 2_000, 2_500]
+    best = max(history["eval_returns"])
+    assert agent.evaluate(eval_env, 3, seed=agent.seed)[0] == best
+    for a, b in zip(agent.q_network.get_weights(), agent.target_network.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1])
 def test_cartpole_reaches_475(seed):
@@ -372,6 +385,12 @@ def test_training_on_an_env_with_other_spaces_raises():
     agent = _built_agent()
     with pytest.raises(ValueError, match="built for observations"):
         agent.train(ChainEnv(6), 10)
+
+
+def test_eval_env_must_not_be_the_training_env():
+    env = ChainEnv(4)
+    with pytest.raises(ValueError, match="eval_env must be a separate env instance"):
+        DQNAgent().train(env, 10, eval_env=env)
 
 
 def test_act_rejects_an_observation_of_the_wrong_shape():

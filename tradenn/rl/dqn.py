@@ -311,6 +311,9 @@ class DQNAgent:
         *,
         progress: bool = False,
         log_interval: int = 20,
+        eval_env: Any = None,
+        eval_interval: int = 10_000,
+        eval_episodes: int = 10,
     ) -> dict[str, list]:
         """Interact with ``env`` for ``total_timesteps`` steps, learning as it goes.
 
@@ -324,23 +327,38 @@ class DQNAgent:
             Show a tqdm bar with the mean return of the last ``log_interval`` episodes.
         log_interval : int
             Episodes averaged in the progress bar's recent mean return.
+        eval_env : gymnasium.Env, optional
+            A second env (not ``env``) to evaluate the greedy policy on every
+            ``eval_interval`` steps and at the end, ``eval_episodes`` episodes each (the same
+            seeded start states every time). The best-scoring weights are kept: DQN's greedy
+            policy oscillates, and this returns the best one seen rather than the last.
 
         Returns
         -------
         dict
             ``episode_returns`` and ``episode_lengths`` (completed episodes, in order),
-            ``episode_timesteps`` (``num_timesteps`` at each episode's end) and ``losses``
-            (mean loss of each round of updates).
+            ``episode_timesteps`` (``num_timesteps`` at each episode's end), ``losses``
+            (mean loss of each round of updates) and, with ``eval_env``, ``eval_timesteps``
+            and ``eval_returns`` (mean greedy return of each evaluation).
         """
         total_timesteps = _positive_int(total_timesteps, "total_timesteps")
         log_interval = _positive_int(log_interval, "log_interval")
+        eval_interval = _positive_int(eval_interval, "eval_interval")
+        eval_episodes = _positive_int(eval_episodes, "eval_episodes")
+        if eval_env is not None and eval_env is env:
+            raise ValueError("DQNAgent: eval_env must be a separate env instance, not env")
         self._setup(env)
+        if eval_env is not None:
+            _check_spaces(eval_env)
         history: dict[str, list] = {
             "episode_returns": [],
             "episode_lengths": [],
             "episode_timesteps": [],
             "losses": [],
+            "eval_timesteps": [],
+            "eval_returns": [],
         }
+        best: tuple[float, list[np.ndarray]] | None = None
         recent: deque[float] = deque(maxlen=log_interval)
         decay_steps = self.exploration_fraction * total_timesteps
         obs = self._reset(env)
@@ -372,7 +390,14 @@ class DQNAgent:
                     history["losses"].append(float(np.mean(losses)))
                 if self.num_timesteps % self.target_update_interval == 0:
                     self.update_target()
+                if eval_env is not None and (
+                    (step + 1) % eval_interval == 0 or step + 1 == total_timesteps
+                ):
+                    best = self._evaluate_checkpoint(eval_env, eval_episodes, history, best)
                 bar.update(1)
+        if best is not None:
+            self.q_network.set_weights(best[1])
+            hard_update(self.target_network, self.q_network)
         self.history = history
         return history
 
@@ -432,6 +457,21 @@ class DQNAgent:
             hard_update(self.target_network, self.q_network)
         else:
             polyak_update(self.target_network, self.q_network, self.tau)
+
+    def _evaluate_checkpoint(
+        self,
+        eval_env: Any,
+        episodes: int,
+        history: dict[str, list],
+        best: tuple[float, list[np.ndarray]] | None,
+    ) -> tuple[float, list[np.ndarray]]:
+        """Evaluate the greedy policy, log it and return the best (score, weights) so far."""
+        mean, _ = self.evaluate(eval_env, episodes, seed=self.seed)
+        history["eval_timesteps"].append(self.num_timesteps)
+        history["eval_returns"].append(mean)
+        if best is None or mean > best[0]:
+            return mean, self.q_network.get_weights()
+        return best
 
     def _explore(self, obs: np.ndarray) -> int:
         """Epsilon-greedy action index for one flattened observation (uniform before
