@@ -277,18 +277,36 @@ def test_eval_env_keeps_the_best_evaluated_weights():
         np.testing.assert_array_equal(a, b)
 
 
+# rl-zoo-like settings: a wide network, bursts of 128 gradient steps every 256 env steps,
+# a target that follows the online net every 10 steps (held fixed within a burst)
+CARTPOLE_SETTINGS = {
+    "hidden_sizes": (256, 256),
+    "learning_rate": 2.3e-3,
+    "batch_size": 64,
+    "buffer_size": 100_000,
+    "learning_starts": 1_000,
+    "train_frequency": 256,
+    "gradient_steps": 128,
+    "target_update_interval": 10,
+    "exploration_fraction": 0.16,
+    "epsilon_end": 0.04,
+}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1])
 def test_cartpole_reaches_475(seed):
-    env = gym.make("CartPole-v1")
     agent = DQNAgent(**CARTPOLE_SETTINGS, seed=seed)
-    agent.train(env, CARTPOLE_STEPS)
+    agent.train(
+        gym.make("CartPole-v1"),
+        50_000,
+        eval_env=gym.make("CartPole-v1"),
+        eval_interval=5_000,
+        eval_episodes=5,
+    )
+    # 20 fresh episodes, other start states than those the checkpoint was chosen on
     mean, _ = agent.evaluate(gym.make("CartPole-v1"), episodes=20, seed=100 + seed)
     assert mean >= 475
-
-
-CARTPOLE_SETTINGS: dict = {}
-CARTPOLE_STEPS = 50_000
 
 
 # --------------------------------------------------------------------------- determinism, files
