@@ -1,8 +1,5 @@
 """Tabular Q-learning on a coarse market state, trained walk-forward."""
 
-import numpy as np
-import pandas as pd
-
 from tradenn.backtest.agent import AgentStrategy
 from tradenn.rl.qlearning import Discretizer, QLearningAgent
 from tradenn.rl.schedules import LinearSchedule
@@ -12,38 +9,14 @@ class QLearning(AgentStrategy):
     """Long, flat or short as a tabular Q-learning agent decides from a coarse state.
 
     The state: the price's distance from its ``trend``-bar average and the last ``momentum``
-    bars' return (both z-scored causally by the environment and cut into ``bins`` bins), and
-    the current position. Retrained every ``retrain`` bars on everything before (``episodes``
-    random ``episode_length``-bar episodes, epsilon decaying linearly to 0.05)."""
+    bars' return (both z-scored causally and cut into ``bins`` bins over [-2, 2]), and the
+    current position. Retrained every ``retrain`` bars on everything before (``episodes``
+    random ``episode_length``-bar episodes, epsilon decaying linearly from 1 to 0.05)."""
 
-    window = 1
-    trend = 20
-    momentum = 5
     bins = 5
     episodes = 200
     learning_rate = 0.05
     gamma = 0.9
-
-    def make_env(self, data, *, training):
-        from tradenn.rl.env import MarketEnv
-
-        log_close = np.log(data["Close"])
-        state = pd.DataFrame(
-            {
-                "trend_gap": log_close - log_close.rolling(self.trend).mean(),
-                "momentum": log_close.diff(self.momentum),
-            },
-            index=data.index,
-        )
-        length = self.episode_length if training and self.episode_length else None
-        return MarketEnv(
-            data,
-            window=self.window,
-            features=state,
-            actions=self.actions,
-            fee_bps=self.fee_bps,
-            episode_length=length,
-        )
 
     def make_agent(self, env):
         features = env.observation_space.shape[0] - 1  # the last entry is the position

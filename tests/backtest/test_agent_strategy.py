@@ -24,7 +24,7 @@ class Counting(QLearning):
     _trainings: ClassVar[list] = []  # private: public class attributes are parameters
 
     def train_agent(self, agent, env):
-        type(self)._trainings.append(env.data.index[-1])
+        type(self)._trainings.append(env.unwrapped.data.index[-1])
         super().train_agent(agent, env)
 
 
@@ -44,8 +44,9 @@ def ou():
     return data.ornstein_uhlenbeck(2000, half_life=5, seed=21)
 
 
-def test_q_learning_learns_mean_reversion_out_of_sample(ou):
-    result = Backtest(ou, QLearning, commission=0.0005, fractional=True).run(
+@pytest.mark.parametrize("name", ["q_learning", "dqn"])
+def test_agents_learn_mean_reversion_out_of_sample(ou, name):
+    result = Backtest(ou, load_strategy(name), commission=0.0005, fractional=True).run(
         train_size=700, retrain=500
     )
     assert result.stats["Sharpe Ratio"] > 0.5

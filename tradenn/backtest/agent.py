@@ -33,6 +33,13 @@ class AgentStrategy(Strategy):
 
     Parameters (class attributes)
     -----------------------------
+    features : "compact" or "default"
+        "compact": two state variables, the log distance of the close from its ``trend``-bar
+        average and the ``momentum``-bar log return; "default": the environment's default
+        features (:data:`tradenn.rl.DEFAULT_FEATURES`). Both are z-scored causally by the
+        environment.
+    trend, momentum : int
+        Windows of the compact features.
     window : int
         Bars of normalized features in each observation.
     actions : "long_short", "long_only" or "continuous"
@@ -42,6 +49,9 @@ class AgentStrategy(Strategy):
         points); the backtest's own ``commission`` is what the result pays.
     episode_length : int
         Training episodes are random windows of this many bars (0: the whole training span).
+    reward_scale : float
+        Training rewards are multiplied by this (100: per-bar rewards in percent, a scale
+        value-function learners train well on; the policy's ranking of actions is unchanged).
     train_size : int
         Bars (after the first full window) before the first decision.
     retrain : int
@@ -50,10 +60,14 @@ class AgentStrategy(Strategy):
         Seeds the agent and the training episodes.
     """
 
-    window = 10
+    features = "compact"
+    trend = 20
+    momentum = 5
+    window = 1
     actions = "long_short"
     fee_bps = 5.0
     episode_length = 250
+    reward_scale = 100.0
     train_size = 1000
     retrain = 500
     seed = 0
@@ -75,17 +89,40 @@ class AgentStrategy(Strategy):
         raise NotImplementedError(f"{type(self).__name__} must define train_agent(agent, env)")
 
     def make_env(self, data: pd.DataFrame, *, training: bool) -> Any:
-        """The environment over ``data``: random episodes for training, one pass otherwise."""
+        """The environment over ``data``: random, reward-scaled episodes for training, one
+        unwrapped pass for acting."""
+        import gymnasium
+
         from tradenn.rl.env import MarketEnv
 
+        if self.features not in ("compact", "default"):
+            raise ValueError(
+                f"{type(self).__name__}: features must be 'compact' or 'default', "
+                f"got {self.features!r}"
+            )
+        table = None
+        if self.features == "compact":
+            log_close = np.log(data["Close"])
+            table = pd.DataFrame(
+                {
+                    "trend_gap": log_close - log_close.rolling(self.trend).mean(),
+                    "momentum": log_close.diff(self.momentum),
+                },
+                index=data.index,
+            )
         length = self.episode_length if training and self.episode_length else None
-        return MarketEnv(
+        env = MarketEnv(
             data,
             window=self.window,
+            features=table,
             actions=self.actions,
             fee_bps=self.fee_bps,
             episode_length=length,
         )
+        if training and self.reward_scale != 1.0:
+            scale = float(self.reward_scale)
+            env = gymnasium.wrappers.TransformReward(env, lambda reward: reward * scale)
+        return env
 
     # ------------------------------------------------------------------- positions
 

@@ -10,8 +10,10 @@
 
 import gymnasium
 
+from tradenn.rl.dqn import DQNAgent
 from tradenn.rl.env import DEFAULT_FEATURES, MarketEnv
 from tradenn.rl.qlearning import Discretizer, QLearningAgent
+from tradenn.rl.replay import ReplayBuffer
 from tradenn.rl.schedules import ConstantSchedule, ExponentialSchedule, LinearSchedule, Schedule
 
 if "tradenn/Market-v0" not in gymnasium.registry:
@@ -20,10 +22,12 @@ if "tradenn/Market-v0" not in gymnasium.registry:
 __all__ = [
     "DEFAULT_FEATURES",
     "ConstantSchedule",
+    "DQNAgent",
     "Discretizer",
     "ExponentialSchedule",
     "LinearSchedule",
     "MarketEnv",
     "QLearningAgent",
+    "ReplayBuffer",
     "Schedule",
 ]
