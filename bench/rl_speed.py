@@ -1,4 +1,4 @@
-"""Reinforcement-learning throughput: MarketEnv steps per second (more benchmarks plug in here).
+"""Reinforcement-learning throughput: MarketEnv steps per second, DQN training steps per second.
 
 Each benchmark is a function ``bench_*(quick: bool) -> list[tuple[str, float, str]]`` returning
 ``(label, value, unit)`` rows, listed in :data:`BENCHMARKS`; ``main`` runs them in order and
@@ -7,6 +7,10 @@ prints one table. Run: ``python bench/rl_speed.py`` (``--quick`` for shorter run
 ``bench_env_steps``: the bundled S&P 500 with the default observation (30 bars x 6 features +
 the position), unwrapped, random actions drawn beforehand (so sampling is not timed), episodes
 over the whole series with ``reset()`` between them (timed). Best of three runs.
+
+``bench_dqn_training``: ``DQNAgent.train`` on CartPole-v1 and on MarketEnv (SPX, default
+observation) with the default (64, 64) network and batch 64: environment steps per second with a
+gradient step every ``train_frequency`` steps (after a warm-up that builds the networks).
 """
 
 from __future__ import annotations
@@ -54,7 +58,33 @@ def bench_env_steps(quick: bool = False) -> list[tuple[str, float, str]]:
     return rows
 
 
-BENCHMARKS: list[Callable[[bool], list[tuple[str, float, str]]]] = [bench_env_steps]
+def bench_dqn_training(quick: bool = False) -> list[tuple[str, float, str]]:
+    """DQN training throughput (env step + a gradient step every ``train_frequency``)."""
+    import gymnasium
+
+    from tradenn.rl.dqn import DQNAgent
+
+    steps = 5_000 if quick else 20_000
+    rows = []
+    for name, make in (
+        ("CartPole-v1", lambda: gymnasium.make("CartPole-v1")),
+        ("MarketEnv SPX", lambda: MarketEnv("SPX")),
+    ):
+        for frequency in (1, 4):
+            env = make()
+            agent = DQNAgent(train_frequency=frequency, learning_starts=0, seed=0)
+            agent.train(env, 1_000)  # builds the networks, fills the buffer a little
+            start = time.perf_counter()
+            agent.train(env, steps)
+            speed = steps / (time.perf_counter() - start)
+            rows.append((f"DQN train, {name}, train_frequency={frequency}", speed, "steps/s"))
+    return rows
+
+
+BENCHMARKS: list[Callable[[bool], list[tuple[str, float, str]]]] = [
+    bench_env_steps,
+    bench_dqn_training,
+]
 
 
 def main() -> None:
