@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import ClassVar
 
 import numpy as np
@@ -86,3 +87,7 @@ def test_cli_backtests_an_agent(capsys):
     assert main([*argv, "--param", "episodes=20", "--param", "retrain=400"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("QLearning(") and "Retrainings" in out
+    argv[1] = "dqn"
+    assert main([*argv, "--param", "timesteps=1500", "--param", "retrain=400", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["strategy"] == "Dqn" and payload["diagnostics"]["Retrainings"] == 3
