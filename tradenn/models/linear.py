@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ import numpy as np
 from tradenn import nn
 from tradenn.nn.regularizers import Regularizer
 from tradenn.nn.serialization import CONFIG_KEY as NETWORK_CONFIG_KEY
-from tradenn.nn.serialization import ModelFileError
+from tradenn.nn.serialization import ModelFileError, write_npz
 
 __all__ = ["LinearRegression"]
 
@@ -155,16 +154,7 @@ def _save_npz(path: str | os.PathLike, model: Any, arrays: dict[str, np.ndarray]
         "class_name": type(model).__name__,
         "config": model.get_config(),
     }
-    payload = {_CONFIG_KEY: np.array(json.dumps(document)), **arrays}
-    path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            np.savez(file, **payload)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    write_npz(path, {_CONFIG_KEY: np.array(json.dumps(document)), **arrays})
 
 
 def _load_npz(

@@ -88,6 +88,15 @@ def save_model(model: Any, path: str | os.PathLike, metadata: dict | None = None
             arrays[f"optimizer/{key}"] = value
     arrays[CONFIG_KEY] = np.frombuffer(json.dumps(config).encode("utf-8"), dtype=np.uint8)
 
+    write_npz(path, arrays)
+
+
+def write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
+    """Write ``arrays`` to one ``.npz`` at exactly ``path``, atomically.
+
+    The file is written beside ``path`` under a temporary name and renamed over it, so a failed
+    or interrupted save never leaves a half-written file (and never clobbers the old one).
+    """
     path = Path(path)
     handle, temporary = tempfile.mkstemp(dir=path.parent or ".", prefix=path.name, suffix=".tmp")
     try:

@@ -62,7 +62,6 @@ import json
 import math
 import numbers
 import os
-import tempfile
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -73,7 +72,7 @@ import numpy as np
 from gymnasium import spaces
 from tqdm.auto import tqdm
 
-from tradenn.nn.serialization import ModelFileError
+from tradenn.nn.serialization import ModelFileError, write_npz
 
 from .schedules import Schedule, as_schedule, deserialize_schedule, serialize_schedule
 
@@ -663,15 +662,7 @@ class QLearningAgent:
             arrays["observation_low"] = self.observation_space.low
             arrays["observation_high"] = self.observation_space.high
             arrays["discretizer_edges"] = self.discretizer._edges
-        path = Path(path)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        try:
-            with os.fdopen(handle, "wb") as file:
-                np.savez(file, **arrays)
-            os.replace(temporary, path)
-        except BaseException:
-            os.unlink(temporary)
-            raise
+        write_npz(path, arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> QLearningAgent:
