@@ -1,0 +1,173 @@
+"""Where independent runs execute: in this process, in local processes, or on a Dask cluster.
+
+Parameter sweeps, walk-forward optimization and ``tradenn compare`` are many independent
+backtests. They go through one small interface::
+
+    executor = make_executor(None, jobs=4)         # local processes (the default)
+    results = executor.map(run_one, items, shared=backtest)   # run_one(backtest, item) each
+    executor.close()
+
+``shared`` is sent to each worker once (the price data and the backtest settings), the items
+one by one; results come back in the order of ``items``. The function must be defined at module
+level (it is sent by reference).
+
+* :class:`SerialExecutor`: a plain loop (``jobs=1``; also what tests use).
+* :class:`ProcessExecutor`: :class:`concurrent.futures.ProcessPoolExecutor` with ``fork`` where
+  the platform has it, so strategies loaded from files are available in the workers.
+* :class:`DaskExecutor`: a ``dask.distributed.Client`` at ``dask://HOST:PORT`` (or
+  ``tcp://...``), or an existing client; ``shared`` is scattered to the workers once. Needs the
+  optional extra ``tradenn[distributed]``; strategies must be importable on the workers (the
+  bundled ones are).
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+from tradenn.errors import TradennError
+
+__all__ = [
+    "DaskExecutor",
+    "Executor",
+    "ProcessExecutor",
+    "SerialExecutor",
+    "make_executor",
+]
+
+
+class Executor:
+    """Runs ``fn(shared, item)`` for each item; see the module docstring."""
+
+    workers: int = 1
+
+    def map(self, fn: Callable[[Any, Any], Any], items: Iterable[Any], shared: Any = None) -> list:
+        """``[fn(shared, item) for item in items]``, possibly in parallel, in order."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the workers (a no-op for executors that hold none)."""
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SerialExecutor(Executor):
+    """Everything in this process, one item after another."""
+
+    def map(self, fn, items, shared=None) -> list:
+        return [fn(shared, item) for item in items]
+
+    def __repr__(self) -> str:
+        return "SerialExecutor()"
+
+
+_SHARED: Any = None  # the shared object, in each worker process
+
+
+def _install(shared: Any) -> None:
+    global _SHARED
+    _SHARED = shared
+
+
+def _call(job: tuple[Callable, Any]) -> Any:
+    fn, item = job
+    return fn(_SHARED, item)
+
+
+class ProcessExecutor(Executor):
+    """Local worker processes (``jobs`` of them; default: the machine's cores)."""
+
+    def __init__(self, jobs: int | None = None) -> None:
+        if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+            raise TradennError(f"jobs must be a positive integer, got {jobs!r}")
+        self.workers = jobs or os.cpu_count() or 1
+
+    def map(self, fn, items, shared=None) -> list:
+        items = list(items)
+        if not items:
+            return []
+        workers = min(self.workers, len(items))
+        if workers == 1:
+            return SerialExecutor().map(fn, items, shared)
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        chunk = max(1, math.ceil(len(items) / (4 * workers)))
+        with ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context(method),
+            initializer=_install,
+            initargs=(shared,),
+        ) as pool:
+            return list(pool.map(_call, [(fn, item) for item in items], chunksize=chunk))
+
+    def __repr__(self) -> str:
+        return f"ProcessExecutor(jobs={self.workers})"
+
+
+class DaskExecutor(Executor):
+    """Runs on a Dask distributed cluster (an address or an existing ``Client``)."""
+
+    def __init__(self, address: Any) -> None:
+        try:
+            from distributed import Client
+        except ImportError:  # pragma: no cover - depends on the optional extra
+            raise TradennError(
+                "a Dask executor needs the optional extra: pip install 'tradenn[distributed]'"
+            ) from None
+        self._own = not isinstance(address, Client)
+        if self._own:
+            target = str(address)
+            if target.startswith("dask://"):
+                target = "tcp://" + target.removeprefix("dask://")
+            try:
+                self.client = Client(target, timeout="10s")
+            except OSError as error:
+                message = f"cannot reach the Dask scheduler at {address}: {error}"
+                raise TradennError(message) from None
+        else:
+            self.client = address
+        self.workers = max(1, sum(self.client.nthreads().values()))
+
+    def map(self, fn, items, shared=None) -> list:
+        items = list(items)
+        if not items:
+            return []
+        handle = self.client.scatter(shared, broadcast=True) if shared is not None else None
+        futures = self.client.map(fn, [handle] * len(items), items, pure=False)
+        return self.client.gather(futures)
+
+    def close(self) -> None:
+        if self._own:
+            self.client.close()
+
+    def __repr__(self) -> str:
+        return f"DaskExecutor({self.client.scheduler.address}, workers={self.workers})"
+
+
+def make_executor(spec: Any = None, jobs: int | None = None) -> Executor:
+    """An executor from a command-line style ``spec``.
+
+    ``None`` or ``"local"``: local processes (``jobs`` of them; ``jobs=1`` runs serially);
+    ``"serial"``; ``"dask://HOST:PORT"`` or ``"tcp://HOST:PORT"``: a Dask cluster; an
+    :class:`Executor` is returned as is, a ``dask.distributed.Client`` is wrapped.
+    """
+    if isinstance(spec, Executor):
+        return spec
+    if spec is None or spec == "local":
+        return SerialExecutor() if jobs == 1 else ProcessExecutor(jobs)
+    if spec == "serial":
+        return SerialExecutor()
+    if isinstance(spec, str):
+        if spec.startswith(("dask://", "tcp://")):
+            return DaskExecutor(spec)
+        raise TradennError(f"executor {spec!r}: expected 'local', 'serial' or dask://HOST:PORT")
+    if type(spec).__name__ == "Client":
+        return DaskExecutor(spec)
+    raise TradennError(f"executor must be a string, an Executor or a Dask Client, got {spec!r}")
