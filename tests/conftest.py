@@ -7,11 +7,22 @@ import socket
 import pytest
 
 
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
+_connect = socket.socket.connect
+
+
 @pytest.fixture(autouse=True)
 def _no_network(monkeypatch):
-    """Fail any test that opens a network connection (the cache and fakes must serve it)."""
+    """Fail any test that opens a network connection (the cache and fakes must serve it).
 
-    def guard(*args, **kwargs):
+    Loopback connections stay allowed: a local Dask cluster's processes talk over them, and
+    they never leave the machine.
+    """
+
+    def guard(self, address, *args, **kwargs):
+        host = address[0] if isinstance(address, tuple) else None
+        if self.family == socket.AF_UNIX or host in _LOOPBACK:
+            return _connect(self, address, *args, **kwargs)
         raise OSError("network access is disabled in tests")
 
     monkeypatch.setattr(socket.socket, "connect", guard)

@@ -281,7 +281,14 @@ def _compare(args: argparse.Namespace) -> int:
         for name, cls in classes.items()
     ]
     frame = data.load(args.data, args.start, args.end)
-    board = compare(frame, runs, progress=not args.quiet, **_backtest_options(args))
+    board = compare(
+        frame,
+        runs,
+        progress=not args.quiet,
+        executor=args.executor or ("serial" if args.jobs == 1 else "local"),
+        jobs=args.jobs,
+        **_backtest_options(args),
+    )
     if args.json:
         print(json.dumps(board.records(), indent=2))
     else:
@@ -350,6 +357,32 @@ def _add_market_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_executor_options(p: argparse.ArgumentParser, default_jobs: int | None) -> None:
+    shown = "all cores" if default_jobs is None else str(default_jobs)
+    p.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=default_jobs,
+        metavar="N",
+        help=f"local worker processes (default {shown})",
+    )
+    p.add_argument(
+        "--executor",
+        metavar="dask://HOST:PORT",
+        help="run on a Dask distributed cluster instead of local processes",
+    )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 def _add_plot_options(p: argparse.ArgumentParser, default: str, what: str) -> None:
     p.add_argument(
         "--plot",
@@ -415,6 +448,7 @@ def _add_backtest_commands(commands) -> None:
     _add_plot_options(p, "compare.png", "the equity curves")
     p.add_argument("--json", action="store_true", help="print one JSON object per strategy")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_executor_options(p, default_jobs=1)
     p.add_argument(
         "--whole-units",
         dest="fractional",

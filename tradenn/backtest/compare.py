@@ -104,32 +104,63 @@ def compare(
     strategies: Sequence[tuple[str, type[Strategy], dict[str, Any]]],
     *,
     progress: bool = False,
+    executor: Any = "serial",
+    jobs: int | None = None,
     **backtest_options: Any,
 ) -> Leaderboard:
     """Backtest each ``(name, strategy class, parameters)`` on ``data`` with the same options.
 
     ``backtest_options`` go to :class:`~tradenn.backtest.Backtest` (cash, commission, ...). A
-    strategy that fails is recorded in ``errors`` and the others still run. ``progress`` shows
-    a tqdm bar across strategies (on stderr).
+    strategy that fails is recorded in ``errors`` and the others still run. ``executor``:
+    ``"serial"`` (the default: model strategies already use both cores for their matrix
+    products), ``"local"`` with ``jobs`` processes, or ``dask://HOST:PORT`` (see
+    :mod:`tradenn.backtest.executors`). ``progress`` shows a tqdm bar across strategies (on
+    stderr; serial runs only).
     """
     from tqdm.auto import tqdm
 
+    from tradenn.backtest.executors import SerialExecutor, make_executor
+
+    runner = make_executor(executor, jobs)
+    shared = (data, backtest_options)
+    try:
+        if isinstance(runner, SerialExecutor):
+            bar = tqdm(
+                strategies, desc="compare", unit="strategy", disable=not progress, leave=False
+            )
+            outcomes = []
+            for run in bar:
+                bar.set_postfix_str(run[0])
+                outcomes.append(_run_one(shared, run))
+        else:
+            outcomes = runner.map(_run_one, list(strategies), shared=shared)
+    finally:
+        if runner is not executor:
+            runner.close()
     rows, results, errors = {}, {}, {}
-    bar = tqdm(strategies, desc="compare", unit="strategy", disable=not progress, leave=False)
-    for name, strategy, params in bar:
-        bar.set_postfix_str(name)
-        began = time.perf_counter()
-        try:
-            result = Backtest(data, strategy, **backtest_options).run(**params)
-        except (TradennError, ValueError, TypeError) as error:
-            errors[name] = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+    for (name, _, _), (result, error, seconds) in zip(strategies, outcomes, strict=True):
+        if error is not None:
+            errors[name] = error
             continue
         results[name] = result
-        rows[name] = _row(result, time.perf_counter() - began)
+        rows[name] = _row(result, seconds)
     table = pd.DataFrame.from_dict(rows, orient="index", columns=list(COLUMNS), dtype=float)
     table.index.name = "Strategy"
     table = table.sort_values("Sharpe", ascending=False, na_position="last", kind="stable")
     return Leaderboard(table=table, results={k: results[k] for k in table.index}, errors=errors)
+
+
+def _run_one(shared: tuple, run: tuple) -> tuple[Result | None, str | None, float]:
+    """One strategy's backtest (a module-level function: executors send it by reference)."""
+    data, options = shared
+    _, strategy, params = run
+    began = time.perf_counter()
+    try:
+        result = Backtest(data, strategy, **options).run(**params)
+    except (TradennError, ValueError, TypeError) as error:
+        text = str(error).strip()
+        return None, text.splitlines()[0] if text else repr(error), 0.0
+    return result, None, time.perf_counter() - began
 
 
 def _row(result: Result, seconds: float) -> dict[str, float]:

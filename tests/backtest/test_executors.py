@@ -1,0 +1,91 @@
+"""Executors: serial, local processes and a real Dask LocalCluster give the same results."""
+
+from __future__ import annotations
+
+import pytest
+
+from tradenn import data
+from tradenn.backtest.compare import compare
+from tradenn.backtest.executors import (
+    DaskExecutor,
+    ProcessExecutor,
+    SerialExecutor,
+    make_executor,
+)
+from tradenn.backtest.registry import load_strategy
+from tradenn.errors import TradennError
+
+
+def affine(shared, item):
+    scale, shift = shared
+    return scale * item + shift
+
+
+def test_serial_and_process_executors_agree_in_order():
+    items = list(range(37))
+    expected = [3 * i + 1 for i in items]
+    assert SerialExecutor().map(affine, items, shared=(3, 1)) == expected
+    with ProcessExecutor(jobs=2) as executor:
+        assert executor.map(affine, items, shared=(3, 1)) == expected
+        assert executor.map(affine, [], shared=(3, 1)) == []
+
+
+def test_make_executor_specs():
+    assert isinstance(make_executor(None, jobs=1), SerialExecutor)
+    assert isinstance(make_executor("local", jobs=2), ProcessExecutor)
+    assert make_executor("local", jobs=2).workers == 2
+    assert isinstance(make_executor("serial"), SerialExecutor)
+    executor = SerialExecutor()
+    assert make_executor(executor) is executor
+    with pytest.raises(TradennError, match="expected 'local', 'serial' or dask://HOST:PORT"):
+        make_executor("mpi://x")
+    with pytest.raises(TradennError, match="jobs must be a positive integer"):
+        ProcessExecutor(jobs=0)
+
+
+def runs():
+    return [
+        ("sma_cross", load_strategy("sma_cross"), {}),
+        ("sma_fast", load_strategy("sma_cross"), {"fast": 5, "slow": 40}),
+        ("ema_momentum", load_strategy("ema_momentum"), {}),
+        ("bad", load_strategy("sma_cross"), {"fast": 50, "slow": 10}),
+    ]
+
+
+@pytest.fixture(scope="module")
+def spx():
+    return data.load("SPX", end="2006-12-31")
+
+
+def same_board(a, b):
+    columns = [c for c in a.table.columns if c != "Time [s]"]
+    assert a.table[columns].equals(b.table[columns])
+    assert a.errors == b.errors
+    for name in a.results:
+        assert a.results[name].equity.equals(b.results[name].equity)
+
+
+def test_compare_in_processes_equals_serial(spx):
+    serial = compare(spx, runs(), commission=0.001)
+    local = compare(spx, runs(), executor="local", jobs=2, commission=0.001)
+    same_board(serial, local)
+    assert "bad" in local.errors
+
+
+def test_compare_on_a_dask_local_cluster_equals_the_local_run(spx):
+    distributed = pytest.importorskip("distributed")  # part of the dev extras, so CI has it
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        address = "dask://" + cluster.scheduler_address.removeprefix("tcp://")
+        with make_executor(address) as executor:
+            assert isinstance(executor, DaskExecutor) and executor.workers == 2
+            assert executor.map(affine, range(10), shared=(2, 5)) == [2 * i + 5 for i in range(10)]
+            on_dask = compare(spx, runs(), executor=executor, commission=0.001)
+    same_board(compare(spx, runs(), commission=0.001), on_dask)
+
+
+def test_an_unreachable_scheduler_is_a_clear_error():
+    pytest.importorskip("distributed")
+    with pytest.raises(TradennError, match="cannot reach the Dask scheduler"):
+        make_executor("dask://127.0.0.1:9")
