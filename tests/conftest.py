@@ -6,7 +6,6 @@ import socket
 
 import pytest
 
-
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
 _connect = socket.socket.connect
 
