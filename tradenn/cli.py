@@ -308,6 +308,116 @@ def _compare(args: argparse.Namespace) -> int:
     return 1 if board.errors else 0
 
 
+def _parse_grid(specs: list[str], defaults: dict) -> dict[str, list]:
+    """``name=start:stop:step`` (stop included) or ``name=a,b,c`` to value lists, typed like
+    each parameter's default."""
+    grid: dict[str, list] = {}
+    for spec in specs:
+        name, sep, text = spec.partition("=")
+        if not sep or not name or not text:
+            raise UsageError(f"--grid {spec!r}: expected name=start:stop:step or name=a,b,c")
+        if name not in defaults:
+            known = ", ".join(defaults) or "none"
+            raise UsageError(f"--grid {spec}: no parameter {name!r} (parameters: {known})")
+        if name in grid:
+            raise UsageError(f"--grid {spec}: {name} is given twice")
+        default = defaults[name]
+        if ":" in text:
+            parts = text.split(":")
+            if len(parts) != 3:
+                raise UsageError(f"--grid {spec}: a range is start:stop:step")
+            kind = int if isinstance(default, int) and not isinstance(default, bool) else float
+            try:
+                start, stop, step = (kind(part) for part in parts)
+            except ValueError:
+                raise UsageError(f"--grid {spec}: {name} takes {kind.__name__} values") from None
+            if step <= 0 or stop < start:
+                raise UsageError(f"--grid {spec}: need step > 0 and stop >= start")
+            count = int(np.floor((stop - start) / step + 1e-9)) + 1
+            values = [kind(start + i * step) for i in range(count)]
+            if kind is float:
+                values = [round(v, 12) for v in values]
+        else:
+            pairs = [f"{name}={item}" for item in text.split(",")]
+            values = [_parse_params([pair], defaults)[name] for pair in pairs]
+        grid[name] = values
+    if not grid:
+        raise UsageError("optimize: give at least one --grid name=start:stop:step")
+    return grid
+
+
+def _optimize(args: argparse.Namespace) -> int:
+    from tradenn import data
+    from tradenn.backtest import Backtest
+    from tradenn.backtest.optimize import optimize, walk_forward_optimize
+    from tradenn.backtest.registry import load_strategy
+
+    strategy = load_strategy(args.strategy)
+    defaults = strategy.parameters()
+    grid = _parse_grid(args.grid, defaults)
+    fixed = _parse_params(args.param, defaults)
+    overlap = sorted(set(fixed) & set(grid))
+    if overlap:
+        raise UsageError(f"{overlap[0]} is both fixed with --param and searched with --grid")
+    frame = data.load(args.data, args.start, args.end)
+    options = _backtest_options(args)
+    backtest = Backtest(frame, strategy, **options)
+    grid.update({name: [value] for name, value in fixed.items()})  # fixed = one-value ranges
+    search = {
+        "maximize": args.maximize,
+        "method": args.method,
+        "max_tries": args.max_tries,
+        "executor": args.executor or ("serial" if args.jobs == 1 else "local"),
+        "jobs": args.jobs,
+    }
+    if args.walk_forward:
+        train, test = _parse_walk_forward(args.walk_forward)
+        wfo = walk_forward_optimize(backtest, train=train, test=test, **search, **grid)
+        payload = wfo.to_dict() if args.json else None
+        print(json.dumps(payload, indent=2, default=str) if args.json else wfo.summary())
+        return 0
+    result = optimize(backtest, **search, **grid)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2, default=str))
+    else:
+        print(result.summary())
+    if args.heatmap:
+        names = [name for name, values in grid.items() if len(values) > 1]
+        if len(names) < 2:
+            raise UsageError("--heatmap needs two --grid parameters")
+        result.heatmap(names[0], names[1], path=args.heatmap)
+        print(f"heatmap: {args.heatmap}", file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+def _parse_walk_forward(text: str) -> tuple[int, int]:
+    values = {}
+    for part in text.split(","):
+        key, sep, number = part.partition("=")
+        if not sep or key not in ("train", "test") or not number.isdigit() or int(number) < 1:
+            raise UsageError(f"--walk-forward {text!r}: expected train=N,test=M (bars)")
+        values[key] = int(number)
+    if set(values) != {"train", "test"}:
+        raise UsageError(f"--walk-forward {text!r}: expected train=N,test=M (bars)")
+    return values["train"], values["test"]
+
+
+def _check_lookahead(args: argparse.Namespace) -> int:
+    from tradenn import data
+    from tradenn.backtest.lookahead import check_lookahead
+    from tradenn.backtest.registry import load_strategy
+
+    strategy = load_strategy(args.strategy)
+    params = _parse_params(args.param, strategy.parameters())
+    frame = data.load(args.data, args.start, args.end)
+    report = check_lookahead(strategy, frame, params=params, cuts=args.cuts)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, default=str))
+    else:
+        print(report.summary())
+    return 0 if report.clean else 1
+
+
 def _strategies(args: argparse.Namespace) -> int:
     from tradenn.backtest.registry import available
 
@@ -457,6 +567,62 @@ def _add_backtest_commands(commands) -> None:
         "falls below one unit's price keeps trading and the curves stay comparable)",
     )
     p.set_defaults(handler=_compare, fractional=True)
+
+    p = commands.add_parser(
+        "optimize",
+        help="search a strategy's parameters; report the best and overfitting guards",
+        description="Backtest STRATEGY for every combination of the --grid values (or a random "
+        "subset) and report the best by --maximize, the number of trials, the Deflated Sharpe "
+        "Ratio of the best and, for grids, the Probability of Backtest Overfitting. With "
+        "--walk-forward, optimize on rolling in-sample windows and test on the next bars.",
+    )
+    p.add_argument("strategy", metavar="STRATEGY", help="strategy name or file.py:ClassName")
+    p.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="NAME=START:STOP:STEP",
+        help="values to search (stop included), or NAME=a,b,c (repeatable)",
+    )
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="fix a parameter that is not searched (repeatable)",
+    )
+    p.add_argument(
+        "--maximize", default="Sharpe Ratio", metavar="METRIC", help="statistic to maximize"
+    )
+    p.add_argument("--method", choices=("grid", "random"), default="grid")
+    p.add_argument("--max-tries", type=_positive_int, metavar="N", help="cap on combinations")
+    p.add_argument(
+        "--walk-forward", metavar="train=N,test=M", help="walk-forward optimization windows"
+    )
+    p.add_argument("--heatmap", metavar="FILE.png", help="plot the metric over two parameters")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    _add_market_options(p)
+    _add_executor_options(p, default_jobs=None)
+    p.set_defaults(handler=_optimize)
+
+    p = commands.add_parser(
+        "check-lookahead",
+        help="prove a strategy never peeks at the future",
+        description="Run STRATEGY on truncated copies of the data and on copies with the future "
+        "perturbed; exit 0 if no decision changed, 1 naming the first bar whose decision did.",
+    )
+    p.add_argument("strategy", metavar="STRATEGY", help="strategy name or file.py:ClassName")
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set a strategy parameter (repeatable)",
+    )
+    p.add_argument("--cuts", type=_positive_int, default=10, metavar="N", help="cut points")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    _add_market_options(p)
+    p.set_defaults(handler=_check_lookahead)
 
     p = commands.add_parser("strategies", help="list the ready strategies and their parameters")
     p.set_defaults(handler=_strategies)
