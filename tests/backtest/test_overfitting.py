@@ -17,6 +17,7 @@ from tradenn.backtest.overfitting import (
     probabilistic_sharpe_ratio,
     probability_of_backtest_overfitting,
     sharpe_moments,
+    trial_moments,
 )
 
 NORMAL = NormalDist()  # the standard library's Wichura AS241 quantile, an independent reference
@@ -169,3 +170,17 @@ def test_pbo_rejects_bad_input():
         probability_of_backtest_overfitting(np.zeros((20, 4)))
     with pytest.raises(ValueError, match=r"shape \(T, N\) with N >= 2"):
         probability_of_backtest_overfitting(np.zeros(100))
+
+
+def test_trial_moments_match_one_column_at_a_time():
+    rng = np.random.default_rng(7)
+    matrix = rng.standard_t(5, (300, 4)) * 0.01 + 0.001
+    matrix[:, 2] = 0.0  # a trial that never moves
+    sharpes, skews, kurtoses = trial_moments(matrix)
+    for k in (0, 1, 3):
+        column = matrix[:, k]
+        centered = column - column.mean()
+        assert sharpes[k] == pytest.approx(column.mean() / column.std(ddof=1), rel=1e-12)
+        assert skews[k] == pytest.approx(np.mean(centered**3) / np.std(column) ** 3, rel=1e-10)
+        assert kurtoses[k] == pytest.approx(np.mean(centered**4) / np.var(column) ** 2, rel=1e-10)
+    assert np.isnan([sharpes[2], skews[2], kurtoses[2]]).all()

@@ -40,7 +40,7 @@ from tradenn.backtest.executors import Executor, make_executor
 from tradenn.backtest.overfitting import (
     deflated_sharpe_ratio,
     probability_of_backtest_overfitting,
-    sharpe_moments,
+    trial_moments,
 )
 from tradenn.backtest.result import Result
 from tradenn.backtest.stats import STAT_KEYS, compute_stats
@@ -457,15 +457,18 @@ def _guards(
     index = backtest.data.index
     bpy = backtest.bars_per_year or (_infer_bars_per_year(index) if len(index) > 1 else 1.0)
     excess = returns - backtest.risk_free_rate / bpy
-    moments = [sharpe_moments(excess[:, k]) for k in range(excess.shape[1])]
-    sharpes = np.array([m[0] for m in moments])
+    sharpes, skews, kurtoses = trial_moments(excess)
     finite = sharpes[np.isfinite(sharpes)]
-    sr, n, skew, kurtosis = moments[best]
     dsr = math.nan
-    if math.isfinite(sr) and n >= 2:
+    if math.isfinite(sharpes[best]) and len(excess) >= 2:
         variance = float(np.var(finite, ddof=1)) if len(finite) > 1 else 0.0
         dsr = deflated_sharpe_ratio(
-            sr, n, skew, kurtosis, n_trials=excess.shape[1], sr_variance=variance
+            float(sharpes[best]),
+            len(excess),
+            float(skews[best]),
+            float(kurtoses[best]),
+            n_trials=excess.shape[1],
+            sr_variance=variance,
         )
     blocks = min(pbo_blocks, 2 * (len(excess) // 8))  # at least 4 bars per block
     if excess.shape[1] < 2 or blocks < 2:

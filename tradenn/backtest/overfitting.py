@@ -51,6 +51,7 @@ __all__ = [
     "probabilistic_sharpe_ratio",
     "probability_of_backtest_overfitting",
     "sharpe_moments",
+    "trial_moments",
 ]
 
 EULER_GAMMA = 0.5772156649015329
@@ -114,21 +115,34 @@ def sharpe_moments(returns: np.ndarray) -> tuple[float, int, float, float]:
     """Per-bar Sharpe ratio, number of returns, skewness and non-excess kurtosis of ``returns``.
 
     NaN for the Sharpe ratio (and the moments) when there are fewer than two returns or they do
-    not vary.
+    not vary. Non-finite returns are left out.
     """
     r = np.asarray(returns, dtype=np.float64)
     r = r[np.isfinite(r)]
-    n = len(r)
+    sr, skew, kurtosis = (float(v[0]) for v in trial_moments(r[:, None]))
+    return sr, len(r), skew, kurtosis
+
+
+def trial_moments(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-bar Sharpe ratio, skewness and non-excess kurtosis of each column of a ``(T, N)``
+    matrix of returns (``T`` finite returns per trial), as arrays of shape ``(N,)``; NaN where
+    a column does not vary."""
+    n = len(matrix)
+    nan = np.full(matrix.shape[1], np.nan)
     if n < 2:
-        return math.nan, n, math.nan, math.nan
-    centered = r - r.mean()
-    m2 = float(np.mean(centered**2))
-    if m2 <= 0:
-        return math.nan, n, math.nan, math.nan
-    sr = float(r.mean() / r.std(ddof=1))
-    skew = float(np.mean(centered**3) / m2**1.5)
-    kurtosis = float(np.mean(centered**4) / m2**2)
-    return sr, n, skew, kurtosis
+        return nan, nan, nan
+    mean = matrix.mean(axis=0)
+    centered = matrix - mean
+    squared = centered * centered  # products, not powers: several times faster
+    m2 = squared.mean(axis=0)
+    m3 = (squared * centered).mean(axis=0)
+    m4 = (squared * squared).mean(axis=0)
+    varies = m2 > 0
+    safe = np.where(varies, m2, 1.0)
+    sr = np.where(varies, mean / np.sqrt(safe * n / (n - 1)), np.nan)
+    skew = np.where(varies, m3 / safe**1.5, np.nan)
+    kurtosis = np.where(varies, m4 / safe**2, np.nan)
+    return sr, skew, kurtosis
 
 
 def probabilistic_sharpe_ratio(
