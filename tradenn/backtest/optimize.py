@@ -156,8 +156,8 @@ class OptimizeResult:
         image = ax.imshow(
             np.ma.masked_invalid(values), origin="lower", aspect="auto", cmap="viridis"
         )
-        ax.set_xticks(range(len(grid.columns)), [f"{v:g}" for v in grid.columns], rotation=45)
-        ax.set_yticks(range(len(grid.index)), [f"{v:g}" for v in grid.index])
+        ax.set_xticks(range(len(grid.columns)), [_tick(v) for v in grid.columns], rotation=45)
+        ax.set_yticks(range(len(grid.index)), [_tick(v) for v in grid.index])
         ax.set_xlabel(x)
         ax.set_ylabel(y)
         if values.size <= 400:  # annotate cells while they are large enough to read
@@ -170,6 +170,11 @@ class OptimizeResult:
         if path is not None:
             figure.savefig(path)
         return figure
+
+
+def _tick(value: Any) -> str:
+    numeric = isinstance(value, int | float | np.number) and not isinstance(value, bool)
+    return f"{value:g}" if numeric else str(value)
 
 
 @dataclass
@@ -362,8 +367,7 @@ def optimize(
         computed in this process from each trial's stats; NaN (or an exception-free non-number)
         marks a trial that cannot be ranked.
     minimize : bool
-        Smaller metric values are better (e.g. ``maximize="Max. Drawdown [%]"`` ... is already
-        negative; use this for a loss-like callable).
+        Smaller metric values are better (for a loss-like statistic or callable).
     constraint : callable, optional
         ``f(params dict) -> bool``; combinations for which it is False are skipped.
     method : {"grid", "random"}
@@ -381,7 +385,8 @@ def optimize(
         Number of CSCV blocks for the PBO (even; fewer when the data are short: at least 4 bars
         per block).
     **ranges
-        Parameter name -> iterable of values (list, range, numpy array).
+        Parameter name -> iterable of values (list, range, numpy array). A strategy parameter
+        named like one of the arguments above cannot be swept through this function.
 
     Returns
     -------
