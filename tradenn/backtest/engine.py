@@ -232,6 +232,17 @@ class Backtest:
         gone = np.flatnonzero((cash + units * close)[:stop] <= 0)
         return int(gone[0]) if len(gone) else None
 
+    def optimize(self, **kwargs: Any):
+        """Search the strategy's parameters; see :func:`tradenn.backtest.optimize.optimize`.
+
+        ``bt.optimize(fast=range(5, 30, 5), slow=range(20, 100, 10), constraint=lambda p:
+        p["fast"] < p["slow"])`` returns an :class:`~tradenn.backtest.optimize.OptimizeResult`
+        (best parameters and stats, the full table, the Deflated Sharpe Ratio and PBO).
+        """
+        from tradenn.backtest.optimize import optimize
+
+        return optimize(self, **kwargs)
+
     # --------------------------------------------------------------------------- results
 
     def _result(self, strategy: Strategy, broker: Broker, params: dict) -> Result:

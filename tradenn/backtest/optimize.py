@@ -120,6 +120,44 @@ class OptimizeResult:
     pbo_logits: np.ndarray = field(repr=False)
     returns: np.ndarray = field(repr=False)
 
+    def summary(self, top: int = 10) -> str:
+        """The best combination, the overfitting guards and the ``top`` rows, for a terminal."""
+        ok = self.table[self.table["Error"].isna()]
+        ranked = ok.sort_values(self.metric, ascending=not self.maximize, kind="stable")
+        failed = len(self.table) - len(ok)
+        best = ", ".join(f"{k}={v!r}" for k, v in self.best_params.items())
+        lines = [
+            f"{self.best.strategy_name}: {self.trials} trials"
+            + (f" ({failed} failed)" if failed else "")
+            + f", {'maximize' if self.maximize else 'minimize'} {self.metric}",
+            f"best: {best}",
+            f"{self.metric}: {_number(self.best_stats.get(self.metric, float('nan')))}   "
+            f"Return [%]: {_number(self.best_stats['Return [%]'])}   "
+            f"# Trades: {self.best_stats['# Trades']}",
+            f"Deflated Sharpe Ratio (probability the best Sharpe is real, given "
+            f"{self.trials} trials): {_number(self.deflated_sharpe)}",
+            f"Probability of Backtest Overfitting (CSCV): {_number(self.pbo)}",
+            "",
+            ranked.drop(columns=["Error"]).head(top).to_string(index=False),
+        ]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe: best parameters and stats, guards, every row of the table."""
+        return {
+            "strategy": self.best.strategy_name,
+            "metric": self.metric,
+            "maximize": self.maximize,
+            "trials": self.trials,
+            "best_params": self.best_params,
+            "best_stats": {k: _json(v) for k, v in self.best_stats.items()},
+            "deflated_sharpe": _json(self.deflated_sharpe),
+            "pbo": _json(self.pbo),
+            "table": [
+                {k: _json(v) for k, v in row.items()} for row in self.table.to_dict("records")
+            ],
+        }
+
     def heatmap(
         self,
         x: str,
@@ -207,6 +245,45 @@ class WalkForwardOptimization:
     stats: pd.Series
     trades: pd.DataFrame
     metric: str
+
+    def summary(self) -> str:
+        """Per-window choices and the stitched out-of-sample statistics, for a terminal."""
+        keys = ["Return [%]", "Sharpe Ratio", "Max. Drawdown [%]", "# Trades"]
+        shown = "   ".join(f"{k}: {_number(self.stats[k])}" for k in keys if k in self.stats)
+        return "\n".join(
+            [
+                f"walk-forward optimization: {len(self.windows)} windows, metric {self.metric}",
+                self.windows.to_string(index=False),
+                "",
+                f"out of sample, stitched: {shown}",
+            ]
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe: the windows and the out-of-sample statistics."""
+        return {
+            "metric": self.metric,
+            "windows": [
+                {k: _json(v) for k, v in row.items()} for row in self.windows.to_dict("records")
+            ],
+            "stats": {k: _json(v) for k, v in self.stats.items()},
+        }
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, float | np.floating):
+        return "nan" if value != value else f"{value:,.4f}"
+    return str(value)
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, float | np.floating):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer | np.bool_):
+        return value.item()
+    if isinstance(value, pd.Timestamp | pd.Timedelta):
+        return str(value)
+    return value
 
 
 # ------------------------------------------------------------------------- the sweep
