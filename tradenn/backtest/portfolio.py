@@ -331,7 +331,8 @@ class _Ledger:
     ) -> np.ndarray:
         """Validate target weights (bars x assets), force unlisted assets to 0, apply the
         leverage limit. Returns the weights to trade."""
-        weights = np.nan_to_num(np.asarray(weights, dtype=np.float64), nan=0.0)
+        weights = np.asarray(weights, dtype=np.float64)
+        weights = np.where(np.isnan(weights), 0.0, weights)  # no view yet: flat; inf stays bad
         bad = ~np.isfinite(weights)
         if not self.allow_short:
             bad |= weights < 0
@@ -720,7 +721,7 @@ class PortfolioBacktest(Backtest):
         if len(raw) != n:
             raise BacktestError(f"{label} returned {len(raw)} rows; expected one per bar ({n})")
         frame = raw.reindex(columns=self.assets)
-        return np.nan_to_num(frame.to_numpy(dtype=np.float64), nan=0.0)
+        return frame.to_numpy(dtype=np.float64)  # NaN (no view yet) becomes 0 in check_weights
 
     # --------------------------------------------------------------------------- results
 

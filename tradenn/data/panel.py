@@ -67,7 +67,7 @@ def align(frames: Mapping[str, pd.DataFrame], how: str = "outer") -> pd.DataFram
     if len(zones) > 1:
         raise DataError(f"align: frames mix time zones ({', '.join(sorted(zones))})")
     parts = {name: frames[name][list(OHLCV)].astype("float64") for name in names}
-    panel = pd.concat(parts, axis=1, join=how, names=["asset", "field"])
+    panel = pd.concat(parts, axis=1, join=how, names=["asset", "field"], sort=True)
     if len(panel) == 0:
         raise DataError(f"align: the frames {', '.join(names)} have no date in common")
     panel = panel.swaplevel(axis=1)
