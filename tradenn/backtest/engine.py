@@ -28,6 +28,8 @@ class Backtest:
     ----------
     data : DataFrame or str
         A price frame (see :mod:`tradenn.data`) or a source for :func:`tradenn.data.load`.
+        Several assets (a mapping name -> frame, a list of sources, a panel) or a
+        ``PortfolioStrategy`` give a :class:`~tradenn.backtest.portfolio.PortfolioBacktest`.
     strategy : type[Strategy]
         The strategy class (not an instance).
     cash : float
