@@ -12,6 +12,11 @@ See :mod:`tradenn.backtest.broker` for the fill and cost model and
 from tradenn.backtest.broker import CostModel, Order, Position, Trade
 from tradenn.backtest.engine import Backtest, BacktestError
 from tradenn.backtest.lib import barssince, cross, crossover
+from tradenn.backtest.portfolio import (
+    PortfolioBacktest,
+    PortfolioResult,
+    PortfolioStrategy,
+)
 from tradenn.backtest.result import Result
 from tradenn.backtest.series import BarData, BarSeries, LookAheadError
 from tradenn.backtest.strategy import Strategy
@@ -24,6 +29,9 @@ __all__ = [
     "CostModel",
     "LookAheadError",
     "Order",
+    "PortfolioBacktest",
+    "PortfolioResult",
+    "PortfolioStrategy",
     "Position",
     "Result",
     "Strategy",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,8 @@ class Backtest:
     ----------
     data : DataFrame or str
         A price frame (see :mod:`tradenn.data`) or a source for :func:`tradenn.data.load`.
+        Several assets (a mapping name -> frame, a list of sources, a panel) or a
+        ``PortfolioStrategy`` give a :class:`~tradenn.backtest.portfolio.PortfolioBacktest`.
     strategy : type[Strategy]
         The strategy class (not an instance).
     cash : float
@@ -57,6 +60,14 @@ class Backtest:
         Use the strategy's ``positions()`` (True) or ``next()`` (False); by default
         ``positions()`` when the strategy defines it.
     """
+
+    def __new__(cls, data: Any = None, strategy: Any = None, *args: Any, **kwargs: Any):
+        # Several assets, a panel or a PortfolioStrategy: the portfolio engine (a subclass).
+        if cls is Backtest and _wants_portfolio(data, strategy):
+            from tradenn.backtest.portfolio import PortfolioBacktest
+
+            return super().__new__(PortfolioBacktest)
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -283,6 +294,20 @@ class Backtest:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _wants_portfolio(data: Any, strategy: Any) -> bool:
+    """True for data of several assets (a mapping, a list of sources, a panel) or a
+    PortfolioStrategy: :class:`Backtest` then builds a ``PortfolioBacktest``."""
+    if isinstance(data, Mapping) or isinstance(data, list | tuple):
+        return True
+    if isinstance(data, pd.DataFrame) and isinstance(data.columns, pd.MultiIndex):
+        return True
+    if isinstance(strategy, type) and issubclass(strategy, Strategy):
+        from tradenn.backtest.portfolio import PortfolioStrategy
+
+        return issubclass(strategy, PortfolioStrategy)
+    return False
 
 
 def _warmup(strategy: Strategy, n: int) -> int:

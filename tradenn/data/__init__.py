@@ -12,6 +12,7 @@ A price frame has a strictly increasing DatetimeIndex named ``Date`` and float c
 High, Low, Close, Volume`` (more allowed); :func:`validate` enforces it.
 """
 
+from tradenn.data.panel import align
 from tradenn.data.resample import resample
 from tradenn.data.sources import BUNDLED, BundledDataset, load
 from tradenn.data.synthetic import garch, gbm, ornstein_uhlenbeck, regime_switching
@@ -24,6 +25,7 @@ __all__ = [
     "OHLCV",
     "BundledDataset",
     "DataError",
+    "align",
     "download",
     "garch",
     "gbm",

@@ -1,0 +1,952 @@
+"""Multi-asset portfolios: strategies that set target weights, traded through the shared broker.
+
+A :class:`PortfolioStrategy` holds several assets at once. At the close of each bar it says what
+fraction of equity each asset should be (its **target weight**; negative = short); the engine
+trades towards those targets at the next bar's open (the close of the same bar with
+``trade_on_close=True``) with the same fill and cost model as the single-asset engine
+(:mod:`tradenn.backtest.broker`). Two ways to decide:
+
+* **vectorized**: ``weights(self, data) -> DataFrame`` with one row per bar and one column per
+  asset, computed once on the whole panel. Like ``positions()`` for one asset it is re-run on the
+  first third and the first two thirds of the data; if any weight it gave there changes, it used
+  later bars and :class:`~tradenn.backtest.LookAheadError` is raised.
+* **event-driven**: ``next()`` calls ``self.rebalance({"SPX": 0.5, "MSFT": -0.2})``; the mapping is
+  the whole target portfolio (assets not named go to 0). ``self.data[asset]`` is that asset's
+  causal :class:`~tradenn.backtest.BarData` (its own bars up to now).
+
+When trades happen (strategy parameters ``rebalance_every`` and ``drift_threshold``):
+
+* ``rebalance_every=None`` (the default): an asset trades when its target weight changes, exactly
+  like the single-asset vectorized engine trades when ``positions()`` changes. Weights drift
+  with prices in between.
+* ``rebalance_every=k`` (bars) or ``"W"``/``"M"``/``"Q"``/``"Y"`` (the first bar of each calendar
+  week, month, quarter, year; bar 0 counts as the first of its period): only on those bars, and
+  only the assets whose weight at that close is off target by more than ``drift_threshold``
+  (an asset whose target is 0 and that is still held always trades). Target changes between
+  scheduled bars wait for the next one.
+
+Sizing mirrors the single-asset engine: at the fill, positions that change side or go to 0 are
+closed first; then the equity ``E`` (cash plus every holding at the fill's quote, the last close
+for an asset without a bar) is measured and asset ``a`` is brought to
+``|w_a| (E - fixed_a) / (quote_a + k_a)`` units (``k_a``: its per-unit spread, slippage and
+commission), whole units unless ``fractional=True``. Reductions are traded before increases and
+``E`` is measured again in between, so selling pays for buying. The costs of a rebalance come out
+of cash, so realized weights sit slightly below target and, with targets summing to
+``max_leverage``, cash can dip below zero by those costs.
+
+Leverage: ``sum |w| <= max_leverage`` on every bar. A row above it is scaled down proportionally
+(``leverage="scale"``, the default) or raises :class:`~tradenn.backtest.BacktestError`
+(``leverage="reject"``). ``allow_short=False`` makes a negative weight an error.
+
+Missing dates (see :mod:`tradenn.data.panel`): the panel runs on the union of the assets'
+calendars. An asset with no bar on a date is not tradable that date; its pending order waits for
+its next bar and then trades towards its latest target. Its last close carries forward for
+valuation (also after its last bar: a delisted asset stays held at its last close). Before its
+first bar an asset cannot be held: its target weight is forced to 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tradenn.backtest.broker import _EPS, Broker, CostModel, Order
+from tradenn.backtest.engine import (
+    Backtest,
+    BacktestError,
+    _account_path,
+    _orders_frame,
+    _trades_frame,
+)
+from tradenn.backtest.series import BarData, BarSeries, Clock, LookAheadError
+from tradenn.backtest.strategy import Strategy, _assert_causal
+from tradenn.data.calendar import bars_per_year as _infer_bars_per_year
+from tradenn.data.panel import align, is_panel, panel_assets
+
+__all__ = [
+    "PanelData",
+    "PortfolioBacktest",
+    "PortfolioResult",
+    "PortfolioStrategy",
+    "active",
+]
+
+_CALENDAR = {"W": "W", "M": "M", "Q": "Q", "Y": "Y"}
+
+
+# ------------------------------------------------------------------------------ the strategy
+
+
+class PortfolioStrategy(Strategy):
+    """Base class of multi-asset strategies: decide target weights per asset.
+
+    Subclass it, give parameters as class attributes, and either define
+    ``weights(self, data) -> DataFrame`` (vectorized; ``data`` is the panel, see
+    :mod:`tradenn.data.panel`; rows = bars, columns = assets, values = target fraction of equity
+    decided at that bar's close; NaN = 0) or call :meth:`rebalance` from :meth:`next`::
+
+        class EqualWeight(PortfolioStrategy):
+            rebalance_every = "M"
+
+            def weights(self, data):
+                listed = data["Close"].notna().cummax()
+                return listed.div(listed.sum(axis=1), axis=0)
+
+    Parameters every portfolio strategy has: ``rebalance_every`` (None, a number of bars, or
+    ``"W"``/``"M"``/``"Q"``/``"Y"``) and ``drift_threshold`` (weight units); see
+    :mod:`tradenn.backtest.portfolio` for when trades happen.
+    """
+
+    rebalance_every: int | str | None = None
+    drift_threshold: float = 0.0
+
+    def __init__(self, ledger: _Ledger, data: PanelData, clock: Clock, params: dict[str, Any]):
+        self._ledger = ledger
+        self._clock = clock
+        self.data = data
+        self._indicators: list[tuple[str, np.ndarray]] = []
+        self._request: np.ndarray | None = None
+        for name, value in params.items():
+            setattr(self, name, value)
+
+    @property
+    def assets(self) -> list[str]:
+        """The asset names, in panel order."""
+        return list(self._ledger.names)
+
+    def rebalance(self, targets: Mapping[str, float]) -> None:
+        """Set the target portfolio at this bar's close: asset -> weight (fraction of equity).
+
+        Assets not named go to 0. Weights of assets that have no bar yet are forced to 0.
+        """
+        if not isinstance(targets, Mapping):
+            raise BacktestError(
+                f"{type(self).__name__}.rebalance: expected a mapping asset -> weight, got "
+                f"{type(targets).__name__}"
+            )
+        ledger = self._ledger
+        row = np.zeros(len(ledger.names))
+        for name, weight in targets.items():
+            if name not in ledger.position:
+                raise BacktestError(
+                    f"{type(self).__name__}.rebalance: unknown asset {name!r}; assets: "
+                    f"{', '.join(ledger.names)}"
+                )
+            row[ledger.position[name]] = weight
+        row = row[None, :]
+        i = self._clock.i
+        self._request = ledger.check_weights(
+            row, ledger.listed[i : i + 1], f"{type(self).__name__}.rebalance", i
+        )[0]
+
+    @property
+    def equity(self) -> float:
+        """Cash plus every holding at the current close (last close for an asset without a bar)."""
+        return self._ledger.equity_at(self._clock.i)
+
+    @property
+    def holdings(self) -> dict[str, float]:
+        """Units held per asset (negative when short)."""
+        ledger = self._ledger
+        return {name: book.units for name, book in zip(ledger.names, ledger.books, strict=True)}
+
+    @property
+    def current_weights(self) -> dict[str, float]:
+        """Weight of each asset in equity at the current close."""
+        ledger, i = self._ledger, self._clock.i
+        equity = ledger.equity_at(i)
+        marks = ledger.marks[i]
+        return {
+            name: (book.units * marks[a] / equity if equity > 0 else math.nan)
+            for a, (name, book) in enumerate(zip(ledger.names, ledger.books, strict=True))
+        }
+
+    @property
+    def cash(self) -> float:
+        """Money not invested (negative when borrowing)."""
+        return self._ledger.account.cash
+
+    def I(self, *args: Any, **kwargs: Any):  # noqa: E743 - the base class's name
+        """Not available for portfolios: compute indicators in ``weights()`` (vectorized) or from
+        ``self.data[asset]`` in ``next()``."""
+        raise BacktestError(
+            f"{type(self).__name__}: self.I is for single-asset strategies; compute indicators "
+            "in weights() or from self.data[asset] in next()"
+        )
+
+    def buy(self, **kwargs: Any):
+        """Not available for portfolios: use :meth:`rebalance`."""
+        raise BacktestError(f"{type(self).__name__}: portfolio strategies trade with rebalance()")
+
+    sell = buy
+
+
+def active(data: pd.DataFrame, max_gap: int = 5) -> pd.DataFrame:
+    """Which assets of a panel count as trading at each bar (bars x assets, bool).
+
+    An asset is active from its first bar until ``max_gap`` bars of the calendar pass without one
+    (so a holiday of one exchange does not drop it, but the end of its data does). Causal: bar t
+    uses bars up to t only.
+    """
+    if not isinstance(max_gap, int | np.integer) or max_gap < 0:
+        raise ValueError(f"active: max_gap must be a non-negative integer, got {max_gap!r}")
+    close = data["Close"]
+    return close.ffill(limit=int(max_gap)).notna() if max_gap else close.notna()
+
+
+# ------------------------------------------------------------------------------ causal views
+
+
+class PanelData:
+    """What a portfolio strategy sees in ``next()``: each asset's bars up to the current one.
+
+    ``data[asset]`` is that asset's :class:`BarData` over its own bars (``data["SPX"].Close[-1]``
+    is its latest close, which is today's only if :meth:`tradable`); ``data.assets``,
+    ``data.now`` (the current timestamp), ``len(data)`` (bars of the union calendar so far),
+    ``data.df`` (a copy of the panel up to now; slow).
+    """
+
+    def __init__(self, panel: pd.DataFrame, clock: Clock) -> None:
+        self._panel = panel
+        self._clock = clock
+        self.assets = panel_assets(panel)
+        has_bar = panel["Close"].notna().to_numpy()
+        # Asset clock at union bar i: the index of the asset's latest bar so far (-1 before any).
+        self._counts = np.cumsum(has_bar, axis=0) - 1
+        self._has_bar = has_bar
+        self._clocks = [Clock(-1) for _ in self.assets]
+        self._views = {}
+        for a, name in enumerate(self.assets):
+            frame = panel.xs(name, axis=1, level=1)[has_bar[:, a]]
+            frame.columns.name = None
+            self._views[name] = BarData(frame, self._clocks[a])
+        self.index = BarSeries(panel.index.to_numpy(), clock, "index")
+
+    def _sync(self, i: int) -> None:
+        for clock, count in zip(self._clocks, self._counts[i].tolist(), strict=True):
+            clock.i = count
+
+    def __getitem__(self, asset: str) -> BarData:
+        try:
+            return self._views[asset]
+        except KeyError:
+            raise KeyError(f"no asset {asset!r}; assets: {', '.join(self.assets)}") from None
+
+    def __len__(self) -> int:
+        return self._clock.i + 1
+
+    def tradable(self, asset: str) -> bool:
+        """True when ``asset`` has a bar at the current timestamp."""
+        return bool(self._has_bar[self._clock.i, self.assets.index(asset)])
+
+    @property
+    def now(self) -> pd.Timestamp:
+        """Timestamp of the current bar."""
+        return pd.Timestamp(self.index[-1])
+
+    @property
+    def df(self) -> pd.DataFrame:
+        """A copy of the panel up to and including the current bar."""
+        return self._panel.iloc[: self._clock.i + 1].copy()
+
+
+# ------------------------------------------------------------------------------ the account
+
+
+class _Account:
+    """The cash every asset's book shares."""
+
+    __slots__ = ("cash",)
+
+    def __init__(self, cash: float) -> None:
+        self.cash = cash
+
+
+class _AssetBook(Broker):
+    """One asset's lots, fills and commissions (the broker's bookkeeping), on shared cash."""
+
+    def __init__(self, account: _Account, *args: Any, **kwargs: Any) -> None:
+        self._account = account
+        super().__init__(*args, **kwargs)
+
+    @property
+    def cash(self) -> float:
+        return self._account.cash
+
+    @cash.setter
+    def cash(self, value: float) -> None:
+        self._account.cash = value
+
+
+class _Ledger:
+    """The portfolio account: per-asset books on shared cash, target weights, pending trades."""
+
+    def __init__(self, backtest: PortfolioBacktest, panel: pd.DataFrame, clock: Clock) -> None:
+        self.names = panel_assets(panel)
+        self.position = {name: a for a, name in enumerate(self.names)}
+        self.allow_short = backtest.allow_short
+        self.max_leverage = backtest.max_leverage
+        self.leverage = backtest.leverage
+        self.open = panel["Open"].to_numpy(dtype=np.float64)
+        close = panel["Close"]
+        self.close = close.to_numpy(dtype=np.float64)
+        self.has_bar = close.notna().to_numpy()
+        self.listed = np.maximum.accumulate(self.has_bar, axis=0)
+        self.marks = close.ffill().fillna(0.0).to_numpy(dtype=np.float64)  # valuation prices
+        self.account = _Account(backtest.cash)
+        self.books = []
+        for a, name in enumerate(self.names):
+            marks = self.marks[:, a]
+            self.books.append(
+                _AssetBook(
+                    self.account,
+                    marks,
+                    marks,
+                    marks,
+                    marks,
+                    cash=backtest.cash,
+                    costs=backtest.costs[name],
+                    margin=1.0,
+                    fractional=backtest.fractional,
+                    clock=clock,
+                )
+            )
+        self.account.cash = backtest.cash
+        self.cash_log: list[tuple[int, float]] = []
+        self.flow_logs: list[list[tuple[int, float, float]]] = [[] for _ in self.names]
+        self.flows = [0.0] * len(self.names)  # cash each asset has brought in (net of costs)
+        self.target = np.zeros(len(self.names))
+        self.pending: dict[int, int] = {}  # asset -> bar its latest decision was made
+
+    # --------------------------------------------------------------------------- weights
+
+    def check_weights(
+        self, weights: np.ndarray, listed: np.ndarray, label: str, first_bar: int = 0
+    ) -> np.ndarray:
+        """Validate target weights (bars x assets), force unlisted assets to 0, apply the
+        leverage limit. Returns the weights to trade."""
+        weights = np.asarray(weights, dtype=np.float64)
+        weights = np.where(np.isnan(weights), 0.0, weights)  # no view yet: flat; inf stays bad
+        bad = ~np.isfinite(weights)
+        if not self.allow_short:
+            bad |= weights < 0
+        if bad.any():
+            t, a = (int(x[0]) for x in np.nonzero(bad))
+            rule = "finite and >= 0 (allow_short=False)" if not self.allow_short else "finite"
+            raise BacktestError(
+                f"{label}: weights must be {rule}; got {weights[t, a]:g} for "
+                f"{self.names[a]!r} at bar {t + first_bar}"
+            )
+        weights = np.where(listed, weights, 0.0)
+        gross = np.abs(weights).sum(axis=1)
+        over = gross > self.max_leverage * (1 + 1e-12)
+        if over.any():
+            t = int(np.flatnonzero(over)[0])
+            if self.leverage == "reject":
+                raise BacktestError(
+                    f"{label}: sum of |weights| {gross[t]:g} at bar {t + first_bar} exceeds "
+                    f"max_leverage {self.max_leverage:g}"
+                )
+            scale = np.where(over, self.max_leverage / np.where(over, gross, 1.0), 1.0)
+            weights = weights * scale[:, None]
+        return weights
+
+    # --------------------------------------------------------------------------- trading
+
+    def equity_at(self, i: int) -> float:
+        """Equity at bar ``i``'s close."""
+        marks = self.marks[i]
+        return self.account.cash + sum(b.units * marks[a] for a, b in enumerate(self.books))
+
+    def decide(self, i: int, row: np.ndarray, scheduled: bool | None, drift: float) -> None:
+        """Take the targets set at bar ``i``'s close; mark the assets that must trade."""
+        if scheduled is None:  # no schedule: trade what changed
+            for a in np.flatnonzero(row != self.target).tolist():
+                self.pending[a] = i
+            self.target = row.copy()
+            return
+        self.target = row.copy()
+        if not scheduled:
+            return
+        equity = self.equity_at(i)
+        marks = self.marks[i]
+        for a, book in enumerate(self.books):
+            held = book.units
+            w = float(row[a])
+            if w == 0 and held:
+                self.pending[a] = i
+            elif equity > 0 and abs(held * marks[a] / equity - w) > drift:
+                self.pending[a] = i
+            elif equity <= 0 and w != 0:
+                self.pending[a] = i
+
+    def execute(self, i: int, quotes: np.ndarray) -> None:
+        """Trade the pending assets that have a bar at ``i`` towards their targets at ``quotes``."""
+        due = [a for a in self.pending if self.has_bar[i, a]]
+        if not due:
+            return
+        books, target = self.books, self.target
+        for a in due:  # positions that change side or go flat close first, like the engine
+            held, w = books[a].units, float(target[a])
+            if held and (w == 0 or (w > 0) != (held > 0)):
+                self._close(a, float(quotes[a]), i)
+        marks = np.where(self.has_bar[i], quotes, self.marks[i])  # no bar: its last close
+        for reducing in (True, False):  # reductions pay for increases: re-measure equity between
+            equity = self.account.cash + sum(b.units * marks[b_] for b_, b in enumerate(books))
+            for a in due:
+                w = float(target[a])
+                if w == 0:
+                    continue
+                book, quote = books[a], float(quotes[a])
+                side = 1 if w > 0 else -1
+                delta = book.units_for_fraction(side, abs(w), quote, equity) - abs(book.units)
+                if reducing and delta < -_EPS:
+                    self._trade(a, -side, -delta, quote, i, reduce_only=True)
+                elif not reducing and delta > _EPS:
+                    self._trade(a, side, delta, quote, i, reduce_only=False)
+        for a in due:
+            del self.pending[a]
+
+    def _trade(self, a: int, side: int, units: float, quote: float, i: int, *, reduce_only: bool):
+        book = self.books[a]
+        decided = self.pending[a]
+        order = Order(side, units, placed_bar=decided, reduce_only=reduce_only, in_units=True)
+        book.order_log.append(order)
+        price = quote * (1 + side * book.costs.price_impact)
+        before = self.account.cash
+        if reduce_only:
+            closing = book._fifo(min(units, abs(book.units)))
+            book._book(order, price, i, closing=closing, opening=0.0)
+        else:
+            book._book(order, price, i, closing=book._fifo(0.0), opening=units)
+        self._log(a, i, before)
+
+    def _close(self, a: int, quote: float, i: int, tag: object = None) -> None:
+        book = self.books[a]
+        before = self.account.cash
+        book.close_all(quote, i, tag)
+        if a in self.pending and book.order_log:
+            book.order_log[-1].placed_bar = self.pending[a]
+        self._log(a, i, before)
+
+    def _log(self, a: int, i: int, before: float) -> None:
+        self.flows[a] += self.account.cash - before
+        self.flow_logs[a].append((i, self.books[a].units, self.flows[a]))
+        self.cash_log.append((i, self.account.cash))
+
+    def liquidate(self, i: int, reason: str) -> None:
+        """Close every holding at bar ``i``'s close (the last close for an asset without a bar)."""
+        for a, book in enumerate(self.books):
+            if abs(book.units) > _EPS:
+                self._close(a, float(self.marks[i, a]), i, reason)
+        self.pending.clear()
+
+
+# ------------------------------------------------------------------------------ the engine
+
+
+def _per_asset(name: str, value: Any, names: list[str]) -> dict[str, float]:
+    """A cost given once for every asset or as a mapping asset -> value."""
+    if isinstance(value, Mapping):
+        unknown = sorted(set(value) - set(names))
+        if unknown:
+            raise BacktestError(f"{name}: unknown asset {unknown[0]!r}; assets: {', '.join(names)}")
+        missing = [n for n in names if n not in value]
+        if missing:
+            raise BacktestError(f"{name}: no value for asset {missing[0]!r}")
+        return {n: float(value[n]) for n in names}
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BacktestError(f"{name} must be a number or a mapping asset -> number, got {value!r}")
+    return dict.fromkeys(names, float(value))
+
+
+def _to_panel(data: Any, how: str) -> pd.DataFrame:
+    """A panel from a dict of frames (or sources), a list of sources, a panel or one frame."""
+    from tradenn.data import load
+
+    if isinstance(data, str):
+        data = load(data)
+    if is_panel(data):
+        return data
+    if isinstance(data, pd.DataFrame):
+        return align({str(data.attrs.get("source", "asset")): data}, how)
+    if isinstance(data, Sequence) and all(isinstance(s, str) for s in data):
+        data = {s: s for s in data}
+    if isinstance(data, Mapping):
+        if not data:
+            raise BacktestError("data: an empty mapping; give at least one asset")
+        frames = {k: load(v) if isinstance(v, str) else v for k, v in data.items()}
+        for name, frame in frames.items():
+            if not isinstance(frame, pd.DataFrame):
+                raise BacktestError(
+                    f"data[{name!r}]: expected a price frame or a source name, got "
+                    f"{type(frame).__name__}"
+                )
+        return align(frames, how)
+    raise BacktestError(
+        f"data: expected a price frame, a panel, a mapping name -> frame or a list of sources, "
+        f"got {type(data).__name__}"
+    )
+
+
+def _schedule(every: Any, index: pd.DatetimeIndex, label: str) -> np.ndarray | None:
+    """Bars on which a rebalance is due (None: whenever targets change)."""
+    n = len(index)
+    if every is None:
+        return None
+    if isinstance(every, str):
+        freq = _CALENDAR.get(every.upper())
+        if freq is None:
+            raise BacktestError(
+                f"{label}: rebalance_every must be None, a number of bars or one of "
+                f"{', '.join(_CALENDAR)}; got {every!r}"
+            )
+        naive = index.tz_localize(None) if index.tz is not None else index
+        periods = naive.to_period(freq).asi8
+        return np.diff(periods, prepend=periods[0] - 1) != 0
+    if isinstance(every, bool) or not isinstance(every, int | np.integer) or every < 1:
+        raise BacktestError(
+            f"{label}: rebalance_every must be None, a positive number of bars or a calendar "
+            f"period; got {every!r}"
+        )
+    return np.arange(n) % int(every) == 0
+
+
+class PortfolioBacktest(Backtest):
+    """Run a :class:`PortfolioStrategy` over several assets (see the module docstring).
+
+    ``Backtest(data, strategy, ...)`` returns one of these when ``data`` is a mapping, a list of
+    sources or a panel, or when ``strategy`` is a :class:`PortfolioStrategy` (one frame then runs
+    as a one-asset portfolio named ``frame.attrs.get("source", "asset")``).
+
+    Parameters
+    ----------
+    data : mapping, list of str, DataFrame or str
+        ``{name: price frame or source}``, a list of sources (``["SPX", "MSFT"]``), a panel from
+        :func:`tradenn.data.panel.align`, or one price frame / source.
+    strategy : type[PortfolioStrategy]
+        The strategy class.
+    cash : float
+        Starting cash.
+    commission, fixed_commission, spread, slippage_bps : float or mapping
+        As for :class:`Backtest`, for every asset or per asset (``{"SPX": 0.0005, ...}``, every
+        asset named).
+    fractional : bool
+        Fractional units; whole units otherwise.
+    allow_short : bool
+        Negative weights allowed; with False they raise.
+    max_leverage : float, optional
+        Limit on ``sum |w|`` per bar; default ``1 / margin`` (1: no borrowing).
+    leverage : {"scale", "reject"}
+        What to do with a row above the limit: scale it down proportionally, or raise.
+    how : {"outer", "inner"}
+        Calendar alignment of several frames (see :func:`tradenn.data.panel.align`).
+    margin : float
+        Only sets the default ``max_leverage``.
+    trade_on_close : bool
+        Fill at the close of the deciding bar instead of the next open.
+    exclusive_orders : bool
+        Not meaningful for portfolios; must be False.
+    finalize_trades : bool
+        Close every holding at the last close so it counts in trade statistics.
+    bars_per_year, risk_free_rate
+        As for :class:`Backtest`.
+    vectorized : bool, optional
+        Use ``weights()`` (True) or ``next()`` (False); by default ``weights()`` when defined.
+    """
+
+    def __init__(
+        self,
+        data: Any,
+        strategy: type[PortfolioStrategy],
+        *,
+        cash: float = 10_000.0,
+        commission: float | Mapping[str, float] = 0.0,
+        fixed_commission: float | Mapping[str, float] = 0.0,
+        spread: float | Mapping[str, float] = 0.0,
+        slippage_bps: float | Mapping[str, float] = 0.0,
+        fractional: bool = False,
+        allow_short: bool = True,
+        max_leverage: float | None = None,
+        leverage: str = "scale",
+        how: str = "outer",
+        margin: float = 1.0,
+        trade_on_close: bool = False,
+        exclusive_orders: bool = False,
+        finalize_trades: bool = False,
+        bars_per_year: float | None = None,
+        risk_free_rate: float = 0.0,
+        vectorized: bool | None = None,
+    ) -> None:
+        if not (isinstance(strategy, type) and issubclass(strategy, PortfolioStrategy)):
+            raise BacktestError(
+                f"strategy must be a PortfolioStrategy subclass for several assets, got "
+                f"{getattr(strategy, '__name__', strategy)!r}"
+            )
+        panel = _to_panel(data, how)
+        names = panel_assets(panel)
+        if not (math.isfinite(cash) and cash > 0):
+            raise BacktestError(f"cash must be > 0, got {cash!r}")
+        if not (math.isfinite(margin) and 0 < margin <= 1):
+            raise BacktestError(f"margin must be in (0, 1], got {margin!r}")
+        max_leverage = 1.0 / margin if max_leverage is None else max_leverage
+        if not (math.isfinite(max_leverage) and max_leverage > 0):
+            raise BacktestError(f"max_leverage must be > 0, got {max_leverage!r}")
+        if leverage not in ("scale", "reject"):
+            raise BacktestError(f"leverage must be 'scale' or 'reject', got {leverage!r}")
+        if exclusive_orders:
+            raise BacktestError("exclusive_orders does not apply to portfolio strategies")
+        if vectorized and not hasattr(strategy, "weights"):
+            raise BacktestError(f"{strategy.__name__} has no weights() for the vectorized path")
+        rules = {
+            "commission": (lambda v: 0 <= v < 1, "in [0, 1)"),
+            "fixed_commission": (lambda v: v >= 0, ">= 0"),
+            "spread": (lambda v: 0 <= v < 1, "in [0, 1)"),
+            "slippage_bps": (lambda v: 0 <= v < 10_000, "in [0, 10000)"),
+        }
+        given = {
+            "commission": commission,
+            "fixed_commission": fixed_commission,
+            "spread": spread,
+            "slippage_bps": slippage_bps,
+        }
+        per_asset = {}
+        for key, (ok, rule) in rules.items():
+            per_asset[key] = _per_asset(key, given[key], names)
+            for name, value in per_asset[key].items():
+                if not (math.isfinite(value) and ok(value)):
+                    raise BacktestError(f"{key} for {name!r} must be {rule}, got {value!r}")
+        self.data = panel
+        self.assets = names
+        self.strategy = strategy
+        self.cash = float(cash)
+        self.costs = {name: CostModel(*(per_asset[key][name] for key in rules)) for name in names}
+        self.fractional = fractional
+        self.allow_short = allow_short
+        self.max_leverage = float(max_leverage)
+        self.leverage = leverage
+        self.margin = margin
+        self.trade_on_close = trade_on_close
+        self.exclusive_orders = False
+        self.finalize_trades = finalize_trades
+        self.bars_per_year = bars_per_year
+        self.risk_free_rate = risk_free_rate
+        self.vectorized = hasattr(strategy, "weights") if vectorized is None else vectorized
+
+    def run(self, **params: Any) -> PortfolioResult:
+        """Run the strategy with its parameters overridden by ``params``; return the result."""
+        known = self.strategy.parameters()
+        unknown = sorted(set(params) - set(known))
+        if unknown:
+            raise BacktestError(
+                f"{self.strategy.__name__} has no parameter {unknown[0]!r}; its parameters: "
+                f"{', '.join(known)}"
+            )
+        values = {**known, **params}
+        panel = self.data
+        n = len(panel)
+        label = self.strategy.__name__
+        clock = Clock(-1)
+        ledger = _Ledger(self, panel, clock)
+        view = PanelData(panel, clock)
+        strategy = self.strategy(ledger, view, clock, values)
+        schedule = _schedule(values["rebalance_every"], panel.index, label)
+        drift = values["drift_threshold"]
+        if not (isinstance(drift, int | float) and math.isfinite(drift) and drift >= 0):
+            raise BacktestError(f"{label}: drift_threshold must be >= 0, got {drift!r}")
+        try:
+            strategy.init()
+            targets = self._weights(strategy, ledger) if self.vectorized else None
+        except (ValueError, TypeError) as error:  # a strategy rejecting its parameters
+            raise BacktestError(f"{label}: {error}") from error
+        quotes = ledger.close if self.trade_on_close else ledger.open
+        halted = False
+        target_log = np.zeros((n, len(self.assets)))
+        for i in range(n):  # sequential: each rebalance is sized on the equity the last one left
+            clock.i = i
+            if not self.trade_on_close and ledger.pending:
+                ledger.execute(i, quotes[i])
+            scheduled = None if schedule is None else bool(schedule[i])
+            if targets is not None:
+                ledger.decide(i, targets[i], scheduled, drift)
+            else:
+                view._sync(i)
+                strategy._request = None
+                strategy.next()
+                if strategy._request is not None:
+                    ledger.decide(i, strategy._request, scheduled, drift)
+                elif scheduled:
+                    ledger.decide(i, ledger.target, scheduled, drift)
+            target_log[i] = ledger.target
+            if self.trade_on_close and ledger.pending:
+                ledger.execute(i, quotes[i])
+            if ledger.equity_at(i) <= 0:
+                ledger.liquidate(i, "margin call: equity exhausted")
+                halted = True
+                break
+        if self.finalize_trades and not halted:
+            ledger.liquidate(n - 1, "end of data")
+        targets = pd.DataFrame(target_log, index=panel.index, columns=self.assets)
+        return self._portfolio_result(strategy, ledger, values, targets)
+
+    def _weights(self, strategy: PortfolioStrategy, ledger: _Ledger) -> np.ndarray:
+        """The vectorized targets, checked for shape, range, leverage and look-ahead."""
+        panel = self.data
+        n = len(panel)
+        label = f"{type(strategy).__name__}.weights"
+        full = self._weight_matrix(strategy.weights(panel.copy()), n, label)
+        for cut in sorted({n // 3, 2 * n // 3} - {0}):
+            early = self._weight_matrix(strategy.weights(panel.iloc[:cut].copy()), cut, label)
+            for a, name in enumerate(self.assets):
+                try:
+                    _assert_causal(full[:cut, a], early[:, a], f"{label} for {name!r}")
+                except LookAheadError as error:
+                    raise LookAheadError(str(error).replace("indicator ", "")) from None
+        return ledger.check_weights(full, ledger.listed, label)
+
+    def _weight_matrix(self, raw: Any, n: int, label: str) -> np.ndarray:
+        if not isinstance(raw, pd.DataFrame):
+            raise BacktestError(f"{label} must return a DataFrame (bars x assets), got {type(raw)}")
+        unknown = [c for c in raw.columns if c not in self.assets]
+        if unknown:
+            raise BacktestError(
+                f"{label}: unknown asset {unknown[0]!r}; assets: {', '.join(self.assets)}"
+            )
+        if len(raw) != n:
+            raise BacktestError(f"{label} returned {len(raw)} rows; expected one per bar ({n})")
+        frame = raw.reindex(columns=self.assets)
+        return frame.to_numpy(dtype=np.float64)  # NaN (no view yet) becomes 0 in check_weights
+
+    # --------------------------------------------------------------------------- results
+
+    def _portfolio_result(
+        self, strategy: PortfolioStrategy, ledger: _Ledger, params: dict, targets: pd.DataFrame
+    ) -> PortfolioResult:
+        from tradenn.backtest.stats import compute_stats
+
+        panel = self.data
+        index = panel.index
+        n, names = len(panel), self.assets
+        units = np.column_stack([_account_path(b.fills, 0.0, n)[0] for b in ledger.books])
+        _, cash = _account_path([(i, 0.0, c) for i, c in ledger.cash_log], self.cash, n)
+        values = units * ledger.marks
+        equity_values = cash + values.sum(axis=1)
+        equity = pd.Series(equity_values, index=index, name="Equity")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            weights = pd.DataFrame(
+                np.where(equity_values[:, None] > 0, values / equity_values[:, None], np.nan),
+                index=index,
+                columns=names,
+            )
+        positions = pd.DataFrame(units, index=index, columns=names)
+        pnl = pd.DataFrame(
+            np.column_stack(
+                [
+                    _account_path([(i, 0.0, f) for i, _, f in log], 0.0, n)[1]
+                    for log in ledger.flow_logs
+                ]
+            )
+            + values,
+            index=index,
+            columns=names,
+        )
+        trades = _concat(
+            [_trades_frame(b.closed_trades, index) for b in ledger.books], names, "ExitBar"
+        )
+        orders = _concat([_orders_frame(b.order_log, index) for b in ledger.books], names, None)
+        if len(orders):
+            orders = orders.sort_values(["FillTime", "PlacedTime"], kind="stable").reset_index(
+                drop=True
+            )
+        # Benchmark: an equal-weight buy and hold of the assets trading on the first date.
+        start = ledger.has_bar[0]
+        benchmark = pd.Series(
+            (ledger.marks[:, start] / ledger.marks[0, start]).mean(axis=1), index=index
+        )
+        commissions = float(sum(b.commissions for b in ledger.books))
+        stats = compute_stats(
+            equity,
+            trades,
+            benchmark,
+            np.abs(units).sum(axis=1),
+            commissions=commissions,
+            bars_per_year=self.bars_per_year,
+            risk_free_rate=self.risk_free_rate,
+        )
+        # Turnover: traded value over the equity at the previous close, summed, per year.
+        traded_bars = np.zeros((n, len(names)))
+        for a, b in enumerate(ledger.books):
+            for o in b.order_log:
+                if o.status == "filled":
+                    traded_bars[o.fill_bar, a] += o.size * o.fill_price
+        base = np.concatenate([[self.cash], equity_values[:-1]])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            turnover = np.where(base[:, None] > 0, traded_bars / base[:, None], 0.0).sum(axis=0)
+        years = (n - 1) / _bars_per_year(self.bars_per_year, index) if n > 1 else math.nan
+        stats["Turnover (Ann.) [x]"] = float(turnover.sum() / years) if years else math.nan
+        stats["# Assets"] = len(names)
+        first = np.argmax(ledger.has_bar, axis=0)
+        first_close = ledger.close[first, np.arange(len(names))]
+        last_bar = n - 1 - np.argmax(ledger.has_bar[::-1], axis=0)
+        asset_stats = pd.DataFrame(
+            {
+                "First Bar": index[first],
+                "Last Bar": index[last_bar],
+                "Asset Return [%]": 100.0 * (ledger.marks[-1] / first_close - 1.0),
+                "PnL [$]": pnl.iloc[-1].to_numpy(),
+                "Contribution [%]": 100.0 * pnl.iloc[-1].to_numpy() / self.cash,
+                "Commissions [$]": [b.commissions for b in ledger.books],
+                "Traded Value [$]": traded_bars.sum(axis=0),
+                "Turnover (Ann.) [x]": turnover / years if years else np.nan,
+                "# Fills": [len(b.fills) for b in ledger.books],
+                "# Trades": [len(b.closed_trades) for b in ledger.books],
+                "Avg. Weight": weights.mean().to_numpy(),
+                "Max. |Weight|": weights.abs().max().to_numpy(),
+            },
+            index=pd.Index(names, name="Asset"),
+        )
+        return PortfolioResult(
+            stats=stats,
+            equity=equity,
+            weights=weights,
+            target_weights=targets,
+            positions=positions,
+            pnl=pnl,
+            trades=trades,
+            orders=orders,
+            asset_stats=asset_stats,
+            data=panel,
+            params=params,
+            strategy_name=type(strategy).__name__,
+            diagnostics=dict(strategy.diagnostics()),
+        )
+
+
+def _bars_per_year(given: float | None, index: pd.DatetimeIndex) -> float:
+    return float(given) if given is not None else float(_infer_bars_per_year(index))
+
+
+def _concat(frames: list[pd.DataFrame], names: list[str], sort: str | None) -> pd.DataFrame:
+    """Per-asset frames stacked with an ``Asset`` column first."""
+    parts = []
+    for name, frame in zip(names, frames, strict=True):
+        frame = frame.copy()
+        frame.insert(0, "Asset", name)
+        parts.append(frame)
+    nonempty = [p for p in parts if len(p)]
+    if not nonempty:
+        return parts[0].iloc[:0]
+    out = pd.concat(nonempty, ignore_index=True)
+    if sort is not None:
+        out = out.sort_values(sort, kind="stable").reset_index(drop=True)
+    return out
+
+
+# ------------------------------------------------------------------------------ the result
+
+
+@dataclass
+class PortfolioResult:
+    """The outcome of a portfolio backtest.
+
+    Attributes
+    ----------
+    stats : Series
+        :func:`~tradenn.backtest.stats.compute_stats` on the portfolio equity (Buy & Hold = an
+        equal-weight, cost-free buy and hold of the assets trading on the first date; Exposure =
+        bars with any holding), plus ``Turnover [x]`` (traded value / mean equity) and
+        ``# Assets``.
+    equity : Series
+        Portfolio equity at each bar's close.
+    weights : DataFrame
+        Realized weight of each asset in equity at each close (bars x assets).
+    target_weights : DataFrame
+        The target weights in force after each close's decision (after the listing rule and the
+        leverage limit); what the engine trades towards when the schedule allows.
+    positions : DataFrame
+        Units held per asset at each close.
+    pnl : DataFrame
+        Cumulative profit or loss per asset (net of its costs) at each close; the row sums are
+        ``equity - cash``.
+    trades : DataFrame
+        Closed trades of every asset, with an ``Asset`` column (same columns as
+        :class:`~tradenn.backtest.Result` otherwise).
+    orders : DataFrame
+        Every order with its ``Asset``; ``PlacedTime`` is the close that decided it.
+    asset_stats : DataFrame
+        Per asset: first and last bar, the asset's own return, P&L and contribution to return,
+        commissions, traded value, annual turnover, fills, closed trades, average and largest
+        weight.
+    """
+
+    stats: pd.Series
+    equity: pd.Series
+    weights: pd.DataFrame
+    target_weights: pd.DataFrame
+    positions: pd.DataFrame
+    pnl: pd.DataFrame
+    trades: pd.DataFrame
+    orders: pd.DataFrame
+    asset_stats: pd.DataFrame
+    data: pd.DataFrame = field(repr=False)
+    params: dict[str, Any] = field(default_factory=dict)
+    strategy_name: str = ""
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """The strategy with its parameters, e.g. ``EqualWeight(rebalance_every='M', ...)``."""
+        params = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{self.strategy_name}({params})"
+
+    @property
+    def position(self) -> pd.Series:
+        """Gross units held per bar (sum of |units|), for code written for one asset."""
+        return self.positions.abs().sum(axis=1).rename("Position")
+
+    def plot(self, path: str | Path | None = None, *, title: str | None = None):
+        """Equity against the equal-weight buy and hold, and the weights over time.
+
+        Saves a PNG to ``path`` when given; returns the matplotlib Figure.
+        """
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(12, 8), dpi=110, layout="constrained")
+        FigureCanvasAgg(fig)
+        ax_equity, ax_weights = fig.subplots(
+            2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 2]}
+        )
+        x = self.equity.index
+        ax_equity.plot(x, self.equity.to_numpy(), color="#1f5fa8", linewidth=1.1, label="Equity")
+        marks = self.data["Close"].ffill()
+        start = marks.iloc[0].notna()
+        hold = (marks.loc[:, start] / marks.iloc[0][start]).mean(axis=1) * self.equity.iloc[0]
+        ax_equity.plot(x, hold.to_numpy(), color="#888888", linewidth=0.9, label="Equal weight")
+        values = np.concatenate([self.equity.to_numpy(), hold.to_numpy()])
+        if np.nanmin(values) > 0 and np.nanmax(values) / np.nanmin(values) > 10:
+            ax_equity.set_yscale("log")
+        ax_equity.set_ylabel("Equity [$]")
+        ax_equity.legend(loc="upper left")
+        for name in self.weights.columns:
+            ax_weights.plot(x, self.weights[name].to_numpy(), linewidth=0.9, label=name)
+        ax_weights.axhline(0.0, color="#333333", linewidth=0.6)
+        ax_weights.set_ylabel("Weight")
+        ax_weights.legend(loc="upper left", ncol=min(len(self.weights.columns), 6))
+        s = self.stats
+        fig.suptitle(
+            f"{title or self.strategy_name}: return {s['Return [%]']:.1f}%, "
+            f"Sharpe {s['Sharpe Ratio']:.2f}, max. drawdown {s['Max. Drawdown [%]']:.1f}%"
+        )
+        if path is not None:
+            fig.savefig(path)
+        return fig
+
+    def __repr__(self) -> str:
+        return f"<PortfolioResult {self.label}>\n{self.stats.to_string()}"
