@@ -214,22 +214,38 @@ def _backtest_options(args: argparse.Namespace) -> dict:
     }
 
 
-def _backtest(args: argparse.Namespace) -> int:
+def _load_market(args: argparse.Namespace):
+    """The --data source: one price frame, or for ``A,B,C`` a dict of frames (a portfolio)."""
     from tradenn import data
+
+    names = [name.strip() for name in args.data.split(",")]
+    if len(names) == 1:
+        return data.load(names[0], args.start, args.end)
+    if any(not name for name in names) or len(set(names)) != len(names):
+        raise UsageError(f"--data {args.data!r}: expected distinct sources separated by commas")
+    return {name: data.load(name, args.start, args.end) for name in names}
+
+
+def _backtest(args: argparse.Namespace) -> int:
     from tradenn.backtest import Backtest
     from tradenn.backtest.registry import load_strategy
     from tradenn.data.calendar import bar_label
 
     strategy = load_strategy(args.strategy)
     params = _parse_params(args.param, strategy.parameters())
-    frame = data.load(args.data, args.start, args.end)
-    result = Backtest(frame, strategy, **_backtest_options(args)).run(**params)
+    market = _load_market(args)
+    from tradenn.backtest.portfolio import PortfolioStrategy
+
+    if args.report and (isinstance(market, dict) or issubclass(strategy, PortfolioStrategy)):
+        raise UsageError("--report is for single-asset backtests; use --plot for a portfolio")
+    result = Backtest(market, strategy, **_backtest_options(args)).run(**params)
+    frame = result.equity
     if args.json:
         stats = {k: _json_safe(v) for k, v in result.stats.items()}
         payload = {
             "strategy": result.strategy_name,
             "params": result.params,
-            "data": frame.attrs.get("source", args.data),
+            "data": args.data,
             "stats": stats,
         }
         if result.diagnostics:
@@ -237,7 +253,7 @@ def _backtest(args: argparse.Namespace) -> int:
         print(json.dumps(payload, indent=2, default=str))
     else:
         print(
-            f"{result.label} on {frame.attrs.get('source', args.data)}, "
+            f"{result.label} on {args.data}, "
             f"{_stamp(frame.index[0])} .. {_stamp(frame.index[-1])} ({len(frame)} "
             f"{bar_label(frame.index)} bars); cash {args.cash:,.0f}, commission "
             f"{args.commission:.2%}, slippage {args.slippage:g} bps"
@@ -436,7 +452,7 @@ def _add_market_options(p: argparse.ArgumentParser) -> None:
         "--data",
         default="SPX",
         metavar="SOURCE",
-        help="bundled name, CSV path or yf:TICKER (default: SPX)",
+        help="bundled name, CSV path or yf:TICKER (default: SPX); A,B,C for a portfolio",
     )
     _add_range(p)
     p.add_argument("--cash", type=float, default=10_000.0, help="starting cash (default 10000)")

@@ -59,3 +59,13 @@ def test_a_model_strategy_prints_its_out_of_sample_forecast_quality(capsys):
     assert main([*argv, "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
     assert payload["diagnostics"]["Refits"] == 4  # ~1980 samples after warm-up: 1000 + 4 x 250
+
+
+def test_a_portfolio_from_a_comma_list_of_sources(capsys, tmp_path):
+    argv = ["backtest", "equal_weight", "--data", "SPX,MSFT", "--start", "2010-01-01"]
+    assert main([*argv, "--end", "2011-12-31", "--fractional", "--json", "--no-plot"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["strategy"] == "EqualWeight" and payload["stats"]["# Assets"] == 2
+    assert main([*argv, "--report", str(tmp_path / "r"), "--no-plot"]) == 2
+    assert "--report is for single-asset" in capsys.readouterr().err
+    assert main(["backtest", "equal_weight", "--data", "SPX,,MSFT", "--no-plot"]) == 2

@@ -28,6 +28,7 @@ MODEL_NAMES = [
     "transformer_lm",
 ]
 AGENT_NAMES = ["dqn", "q_learning"]
+PORTFOLIO_NAMES = ["equal_weight", "inverse_volatility", "xs_momentum"]
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +37,7 @@ def spx():
 
 
 def test_the_registry_lists_every_strategy_module():
-    assert sorted(available()) == sorted(NAMES + MODEL_NAMES + AGENT_NAMES)
+    assert sorted(available()) == sorted(NAMES + MODEL_NAMES + AGENT_NAMES + PORTFOLIO_NAMES)
 
 
 @pytest.mark.parametrize("name", NAMES)
