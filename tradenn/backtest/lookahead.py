@@ -46,6 +46,7 @@ __all__ = ["Finding", "LookaheadCheckError", "LookaheadReport", "check_lookahead
 _CACHES = ("_models", "_agents")  # content-addressed model caches safe to share between runs
 _ORDER_FIELDS = ("Side", "Size", "Type", "Limit", "Stop", "SL", "TP", "Tag")
 _BAR_IN_MESSAGE = re.compile(r"at bar (\d+)")
+_SHOWN = 5  # findings listed in the summary
 
 
 class LookaheadCheckError(TradennError):
@@ -144,10 +145,12 @@ class LookaheadReport:
         first = self.first_bar
         where = f"bar {self.first_index} ({_stamp(first)})" if first is not None else "unknown bar"
         lines = [f"{head}: LOOK-AHEAD, first changed decision at {where}"]
-        for f in self.findings:
-            cut = "" if f.cut is None else f" cut at bar {f.cut} ({_stamp(self.index[f.cut])})"
-            at = "" if f.bar is None else f": bar {f.bar} ({_stamp(f.time)})"
-            lines.append(f"  {f.kind}{cut}{at}: {f.detail}")
+        for f in self.findings[:_SHOWN]:
+            cut = "" if f.cut is None else f" after bar {f.cut}"
+            at = "" if f.bar is None else f" bar {f.bar} ({_stamp(f.time)})"
+            lines.append(f"  {f.kind}{cut}:{at} {f.detail}")
+        if len(self.findings) > _SHOWN:
+            lines.append(f"  ... and {len(self.findings) - _SHOWN} more runs with changes")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
