@@ -419,14 +419,15 @@ def _parse_walk_forward(text: str) -> tuple[int, int]:
 
 
 def _check_lookahead(args: argparse.Namespace) -> int:
-    from tradenn import data
     from tradenn.backtest.lookahead import check_lookahead
     from tradenn.backtest.registry import load_strategy
 
     strategy = load_strategy(args.strategy)
     params = _parse_params(args.param, strategy.parameters())
-    frame = data.load(args.data, args.start, args.end)
-    report = check_lookahead(strategy, frame, params=params, cuts=args.cuts)
+    options = {k: v for k, v in _backtest_options(args).items() if k != "finalize_trades"}
+    report = check_lookahead(
+        strategy, _load_market(args), params=params, cuts=args.cuts, backtest_options=options
+    )
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, default=str))
     else:

@@ -287,3 +287,52 @@ def test_strategy_by_name_and_parameters(short):
 def test_bad_cuts_are_rejected(short, cuts):
     with pytest.raises(LookaheadCheckError, match="cuts must be an int >= 1"):
         check_lookahead("sma_cross", short, cuts=cuts)
+
+
+# ----------------------------------------------------------------------- portfolios and the CLI
+
+
+def test_a_multi_asset_portfolio_is_clean_and_a_peeking_one_is_caught():
+    import pandas as pd
+
+    from tradenn.backtest.portfolio import PortfolioStrategy
+    from tradenn.data import load
+
+    assets = {
+        "SPX": load("SPX", "2010-01-01", "2011-12-31"),
+        "MSFT": load("MSFT", "2010-01-01", "2011-12-31"),
+    }
+    report = check_lookahead("equal_weight", assets, cuts=4)
+    assert report.clean and report.mode == "weights" and report.runs == 9
+
+    class Tomorrow(PortfolioStrategy):
+        def weights(self, panel):
+            close = panel["Close"]
+            up = (close.shift(-1) > close).astype(float) * 0.5
+            return pd.DataFrame(up, index=panel.index, columns=close.columns)
+
+    report = check_lookahead(Tomorrow, assets, cuts=4)
+    assert not report.clean and report.first_bar is not None
+
+
+def test_cli_exit_codes(capsys, tmp_path):
+    from tradenn.cli import main
+
+    argv = ["check-lookahead", "sma_cross", "--end", "2001-12-31", "--cuts", "3"]
+    assert main(argv) == 0
+    assert "clean" in capsys.readouterr().out.lower()
+    peek = tmp_path / "peek.py"
+    peek.write_text(
+        "import numpy as np, pandas as pd\n"
+        "from tradenn.backtest import Strategy\n"
+        "class Peek(Strategy):\n"
+        "    def positions(self, data):\n"
+        "        up = data.Close.shift(-1) > data.Close\n"
+        "        return pd.Series(np.where(up, 1.0, 0.0), index=data.index)\n"
+    )
+    argv = ["check-lookahead", f"{peek}:Peek", "--end", "2001-12-31", "--cuts", "3", "--json"]
+    assert main(argv) == 1
+    import json
+
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["clean"] is False and payload["first_bar"]

@@ -137,14 +137,15 @@ class AgentStrategy(Strategy):
         env = self.make_env(data, training=False)
         first = env.first_bar + self.train_size
         targets = np.zeros(n)
-        if first > n - 2:
+        if first > n - 1:
             if n < len(self.data._frame):  # a prefix (look-ahead check): no decision yet
                 return pd.Series(targets, index=data.index, name="target")
             raise ValueError(
                 f"{type(self).__name__}: {n} bars leave nothing to trade after the "
                 f"{env.first_bar}-bar warm-up and train_size={self.train_size}"
             )
-        obs, _ = env.reset(options={"start": first})
+        # the last bar can be decided on, though no step follows it
+        obs = env.reset(options={"start": first})[0] if first < n - 1 else env.observe(first)
         seconds, trained = 0.0, 0
         agent = None
         for t in range(first, n):

@@ -98,7 +98,8 @@ class LookaheadReport:
     strategy : str
         The strategy's label, with its overridden parameters.
     mode : str
-        ``"positions"`` or ``"next"``: which decisions were compared.
+        ``"positions"``, ``"next"`` or ``"weights"`` (portfolios): which decisions were
+        compared.
     bars : int
         Bars in the data.
     cuts : list of int
@@ -225,6 +226,10 @@ def check_lookahead(
         raise LookaheadCheckError(f"check_lookahead: need at least 3 bars, got {n}")
     label = _label(strategy, params)
     rng = np.random.default_rng(seed)
+    from tradenn.backtest.portfolio import PortfolioBacktest
+
+    if isinstance(engine, PortfolioBacktest):
+        return _check_portfolio(engine, params, label, cuts, perturb, rng)
     if engine.vectorized:
         return _check_positions(engine, params, label, cuts, perturb, rng)
     return _check_events(engine, params, label, cuts, perturb, rng)
@@ -298,6 +303,61 @@ def _compare_targets(report, kind, cut, expected, got) -> None:
         f"{'removed' if kind == 'truncated' else 'perturbed'}"
     )
     report.findings.append(Finding(kind, cut, bar, report.index[bar], detail))
+
+
+# -------------------------------------------------------------------------- portfolios
+
+
+def _check_portfolio(engine, params, label, cuts, perturb, rng) -> LookaheadReport:
+    """Portfolio strategies: the target weights of every asset at each bar <= cut."""
+    import copy
+
+    from tradenn.data.panel import align, panel_assets, panel_frame
+
+    panel = engine.data
+    n = len(panel)
+
+    def run(data: pd.DataFrame) -> np.ndarray:
+        rerun = copy.copy(engine)  # the same settings over other data
+        rerun.data = data
+        return rerun.run(**params).target_weights.to_numpy(dtype=np.float64)
+
+    report = LookaheadReport(label, "weights", n, [], 1, panel.index)
+    try:
+        full = run(panel)
+    except LookAheadError as error:
+        bar = _bar_in(str(error), n)
+        time = None if bar is None else panel.index[bar]
+        report.findings.append(Finding("engine", None, bar, time, str(error)))
+        return report
+    decided = np.flatnonzero(np.abs(full).sum(axis=1))
+    report.cuts = _cut_points(int(decided[0]) if len(decided) else 0, n, cuts)
+    for cut in report.cuts:
+        copies = [("truncated", panel.iloc[: cut + 1])]
+        if perturb:
+            frames = {}
+            for asset in panel_assets(panel):
+                own = panel_frame(panel, asset)
+                inside = int(own.index.searchsorted(panel.index[cut], side="right")) - 1
+                frames[asset] = _perturbed(own, inside, rng) if inside >= 0 else own
+            copies.append(("perturbed", align(frames).reindex(panel.index)))
+        for kind, data in copies:
+            report.runs += 1
+            try:
+                other = run(data)
+            except LookAheadError as error:
+                bar = _bar_in(str(error), cut + 1)
+                time = None if bar is None else panel.index[bar]
+                report.findings.append(Finding(kind, cut, bar, time, str(error)))
+                continue
+            same = np.isclose(full[: cut + 1], other[: cut + 1], rtol=1e-9, atol=1e-12)
+            if not same.all():
+                bar = int(np.flatnonzero(~same.all(axis=1))[0])
+                detail = f"target weights changed when bars after {cut} were " + (
+                    "removed" if kind == "truncated" else "perturbed"
+                )
+                report.findings.append(Finding(kind, cut, bar, panel.index[bar], detail))
+    return report
 
 
 # ----------------------------------------------------------------------------- next()

@@ -437,6 +437,21 @@ class MarketEnv(gymnasium.Env):
             self._history.append((target, equity))
         return self._observation(), reward, equity <= 0.0, t >= self._end, self._info()
 
+    def observe(self, bar: int) -> np.ndarray:
+        """The observation at ``bar`` with a fresh, flat account (resets the episode there).
+
+        Unlike ``reset(options={"start": bar})`` this also works on the last bar, where an
+        agent can still decide although no step can follow.
+        """
+        if isinstance(bar, bool) or not isinstance(bar, (int, np.integer)):
+            raise ValueError(f"MarketEnv: bar must be a bar position, got {bar!r}")
+        if not self.first_bar <= bar < len(self._close):
+            raise ValueError(
+                f"MarketEnv: bar must be in [{self.first_bar}, {len(self._close) - 1}], got {bar}"
+            )
+        self._reset_account(int(bar))
+        return self._observation()
+
     def target_of(self, action: Any) -> float:
         """The target position (fraction of equity, in [-1, 1]) an action stands for."""
         if self._targets is not None:
