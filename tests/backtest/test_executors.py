@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tradenn import data
+from tradenn.backtest import Backtest
 from tradenn.backtest.compare import compare
 from tradenn.backtest.executors import (
     DaskExecutor,
@@ -82,7 +83,13 @@ def test_compare_on_a_dask_local_cluster_equals_the_local_run(spx):
             assert isinstance(executor, DaskExecutor) and executor.workers == 2
             assert executor.map(affine, range(10), shared=(2, 5)) == [2 * i + 5 for i in range(10)]
             on_dask = compare(spx, runs(), executor=executor, commission=0.001)
+            backtest = Backtest(spx, load_strategy("sma_cross"), commission=0.001)
+            grid = {"fast": [5, 10, 15], "slow": [20, 40]}
+            swept = backtest.optimize(executor=executor, **grid)
     same_board(compare(spx, runs(), commission=0.001), on_dask)
+    local = backtest.optimize(jobs=1, **grid)
+    assert swept.table.equals(local.table) and swept.best_params == local.best_params
+    assert swept.pbo == local.pbo and swept.deflated_sharpe == local.deflated_sharpe
 
 
 def test_an_unreachable_scheduler_is_a_clear_error():
