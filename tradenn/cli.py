@@ -510,6 +510,10 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _add_param_option(p: argparse.ArgumentParser, metavar: str, text: str) -> None:
+    p.add_argument("--param", action="append", default=[], metavar=metavar, help=text)
+
+
 def _add_plot_options(p: argparse.ArgumentParser, default: str, what: str) -> None:
     p.add_argument(
         "--plot",
@@ -537,13 +541,7 @@ def _add_backtest_commands(commands) -> None:
         help="strategy name or file.py:ClassName (default: sma_cross)",
     )
     _add_market_options(p)
-    p.add_argument(
-        "--param",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="set a strategy parameter (repeatable)",
-    )
+    _add_param_option(p, "NAME=VALUE", "set a strategy parameter (repeatable)")
     _add_plot_options(p, "backtest.png", "the plot")
     p.add_argument("--report", metavar="DIR", help="write an HTML report to DIR")
     p.add_argument("--json", action="store_true", help="print the statistics as JSON")
@@ -565,13 +563,7 @@ def _add_backtest_commands(commands) -> None:
         help="strategy names or file.py:ClassName (default: all)",
     )
     _add_market_options(p)
-    p.add_argument(
-        "--param",
-        action="append",
-        default=[],
-        metavar="STRATEGY.NAME=VALUE",
-        help="set one strategy's parameter, e.g. sma_cross.fast=5 (repeatable)",
-    )
+    _add_param_option(p, "STRATEGY.NAME=VALUE", "set one strategy's parameter, e.g. sma_cross.fast=5 (repeatable)")
     _add_plot_options(p, "compare.png", "the equity curves")
     p.add_argument("--json", action="store_true", help="print one JSON object per strategy")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -601,13 +593,7 @@ def _add_backtest_commands(commands) -> None:
         metavar="NAME=START:STOP:STEP",
         help="values to search (stop included), or NAME=a,b,c (repeatable)",
     )
-    p.add_argument(
-        "--param",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="fix a parameter that is not searched (repeatable)",
-    )
+    _add_param_option(p, "NAME=VALUE", "fix a parameter that is not searched (repeatable)")
     p.add_argument(
         "--maximize", default="Sharpe Ratio", metavar="METRIC", help="statistic to maximize"
     )
@@ -629,13 +615,7 @@ def _add_backtest_commands(commands) -> None:
         "perturbed; exit 0 if no decision changed, 1 naming the first bar whose decision did.",
     )
     p.add_argument("strategy", metavar="STRATEGY", help="strategy name or file.py:ClassName")
-    p.add_argument(
-        "--param",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="set a strategy parameter (repeatable)",
-    )
+    _add_param_option(p, "NAME=VALUE", "set a strategy parameter (repeatable)")
     p.add_argument("--cuts", type=_positive_int, default=10, metavar="N", help="cut points")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     _add_market_options(p)
