@@ -563,7 +563,9 @@ def _add_backtest_commands(commands) -> None:
         help="strategy names or file.py:ClassName (default: all)",
     )
     _add_market_options(p)
-    _add_param_option(p, "STRATEGY.NAME=VALUE", "set one strategy's parameter, e.g. sma_cross.fast=5 (repeatable)")
+    _add_param_option(
+        p, "STRATEGY.NAME=VALUE", "set one strategy's parameter, e.g. sma_cross.fast=5 (repeatable)"
+    )
     _add_plot_options(p, "compare.png", "the equity curves")
     p.add_argument("--json", action="store_true", help="print one JSON object per strategy")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
