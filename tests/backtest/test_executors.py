@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from operator import add, mul
+
 import pytest
 
 from tradenn import data
@@ -17,18 +19,13 @@ from tradenn.backtest.registry import load_strategy
 from tradenn.errors import TradennError
 
 
-def affine(shared, item):
-    scale, shift = shared
-    return scale * item + shift
-
-
 def test_serial_and_process_executors_agree_in_order():
+    # functions the workers can import (a test module's own would not be importable on Dask)
     items = list(range(37))
-    expected = [3 * i + 1 for i in items]
-    assert SerialExecutor().map(affine, items, shared=(3, 1)) == expected
+    assert SerialExecutor().map(mul, items, shared=3) == [3 * i for i in items]
     with ProcessExecutor(jobs=2) as executor:
-        assert executor.map(affine, items, shared=(3, 1)) == expected
-        assert executor.map(affine, [], shared=(3, 1)) == []
+        assert executor.map(add, items, shared=100) == [100 + i for i in items]
+        assert executor.map(add, [], shared=100) == []
 
 
 def test_make_executor_specs():
@@ -81,7 +78,7 @@ def test_compare_on_a_dask_local_cluster_equals_the_local_run(spx):
         address = "dask://" + cluster.scheduler_address.removeprefix("tcp://")
         with make_executor(address) as executor:
             assert isinstance(executor, DaskExecutor) and executor.workers == 2
-            assert executor.map(affine, range(10), shared=(2, 5)) == [2 * i + 5 for i in range(10)]
+            assert executor.map(add, range(10), shared=5) == [i + 5 for i in range(10)]
             on_dask = compare(spx, runs(), executor=executor, commission=0.001)
             backtest = Backtest(spx, load_strategy("sma_cross"), commission=0.001)
             grid = {"fast": [5, 10, 15], "slow": [20, 40]}
