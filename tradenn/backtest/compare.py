@@ -58,6 +58,7 @@ class Leaderboard:
     table: pd.DataFrame
     results: dict[str, Result] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    data: pd.DataFrame | None = field(default=None, repr=False)
 
     def to_string(self) -> str:
         """The table formatted for a terminal."""
@@ -147,7 +148,8 @@ def compare(
     table = pd.DataFrame.from_dict(rows, orient="index", columns=list(COLUMNS), dtype=float)
     table.index.name = "Strategy"
     table = table.sort_values("Sharpe", ascending=False, na_position="last", kind="stable")
-    return Leaderboard(table=table, results={k: results[k] for k in table.index}, errors=errors)
+    ranked = {k: results[k] for k in table.index}
+    return Leaderboard(table=table, results=ranked, errors=errors, data=data)
 
 
 def _run_one(shared: tuple, run: tuple) -> tuple[Result | None, str | None, float]:
@@ -195,7 +197,7 @@ def plot_comparison(board: Leaderboard, path: str | Path | None = None):
     fig = Figure(figsize=(12.0, 6.5), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.subplots()
-    data = None
+    data = board.data
     colors = _palette(len(board.results))
     for (name, result), color in zip(board.results.items(), colors, strict=True):
         equity = result.equity.to_numpy(dtype=np.float64)
@@ -204,8 +206,7 @@ def plot_comparison(board: Leaderboard, path: str | Path | None = None):
         label = f"{name} (Sharpe {sharpe:.2f})" if math.isfinite(sharpe) else name
         x = _times(result.equity.index)
         ax.plot(*_last(x, growth), linewidth=1.0, color=color, label=label)
-        data = result.data
-    if data is not None:
+    if isinstance(data, pd.DataFrame) and "Close" in data.columns:
         close = data["Close"].to_numpy(dtype=np.float64)
         ax.plot(
             *_last(_times(data.index), close / close[0]),
