@@ -351,10 +351,22 @@ class YahooFeed(Feed):
             "%s: no new completed %s bar for %s (last bar: %s); market closed or data stalled?",
             self.name,
             self.interval,
-            waited,
+            _duration(waited),
             "none yet" if last is None else last,
         )
         return True
+
+
+def _duration(span: pd.Timedelta) -> str:
+    """``span`` for a log line: ``45s``, ``12 min``, ``3.5 h`` or ``4.0 days``."""
+    seconds = span.total_seconds()
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
 
 
 _FEED_KINDS = {"replay": ReplayFeed, "yf": YahooFeed}
@@ -369,8 +381,8 @@ def _check_options(cls: type, options: dict, spec: str) -> None:
     unknown = sorted(set(options) - known)
     if unknown:
         raise FeedError(
-            f"open_feed: option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} do not "
-            f"apply to {spec} (known: {', '.join(sorted(known))})"
+            f"open_feed: {spec} takes no option {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(known))})"
         )
 
 
