@@ -292,7 +292,8 @@ class YahooFeed(Feed):
     def bars(self, after: pd.Timestamp | None, stop: threading.Event) -> Iterator[Bar]:
         """Yield each completed bar strictly after ``after`` once, oldest first, until ``stop``.
 
-        With ``after=None`` the first poll's completed bars (Yahoo's recent history) come first.
+        With ``after=None`` the first poll's completed bars come first: what Yahoo serves at this
+        interval (7 days of 1m bars, ..., the whole history of daily bars).
         """
         last = self._after(after)
         failures = 0
