@@ -169,7 +169,11 @@ class Ledger:
                 "refusing to touch it"
             )
         try:
-            db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+            # Without a -wal file beside it the file is read as immutable: no -wal or -shm
+            # file is created next to a file that may not be ours.
+            wal = self.path.with_name(self.path.name + "-wal").exists()
+            mode = "mode=ro" if wal else "mode=ro&immutable=1"
+            db = sqlite3.connect(f"{self.path.resolve().as_uri()}?{mode}", uri=True)
             try:
                 app_id = db.execute("PRAGMA application_id").fetchone()[0]
                 tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
