@@ -1,0 +1,243 @@
+"""``tradenn paper ...``: run a strategy on a live or replayed feed, and inspect its ledger.
+
+::
+
+    tradenn paper run STRATEGY --feed replay:SPX --ledger paper.db [--cash X --commission X
+                      --slippage BPS --param k=v --quiet --log-file F --speed N --interval 1d]
+    tradenn paper status --ledger paper.db     # positions, equity, last bar, open orders
+    tradenn paper trades --ledger paper.db     # every fill as CSV
+
+``run`` resumes from the ledger if it exists (same strategy and parameters only), stops cleanly
+after the current bar on SIGINT or SIGTERM, and exits 0 when a replay's data ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import pandas as pd
+
+from tradenn.cli import UsageError, _parse_params
+
+_LOGGER = "tradenn.live"
+
+
+def _open_feed(spec: str, speed: float, interval: str):
+    try:
+        from tradenn.live.feeds import open_feed
+    except ImportError as error:  # feeds.py is a separate part of tradenn.live
+        raise UsageError(f"--feed {spec}: feeds are not available ({error})") from None
+    return open_feed(spec, speed=speed, interval=interval)
+
+
+def _setup_logging(quiet: bool, log_file: str | None) -> list[logging.Handler]:
+    """One line per event on stderr (warnings only with ``quiet``) and, with ``log_file``,
+    everything in that file."""
+    logger = logging.getLogger(_LOGGER)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.WARNING if quiet else logging.INFO)
+    console.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    handlers: list[logging.Handler] = [console]
+    if log_file:
+        try:
+            to_file = logging.FileHandler(log_file)
+        except OSError as error:
+            raise UsageError(f"--log-file {log_file}: {error.strerror}") from None
+        to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        handlers.append(to_file)
+    for handler in handlers:
+        logger.addHandler(handler)
+    return handlers
+
+
+def _interval(text: str) -> pd.Timedelta:
+    units = {"m": "min", "h": "h", "d": "D", "wk": "W", "mo": "30D"}
+    for suffix, unit in sorted(units.items(), key=lambda kv: -len(kv[0])):
+        number = text[: -len(suffix)]
+        if text.endswith(suffix) and number.isdigit() and int(number) > 0:
+            if unit == "30D":
+                return pd.Timedelta(days=30 * int(number))
+            return pd.Timedelta(int(number), unit=unit)
+    raise UsageError(f"--interval {text!r}: expected e.g. 1m, 5m, 1h, 1d, 1wk, 1mo")
+
+
+def _paper_run(args: argparse.Namespace) -> int:
+    from tradenn.backtest.registry import load_strategy
+    from tradenn.live.broker import SimulatedBroker
+    from tradenn.live.ledger import Ledger
+    from tradenn.live.loop import PaperTrader
+
+    if args.speed < 0:
+        raise UsageError(f"--speed must be >= 0, got {args.speed}")
+    interval = _interval(args.interval)
+    strategy = load_strategy(args.strategy)
+    params = _parse_params(args.param, strategy.parameters())
+    settings = {"cash": args.cash, "commission": args.commission, "slippage_bps": args.slippage}
+    try:
+        SimulatedBroker(**settings)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    feed = _open_feed(args.feed, args.speed, args.interval)
+    symbol = feed.name.partition(":")[2] or feed.name
+    stale_after = (
+        None if feed.name.startswith("replay:") else max(3 * interval, pd.Timedelta(days=4))
+    )
+    handlers = _setup_logging(args.quiet, args.log_file)
+    stop = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        with Ledger(args.ledger) as ledger:
+            trader = PaperTrader(
+                strategy,
+                lambda: SimulatedBroker(**settings, symbol=symbol),
+                ledger,
+                feed,
+                params=params,
+                stale_after=stale_after,
+            )
+            summary = trader.run(stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        logger = logging.getLogger(_LOGGER)
+        for handler in handlers:
+            logger.removeHandler(handler)
+            handler.close()
+    how = "stopped" if summary.stopped else "feed ended"
+    print(
+        f"{how}: {summary.processed} new bars, {summary.replayed} replayed; last bar "
+        f"{summary.last_time}; position {summary.units:g}; equity {summary.equity:,.2f}"
+    )
+    return 0
+
+
+def _existing(path: str):
+    from tradenn.live.ledger import Ledger
+
+    if not Path(path).is_file():
+        raise UsageError(f"--ledger {path}: no such file")
+    return Ledger(path)
+
+
+def _paper_status(args: argparse.Namespace) -> int:
+    with _existing(args.ledger) as ledger:
+        info = ledger.run_info()
+        last = ledger.last()
+        if info is None or last is None:
+            print(f"{args.ledger}: no bars recorded yet")
+            return 0
+        params = ", ".join(f"{k}={v}" for k, v in info.params.items()) or "none"
+        print(f"run {info.run_id}: {info.strategy} ({params}) on {info.feed}")
+        counts = ledger.counts()
+        bars, fills = counts["bars"], counts["fills"]
+        print(f"last bar #{last['seq']} {last['time']}; {bars} bars, {fills} fills")
+        print(f"cash {last['cash']:,.2f}; equity {last['equity']:,.2f}")
+        print("positions:")
+        positions = ledger.positions()
+        print(positions[["symbol", "units"]].to_string(index=False) if len(positions) else "  none")
+        pending = ledger.orders("pending")
+        print("open orders:")
+        if len(pending):
+            columns = ["id", "placed_time", "side", "type", "size", "limit_price", "stop_price"]
+            print(pending[columns].to_string(index=False))
+        else:
+            print("  none")
+        if last["target"] is not None:
+            print(f"target exposure {last['target']:g}")
+    return 0
+
+
+def _paper_trades(args: argparse.Namespace) -> int:
+    with _existing(args.ledger) as ledger:
+        ledger.fills().to_csv(sys.stdout, index=False)
+    return 0
+
+
+def add_paper_commands(commands) -> None:
+    """Add ``tradenn paper run|status|trades`` to the ``tradenn`` subcommands."""
+    paper = commands.add_parser(
+        "paper",
+        help="paper-trade a strategy on a live or replayed feed",
+        description="Run a backtest strategy, unchanged, on a feed with a simulated broker; "
+        "every bar is recorded in an SQLite ledger, and a run resumes where it stopped.",
+    )
+    sub = paper.add_subparsers(
+        dest="paper_command", metavar="COMMAND", required=True, parser_class=commands._parser_class
+    )
+
+    p = sub.add_parser(
+        "run",
+        help="run STRATEGY on a feed, recording into a ledger (resumes an existing one)",
+        description="Run STRATEGY on --feed, one bar at a time, with the backtester's fills and "
+        "costs. Stops after the current bar on Ctrl-C or SIGTERM; a replay ends with its data.",
+    )
+    p.add_argument("strategy", metavar="STRATEGY", help="strategy name or file.py:ClassName")
+    p.add_argument(
+        "--feed",
+        required=True,
+        metavar="SPEC",
+        help="replay:SOURCE (bundled name or CSV) or yf:TICKER",
+    )
+    p.add_argument("--ledger", required=True, metavar="FILE.db", help="the SQLite ledger")
+    p.add_argument("--cash", type=float, default=10_000.0, help="starting cash (default 10000)")
+    p.add_argument(
+        "--commission",
+        type=float,
+        default=0.001,
+        help="fraction of traded value per fill (default 0.001 = 10 bps)",
+    )
+    p.add_argument(
+        "--slippage",
+        type=float,
+        default=0.0,
+        metavar="BPS",
+        help="adverse price move per fill in basis points (default 0)",
+    )
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set a strategy parameter (repeatable)",
+    )
+    p.add_argument("--quiet", action="store_true", help="log warnings only")
+    p.add_argument("--log-file", metavar="FILE", help="also log everything to FILE")
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=0.0,
+        metavar="N",
+        help="replay pace passed to the feed (default 0: as fast as possible)",
+    )
+    p.add_argument("--interval", default="1d", help="bar size of a live feed (default 1d)")
+    p.set_defaults(handler=_paper_run)
+
+    p = sub.add_parser("status", help="positions, equity, last bar and open orders of a ledger")
+    p.add_argument("--ledger", required=True, metavar="FILE.db", help="the SQLite ledger")
+    p.set_defaults(handler=_paper_status)
+
+    p = sub.add_parser("trades", help="every fill of a ledger as CSV on stdout")
+    p.add_argument("--ledger", required=True, metavar="FILE.db", help="the SQLite ledger")
+    p.set_defaults(handler=_paper_trades)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``tradenn paper ARGS`` through the ``tradenn`` command (its errors and exit codes)."""
+    from tradenn import cli
+
+    if all(getattr(add, "__name__", "") != "add_paper_commands" for add in cli.COMMAND_GROUPS):
+        cli.COMMAND_GROUPS.append(add_paper_commands)
+    return cli.main(["paper", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
