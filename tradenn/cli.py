@@ -629,7 +629,14 @@ def _add_backtest_commands(commands) -> None:
 
 # ----------------------------------------------------------------------------------- parser
 
-COMMAND_GROUPS: list[Callable] = [_add_backtest_commands, _add_data_commands]
+
+def _add_paper_commands(commands) -> None:
+    from tradenn.live.commands import add_paper_commands
+
+    add_paper_commands(commands)
+
+
+COMMAND_GROUPS: list[Callable] = [_add_backtest_commands, _add_data_commands, _add_paper_commands]
 
 
 def build_parser() -> argparse.ArgumentParser:

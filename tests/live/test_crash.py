@@ -25,28 +25,9 @@ PARAMS = {"fast": 3, "slow": 8}
 COSTS = {"commission": 0.001, "slippage_bps": 2.0}
 PHASES = ("before", "mid", "after")
 
-# `tradenn paper ...` in a fresh interpreter. tradenn.live.feeds is a separate part of the
-# package; where it is not there yet, a replay feed over tradenn.data.load stands in for it.
+# `tradenn paper ...` in a fresh interpreter, as a user runs it.
 RUNNER = """
-import importlib.util, sys, types
-if importlib.util.find_spec("tradenn.live.feeds") is None:
-    from tradenn import data
-    from tradenn.live.broker import Bar
-
-    class ReplayFeed:
-        def __init__(self, spec):
-            self.name, self.frame = spec, data.load(spec.partition(":")[2])
-
-        def bars(self, after, stop):
-            frame = self.frame if after is None else self.frame[self.frame.index > after]
-            for time, row in zip(frame.index, frame.itertuples(index=False)):
-                if stop.is_set():
-                    return
-                yield Bar(time, row.Open, row.High, row.Low, row.Close, row.Volume)
-
-    feeds = types.ModuleType("tradenn.live.feeds")
-    feeds.open_feed = lambda spec, speed=0.0, interval="1d": ReplayFeed(spec)
-    sys.modules["tradenn.live.feeds"] = feeds
+import sys
 from tradenn.live.commands import main
 sys.exit(main(sys.argv[1:]))
 """

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import abc
 import math
-from collections import namedtuple
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,8 +18,7 @@ import pandas as pd
 from tradenn.backtest.broker import _EPS, CostModel, Order
 from tradenn.backtest.broker import Broker as _BacktestBroker
 from tradenn.backtest.series import Clock
-
-Bar = namedtuple("Bar", "time open high low close volume")
+from tradenn.live.feeds import Bar
 
 
 @dataclass(frozen=True)

@@ -28,10 +28,8 @@ _LOGGER = "tradenn.live"
 
 
 def _open_feed(spec: str, speed: float, interval: str):
-    try:
-        from tradenn.live.feeds import open_feed
-    except ImportError as error:  # feeds.py is a separate part of tradenn.live
-        raise UsageError(f"--feed {spec}: feeds are not available ({error})") from None
+    from tradenn.live.feeds import open_feed
+
     return open_feed(spec, speed=speed, interval=interval)
 
 
@@ -234,8 +232,6 @@ def main(argv: list[str] | None = None) -> int:
     """``tradenn paper ARGS`` through the ``tradenn`` command (its errors and exit codes)."""
     from tradenn import cli
 
-    if all(getattr(add, "__name__", "") != "add_paper_commands" for add in cli.COMMAND_GROUPS):
-        cli.COMMAND_GROUPS.append(add_paper_commands)
     return cli.main(["paper", *(sys.argv[1:] if argv is None else argv)])
 
 
