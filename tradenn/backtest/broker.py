@@ -526,6 +526,23 @@ class Broker:
             fraction * (equity - self.costs.fixed_commission) / (quote * self.margin + k)
         )
 
+    def trade_to(self, target: float, quote: float, i: int) -> None:
+        """Move to ``target`` exposure (fraction of equity, sign = side) at ``quote`` on bar
+        ``i``: close everything on an exit or a flip, then trade the difference in units
+        (sized by :meth:`units_for_fraction`). The step of every target-driven path."""
+        held = self.units
+        if held and (target == 0 or (target > 0) != (held > 0)):
+            self.close_all(quote, i)
+            held = self.units
+        if target != 0:
+            side = 1 if target > 0 else -1
+            equity = self.cash + held * quote
+            delta = self.units_for_fraction(side, abs(target), quote, equity) - abs(held)
+            if delta > _EPS:
+                self.execute(side, delta, quote, i)
+            elif delta < -_EPS:
+                self.execute(-side, -delta, quote, i, reduce_only=True)
+
     def execute(self, side: int, units: float, quote: float, i: int, *, reduce_only=False) -> Order:
         """Trade ``units`` at once at ``quote`` on bar ``i`` (the vectorized path's orders)."""
         order = Order(side, units, placed_bar=i, reduce_only=reduce_only, in_units=True)

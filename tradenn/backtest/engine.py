@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tradenn.backtest.broker import _EPS, Broker, CostModel, Order
+from tradenn.backtest.broker import Broker, CostModel, Order
 from tradenn.backtest.result import Result
 from tradenn.backtest.series import BarData, Clock, LookAheadError
 from tradenn.backtest.strategy import Strategy, _assert_causal
@@ -225,20 +225,7 @@ class Backtest:
             if f >= stop:
                 break
             clock.i = f
-            quote = float(quotes[f])
-            w = float(targets[t])
-            held = broker.units
-            if held and (w == 0 or (w > 0) != (held > 0)):
-                broker.close_all(quote, f)
-                held = broker.units
-            if w != 0:
-                side = 1 if w > 0 else -1
-                equity = broker.cash + held * quote
-                delta = broker.units_for_fraction(side, abs(w), quote, equity) - abs(held)
-                if delta > _EPS:
-                    broker.execute(side, delta, quote, f)
-                elif delta < -_EPS:
-                    broker.execute(-side, -delta, quote, f, reduce_only=True)
+            broker.trade_to(float(targets[t]), float(quotes[f]), f)
         units, cash = _account_path(broker.fills, self.cash, len(close))
         gone = np.flatnonzero((cash + units * close)[:stop] <= 0)
         return int(gone[0]) if len(gone) else None

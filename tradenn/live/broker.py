@@ -15,8 +15,8 @@ from typing import Any
 
 import pandas as pd
 
-from tradenn.backtest.broker import _EPS, CostModel, Order
 from tradenn.backtest.broker import Broker as _BacktestBroker
+from tradenn.backtest.broker import CostModel, Order
 from tradenn.backtest.series import Clock
 from tradenn.live.feeds import Bar
 
@@ -272,21 +272,8 @@ class SimulatedBroker(Broker):
         return True
 
     def _trade_target(self, w: float, quote: float, i: int) -> None:
-        """Move to target exposure ``w`` at ``quote``: the backtester's vectorized-path step
-        (close on a flip or exit, then trade the difference in units), on its broker."""
-        core = self.core
-        held = core.units
-        if held and (w == 0 or (w > 0) != (held > 0)):
-            core.close_all(quote, i)
-            held = core.units
-        if w != 0:
-            side = 1 if w > 0 else -1
-            equity = core.cash + held * quote
-            delta = core.units_for_fraction(side, abs(w), quote, equity) - abs(held)
-            if delta > _EPS:
-                core.execute(side, delta, quote, i)
-            elif delta < -_EPS:
-                core.execute(-side, -delta, quote, i, reduce_only=True)
+        """Move to target exposure ``w`` at ``quote``: the backtester's own step."""
+        self.core.trade_to(w, quote, i)
 
 
 def order_row(order_id: int, order: Order, times: list[pd.Timestamp]) -> dict[str, Any]:
