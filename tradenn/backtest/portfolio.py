@@ -860,8 +860,8 @@ class PortfolioResult:
     stats : Series
         :func:`~tradenn.backtest.stats.compute_stats` on the portfolio equity (Buy & Hold = an
         equal-weight, cost-free buy and hold of the assets trading on the first date; Exposure =
-        bars with any holding), plus ``Turnover [x]`` (traded value / mean equity) and
-        ``# Assets``.
+        bars with any holding), plus ``Turnover (Ann.) [x]`` (traded value over the previous
+        close's equity, summed, per year) and ``# Assets``.
     equity : Series
         Portfolio equity at each bar's close.
     weights : DataFrame
