@@ -309,9 +309,9 @@ cells = [
     ),
     md(
         """
-        The loss falls by two orders of magnitude. The occasional spikes are Adam overshooting at
-        a constant learning rate (a decaying learning-rate schedule from `nn.schedules`, or a smaller
-        rate, smooths them); the training loss sits above the validation loss because it is
+        The loss falls by two orders of magnitude. The occasional spikes are Adam overshooting
+        at a constant learning rate (a decaying schedule from `nn.schedules`, or a smaller rate,
+        smooths them); the training loss sits above the validation loss because it is
         averaged over the epoch while the weights are still changing, whereas the validation loss
         is measured at the epoch's end.
 
