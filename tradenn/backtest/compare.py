@@ -118,7 +118,7 @@ def compare(
     :mod:`tradenn.backtest.executors`). ``progress`` shows a tqdm bar across strategies (on
     stderr; serial runs only).
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     from tradenn.backtest.executors import SerialExecutor, make_executor
 

@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from tradenn import nn
 from tradenn.nn import initializers as init_lib

@@ -70,7 +70,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from tradenn.nn.serialization import ModelFileError, write_npz
 
