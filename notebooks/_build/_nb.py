@@ -5,6 +5,7 @@ Run a builder from the worktree root, e.g. ``PYTHONPATH=. python notebooks/_buil
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import textwrap
 import time
@@ -22,8 +23,17 @@ def md(source: str) -> nbformat.NotebookNode:
 
 
 def code(source: str) -> nbformat.NotebookNode:
-    """A code cell (the source is dedented and stripped)."""
-    return nbformat.v4.new_code_cell(textwrap.dedent(source).strip())
+    """A code cell (dedented, then formatted by ``ruff format`` with the project's settings)."""
+    text = textwrap.dedent(source).strip() + "\n"
+    formatted = subprocess.run(
+        ["ruff", "format", "--stdin-filename", "cell.py", "-"],
+        input=text,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=NOTEBOOKS.parent,
+    ).stdout
+    return nbformat.v4.new_code_cell(formatted.strip())
 
 
 def build(name: str, cells: list) -> float:

@@ -34,14 +34,16 @@ CELLS = [
     COMMISSION = 0.001  # 10 bps per trade in the backtests
     """),
     code("""
-    import time
     import warnings
+
+    warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm: no widgets here
+    """),
+    code("""
+    import time
 
     import matplotlib.pyplot as plt
     import numpy as np
     import pandas as pd
-
-    warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm: no widgets here
 
     from tradenn import data
     from tradenn.backtest.compare import compare
@@ -67,7 +69,8 @@ CELLS = [
 
     `build_features` computes 28 causal columns per bar (returns and their lags, rolling
     means / volatilities / z-scores, RSI, MACD, Bollinger %B, ATR, momentum, range, gap, volume
-    and calendar terms); the first rows are NaN while the rolling windows warm up.
+    and calendar terms)
+    the first rows are NaN while the rolling windows warm up.
     `return_target` is the 1-bar log return *indexed by the bar at which it is realized*, and
     `make_windows` makes the one forward step explicit: the window ending at decision bar *t* is
     paired with the return realized at *t + 1*.
@@ -214,7 +217,8 @@ CELLS = [
     ]
     began = time.perf_counter()
     board = compare(spx, runs, commission=COMMISSION, fractional=True)
-    print(f"{len(board.results)} strategies in {time.perf_counter() - began:.1f} s; errors: {board.errors or 'none'}")
+    took = time.perf_counter() - began
+    print(f"{len(board.results)} strategies in {took:.1f} s; errors: {board.errors or 'none'}")
     print(board.to_string())
     """),
     code("""

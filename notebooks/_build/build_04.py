@@ -34,18 +34,19 @@ CELLS = [
     FAN_HORIZON = 20  # days ahead in the fan chart
     """),
     code("""
-    import time
     import warnings
+
+    warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm: no widgets here
+    """),
+    code("""
+    import time
 
     import matplotlib.pyplot as plt
     import numpy as np
     import pandas as pd
 
-    warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm: no widgets here
-
     from tradenn import data
     from tradenn.models import (
-        QUANTILE_LEVELS,
         GaussianRandomWalk,
         LMForecaster,
         PriceTokenizer,
@@ -75,7 +76,8 @@ CELLS = [
     tok = PriceTokenizer(n_bins=N_BINS).fit(train.to_numpy(), quantile=0.995)
     ids = tok.encode(train.to_numpy()[:9], bos=True)
     true = np.diff(np.log(train.to_numpy()[:9]))
-    print(f"limit = {tok.limit:.4f} (a {100 * tok.limit:.1f}% day), bin width = {tok.bin_width:.5f}, vocab = {tok.vocab_size}")
+    print(f"limit = {tok.limit:.4f} (a {100 * tok.limit:.1f}% day), bin width = {tok.bin_width:.5f}")
+    print(f"vocabulary = {tok.vocab_size} ids ({tok.num_special_tokens} special + {N_BINS} bins)")
     pd.DataFrame({"log return": true, "token": ids[1:], "decoded": tok.decode(ids[1:])}).round(5)
     """),
     code("""
@@ -140,8 +142,10 @@ CELLS = [
     a1.fill_between(steps, 100 * q[0.05], 100 * q[0.95], alpha=0.25, color="tab:blue", label="5-95%")
     a1.fill_between(steps, 100 * q[0.25], 100 * q[0.75], alpha=0.45, color="tab:blue", label="25-75%")
     a1.plot(steps, 100 * q[0.5], color="tab:blue", label="median")
-    a1.set_xlabel("days ahead"); a1.set_ylabel("daily log return, %")
-    a1.set_title("per-day return quantiles", fontsize=10); a1.legend(fontsize=8)
+    a1.set_xlabel("days ahead")
+    a1.set_ylabel("daily log return, %")
+    a1.set_title("per-day return quantiles", fontsize=10)
+    a1.legend(fontsize=8)
 
     a2.plot(days, past.to_numpy(), color="black", label="history")
     a2.fill_between(steps, levels[0], levels[4], alpha=0.25, color="tab:orange", label="5-95%")
@@ -149,7 +153,8 @@ CELLS = [
     a2.plot(steps, levels[2], color="tab:orange", label="median")
     a2.plot(np.arange(len(future)), future.to_numpy(), color="tab:green", ls="--", label="what happened")
     a2.axvline(0, color="gray", lw=0.6)
-    a2.set_xlabel(f"days from {close.index[origin].date()}"); a2.set_title("price fan chart (500 paths)", fontsize=10)
+    a2.set_xlabel(f"days from {close.index[origin].date()}")
+    a2.set_title("price fan chart (500 paths)", fontsize=10)
     a2.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     plt.show()
@@ -193,7 +198,8 @@ CELLS = [
     ev = evaluate_probabilistic(
         forecasters, close, start=START, horizon=1, num_samples=NUM_SAMPLES, seed=0
     )
-    print(f"{len(ev.origins)} origins x {len(forecasters)} forecasters in {time.perf_counter() - began:.1f} s")
+    took = time.perf_counter() - began
+    print(f"{len(ev.origins)} origins x {len(forecasters)} forecasters in {took:.1f} s")
     summary = ev.summary.copy()
     summary["WQL vs constant [%]"] = 100 * (summary["wql"] / summary.loc["Gaussian RW, constant vol", "wql"] - 1)
     summary.round(5)
@@ -211,8 +217,10 @@ CELLS = [
         qs = ev.quantiles[name][:, 0, :]
         width = pd.Series(100 * (qs[:, -1] - qs[:, 0]), index=when).rolling(10, min_periods=1).mean()
         ax.plot(width, lw=1.4, label=f"{name}: 90% width")
-    ax.set_ylabel("%"); ax.set_title("Width of the 90% forecast interval vs the realized move")
-    ax.legend(fontsize=8, loc="upper left"); ax.grid(alpha=0.3)
+    ax.set_ylabel("%")
+    ax.set_title("Width of the 90% forecast interval vs the realized move")
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(alpha=0.3)
     plt.show()
     """),
     code("""
