@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (cell sources are formatted by ruff at build time, see _nb.code)
 """Build and execute notebooks/03_forecasting.ipynb."""
 
 from _nb import build, code, md

@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (cell sources are formatted by ruff at build time, see _nb.code)
 """Build and execute notebooks/04_transformer_lm.ipynb."""
 
 from _nb import build, code, md
@@ -17,8 +18,8 @@ CELLS = [
     """),
     md("""
     **Parameters.** The defaults train a tiny model (context 32, width 32, one layer, two
-    epochs) in seconds to tens of seconds and score 500 one-day forecasts. Set `FAST = False` for a larger
-    model, more epochs and a longer evaluation span (minutes, not seconds).
+    epochs) in seconds to tens of seconds and scores 500 one-day forecasts. Set `FAST = False`
+    for a larger model, more epochs and a longer evaluation span (minutes, not seconds).
     """),
     code("""
     FAST = True  # False: a bigger model, more epochs, a longer evaluation span
@@ -241,8 +242,8 @@ CELLS = [
     * It **loses to the 20-day rolling-volatility random walk** by about as much. The rolling
       baseline narrows to ~1.5% in the record-calm 2017 and widens in the February and
       October-December 2018 sell-offs; the LM's interval stays near 4% through 2017, widens a
-      little in February 2018 and clearly only in late 2018. A one-layer model trained for two epochs has picked up the shape of
-      the return distribution, and only weakly the volatility clustering that the rolling
+      little in February 2018 and clearly only in late 2018. A one-layer model trained for
+      two epochs has picked up the shape of the return distribution, and only weakly the volatility clustering that the rolling
       estimate captures directly.
     * Calibration: the LM and the constant baseline put ~96-97% of realized returns inside their
       90% intervals (the expected rate with 100 samples is about 88%) — too wide for this calm
@@ -253,7 +254,6 @@ CELLS = [
     yet more than a 20-day standard deviation, and nothing usable about its *sign*. Larger
     models, more epochs and a longer evaluation (`FAST = False`) are the next things to try;
     the rolling baseline is the bar.
-    
     """),
 ]
 
