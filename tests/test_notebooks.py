@@ -15,6 +15,7 @@ is put first on the kernel's ``PYTHONPATH``, and the kernel runs this interprete
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -27,22 +28,31 @@ NOTEBOOK_DIR = ROOT / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 CELL_TIMEOUT = 300  # seconds per cell
 MAX_BYTES = 1_000_000
+ANSI = re.compile(r"\x1b\[[0-9;]*m")  # colours in kernel tracebacks
 
 # Runs in the kernel before the notebook: no network, and the repository's tradenn.
 GUARD = f"""
-import socket as _socket
-_connect = _socket.socket.connect
-def _guarded_connect(self, address, *args, **kwargs):
-    host = address[0] if isinstance(address, tuple) else None
-    if self.family == _socket.AF_UNIX or host in ("127.0.0.1", "::1", "localhost"):
-        return _connect(self, address, *args, **kwargs)
-    raise OSError("network access is disabled in the notebook tests")
-_socket.socket.connect = _guarded_connect
-import pathlib as _pathlib
-import tradenn as _tradenn
-_where = _pathlib.Path(_tradenn.__file__).resolve()
-assert _where.is_relative_to({str(ROOT)!r}), f"the kernel imports tradenn from {{_where}}"
-del _socket, _pathlib, _tradenn, _where
+def _tradenn_test_guard():
+    import pathlib
+    import socket
+
+    import tradenn
+
+    connect = socket.socket.connect
+
+    def guarded_connect(self, address, *args, **kwargs):
+        host = address[0] if isinstance(address, tuple) else None
+        if self.family == socket.AF_UNIX or host in ("127.0.0.1", "::1", "localhost"):
+            return connect(self, address, *args, **kwargs)
+        raise OSError("network access is disabled in the notebook tests")
+
+    socket.socket.connect = guarded_connect
+    where = pathlib.Path(tradenn.__file__).resolve()
+    assert where.is_relative_to({str(ROOT)!r}), f"the kernel imports tradenn from {{where}}"
+
+
+_tradenn_test_guard()
+del _tradenn_test_guard
 """
 
 
@@ -79,6 +89,7 @@ def test_notebook_runs_top_to_bottom(path: Path):
         kernel_name="python3",
         resources={"metadata": {"path": str(NOTEBOOK_DIR)}},
     )
+    problem = None
     try:
         client.execute(env=_kernel_env())
     except nbclient.exceptions.CellExecutionError as error:
@@ -88,10 +99,16 @@ def test_notebook_runs_top_to_bottom(path: Path):
             if cell.cell_type == "code"
             and any(output.get("output_type") == "error" for output in cell.get("outputs", []))
         ]
-        where = "the guard cell" if failed == [0] else f"cell {failed[0] - 1 if failed else '?'}"
-        pytest.fail(f"{path.name}: {where} failed:\n{error}", pytrace=False)
+        where = (
+            "the guard cell (run before the notebook)"
+            if failed == [0]
+            else f"cell {failed[0] - 1 if failed else '?'} (0-based, all cells)"
+        )
+        problem = f"{path.name}: {where} failed:\n{ANSI.sub('', str(error))}"
     except TimeoutError as error:  # nbclient's CellTimeoutError is a TimeoutError
-        pytest.fail(f"{path.name}: a cell ran over {CELL_TIMEOUT} s: {error}", pytrace=False)
+        problem = f"{path.name}: a cell ran over {CELL_TIMEOUT} s: {error}"
+    if problem is not None:  # outside the except block: no chained traceback in the report
+        pytest.fail(problem, pytrace=False)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
