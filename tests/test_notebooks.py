@@ -78,7 +78,6 @@ def test_there_are_notebooks():
     assert NOTEBOOKS, f"no notebooks in {NOTEBOOK_DIR}"
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
 def test_notebook_runs_top_to_bottom(path: Path):
     notebook = nbformat.read(path, as_version=4)
