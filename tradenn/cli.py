@@ -447,15 +447,8 @@ def _strategies(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_market_options(p: argparse.ArgumentParser) -> None:
-    """Data, period and account options shared by backtest and compare."""
-    p.add_argument(
-        "--data",
-        default="SPX",
-        metavar="SOURCE",
-        help="bundled name, CSV path or yf:TICKER (default: SPX); A,B,C for a portfolio",
-    )
-    _add_range(p)
+def add_cost_options(p: argparse.ArgumentParser) -> None:
+    """--cash, --commission and --slippage (backtest, compare, optimize and paper run)."""
     p.add_argument("--cash", type=float, default=10_000.0, help="starting cash (default 10000)")
     p.add_argument(
         "--commission",
@@ -470,6 +463,18 @@ def _add_market_options(p: argparse.ArgumentParser) -> None:
         metavar="BPS",
         help="adverse price move per fill in basis points (default 0)",
     )
+
+
+def _add_market_options(p: argparse.ArgumentParser) -> None:
+    """Data, period and account options shared by backtest and compare."""
+    p.add_argument(
+        "--data",
+        default="SPX",
+        metavar="SOURCE",
+        help="bundled name, CSV path or yf:TICKER (default: SPX); A,B,C for a portfolio",
+    )
+    _add_range(p)
+    add_cost_options(p)
     p.add_argument("--spread", type=float, default=0.0, help="bid-ask spread as a fraction")
     p.add_argument("--margin", type=float, default=1.0, help="margin requirement (1 = no leverage)")
     p.add_argument("--trade-on-close", action="store_true", help="fill at the signal bar's close")

@@ -197,6 +197,31 @@ class CostModel:
         return self.commission * value + self.fixed_commission
 
 
+def account_problem(
+    *,
+    cash: float,
+    commission: float,
+    fixed_commission: float,
+    spread: float,
+    slippage_bps: float,
+    margin: float,
+) -> str | None:
+    """The first invalid account or cost setting as ``"name must be rule, got value"``, or
+    None when all are valid (callers raise it as their own error)."""
+    checks = {
+        "cash": (cash, cash > 0, "> 0"),
+        "commission": (commission, 0 <= commission < 1, "in [0, 1)"),
+        "fixed_commission": (fixed_commission, fixed_commission >= 0, ">= 0"),
+        "spread": (spread, 0 <= spread < 1, "in [0, 1)"),
+        "slippage_bps": (slippage_bps, 0 <= slippage_bps < 10_000, "in [0, 10000)"),
+        "margin": (margin, 0 < margin <= 1, "in (0, 1]"),
+    }
+    for name, (value, ok, rule) in checks.items():
+        if not ok or not math.isfinite(value):
+            return f"{name} must be {rule}, got {value!r}"
+    return None
+
+
 class Broker:
     """The simulated account: pending orders, open and closed trades, cash, fills.
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from tradenn.backtest.broker import Broker, CostModel, Order
+from tradenn.backtest.broker import Broker, CostModel, Order, account_problem
 from tradenn.backtest.result import Result
 from tradenn.backtest.series import BarData, Clock, LookAheadError
 from tradenn.backtest.strategy import Strategy, _assert_causal
@@ -96,17 +95,16 @@ class Backtest:
             validate(data, data.attrs.get("source", "data"))
         if not (isinstance(strategy, type) and issubclass(strategy, Strategy)):
             raise BacktestError(f"strategy must be a Strategy subclass, got {strategy!r}")
-        checks = {
-            "cash": (cash, cash > 0, "> 0"),
-            "commission": (commission, 0 <= commission < 1, "in [0, 1)"),
-            "fixed_commission": (fixed_commission, fixed_commission >= 0, ">= 0"),
-            "spread": (spread, 0 <= spread < 1, "in [0, 1)"),
-            "slippage_bps": (slippage_bps, 0 <= slippage_bps < 10_000, "in [0, 10000)"),
-            "margin": (margin, 0 < margin <= 1, "in (0, 1]"),
-        }
-        for name, (value, ok, rule) in checks.items():
-            if not ok or not math.isfinite(value):
-                raise BacktestError(f"{name} must be {rule}, got {value!r}")
+        problem = account_problem(
+            cash=cash,
+            commission=commission,
+            fixed_commission=fixed_commission,
+            spread=spread,
+            slippage_bps=slippage_bps,
+            margin=margin,
+        )
+        if problem:
+            raise BacktestError(problem)
         if vectorized and not hasattr(strategy, "positions"):
             raise BacktestError(f"{strategy.__name__} has no positions() for the vectorized path")
         self.data = data
@@ -126,15 +124,7 @@ class Backtest:
 
     def run(self, **params: Any) -> Result:
         """Run the strategy with its parameters overridden by ``params``; return a Result."""
-        known = self.strategy.parameters()
-        unknown = sorted(set(params) - set(known))
-        if unknown:
-            listed = ", ".join(known) or "none"
-            raise BacktestError(
-                f"{self.strategy.__name__} has no parameter {unknown[0]!r}; its parameters: "
-                f"{listed}"
-            )
-        values = {**known, **params}
+        values = _parameter_values(self.strategy, params)
         frame = self.data
         o, h, lo, c = (
             frame[col].to_numpy(dtype=np.float64) for col in ("Open", "High", "Low", "Close")
@@ -295,6 +285,18 @@ def _wants_portfolio(data: Any, strategy: Any) -> bool:
 
         return issubclass(strategy, PortfolioStrategy)
     return False
+
+
+def _parameter_values(strategy: type[Strategy], params: dict[str, Any]) -> dict[str, Any]:
+    """The strategy's parameters with ``params`` applied; an unknown name is an error."""
+    known = strategy.parameters()
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        listed = ", ".join(known) or "none"
+        raise BacktestError(
+            f"{strategy.__name__} has no parameter {unknown[0]!r}; its parameters: {listed}"
+        )
+    return {**known, **params}
 
 
 def _warmup(strategy: Strategy, n: int) -> int:

@@ -62,6 +62,7 @@ from tradenn.backtest.engine import (
     BacktestError,
     _account_path,
     _orders_frame,
+    _parameter_values,
     _trades_frame,
 )
 from tradenn.backtest.series import BarData, BarSeries, Clock, LookAheadError
@@ -641,14 +642,7 @@ class PortfolioBacktest(Backtest):
 
     def run(self, **params: Any) -> PortfolioResult:
         """Run the strategy with its parameters overridden by ``params``; return the result."""
-        known = self.strategy.parameters()
-        unknown = sorted(set(params) - set(known))
-        if unknown:
-            raise BacktestError(
-                f"{self.strategy.__name__} has no parameter {unknown[0]!r}; its parameters: "
-                f"{', '.join(known)}"
-            )
-        values = {**known, **params}
+        values = _parameter_values(self.strategy, params)
         panel = self.data
         n = len(panel)
         label = self.strategy.__name__

@@ -9,14 +9,13 @@ slippage, whole units, rejections recorded with their reason).
 from __future__ import annotations
 
 import abc
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
 from tradenn.backtest.broker import Broker as _BacktestBroker
-from tradenn.backtest.broker import CostModel, Order
+from tradenn.backtest.broker import CostModel, Order, account_problem
 from tradenn.backtest.series import Clock
 from tradenn.live.feeds import Bar
 
@@ -141,17 +140,16 @@ class SimulatedBroker(Broker):
         fractional: bool = False,
         symbol: str = "",
     ) -> None:
-        checks = {
-            "cash": (cash, cash > 0, "> 0"),
-            "commission": (commission, 0 <= commission < 1, "in [0, 1)"),
-            "fixed_commission": (fixed_commission, fixed_commission >= 0, ">= 0"),
-            "spread": (spread, 0 <= spread < 1, "in [0, 1)"),
-            "slippage_bps": (slippage_bps, 0 <= slippage_bps < 10_000, "in [0, 10000)"),
-            "margin": (margin, 0 < margin <= 1, "in (0, 1]"),
-        }
-        for name, (value, ok, rule) in checks.items():
-            if not ok or not math.isfinite(value):
-                raise ValueError(f"SimulatedBroker: {name} must be {rule}, got {value!r}")
+        problem = account_problem(
+            cash=cash,
+            commission=commission,
+            fixed_commission=fixed_commission,
+            spread=spread,
+            slippage_bps=slippage_bps,
+            margin=margin,
+        )
+        if problem:
+            raise ValueError(f"SimulatedBroker: {problem}")
         self.symbol = symbol
         self.settings = {
             "cash": float(cash),

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tradenn.cli import UsageError, _parse_params
+from tradenn.cli import UsageError, _add_param_option, _parse_params, add_cost_options
 
 _LOGGER = "tradenn.live"
 
@@ -186,27 +186,8 @@ def add_paper_commands(commands) -> None:
         help="replay:SOURCE (bundled name or CSV) or yf:TICKER",
     )
     p.add_argument("--ledger", required=True, metavar="FILE.db", help="the SQLite ledger")
-    p.add_argument("--cash", type=float, default=10_000.0, help="starting cash (default 10000)")
-    p.add_argument(
-        "--commission",
-        type=float,
-        default=0.001,
-        help="fraction of traded value per fill (default 0.001 = 10 bps)",
-    )
-    p.add_argument(
-        "--slippage",
-        type=float,
-        default=0.0,
-        metavar="BPS",
-        help="adverse price move per fill in basis points (default 0)",
-    )
-    p.add_argument(
-        "--param",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="set a strategy parameter (repeatable)",
-    )
+    add_cost_options(p)
+    _add_param_option(p, "NAME=VALUE", "set a strategy parameter (repeatable)")
     p.add_argument("--quiet", action="store_true", help="log warnings only")
     p.add_argument("--log-file", metavar="FILE", help="also log everything to FILE")
     p.add_argument(
