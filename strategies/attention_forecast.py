@@ -1,6 +1,6 @@
 """Walk-forward attention forecast (LSTM encoder + attention pooling) traded by its sign."""
 
-from tradenn.backtest.forecast import NeuralForecastStrategy
+from strategies.adapters import NeuralForecastStrategy
 from tradenn.models.forecasters import AttentionForecaster
 
 

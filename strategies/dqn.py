@@ -1,6 +1,6 @@
 """A Deep Q-Network trading agent (tradenn.nn MLP), trained walk-forward."""
 
-from tradenn.backtest.agent import AgentStrategy
+from strategies.adapters import AgentStrategy
 from tradenn.rl.dqn import DQNAgent
 
 

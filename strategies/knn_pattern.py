@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from tradenn.backtest.forecast import ForecastStrategy
+from strategies.adapters import ForecastStrategy
 from tradenn.models.knn import KNNRegressor
 
 

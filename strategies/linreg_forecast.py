@@ -1,6 +1,6 @@
 """Walk-forward ridge regression of the next log return on the causal features."""
 
-from tradenn.backtest.forecast import ForecastStrategy
+from strategies.adapters import ForecastStrategy
 from tradenn.models.linear import LinearRegression
 
 

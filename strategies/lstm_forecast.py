@@ -1,6 +1,6 @@
 """Walk-forward LSTM forecast of the next log return, traded by its sign."""
 
-from tradenn.backtest.forecast import NeuralForecastStrategy
+from strategies.adapters import NeuralForecastStrategy
 from tradenn.models.forecasters import LSTMForecaster
 
 

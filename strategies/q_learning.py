@@ -1,6 +1,6 @@
 """Tabular Q-learning on a coarse market state, trained walk-forward."""
 
-from tradenn.backtest.agent import AgentStrategy
+from strategies.adapters import AgentStrategy
 from tradenn.rl.qlearning import Discretizer, QLearningAgent
 from tradenn.rl.schedules import LinearSchedule
 

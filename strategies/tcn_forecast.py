@@ -1,6 +1,6 @@
 """Walk-forward temporal convolutional network (causal dilated Conv1D) traded by its sign."""
 
-from tradenn.backtest.forecast import NeuralForecastStrategy
+from strategies.adapters import NeuralForecastStrategy
 from tradenn.models.forecasters import ConvForecaster
 
 

@@ -1,6 +1,6 @@
 """Walk-forward decoder-only transformer over tokenized returns, traded by its forecast."""
 
-from tradenn.backtest.forecast import ForecastStrategy
+from strategies.adapters import ForecastStrategy
 from tradenn.models.lm_forecaster import LMReturnModel
 
 

@@ -32,3 +32,6 @@ def test_wheel_contains_the_bundled_datasets_and_no_build_scripts(tmp_path):
     assert "tradenn/data/bundled/README.md" in names
     assert not any(name.endswith("build_bundled.py") for name in names)
     assert "tradenn/cli.py" in names
+    # the ready strategies, their registry and the adapters ship with the engine
+    for module in ("__init__.py", "_registry.py", "sma_cross.py", "adapters/forecast.py"):
+        assert f"strategies/{module}" in names, module

@@ -227,8 +227,8 @@ def _load_market(args: argparse.Namespace):
 
 
 def _backtest(args: argparse.Namespace) -> int:
+    from strategies import load_strategy
     from tradenn.backtest import Backtest
-    from tradenn.backtest.registry import load_strategy
     from tradenn.data.calendar import bar_label
 
     strategy = load_strategy(args.strategy)
@@ -272,9 +272,9 @@ def _backtest(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
+    from strategies import available, load_strategy
     from tradenn import data
     from tradenn.backtest.compare import compare
-    from tradenn.backtest.registry import available, load_strategy
     from tradenn.data.calendar import bar_label
 
     names = list(args.strategies) or list(available())
@@ -363,10 +363,10 @@ def _parse_grid(specs: list[str], defaults: dict) -> dict[str, list]:
 
 
 def _optimize(args: argparse.Namespace) -> int:
+    from strategies import load_strategy
     from tradenn import data
     from tradenn.backtest import Backtest
     from tradenn.backtest.optimize import optimize, walk_forward_optimize
-    from tradenn.backtest.registry import load_strategy
 
     strategy = load_strategy(args.strategy)
     defaults = strategy.parameters()
@@ -419,8 +419,8 @@ def _parse_walk_forward(text: str) -> tuple[int, int]:
 
 
 def _check_lookahead(args: argparse.Namespace) -> int:
+    from strategies import load_strategy
     from tradenn.backtest.lookahead import check_lookahead
-    from tradenn.backtest.registry import load_strategy
 
     strategy = load_strategy(args.strategy)
     params = _parse_params(args.param, strategy.parameters())
@@ -436,7 +436,7 @@ def _check_lookahead(args: argparse.Namespace) -> int:
 
 
 def _strategies(args: argparse.Namespace) -> int:
-    from tradenn.backtest.registry import available
+    from strategies import available
 
     for name, strategy in available().items():
         doc = (strategy.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")

@@ -50,10 +50,10 @@ cells = [
         import numpy as np
         import pandas as pd
 
+        from strategies import load_strategy
         from tradenn import data
         from tradenn.backtest import Backtest, LookAheadError, Strategy, crossover
         from tradenn.backtest.lookahead import check_lookahead
-        from tradenn.backtest.registry import load_strategy
         from tradenn.features import sma
 
         plt.rcParams["figure.dpi"] = 80
@@ -254,7 +254,7 @@ cells = [
     ),
     code(
         """
-        report = check_lookahead("sma_cross", spx, cuts=CUTS)
+        report = check_lookahead(SmaCross, spx, cuts=CUTS)
         print(report.summary())
         """
     ),

@@ -46,9 +46,9 @@ CELLS = [
     import numpy as np
     import pandas as pd
 
+    from strategies import load_strategy
     from tradenn import data
     from tradenn.backtest.compare import compare
-    from tradenn.backtest.registry import load_strategy
     from tradenn.features import build_features, make_windows, return_target
     from tradenn.models import (
         AttentionForecaster,

@@ -70,9 +70,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from strategies import load_strategy
 from tradenn import data
 from tradenn.backtest import Backtest
-from tradenn.backtest.registry import load_strategy
 from tradenn.rl import DQNAgent, Discretizer, LinearSchedule, MarketEnv, QLearningAgent
 
 plt.rcParams["figure.dpi"] = 80

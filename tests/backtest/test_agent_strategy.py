@@ -8,11 +8,11 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
+from strategies import load_strategy
+from strategies.adapters import AgentStrategy
 from tradenn import data
 from tradenn.backtest import Backtest
-from tradenn.backtest.agent import AgentStrategy
 from tradenn.backtest.engine import BacktestError
-from tradenn.backtest.registry import load_strategy
 from tradenn.backtest.series import LookAheadError
 from tradenn.cli import main
 

@@ -8,12 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from strategies import available, load_strategy
+from strategies.adapters import AgentStrategy, ForecastStrategy
 from tradenn import data
 from tradenn.backtest import Backtest, LookAheadError, Strategy
-from tradenn.backtest.agent import AgentStrategy
-from tradenn.backtest.forecast import ForecastStrategy
 from tradenn.backtest.lookahead import LookaheadCheckError, check_lookahead
-from tradenn.backtest.registry import available
 
 STRATEGIES = available()
 RULES = {
@@ -279,14 +278,26 @@ def test_report_fields_and_serialization(short):
 
 
 def test_strategy_by_name_and_parameters(short):
-    report = check_lookahead("sma_cross", short, params={"fast": 3, "slow": 7}, cuts=2)
+    report = check_lookahead(
+        load_strategy("sma_cross"), short, params={"fast": 3, "slow": 7}, cuts=2
+    )
     assert report.clean and report.strategy == "SmaCross(fast=3, slow=7)"
+
+
+def test_a_strategy_name_is_refused_with_a_pointer_to_the_registry(short):
+    # the engine knows no ready strategy: names are resolved above it (the CLI, the caller)
+    with pytest.raises(LookaheadCheckError) as caught:
+        check_lookahead("sma_cross", short, cuts=2)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "strategy must be a Strategy class" in message
+    assert "strategies.load_strategy('sma_cross')" in message
 
 
 @pytest.mark.parametrize("cuts", [0, -1, 2.5, True])
 def test_bad_cuts_are_rejected(short, cuts):
     with pytest.raises(LookaheadCheckError, match="cuts must be an int >= 1"):
-        check_lookahead("sma_cross", short, cuts=cuts)
+        check_lookahead(load_strategy("sma_cross"), short, cuts=cuts)
 
 
 # ----------------------------------------------------------------------- portfolios and the CLI
@@ -302,7 +313,7 @@ def test_a_multi_asset_portfolio_is_clean_and_a_peeking_one_is_caught():
         "SPX": load("SPX", "2010-01-01", "2011-12-31"),
         "MSFT": load("MSFT", "2010-01-01", "2011-12-31"),
     }
-    report = check_lookahead("equal_weight", assets, cuts=4)
+    report = check_lookahead(load_strategy("equal_weight"), assets, cuts=4)
     assert report.clean and report.mode == "weights" and report.runs == 9
 
     class Tomorrow(PortfolioStrategy):

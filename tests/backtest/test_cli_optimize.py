@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
+from strategies import load_strategy
 from tradenn import data
 from tradenn.backtest import Backtest
-from tradenn.backtest.registry import load_strategy
 from tradenn.cli import main
 
 SHORT = ["--end", "2004-12-31", "--jobs", "1"]

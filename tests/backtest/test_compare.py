@@ -7,10 +7,10 @@ import math
 
 import pytest
 
+from strategies import load_strategy
 from tradenn import data
 from tradenn.backtest import Backtest
 from tradenn.backtest.compare import COLUMNS, compare
-from tradenn.backtest.registry import load_strategy
 from tradenn.cli import main
 
 

@@ -6,6 +6,7 @@ from operator import add, mul
 
 import pytest
 
+from strategies import load_strategy
 from tradenn import data
 from tradenn.backtest import Backtest
 from tradenn.backtest.compare import compare
@@ -15,7 +16,6 @@ from tradenn.backtest.executors import (
     SerialExecutor,
     make_executor,
 )
-from tradenn.backtest.registry import load_strategy
 from tradenn.errors import TradennError
 
 

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from strategies.adapters import ForecastStrategy
 from tradenn import data
 from tradenn.backtest import Backtest
 from tradenn.backtest.engine import BacktestError
-from tradenn.backtest.forecast import ForecastStrategy
 from tradenn.backtest.series import LookAheadError
 from tradenn.features.windows import return_target
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from strategies import available
+from strategies.adapters import ForecastStrategy
 from tradenn import data
 from tradenn.backtest import Backtest
-from tradenn.backtest.forecast import ForecastStrategy
-from tradenn.backtest.registry import available
 
 MODEL_STRATEGIES = {
     name: cls for name, cls in available().items() if issubclass(cls, ForecastStrategy)

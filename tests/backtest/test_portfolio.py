@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from strategies import load_strategy
 from tradenn import data
 from tradenn.backtest import Backtest, BacktestError, LookAheadError, Strategy
 from tradenn.backtest.portfolio import PortfolioBacktest, PortfolioStrategy
-from tradenn.backtest.registry import load_strategy
 from tradenn.data.panel import align, panel_frame
 from tradenn.errors import DataError
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from strategies import StrategyNotFound, available, load_strategy
 from tradenn.backtest import Backtest
-from tradenn.backtest.registry import StrategyNotFound, available, load_strategy
 from tradenn.data import load
 from tradenn.features import bollinger, rsi
 
@@ -38,6 +38,23 @@ def spx():
 
 def test_the_registry_lists_every_strategy_module():
     assert sorted(available()) == sorted(NAMES + MODEL_NAMES + AGENT_NAMES + PORTFOLIO_NAMES)
+
+
+@pytest.mark.parametrize("name", ["adapters", "_registry", "strategies.adapters"])
+def test_the_adapters_subpackage_and_private_modules_are_no_strategies(name):
+    with pytest.raises(StrategyNotFound, match=f"unknown strategy '{name}'; available: "):
+        load_strategy(name)
+
+
+def test_the_model_and_agent_strategies_build_on_the_adapters():
+    from strategies.adapters import AgentStrategy, ForecastStrategy, NeuralForecastStrategy
+
+    for name in MODEL_NAMES:
+        assert issubclass(load_strategy(name), ForecastStrategy), name
+    for name in ("attention_forecast", "gru_forecast", "lstm_forecast", "tcn_forecast"):
+        assert issubclass(load_strategy(name), NeuralForecastStrategy), name
+    for name in AGENT_NAMES:
+        assert issubclass(load_strategy(name), AgentStrategy), name
 
 
 @pytest.mark.parametrize("name", NAMES)

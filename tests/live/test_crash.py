@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 
 import tradenn
+from strategies import load_strategy
 from tradenn import data
-from tradenn.backtest.registry import load_strategy
 from tradenn.data.synthetic import gbm
 from tradenn.live import Bar, Ledger, PaperTrader, SimulatedBroker
 from tradenn.live.loop import HOOK_ENV

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from strategies import load_strategy
 from tradenn.backtest import Backtest, Strategy
-from tradenn.backtest.registry import load_strategy
 from tradenn.data.synthetic import gbm
 from tradenn.live import Bar, Ledger, LedgerError, PaperTrader, SimulatedBroker, commands
 

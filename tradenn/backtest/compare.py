@@ -1,10 +1,13 @@
 """Run several strategies on the same data and costs and rank them: the leaderboard.
 
 Every strategy goes through the same :class:`~tradenn.backtest.Backtest` configuration, so the
-rows differ only by the strategy. Model strategies add their out-of-sample forecast quality
-(:meth:`~tradenn.backtest.forecast.ForecastStrategy.diagnostics`): OOS R^2 against the zero
-forecast, directional accuracy, the Diebold-Mariano p-value against the zero forecast, and the
-time spent training.
+rows differ only by the strategy. Strategies whose ``diagnostics()`` report out-of-sample
+forecast quality (the model strategies, through
+:meth:`strategies.adapters.ForecastStrategy.diagnostics`) fill the forecast columns: OOS R^2
+against the zero forecast, directional accuracy, the Diebold-Mariano p-value against the zero
+forecast, and the time spent training. The leaderboard reads those by key from
+:attr:`Result.diagnostics <tradenn.backtest.Result.diagnostics>` (NaN when absent): it takes
+strategy classes and imports no model, agent or ready strategy.
 """
 
 from __future__ import annotations

@@ -174,7 +174,7 @@ class LookaheadReport:
 
 
 def check_lookahead(
-    strategy: type[Strategy] | str,
+    strategy: type[Strategy],
     data: pd.DataFrame | str,
     *,
     params: dict[str, Any] | None = None,
@@ -187,8 +187,9 @@ def check_lookahead(
 
     Parameters
     ----------
-    strategy : Strategy subclass or str
-        The strategy class, or a name/path for :func:`tradenn.backtest.registry.load_strategy`.
+    strategy : Strategy subclass
+        The strategy class (load a ready one by name with ``strategies.load_strategy``; the
+        engine takes classes only).
     data : DataFrame or str
         A price frame or a source for :func:`tradenn.data.load`.
     params : dict, optional
@@ -212,9 +213,10 @@ def check_lookahead(
         ``clean``, ``first_bar`` (timestamp of the earliest changed decision), the findings.
     """
     if isinstance(strategy, str):
-        from tradenn.backtest.registry import load_strategy
-
-        strategy = load_strategy(strategy)
+        raise LookaheadCheckError(
+            "check_lookahead: strategy must be a Strategy class, got the str "
+            f"{strategy!r}; load one by name with strategies.load_strategy({strategy!r})"
+        )
     if isinstance(cuts, bool) or not isinstance(cuts, int) or cuts < 1:
         raise LookaheadCheckError(f"check_lookahead: cuts must be an int >= 1, got {cuts!r}")
     options = dict(backtest_options or {})

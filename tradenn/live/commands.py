@@ -67,7 +67,7 @@ def _interval(text: str) -> pd.Timedelta:
 
 
 def _paper_run(args: argparse.Namespace) -> int:
-    from tradenn.backtest.registry import load_strategy
+    from strategies import load_strategy
     from tradenn.live.broker import SimulatedBroker
     from tradenn.live.ledger import Ledger
     from tradenn.live.loop import PaperTrader

@@ -1,4 +1,9 @@
-"""Find strategies by name (a module in ``strategies/``) or by ``path/to/file.py:ClassName``."""
+"""Find strategies by name (a module in ``strategies/``) or by ``path/to/file.py:ClassName``.
+
+Public as :func:`strategies.load_strategy`, :func:`strategies.available` and
+:class:`strategies.StrategyNotFound`. The registry lives with the ready strategies, above the
+engine: :mod:`tradenn.backtest` takes strategy classes and never looks a name up.
+"""
 
 from __future__ import annotations
 
@@ -40,19 +45,50 @@ def _strategy_in(module, origin: str, class_name: str | None = None) -> type[Str
     return next(iter(classes.values()))
 
 
-def available() -> dict[str, type[Strategy]]:
-    """Every strategy in the ``strategies`` package, by module name."""
+def _ready_names() -> list[str]:
+    """Module names of the ready strategies: no private module (``_registry``), no subpackage
+    (``adapters``)."""
     import strategies
 
-    found = {}
-    for info in sorted(pkgutil.iter_modules(strategies.__path__), key=lambda m: m.name):
-        if not info.name.startswith("_"):
-            found[info.name] = load_strategy(info.name)
-    return found
+    return sorted(
+        info.name
+        for info in pkgutil.iter_modules(strategies.__path__)
+        if not info.ispkg and not info.name.startswith("_")
+    )
+
+
+def available() -> dict[str, type[Strategy]]:
+    """Every ready strategy in the ``strategies`` package, by module name.
+
+    Returns
+    -------
+    dict
+        Module name -> Strategy class, sorted by name. Private modules and subpackages
+        (:mod:`strategies.adapters`) are not strategies and are skipped.
+    """
+    return {name: load_strategy(name) for name in _ready_names()}
 
 
 def load_strategy(spec: str) -> type[Strategy]:
-    """Resolve ``sma_cross``, ``strategies.sma_cross``, ``file.py`` or ``file.py:ClassName``."""
+    """Resolve ``sma_cross``, ``strategies.sma_cross``, ``file.py`` or ``file.py:ClassName``.
+
+    Parameters
+    ----------
+    spec : str
+        A ready strategy's module name (optionally prefixed ``strategies.``), or the path of a
+        Python file, optionally followed by ``:ClassName`` when it defines several strategies.
+        A file is run as Python: load only code you trust.
+
+    Returns
+    -------
+    type[Strategy]
+        The strategy class.
+
+    Raises
+    ------
+    StrategyNotFound
+        No such file, no such ready strategy, or no single matching Strategy class.
+    """
     path_part, _, class_name = spec.partition(":")
     if path_part.endswith(".py"):
         path = Path(path_part)
@@ -65,6 +101,10 @@ def load_strategy(spec: str) -> type[Strategy]:
         module_spec.loader.exec_module(module)  # the user's own strategy code, run as Python
         return _strategy_in(module, path_part, class_name or None)
     module_name = path_part if path_part.startswith("strategies.") else f"strategies.{path_part}"
+    name = module_name.removeprefix("strategies.")
+    if "." not in name and name not in _ready_names():  # a private module or a subpackage
+        names = ", ".join(available())
+        raise StrategyNotFound(f"unknown strategy {spec!r}; available: {names}")
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as error:
