@@ -12,6 +12,7 @@ from tradenn.backtest.broker import Broker, CostModel, Order, account_problem
 from tradenn.backtest.result import Result
 from tradenn.backtest.series import BarData, Clock, LookAheadError
 from tradenn.backtest.strategy import Strategy, _assert_causal
+from tradenn.data.timezones import bar_times, wall_clock
 from tradenn.data.validation import validate
 from tradenn.errors import TradennError
 
@@ -368,17 +369,14 @@ def _trades_frame(trades, index: pd.DatetimeIndex) -> pd.DataFrame:
     frame["ExitTime"] = index[frame["ExitBar"].to_numpy()]
     frame["PnL"] = frame["Size"] * (frame["ExitPrice"] - frame["EntryPrice"]) - frame["Commission"]
     frame["ReturnPct"] = frame["PnL"] / (frame["Size"].abs() * frame["EntryPrice"])
-    frame["Duration"] = frame["ExitTime"] - frame["EntryTime"]
+    # Wall-clock time: a trade held over a DST change is not an hour longer or shorter.
+    frame["Duration"] = wall_clock(frame["ExitTime"]) - wall_clock(frame["EntryTime"])
     return frame[columns]
 
 
 def _times(bars: list, index: pd.DatetimeIndex) -> pd.DatetimeIndex:
-    """Timestamps of bar positions, NaT where there is none (vectorized: no per-order boxing)."""
-    positions = np.array([-1 if b is None else b for b in bars], dtype=np.int64)
-    valid = (positions >= 0) & (positions < len(index))
-    stamps = np.full(len(positions), np.datetime64("NaT"), dtype=index.dtype)
-    stamps[valid] = index.to_numpy()[positions[valid]]
-    return pd.DatetimeIndex(stamps)
+    """Timestamps of bar positions in the index's zone, NaT where there is none."""
+    return bar_times(index, bars)
 
 
 def _orders_frame(orders: list[Order], index: pd.DatetimeIndex) -> pd.DataFrame:

@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 
 from tradenn.backtest.stats import drawdown
 from tradenn.data.calendar import bar_label
+from tradenn.data.timezones import wall_clock
 
 __all__ = ["MAX_MARKERS", "MAX_POINTS", "plot_result"]
 
@@ -42,10 +43,9 @@ _GREEN, _RED, _BLUE, _GREY = "#1a9641", "#d7191c", "#2c7bb6", "#7f7f7f"
 
 
 def _times(index: pd.Index) -> np.ndarray:
-    index = pd.DatetimeIndex(index)
-    if index.tz is not None:
-        index = index.tz_localize(None)  # wall-clock time of the exchange
-    return index.to_numpy()
+    """The x values of a time axis: wall-clock time in the data's own zone (matplotlib would
+    otherwise draw tz-aware times in UTC)."""
+    return wall_clock(pd.DatetimeIndex(index)).to_numpy()
 
 
 def _bucket_size(n: int, points_per_bucket: int) -> int:

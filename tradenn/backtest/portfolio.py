@@ -912,12 +912,14 @@ class PortfolioResult:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 
+        from tradenn.data.timezones import wall_clock
+
         fig = Figure(figsize=(12, 8), dpi=110, layout="constrained")
         FigureCanvasAgg(fig)
         ax_equity, ax_weights = fig.subplots(
             2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 2]}
         )
-        x = self.equity.index
+        x = wall_clock(self.equity.index)  # as plot_result: the zone's wall clock, not UTC
         ax_equity.plot(x, self.equity.to_numpy(), color="#1f5fa8", linewidth=1.1, label="Equity")
         marks = self.data["Close"].ffill()
         start = marks.iloc[0].notna()

@@ -24,7 +24,10 @@ Notation
 The statistics
 --------------
 Start, End, Duration
-    first and last timestamp of the index, and ``End - Start``.
+    first and last timestamp of the index (in its zone, if it has one), and ``End - Start`` in
+    wall-clock time. Every duration here is measured in the index's wall-clock time
+    (:func:`tradenn.data.timezones.wall_clock`), so a tz-aware index gives the same statistics as
+    the same index without its zone: a daylight-saving change does not add or remove an hour.
 Exposure Time [%]
     ``100 * (bars with a nonzero position) / n``.
 Equity Final [$], Equity Peak [$]
@@ -55,8 +58,8 @@ Avg. Drawdown [%]
     maximal run of bars with ``dd_t > 0``: it starts when equity leaves a peak and ends when it
     gets back to it (``E_t >=`` the peak) or at the last bar.
 Max. Drawdown Duration, Avg. Drawdown Duration
-    the longest and the mean episode length in index time, from the bar of the peak that was left
-    to the bar that recovers it; an unrecovered episode runs to the last bar.
+    the longest and the mean episode length in wall-clock time, from the bar of the peak that was
+    left to the bar that recovers it; an unrecovered episode runs to the last bar.
 
     Equity that never falls has no episodes: its drawdown depths are 0 and its durations
     ``Timedelta(0)`` (not NaN: the equity simply never fell).
@@ -72,7 +75,7 @@ Avg. Trade [%]
     that loses exactly everything makes it -100; one that loses more than everything (a short, or
     leverage) makes it undefined (NaN).
 Max. Trade Duration, Avg. Trade Duration
-    ``max`` and ``mean`` of the trades' ``Duration`` (exit time minus entry time).
+    ``max`` and ``mean`` of the trades' ``Duration`` (exit time minus entry time, wall-clock).
 Profit Factor
     gross profit / gross loss: ``sum(PnL where PnL > 0) / |sum(PnL where PnL < 0)|``.
 Expectancy [%]
@@ -103,6 +106,7 @@ import numpy as np
 import pandas as pd
 
 from tradenn.data.calendar import bars_per_year as _infer_bars_per_year
+from tradenn.data.timezones import wall_clock
 
 __all__ = ["STAT_KEYS", "compute_stats", "drawdown"]
 
@@ -305,7 +309,8 @@ def compute_stats(
             annual = -1.0
 
     dd = _drawdown_array(values)
-    depths, durations = _episodes(dd, index.to_numpy())
+    clock = wall_clock(pd.DatetimeIndex(index))  # durations in wall-clock time: no DST jumps
+    depths, durations = _episodes(dd, clock.to_numpy())
     max_dd = float(np.nanmax(dd)) if not np.isnan(dd).all() else _NAN
     if len(depths):
         avg_dd = float(depths.mean())
@@ -323,7 +328,7 @@ def compute_stats(
         {
             "Start": index[0],
             "End": index[-1],
-            "Duration": index[-1] - index[0],
+            "Duration": clock[-1] - clock[0],
             "Exposure Time [%]": (
                 100.0 * float(np.mean(np.abs(position) > 0)) if len(position) else _NAN
             ),

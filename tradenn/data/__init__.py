@@ -9,7 +9,8 @@ Synthetic generators (:func:`gbm`, :func:`ornstein_uhlenbeck`, :func:`regime_swi
 :func:`garch`) give frames with known statistics, reproducible from ``seed``.
 
 A price frame has a strictly increasing DatetimeIndex named ``Date`` and float columns ``Open,
-High, Low, Close, Volume`` (more allowed); :func:`validate` enforces it.
+High, Low, Close, Volume`` (more allowed); :func:`validate` enforces it. The index may be naive or
+tz-aware; :mod:`tradenn.data.timezones` states the time-zone rule (a frame keeps its zone).
 """
 
 from tradenn.data.panel import align

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from tradenn.data.timezones import wall_clock
+
 _DAY = 86_400.0
 
 
@@ -12,6 +14,7 @@ def bar_seconds(index: pd.DatetimeIndex) -> float:
     """Median spacing between consecutive bars in seconds (robust to weekends and holidays)."""
     if len(index) < 2:
         return _DAY
+    index = wall_clock(pd.DatetimeIndex(index))  # a DST change is not a longer or shorter bar
     steps = np.diff(index.to_numpy()) / np.timedelta64(1, "s")  # independent of the index's unit
     return float(np.median(steps))
 
@@ -41,6 +44,7 @@ def bars_per_year(index: pd.DatetimeIndex) -> float:
     """
     if len(index) < 2:
         return 252.0
+    index = wall_clock(pd.DatetimeIndex(index))  # the same answer with or without a zone
     seconds = bar_seconds(index)
     span_years = (index[-1] - index[0]).total_seconds() / (365.25 * _DAY)
     observed = (len(index) - 1) / span_years if span_years > 0 else 252.0

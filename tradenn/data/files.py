@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tradenn.data.timezones import split_utc_offsets, wall_clock
 from tradenn.data.validation import OHLCV, validate
 from tradenn.errors import DataError
 
@@ -73,26 +74,94 @@ def _find_date_column(frame: pd.DataFrame) -> str:
     return frame.columns[0]
 
 
+class _MixedOffsets(Exception):
+    """pandas refused a column whose UTC offsets differ ("Mixed timezones detected")."""
+
+
+def _parse_all(text: pd.Series) -> tuple[pd.DatetimeIndex | None, int]:
+    """The values parsed with the first format that reads all of them, else (None, position of
+    the first value the best format could not read)."""
+    best, best_count = None, -1
+    for fmt in _DATE_FORMATS:
+        try:
+            parsed = pd.to_datetime(text, format=fmt, errors="coerce")
+        except ValueError as error:  # errors="coerce" does not cover offsets that differ
+            raise _MixedOffsets from error
+        count = int(parsed.notna().sum())
+        if count == len(text):
+            return pd.DatetimeIndex(parsed), -1
+        if count > best_count:
+            best, best_count = parsed, count
+    return None, int(np.flatnonzero(best.isna().to_numpy())[0])
+
+
+def _read_offsets(text: pd.Series, source: str, column: str) -> tuple[pd.Series, pd.Series]:
+    """Split values with UTC offsets that differ (daylight saving) into wall-clock text and
+    offsets; an offset pandas cannot read is an error naming its line."""
+    wall, offsets = split_utc_offsets(text)
+    for offset in offsets.dropna().unique():
+        probe = pd.to_datetime(f"2000-01-01T00:00:00{offset}", format="ISO8601", errors="coerce")
+        if pd.isna(probe):
+            line = int(np.flatnonzero((offsets == offset).fillna(False).to_numpy())[0]) + 2
+            raise DataError(
+                f"{source}: invalid UTC offset {offset!r} in date {text.iloc[line - 2]!r} in "
+                f"column {column!r} at line {line}"
+            )
+    return wall, offsets
+
+
+def _check_fall_back(
+    index: pd.DatetimeIndex, offsets: pd.Series, text: pd.Series, source: str
+) -> None:
+    """Refuse wall-clock times that repeat or go back where the UTC offset changes: dropping the
+    offsets of a daylight-saving fall-back would merge or reorder an hour of bars."""
+    back = np.flatnonzero(np.diff(index.asi8) <= 0)
+    if not len(back):
+        return
+    i = int(back[0]) + 1
+    before, after = offsets.iloc[i - 1], offsets.iloc[i]
+    if pd.isna(before) or pd.isna(after) or before == after:
+        return  # an ordinary duplicate or disorder: validate() reports it
+    problem, effect = (
+        ("duplicate timestamp", "repeats the wall-clock time")
+        if index[i] == index[i - 1]
+        else ("timestamps out of order", "takes the wall-clock time back to")
+    )
+    raise DataError(
+        f"{source}: {problem} at line {i + 2} ({text.iloc[i]} after {text.iloc[i - 1]}): "
+        "dropping the UTC offsets, which change there (as at a daylight-saving fall-back), "
+        f"{effect} {index[i]}; write the file in UTC or one fixed offset"
+    )
+
+
 def parse_dates(values: pd.Series, source: str, column: str) -> pd.DatetimeIndex:
     """Parse a column of date strings with the first format that reads all of them.
 
-    Raises :class:`DataError` naming the first value that no format reads.
+    UTC offsets are dropped, keeping wall-clock time (see :mod:`tradenn.data.timezones`), also
+    when they change with daylight saving. Raises :class:`DataError` naming the first value that
+    no format reads, an invalid offset, or a wall-clock time that repeats because the offset
+    changed (a daylight-saving fall-back in intraday data).
     """
     text = values.astype("string").str.strip()
-    best, best_count = None, -1
-    for fmt in _DATE_FORMATS:
-        parsed = pd.to_datetime(text, format=fmt, errors="coerce")
-        count = int(parsed.notna().sum())
-        if count == len(text):
-            index = pd.DatetimeIndex(parsed)
-            return index.tz_localize(None) if index.tz is not None else index
-        if count > best_count:
-            best, best_count = parsed, count
-    first_bad = int(np.flatnonzero(best.isna().to_numpy())[0])
-    raise DataError(
-        f"{source}: cannot read date {text.iloc[first_bad]!r} in column {column!r} at line "
-        f"{first_bad + 2} (expected e.g. 2004-08-19, 1/4/1999 or 01.01.2017 22:00:00.000)"
-    )
+    offsets = None
+    try:
+        index, first_bad = _parse_all(text)
+    except _MixedOffsets:
+        wall, offsets = _read_offsets(text, source, column)
+        try:
+            index, first_bad = _parse_all(wall)
+        except _MixedOffsets:
+            index, first_bad = None, 0
+    if index is None:
+        raise DataError(
+            f"{source}: cannot read date {text.iloc[first_bad]!r} in column {column!r} at line "
+            f"{first_bad + 2} (expected e.g. 2004-08-19, 1/4/1999 or 01.01.2017 22:00:00.000)"
+        )
+    if index.tz is not None:  # one offset for the whole column: drop it, keep wall-clock time
+        index = wall_clock(index)
+    if offsets is not None:
+        _check_fall_back(index, offsets, text, source)
+    return index
 
 
 def read_csv(path: str | Path) -> pd.DataFrame:
@@ -101,7 +170,8 @@ def read_csv(path: str | Path) -> pd.DataFrame:
     The date column is the one named like a date (``Date``, ``Time``, ``Datetime``, ...) or else
     the first column; common date formats are detected. Column names are matched case-insensitively
     (``close``, ``Adj Close``, ``vol``, ...). A file without a volume column gets ``Volume = 0``
-    (FX and index exports often have none). Timezone offsets are dropped, keeping wall-clock time.
+    (FX and index exports often have none). UTC offsets are dropped, keeping wall-clock time, also
+    when they change with daylight saving (see :mod:`tradenn.data.timezones`).
 
     Raises
     ------

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 
 import pandas as pd
 
+from tradenn.data.timezones import same_zone
 from tradenn.data.validation import OHLCV, validate
 from tradenn.errors import DataError
 
@@ -46,13 +47,15 @@ def align(frames: Mapping[str, pd.DataFrame], how: str = "outer") -> pd.DataFram
     -------
     DataFrame
         The panel: DatetimeIndex named ``Date``, columns ``(field, asset)`` with fields in
-        ``OHLCV`` order and assets in the order given.
+        ``OHLCV`` order and assets in the order given. Tz-aware frames are all in the zone of
+        the first asset (others are converted: the same instants); see
+        :mod:`tradenn.data.timezones`.
 
     Raises
     ------
     DataError
-        No frames, a non-string or duplicate name, an invalid frame, mixed time zones, or an
-        inner join with no common date.
+        No frames, a non-string or duplicate name, an invalid frame, naive frames mixed with
+        tz-aware ones, or an inner join with no common date.
     """
     if how not in ("outer", "inner"):
         raise DataError(f"align: how must be 'outer' or 'inner', got {how!r}")
@@ -63,9 +66,10 @@ def align(frames: Mapping[str, pd.DataFrame], how: str = "outer") -> pd.DataFram
         if not isinstance(name, str) or not name:
             raise DataError(f"align: asset names must be non-empty strings, got {name!r}")
         validate(frames[name], name)
-    zones = {str(frames[name].index.tz) for name in names}
-    if len(zones) > 1:
-        raise DataError(f"align: frames mix time zones ({', '.join(sorted(zones))})")
+    try:
+        frames = same_zone({name: frames[name] for name in names})
+    except DataError as error:
+        raise DataError(f"align: {error}") from None
     parts = {name: frames[name][list(OHLCV)].astype("float64") for name in names}
     panel = pd.concat(parts, axis=1, join=how, names=["asset", "field"], sort=True)
     if len(panel) == 0:

@@ -7,6 +7,8 @@ are allowed. :func:`validate` enforces it and names the first offending row.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import numpy as np
 import pandas as pd
 
@@ -33,6 +35,8 @@ def validate(df: pd.DataFrame, source: str = "<frame>", *, line_offset: int | No
     (these and ``Adj Close`` if present); no NaN; prices positive and volume non-negative;
     ``High >= max(Open, Close)`` and ``Low <= min(Open, Close)``; a
     :class:`~pandas.DatetimeIndex` that strictly increases (sorted, no duplicate timestamps).
+    The index may be naive or tz-aware in one zone; a backtest keeps that zone in its results
+    (the rule is in :mod:`tradenn.data.timezones`).
 
     Parameters
     ----------
@@ -104,6 +108,16 @@ def validate(df: pd.DataFrame, source: str = "<frame>", *, line_offset: int | No
             f"at {_where(df, i, line_offset)}"
         )
     if not isinstance(df.index, pd.DatetimeIndex):
+        # pandas leaves timestamps of several zones or offsets (a DST change) in an object index.
+        zones = sorted({str(t.tzinfo) for t in df.index if isinstance(t, datetime) and t.tzinfo})
+        if zones and any(isinstance(t, datetime) and t.tzinfo is None for t in df.index):
+            zones.append("no zone")
+        if len(zones) > 1:
+            raise DataError(
+                f"{source}: the index mixes time zones or UTC offsets ({', '.join(zones[:4])}"
+                f"{', ...' if len(zones) > 4 else ''}); put it in one zone, e.g. "
+                "pd.to_datetime(index, utc=True).tz_convert(zone)"
+            )
         raise DataError(f"{source}: index must be a DatetimeIndex, got {type(df.index).__name__}")
     if df.index.hasnans:
         bad = np.flatnonzero(df.index.isna())[0]

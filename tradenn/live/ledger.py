@@ -30,6 +30,7 @@ from typing import Any
 
 import pandas as pd
 
+from tradenn.data.timezones import parse_timestamp_texts, timestamp_text
 from tradenn.errors import TradennError
 
 SCHEMA_VERSION = 1
@@ -106,7 +107,8 @@ class RunInfo:
 
 
 def _stamp(time: pd.Timestamp) -> str:
-    return pd.Timestamp(time).isoformat()
+    # A named zone is kept in the text so a resumed run gets back the same timestamps.
+    return timestamp_text(time)
 
 
 def _jsonable(value: Any) -> Any:
@@ -340,7 +342,7 @@ class Ledger:
             " volume AS Volume FROM bars ORDER BY seq",
             self._db,
         )
-        frame.index = pd.DatetimeIndex(pd.to_datetime(frame.pop("time"), format="ISO8601"))
+        frame.index = parse_timestamp_texts(frame.pop("time"))
         return frame
 
     def orders(self, status: str | None = None) -> pd.DataFrame:
