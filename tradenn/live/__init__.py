@@ -9,7 +9,7 @@
 """
 
 from tradenn.live.broker import Bar, Broker, Fill, SimulatedBroker
-from tradenn.live.ledger import Ledger, LedgerError
+from tradenn.live.ledger import Ledger, LedgerDiskError, LedgerError
 from tradenn.live.loop import PaperTrader, RunSummary
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "Broker",
     "Fill",
     "Ledger",
+    "LedgerDiskError",
     "LedgerError",
     "PaperTrader",
     "RunSummary",

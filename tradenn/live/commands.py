@@ -8,16 +8,22 @@
     tradenn paper trades --ledger paper.db     # every fill as CSV
 
 ``run`` resumes from the ledger if it exists (same strategy and parameters only), stops cleanly
-after the current bar on SIGINT or SIGTERM, and exits 0 when a replay's data ends.
+after the current bar on SIGINT or SIGTERM, and exits 0 when a replay's data ends. A ledger
+another ``run`` is writing is refused at once (exit 2); ``status`` and ``trades`` open the
+ledger read-only, so they work while a run writes it and on a read-only copy. A full disk is a
+failure while running: one line ``tradenn: error: ledger FILE: disk full``, exit 1, and the bar
+being written is rolled back, so the run resumes from there once space is freed.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -25,6 +31,28 @@ import pandas as pd
 from tradenn.cli import UsageError, _add_param_option, _parse_params, add_cost_options
 
 _LOGGER = "tradenn.live"
+
+
+def _disk_failure_exits_1(
+    handler: Callable[[argparse.Namespace], int],
+) -> Callable[[argparse.Namespace], int]:
+    """Report a :class:`~tradenn.live.ledger.LedgerDiskError` (disk full, I/O error) as the one
+    line ``tradenn: error: ledger FILE: disk full`` with exit code 1: a failure while running,
+    not bad input (other ledger errors stay exit code 2)."""
+
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        from tradenn.live.ledger import LedgerDiskError
+
+        try:
+            return handler(args)
+        except LedgerDiskError as error:
+            if getattr(args, "debug", False):
+                raise
+            print(f"tradenn: error: {error}", file=sys.stderr)
+            return 1
+
+    return run
 
 
 def _open_feed(spec: str, speed: float, interval: str):
@@ -66,6 +94,7 @@ def _interval(text: str) -> pd.Timedelta:
     raise UsageError(f"--interval {text!r}: expected e.g. 1m, 5m, 1h, 1d, 1wk, 1mo")
 
 
+@_disk_failure_exits_1
 def _paper_run(args: argparse.Namespace) -> int:
     from strategies import load_strategy
     from tradenn.live.broker import SimulatedBroker
@@ -119,13 +148,15 @@ def _paper_run(args: argparse.Namespace) -> int:
 
 
 def _existing(path: str):
+    """The ledger at ``path``, read-only: no lock, nothing written or created beside it."""
     from tradenn.live.ledger import Ledger
 
-    if not Path(path).is_file():
+    if not Path(path).exists():
         raise UsageError(f"--ledger {path}: no such file")
-    return Ledger(path)
+    return Ledger(path, readonly=True)
 
 
+@_disk_failure_exits_1
 def _paper_status(args: argparse.Namespace) -> int:
     with _existing(args.ledger) as ledger:
         info = ledger.run_info()
@@ -154,6 +185,7 @@ def _paper_status(args: argparse.Namespace) -> int:
     return 0
 
 
+@_disk_failure_exits_1
 def _paper_trades(args: argparse.Namespace) -> int:
     with _existing(args.ledger) as ledger:
         ledger.fills().to_csv(sys.stdout, index=False)

@@ -15,18 +15,42 @@ Tables (schema version :data:`SCHEMA_VERSION`):
 Each bar's state change is written in ONE transaction (:meth:`Ledger.record`): the bar, new and
 changed orders, fills, the position and the equity snapshot land together or not at all. The
 file runs in WAL mode, so a reader (``tradenn paper status``) never blocks the writer.
+
+One writer at a time: a writing :class:`Ledger` holds an exclusive OS lock (``flock``) on a
+sidecar file ``FILE.lock`` for its whole life, so a second run on the same file is refused at
+once (``ledger FILE is in use by process N``; the pid written into the lock file is only for that
+message). The kernel drops the lock when the process ends however it ends (SIGKILL included), so
+a killed run never blocks its restart; a clean :meth:`Ledger.close` also removes the lock file.
+Readers (``Ledger(path, readonly=True)``) take no lock and never write: they open the file in
+SQLite's read-only mode and create nothing beside it, so a ledger in a read-only folder can be
+inspected.
+
+A write the disk refuses (full, or an I/O error) raises :class:`LedgerDiskError`
+(``ledger FILE: disk full``) after rolling the bar's transaction back: nothing recorded is lost,
+and a restart once space is freed continues with the bar that failed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import math
+import os
+import shutil
 import sqlite3
+import tempfile
+import time as _time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no flock; a ledger then has no writer lock
+    fcntl = None  # type: ignore[assignment]
 
 import pandas as pd
 
@@ -66,9 +90,32 @@ CREATE TABLE equity (
 """
 _TABLES = ("schema_version", "run", "bars", "orders", "fills", "positions", "equity")
 
+# SQLite primary result codes (``sqlite3.Error.sqlite_errorcode & 0xFF``, Python >= 3.11), and the
+# messages that stand for them on older Pythons.
+_SQLITE_BUSY, _SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_FULL, _SQLITE_CANTOPEN = 5, 8, 10, 13, 14
+_SQLITE_MESSAGES = {
+    "database is locked": _SQLITE_BUSY,
+    "readonly database": _SQLITE_READONLY,
+    "disk I/O error": _SQLITE_IOERR,
+    "database or disk is full": _SQLITE_FULL,
+    "unable to open database file": _SQLITE_CANTOPEN,
+}
+_DISK_FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+_NOT_PERMITTED_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS}
+
 
 class LedgerError(TradennError):
-    """A ledger file that cannot be used: foreign, corrupt, or belonging to another run."""
+    """A ledger file that cannot be used: foreign, corrupt, read-only, in use by another run, or
+    belonging to another run."""
+
+
+class LedgerDiskError(LedgerError):
+    """The disk failed the ledger: it is full (``ledger FILE: disk full``) or an I/O error.
+
+    A failure while running rather than bad input (``tradenn paper`` exits with 1, not 2). The
+    transaction being written was rolled back, so everything committed before is intact and a
+    restart after freeing space continues where the run stopped.
+    """
 
 
 @dataclass
@@ -106,6 +153,52 @@ class RunInfo:
     feed: str
 
 
+def _sidecar(path: Path, suffix: str) -> Path:
+    """``path`` with ``suffix`` appended to its name (``paper.db`` -> ``paper.db-wal``)."""
+    return path.with_name(path.name + suffix)
+
+
+def _sqlite_code(error: sqlite3.Error) -> int | None:
+    """The primary SQLite result code of ``error`` (``SQLITE_FULL`` ...), or None if unknown."""
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is not None:
+        return int(code) & 0xFF
+    text = str(error)
+    return next((c for message, c in _SQLITE_MESSAGES.items() if message in text), None)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether the open descriptor ``fd`` is the file now at ``path``."""
+    try:
+        there = os.stat(path)
+    except FileNotFoundError:
+        return False
+    here = os.fstat(fd)
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
+
+
+def _try_lock(fd: int) -> bool:
+    """Take an exclusive lock on ``fd`` without waiting; False if another process holds it."""
+    if fcntl is None:  # pragma: no cover - no flock on this platform
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _holder(handle: BinaryIO) -> str:
+    """Who holds a lock file, from the pid its holder wrote into it (for the message only)."""
+    for _ in range(50):  # the holder writes its pid right after locking: give it a moment
+        handle.seek(0)
+        text = handle.read(32).decode("ascii", "replace").strip()
+        if text.isdigit():
+            return f"process {int(text)}"
+        _time.sleep(0.01)
+    return "another process"
+
+
 def _stamp(time: pd.Timestamp) -> str:
     # A named zone is kept in the text so a resumed run gets back the same timestamps.
     return timestamp_text(time)
@@ -128,22 +221,72 @@ class Ledger:
     Parameters
     ----------
     path : str or Path
-        The SQLite file. A missing (or empty) file becomes a new ledger; an existing file must
-        be a tradenn ledger of a supported schema version, else :class:`LedgerError` is raised
-        and the file is left untouched.
+        The SQLite file. For writing, a missing (or empty) file becomes a new ledger; an
+        existing file must be a tradenn ledger of a supported schema version, else
+        :class:`LedgerError` is raised and the file is left untouched.
+    readonly : bool, default False
+        Open for reading only. The file must exist; nothing is written to it or created beside
+        it (no lock, no ``-wal`` or ``-shm`` file), and :meth:`bind` and :meth:`record` raise
+        :class:`LedgerError`. Works while a run is writing the ledger, and on a ledger in a
+        read-only folder or file. An empty file reads as an empty ledger.
+
+    Raises
+    ------
+    LedgerError
+        The file cannot be used: not a tradenn ledger, corrupt, another schema version, a
+        directory, missing (``readonly``), or, for writing, read-only, in a folder that cannot
+        be written, or in use by another process (``ledger FILE is in use by process N``).
+    LedgerDiskError
+        The disk is full (``ledger FILE: disk full``) while creating the ledger or its lock.
+
+    Notes
+    -----
+    A writer holds an exclusive ``flock`` on the sidecar file ``FILE.lock`` (beside the real
+    file, symlinks resolved) from the constructor until :meth:`close`; it never waits for it.
+    The kernel releases the lock when the process dies (even by SIGKILL), so a killed run's
+    leftover lock file does not block a restart; a clean close removes the file. A process
+    forked while a writer is open shares its lock (it is released when both have closed it).
 
     Use as a context manager, or call :meth:`close`.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
         self.path = Path(path)
-        fresh = not self.path.exists() or self.path.stat().st_size == 0
-        if not fresh:
-            self._check_foreign()
+        self.readonly = readonly
+        self._lock: BinaryIO | None = None
+        self._lock_path = self.path
+        self._lock_pid = 0
+        self._copy: tempfile.TemporaryDirectory[str] | None = None
+        try:
+            if self.path.is_dir():
+                raise LedgerError(f"ledger {self.path} is a directory, not a file")
+            if readonly:
+                self._open_readonly()
+            else:
+                self._open_for_writing()
+        except OSError as error:
+            self.close()
+            raise self._os_problem(error) from None
+        except BaseException:
+            self.close()
+            raise
+
+    # --------------------------------------------------------------------------- opening
+
+    def _open_for_writing(self) -> None:
+        self._blank()  # refuse a foreign file before creating anything beside it
+        self._take_lock()
+        fresh = self._blank()  # looked at again under the lock: another run may have made it
+        if not fresh and not os.access(self.path, os.W_OK):
+            raise LedgerError(
+                f"ledger {self.path} is read-only (`tradenn paper status` and `paper trades` "
+                "can read it)"
+            )
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
         except sqlite3.Error as error:
-            raise LedgerError(f"ledger {self.path}: cannot open ({error})") from None
+            problem = self._sqlite_problem(error)
+            raise (problem or LedgerError(f"ledger {self.path}: cannot open ({error})")) from None
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
@@ -153,13 +296,51 @@ class Ledger:
             else:
                 self._check_schema()
         except sqlite3.DatabaseError as error:
-            self._db.close()
-            raise LedgerError(f"ledger {self.path} is corrupt: {error}") from None
+            problem = self._sqlite_problem(error)
+            raise (problem or LedgerError(f"ledger {self.path} is corrupt: {error}")) from None
 
-    # --------------------------------------------------------------------------- opening
+    def _open_readonly(self) -> None:
+        if not self.path.exists():
+            raise LedgerError(f"ledger {self.path}: no such file")
+        if self._blank():  # a ledger no run has written to yet: read it as an empty ledger
+            self._db = sqlite3.connect(":memory:", isolation_level=None)
+            self._create()
+            return
+        try:
+            self._db = self._connect_readonly()
+            self._check_schema()
+        except sqlite3.DatabaseError as error:
+            problem = self._sqlite_problem(error)
+            raise (problem or LedgerError(f"ledger {self.path} is corrupt: {error}")) from None
 
-    def _check_foreign(self) -> None:
-        """Refuse, without writing anything, a file that is not one of our ledgers."""
+    def _blank(self) -> bool:
+        """Whether the file is missing or blank (empty, or an SQLite database without a single
+        table, as a creation that failed on a full disk leaves it), so that a new ledger can be
+        made in it; refuse, without writing anything, a file that is not one of our ledgers."""
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return True
+        self._check_header()
+        try:
+            db = self._connect_readonly()
+            try:
+                app_id = db.execute("PRAGMA application_id").fetchone()[0]
+                tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
+            finally:
+                db.close()
+                self._drop_copy()
+        except sqlite3.DatabaseError as error:
+            problem = self._sqlite_problem(error)
+            raise (problem or LedgerError(f"ledger {self.path} is corrupt: {error}")) from None
+        if app_id == 0 and not tables:
+            return True
+        if app_id != APPLICATION_ID or not set(_TABLES) <= tables:
+            raise LedgerError(
+                f"{self.path} is an SQLite database without the tradenn ledger schema; "
+                "refusing to touch it"
+            )
+        return False
+
+    def _check_header(self) -> None:
         try:
             with self.path.open("rb") as handle:
                 header = handle.read(len(_SQLITE_HEADER))
@@ -170,24 +351,133 @@ class Ledger:
                 f"{self.path} is not a tradenn ledger (not an SQLite database); "
                 "refusing to touch it"
             )
+
+    def _connect_readonly(self) -> sqlite3.Connection:
+        """A connection that can neither write the file nor create anything beside it."""
+        wal = _sidecar(self.path, "-wal")
+        if not wal.exists():
+            # No -wal file: nothing to merge, and no run is writing (a writer keeps its -wal
+            # file while open). Read the file as immutable: no locks, no -wal or -shm created.
+            return self._uri_connect(self.path, "mode=ro&immutable=1")
+        db = self._uri_connect(self.path, "mode=ro")
         try:
-            # Without a -wal file beside it the file is read as immutable: no -wal or -shm
-            # file is created next to a file that may not be ours.
-            wal = self.path.with_name(self.path.name + "-wal").exists()
-            mode = "mode=ro" if wal else "mode=ro&immutable=1"
-            db = sqlite3.connect(f"{self.path.resolve().as_uri()}?{mode}", uri=True)
-            try:
-                app_id = db.execute("PRAGMA application_id").fetchone()[0]
-                tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
-            finally:
-                db.close()
-        except sqlite3.DatabaseError as error:
-            raise LedgerError(f"ledger {self.path} is corrupt: {error}") from None
-        if app_id != APPLICATION_ID or not set(_TABLES) <= tables:
+            db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # opens -wal and -shm
+            return db
+        except sqlite3.OperationalError as error:
+            db.close()
+            if _sqlite_code(error) not in (_SQLITE_CANTOPEN, _SQLITE_READONLY):
+                raise
+        # A -wal file without its -shm in a folder we cannot write to (a killed run's files,
+        # copied): SQLite cannot read them in place. Read a private copy of the two rather than
+        # miss the bars committed in the -wal.
+        self._copy = tempfile.TemporaryDirectory(prefix="tradenn-ledger-")
+        copy = Path(self._copy.name) / self.path.name
+        try:
+            shutil.copyfile(self.path, copy)
+            shutil.copyfile(wal, _sidecar(copy, "-wal"))
+        except OSError as error:
             raise LedgerError(
-                f"{self.path} is an SQLite database without the tradenn ledger schema; "
-                "refusing to touch it"
-            )
+                f"ledger {self.path}: cannot copy it to {self._copy.name} to read its -wal file "
+                f"({error.strerror})"
+            ) from None
+        return self._uri_connect(copy, "mode=ro")
+
+    @staticmethod
+    def _uri_connect(path: Path, mode: str) -> sqlite3.Connection:
+        return sqlite3.connect(f"{path.resolve().as_uri()}?{mode}", uri=True, isolation_level=None)
+
+    def _drop_copy(self) -> None:
+        if self._copy is not None:
+            self._copy.cleanup()
+            self._copy = None
+
+    def _take_lock(self) -> None:
+        """Hold an exclusive lock on ``FILE.lock`` or refuse at once: one writer per ledger."""
+        lock = _sidecar(Path(os.path.realpath(self.path)), ".lock")
+        for _ in range(100):
+            try:
+                fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as error:
+                raise self._os_problem(error, creating=lock) from None
+            handle = os.fdopen(fd, "r+b", buffering=0)
+            try:
+                locked = _try_lock(fd)
+                if locked and _same_file(fd, lock):
+                    break
+                holder = "" if locked else _holder(handle)
+            except BaseException:
+                handle.close()
+                raise
+            handle.close()
+            if not locked:
+                raise LedgerError(f"ledger {self.path} is in use by {holder}")
+            # Locked, but a writer closing meanwhile removed that file: lock the new one.
+        else:  # pragma: no cover - a lock file replaced 100 times in a row
+            raise LedgerError(f"ledger {self.path}: cannot lock {lock}")
+        self._lock, self._lock_path, self._lock_pid = handle, lock, os.getpid()
+        handle.truncate(0)
+        handle.write(f"{os.getpid()}\n".encode())  # for the message of a refused run only
+
+    def _release_lock(self) -> None:
+        handle, self._lock = self._lock, None
+        if handle is None:
+            return
+        if os.getpid() == self._lock_pid:  # not in a forked child: the parent still holds it
+            # Removed while still locked; a process that opened the old file meanwhile sees it
+            # is no longer the lock file once it gets the lock, and takes the new one.
+            with contextlib.suppress(OSError):
+                if _same_file(handle.fileno(), self._lock_path):
+                    os.unlink(self._lock_path)
+        handle.close()
+
+    def _os_problem(self, error: OSError, creating: Path | None = None) -> LedgerError:
+        """A one-line :class:`LedgerError` naming the ledger for an OS error."""
+        if error.errno in _DISK_FULL_ERRNOS:
+            return LedgerDiskError(f"ledger {self.path}: disk full")
+        reason = error.strerror or str(error)
+        if creating is not None:
+            folder = creating.parent
+            if error.errno in _NOT_PERMITTED_ERRNOS:
+                return LedgerError(
+                    f"ledger {self.path}: cannot write in folder {folder} ({reason})"
+                )
+            if error.errno == errno.ENOENT and not folder.exists():
+                return LedgerError(f"ledger {self.path}: no such folder {folder}")
+            return LedgerError(f"ledger {self.path}: cannot create {creating} ({reason})")
+        return LedgerError(f"ledger {self.path}: cannot open ({reason})")
+
+    def _sqlite_problem(self, error: sqlite3.Error) -> LedgerError | None:
+        """A one-line :class:`LedgerError` for an SQLite error on opening, or None."""
+        problem = self._disk_problem(error)
+        if problem is not None:
+            return problem
+        code = _sqlite_code(error)
+        if code == _SQLITE_READONLY:
+            return LedgerError(f"ledger {self.path} is read-only ({error})")
+        if code == _SQLITE_CANTOPEN:
+            return LedgerError(f"ledger {self.path}: cannot open ({error})")
+        if code == _SQLITE_BUSY:
+            return LedgerError(f"ledger {self.path} is locked by another program ({error})")
+        return None
+
+    def _disk_problem(self, error: sqlite3.Error) -> LedgerDiskError | None:
+        """:class:`LedgerDiskError` for SQLite's ``SQLITE_FULL`` or ``SQLITE_IOERR``, or None."""
+        code = _sqlite_code(error)
+        if code == _SQLITE_FULL:
+            return LedgerDiskError(f"ledger {self.path}: disk full")
+        if code == _SQLITE_IOERR:
+            return LedgerDiskError(f"ledger {self.path}: disk I/O error ({error})")
+        return None
+
+    def _writable(self) -> None:
+        if self.readonly:
+            raise LedgerError(f"ledger {self.path} is open read-only")
+
+    def _rollback(self) -> None:
+        """Roll back the open transaction, unless SQLite already did (it does on a full disk)."""
+        if self._db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
 
     def _create(self) -> None:
         self._db.execute("BEGIN IMMEDIATE")
@@ -199,7 +489,7 @@ class Ledger:
             self._db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
             self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            self._rollback()
             raise
 
     def _check_schema(self) -> None:
@@ -215,8 +505,12 @@ class Ledger:
             )
 
     def close(self) -> None:
-        """Close the file (committed state is already on disk)."""
-        self._db.close()
+        """Close the file and release a writer's lock (committed state is already on disk)."""
+        db = getattr(self, "_db", None)
+        if db is not None:
+            db.close()
+        self._release_lock()
+        self._drop_copy()
 
     def __enter__(self) -> Ledger:
         return self
@@ -242,24 +536,32 @@ class Ledger:
 
         Raises :class:`LedgerError` when the ledger holds a different strategy, different
         parameters, different broker settings or another feed: a run cannot continue from
-        another run's positions.
+        another run's positions; or when it is open read-only. :class:`LedgerDiskError` when
+        the disk is full.
         """
+        self._writable()
         params = {k: _jsonable(v) for k, v in sorted(params.items())}
         settings = {k: _jsonable(v) for k, v in sorted(settings.items())}
         info = self.run_info()
         if info is None:
             info = RunInfo(uuid.uuid4().hex, strategy, params, settings, feed)
-            self._db.execute(
-                "INSERT INTO run VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    info.run_id,
-                    strategy,
-                    json.dumps(params),
-                    json.dumps(settings),
-                    feed,
-                    _stamp(pd.Timestamp.now(tz="UTC")),
-                ),
-            )
+            try:
+                self._db.execute(
+                    "INSERT INTO run VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        info.run_id,
+                        strategy,
+                        json.dumps(params),
+                        json.dumps(settings),
+                        feed,
+                        _stamp(pd.Timestamp.now(tz="UTC")),
+                    ),
+                )
+            except sqlite3.Error as error:
+                problem = self._disk_problem(error)
+                if problem is None:
+                    raise
+                raise problem from error
             return info
         where = f"ledger {self.path} belongs to run {info.run_id}"
         if info.strategy != strategy:
@@ -288,9 +590,13 @@ class Ledger:
         """Write one bar's state change in a single transaction.
 
         Raises :class:`LedgerError` if the bar (by timestamp or sequence number) is already
-        recorded: every bar is processed exactly once. ``hook(phase)`` is called inside the
+        recorded: every bar is processed exactly once; or if the ledger is open read-only.
+        Raises :class:`LedgerDiskError` (``ledger FILE: disk full``) when the disk refuses the
+        write; the transaction is rolled back, so no part of the bar is recorded and the same
+        bar can be recorded once there is space. ``hook(phase)`` is called inside the
         transaction (``"mid"``, after some rows are written) for crash tests.
         """
+        self._writable()
         time = _stamp(bar.time)
         db = self._db
         db.execute("BEGIN IMMEDIATE")
@@ -329,8 +635,14 @@ class Ledger:
                 (bar.seq, time, bar.cash, bar.units, bar.equity, bar.target),
             )
             db.execute("COMMIT")
+        except sqlite3.Error as error:
+            self._rollback()
+            problem = self._disk_problem(error)
+            if problem is None:
+                raise
+            raise problem from error
         except BaseException:
-            db.execute("ROLLBACK")
+            self._rollback()
             raise
 
     # --------------------------------------------------------------------------- reading
