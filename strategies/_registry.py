@@ -14,7 +14,8 @@ import pkgutil
 import sys
 from pathlib import Path
 
-from tradenn.backtest.strategy import Strategy
+from tradenn.backtest.portfolio import PortfolioStrategy
+from tradenn.backtest.strategy import Strategy, StrategyBase
 from tradenn.errors import TradennError
 
 
@@ -22,13 +23,13 @@ class StrategyNotFound(TradennError):
     """No strategy matches the name or path given."""
 
 
-def _strategy_in(module, origin: str, class_name: str | None = None) -> type[Strategy]:
+def _strategy_in(module, origin: str, class_name: str | None = None) -> type[StrategyBase]:
     classes = {
         name: obj
         for name, obj in vars(module).items()
         if inspect.isclass(obj)
-        and issubclass(obj, Strategy)
-        and obj is not Strategy
+        and issubclass(obj, StrategyBase)
+        and obj not in (StrategyBase, Strategy, PortfolioStrategy)
         and obj.__module__ == module.__name__
     }
     if class_name is not None:
@@ -57,7 +58,7 @@ def _ready_names() -> list[str]:
     )
 
 
-def available() -> dict[str, type[Strategy]]:
+def available() -> dict[str, type[StrategyBase]]:
     """Every ready strategy in the ``strategies`` package, by module name.
 
     Returns
@@ -69,7 +70,7 @@ def available() -> dict[str, type[Strategy]]:
     return {name: load_strategy(name) for name in _ready_names()}
 
 
-def load_strategy(spec: str) -> type[Strategy]:
+def load_strategy(spec: str) -> type[StrategyBase]:
     """Resolve ``sma_cross``, ``strategies.sma_cross``, ``file.py`` or ``file.py:ClassName``.
 
     Parameters

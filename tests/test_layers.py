@@ -146,6 +146,53 @@ def test_every_module_of_the_package_parses_and_is_covered():
     assert subpackages - covered == {"live"}, f"no layering rule for {subpackages - covered}"
 
 
+def test_the_account_stands_below_every_part_that_moves_money():
+    # backtest, live and rl all trade through tradenn.account: it may import only the errors.
+    names = [name for _, name in imported_names(PACKAGE / "account.py")]
+    ours = sorted(name for name in names if _within(name, "tradenn"))
+    assert ours and all(_within(name, "tradenn.errors") for name in ours), ours
+
+
+def private_imports(root: Path = ROOT) -> list[str]:
+    """``file:line: imports NAME`` for every ``from tradenn... import _name`` (another module's
+    private name, or a private module) in the package and the ready strategies."""
+    problems = []
+    for top in ("tradenn", "strategies"):
+        for path in sorted((root / top).rglob("*.py")):
+            for line, name in imported_names(path, root):
+                if not (_within(name, "tradenn") or _within(name, "strategies")):
+                    continue
+                private = [part for part in name.split(".") if part.startswith("_")]
+                if any(not (p.startswith("__") and p.endswith("__")) for p in private):
+                    where = f"{path.relative_to(root).as_posix()}:{line}"
+                    problems.append(f"{where}: imports {name}")
+    return problems
+
+
+def test_no_module_imports_another_modules_private_names():
+    problems = private_imports()
+    # strategies/__init__.py re-exports its own registry module: a package's private part.
+    problems = [p for p in problems if not p.startswith("strategies/__init__.py:")]
+    assert not problems, "give shared code a public home:\n" + "\n".join(problems)
+
+
+def test_the_private_import_check_finds_private_names_and_modules(fake, tmp_path):
+    fake(
+        "tradenn/live/loop.py",
+        "from tradenn.backtest.engine import Backtest\n"  # 1: fine
+        "from tradenn.backtest.engine import _warmup\n"  # 2
+        "from tradenn.cli import UsageError, _parse_params\n"  # 3
+        "import tradenn._private\n",  # 4
+    )
+    fake("strategies/x.py", "from strategies._registry import load_strategy\n")  # 1
+    assert private_imports(tmp_path) == [
+        "tradenn/live/loop.py:2: imports tradenn.backtest.engine._warmup",
+        "tradenn/live/loop.py:3: imports tradenn.cli._parse_params",
+        "tradenn/live/loop.py:4: imports tradenn._private",
+        "strategies/x.py:1: imports strategies._registry.load_strategy",
+    ]
+
+
 # ------------------------------------------------------------------------- the checker itself
 
 

@@ -148,7 +148,7 @@ def _add_data_commands(commands) -> None:
 # ----------------------------------------------------------------------------------- backtest
 
 
-def _parse_params(pairs: list[str], defaults: dict) -> dict:
+def parse_params(pairs: list[str], defaults: dict) -> dict:
     """``name=value`` strings to typed values, typed like each parameter's default."""
     params = {}
     for pair in pairs:
@@ -228,17 +228,17 @@ def _load_market(args: argparse.Namespace):
 
 def _backtest(args: argparse.Namespace) -> int:
     from strategies import load_strategy
-    from tradenn.backtest import Backtest
+    from tradenn.backtest import engine_for
     from tradenn.data.calendar import bar_label
 
     strategy = load_strategy(args.strategy)
-    params = _parse_params(args.param, strategy.parameters())
+    params = parse_params(args.param, strategy.parameters())
     market = _load_market(args)
     from tradenn.backtest.portfolio import PortfolioStrategy
 
     if args.report and (isinstance(market, dict) or issubclass(strategy, PortfolioStrategy)):
         raise UsageError("--report is for single-asset backtests; use --plot for a portfolio")
-    result = Backtest(market, strategy, **_backtest_options(args)).run(**params)
+    result = engine_for(strategy)(market, strategy, **_backtest_options(args)).run(**params)
     frame = result.equity
     if args.json:
         stats = {k: _json_safe(v) for k, v in result.stats.items()}
@@ -293,7 +293,7 @@ def _compare(args: argparse.Namespace) -> int:
             )
         overrides[target].append(rest)
     runs = [
-        (name, cls, _parse_params(overrides[name], cls.parameters()))
+        (name, cls, parse_params(overrides[name], cls.parameters()))
         for name, cls in classes.items()
     ]
     frame = data.load(args.data, args.start, args.end)
@@ -355,7 +355,7 @@ def _parse_grid(specs: list[str], defaults: dict) -> dict[str, list]:
                 values = [round(v, 12) for v in values]
         else:
             pairs = [f"{name}={item}" for item in text.split(",")]
-            values = [_parse_params([pair], defaults)[name] for pair in pairs]
+            values = [parse_params([pair], defaults)[name] for pair in pairs]
         grid[name] = values
     if not grid:
         raise UsageError("optimize: give at least one --grid name=start:stop:step")
@@ -365,19 +365,19 @@ def _parse_grid(specs: list[str], defaults: dict) -> dict[str, list]:
 def _optimize(args: argparse.Namespace) -> int:
     from strategies import load_strategy
     from tradenn import data
-    from tradenn.backtest import Backtest
+    from tradenn.backtest import engine_for
     from tradenn.backtest.optimize import optimize, walk_forward_optimize
 
     strategy = load_strategy(args.strategy)
     defaults = strategy.parameters()
     grid = _parse_grid(args.grid, defaults)
-    fixed = _parse_params(args.param, defaults)
+    fixed = parse_params(args.param, defaults)
     overlap = sorted(set(fixed) & set(grid))
     if overlap:
         raise UsageError(f"{overlap[0]} is both fixed with --param and searched with --grid")
     frame = data.load(args.data, args.start, args.end)
     options = _backtest_options(args)
-    backtest = Backtest(frame, strategy, **options)
+    backtest = engine_for(strategy)(frame, strategy, **options)
     grid.update({name: [value] for name, value in fixed.items()})  # fixed = one-value ranges
     search = {
         "maximize": args.maximize,
@@ -423,7 +423,7 @@ def _check_lookahead(args: argparse.Namespace) -> int:
     from tradenn.backtest.lookahead import check_lookahead
 
     strategy = load_strategy(args.strategy)
-    params = _parse_params(args.param, strategy.parameters())
+    params = parse_params(args.param, strategy.parameters())
     options = {k: v for k, v in _backtest_options(args).items() if k != "finalize_trades"}
     report = check_lookahead(
         strategy, _load_market(args), params=params, cuts=args.cuts, backtest_options=options
@@ -515,7 +515,7 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _add_param_option(p: argparse.ArgumentParser, metavar: str, text: str) -> None:
+def add_param_option(p: argparse.ArgumentParser, metavar: str, text: str) -> None:
     p.add_argument("--param", action="append", default=[], metavar=metavar, help=text)
 
 
@@ -546,7 +546,7 @@ def _add_backtest_commands(commands) -> None:
         help="strategy name or file.py:ClassName (default: sma_cross)",
     )
     _add_market_options(p)
-    _add_param_option(p, "NAME=VALUE", "set a strategy parameter (repeatable)")
+    add_param_option(p, "NAME=VALUE", "set a strategy parameter (repeatable)")
     _add_plot_options(p, "backtest.png", "the plot")
     p.add_argument("--report", metavar="DIR", help="write an HTML report to DIR")
     p.add_argument("--json", action="store_true", help="print the statistics as JSON")
@@ -568,7 +568,7 @@ def _add_backtest_commands(commands) -> None:
         help="strategy names or file.py:ClassName (default: all)",
     )
     _add_market_options(p)
-    _add_param_option(
+    add_param_option(
         p, "STRATEGY.NAME=VALUE", "set one strategy's parameter, e.g. sma_cross.fast=5 (repeatable)"
     )
     _add_plot_options(p, "compare.png", "the equity curves")
@@ -600,7 +600,7 @@ def _add_backtest_commands(commands) -> None:
         metavar="NAME=START:STOP:STEP",
         help="values to search (stop included), or NAME=a,b,c (repeatable)",
     )
-    _add_param_option(p, "NAME=VALUE", "fix a parameter that is not searched (repeatable)")
+    add_param_option(p, "NAME=VALUE", "fix a parameter that is not searched (repeatable)")
     p.add_argument(
         "--maximize", default="Sharpe Ratio", metavar="METRIC", help="statistic to maximize"
     )
@@ -622,7 +622,7 @@ def _add_backtest_commands(commands) -> None:
         "perturbed; exit 0 if no decision changed, 1 naming the first bar whose decision did.",
     )
     p.add_argument("strategy", metavar="STRATEGY", help="strategy name or file.py:ClassName")
-    _add_param_option(p, "NAME=VALUE", "set a strategy parameter (repeatable)")
+    add_param_option(p, "NAME=VALUE", "set a strategy parameter (repeatable)")
     p.add_argument("--cuts", type=_positive_int, default=10, metavar="N", help="cut points")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     _add_market_options(p)

@@ -15,3 +15,7 @@ class DataError(TradennError, ValueError):
     The message names the source (file, bundled name or ticker) and, where there is one, the first
     offending row.
     """
+
+
+class BacktestError(TradennError):
+    """A backtest that cannot run as configured (bad argument, parameter or strategy output)."""

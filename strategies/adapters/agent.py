@@ -138,7 +138,7 @@ class AgentStrategy(Strategy):
         first = env.first_bar + self.train_size
         targets = np.zeros(n)
         if first > n - 1:
-            if n < len(self.data._frame):  # a prefix (look-ahead check): no decision yet
+            if n < len(self.data.frame):  # a prefix (look-ahead check): no decision yet
                 return pd.Series(targets, index=data.index, name="target")
             raise ValueError(
                 f"{type(self).__name__}: {n} bars leave nothing to trade after the "

@@ -108,7 +108,7 @@ class ForecastStrategy(Strategy):
         try:
             result = self._walk_forward(data)
         except NotEnoughData:
-            if len(data) < len(self.data._frame):  # a prefix (look-ahead check): no view yet
+            if len(data) < len(self.data.frame):  # a prefix (look-ahead check): no view yet
                 return pd.Series(0.0, index=data.index, name="target")
             raise
         if self.forecast is None or len(result.predictions) >= len(self.forecast.predictions):

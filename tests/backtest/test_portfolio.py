@@ -71,7 +71,9 @@ def test_one_asset_portfolio_equals_single_asset_engine(spx, fractional):
 
     costs = dict(commission=0.001, fixed_commission=1.0, spread=0.0004, slippage_bps=2.0)
     single = Backtest(spx, Single, fractional=fractional, **costs).run()
-    folio = Backtest(spx, fixed_weights({"SPX": targets}), fractional=fractional, **costs).run()
+    folio = PortfolioBacktest(
+        spx, fixed_weights({"SPX": targets}), fractional=fractional, **costs
+    ).run()
 
     assert isinstance(folio.equity, pd.Series) and len(folio.trades) > 10
     np.testing.assert_array_equal(folio.equity.to_numpy(), single.equity.to_numpy())
@@ -93,17 +95,17 @@ def test_event_driven_rebalance_matches_vectorized_weights(spx):
         def next(self):
             self.rebalance({"SPX": targets[len(self.data) - 1]})
 
-    events = Backtest(spx, Events, commission=0.001).run()
-    vector = Backtest(spx, fixed_weights({"SPX": targets}), commission=0.001).run()
+    events = PortfolioBacktest(spx, Events, commission=0.001).run()
+    vector = PortfolioBacktest(spx, fixed_weights({"SPX": targets}), commission=0.001).run()
     np.testing.assert_array_equal(events.equity.to_numpy(), vector.equity.to_numpy())
 
 
 def test_single_frame_runs_as_a_portfolio_named_by_its_source(spx):
-    backtest = Backtest(spx, load_strategy("equal_weight"))
-    assert isinstance(backtest, PortfolioBacktest) and backtest.assets == ["SPX"]
+    backtest = PortfolioBacktest(spx, load_strategy("equal_weight"))
+    assert backtest.assets == ["SPX"]
     unnamed = spx.copy()
     unnamed.attrs = {}
-    assert Backtest(unnamed, load_strategy("equal_weight")).assets == ["asset"]
+    assert PortfolioBacktest(unnamed, load_strategy("equal_weight")).assets == ["asset"]
 
 
 # ------------------------------------------------------------------ hand calculations
@@ -118,7 +120,7 @@ def two_assets():
 def test_two_assets_against_a_hand_calculation():
     frames = two_assets()
     w = {"A": np.full(5, 0.6), "B": np.full(5, 0.4)}
-    result = Backtest(frames, fixed_weights(w), fractional=True, cash=1000.0).run()
+    result = PortfolioBacktest(frames, fixed_weights(w), fractional=True, cash=1000.0).run()
     units_a, units_b = 0.6 * 1000 / 101, 0.4 * 1000 / 51  # bought at bar 1's opens
     expected = (
         1000
@@ -139,7 +141,7 @@ def test_two_assets_against_a_hand_calculation():
 def test_per_asset_commission():
     frames = two_assets()
     w = {"A": np.full(5, 0.5), "B": np.full(5, 0.5)}
-    result = Backtest(
+    result = PortfolioBacktest(
         frames, fixed_weights(w), fractional=True, cash=1000.0, commission={"A": 0.01, "B": 0.0}
     ).run()
     units_a = 0.5 * 1000 / (101 * 1.01)  # the commission is paid out of the weight
@@ -148,17 +150,17 @@ def test_per_asset_commission():
     assert fees["B"] == 0.0
     assert result.stats["Commissions [$]"] == pytest.approx(fees.sum())
     with pytest.raises(BacktestError, match="no value for asset 'B'"):
-        Backtest(frames, fixed_weights(w), commission={"A": 0.01})
+        PortfolioBacktest(frames, fixed_weights(w), commission={"A": 0.01})
 
 
 def test_leverage_limit_scales_down_or_rejects():
     frames = two_assets()
     w = {"A": np.full(5, 1.0), "B": np.full(5, -1.0)}
-    scaled = Backtest(frames, fixed_weights(w), fractional=True).run()
+    scaled = PortfolioBacktest(frames, fixed_weights(w), fractional=True).run()
     np.testing.assert_allclose(scaled.target_weights.iloc[1], [0.5, -0.5])
     with pytest.raises(BacktestError, match="exceeds max_leverage 1"):
-        Backtest(frames, fixed_weights(w), leverage="reject").run()
-    levered = Backtest(frames, fixed_weights(w), fractional=True, max_leverage=2.0).run()
+        PortfolioBacktest(frames, fixed_weights(w), leverage="reject").run()
+    levered = PortfolioBacktest(frames, fixed_weights(w), fractional=True, max_leverage=2.0).run()
     held = levered.positions.iloc[1]  # bought and sold short at bar 1's opens, 101 and 51
     assert held["A"] * 101 == pytest.approx(10_000) and held["B"] * 51 == pytest.approx(-10_000)
 
@@ -166,13 +168,13 @@ def test_leverage_limit_scales_down_or_rejects():
 def test_calendar_schedule_and_drift_threshold(spx):
     n = len(spx)
     strategy = fixed_weights({"SPX": np.full(n, 0.5)}, rebalance_every="M")
-    result = Backtest(spx, strategy, fractional=True).run()
+    result = PortfolioBacktest(spx, strategy, fractional=True).run()
     fills = result.orders.loc[result.orders.Status == "filled", "FillTime"]
     decided = spx.index[spx.index.get_indexer(fills) - 1]
     previous = spx.index[spx.index.get_indexer(decided) - 1]
     first_of_month = (decided.month != previous.month) | (decided == spx.index[0])
     assert len(fills) > 30 and first_of_month.all()
-    lazy = Backtest(spx, strategy, fractional=True).run(drift_threshold=0.2)
+    lazy = PortfolioBacktest(spx, strategy, fractional=True).run(drift_threshold=0.2)
     assert (lazy.orders.Status == "filled").sum() == 1  # SPX never drifts 20% off 0.5 here
 
 
@@ -185,7 +187,9 @@ def test_an_asset_that_starts_later_and_skips_a_date():
     b_dates = dates[[3, 4, 6, 7]]  # listed from bar 3, no bar on bar 5
     b = frame([20, 21, 22, 23], dates=b_dates)
     wb = np.array([0.5, 0.5, 0.5, 0.5, 0.3, 0.3, 0.3, 0.3])
-    result = Backtest({"A": a, "B": b}, fixed_weights({"A": np.full(8, 0.5), "B": wb})).run()
+    result = PortfolioBacktest(
+        {"A": a, "B": b}, fixed_weights({"A": np.full(8, 0.5), "B": wb})
+    ).run()
     assert (result.target_weights["B"].iloc[:3] == 0).all()  # cannot be held before its first bar
     assert (result.positions["B"].iloc[:4] == 0).all()
     b_fills = result.orders[(result.orders.Asset == "B") & (result.orders.Status == "filled")]
@@ -221,7 +225,7 @@ def test_a_peeking_weights_is_rejected(spx):
             return tomorrow.astype(float)
 
     with pytest.raises(LookAheadError, match="uses future data"):
-        Backtest(spx, Peek).run()
+        PortfolioBacktest(spx, Peek).run()
 
 
 def test_errors():
@@ -232,19 +236,19 @@ def test_errors():
             self.rebalance({"C": 0.5})
 
     with pytest.raises(BacktestError, match="unknown asset 'C'"):
-        Backtest(frames, Unknown).run()
+        PortfolioBacktest(frames, Unknown).run()
     with pytest.raises(BacktestError, match=r"finite and >= 0 \(allow_short=False\)"):
-        Backtest(frames, fixed_weights({"A": np.full(5, -0.5)}), allow_short=False).run()
+        PortfolioBacktest(frames, fixed_weights({"A": np.full(5, -0.5)}), allow_short=False).run()
     with pytest.raises(BacktestError, match="finite"):
-        Backtest(frames, fixed_weights({"A": np.full(5, np.inf)})).run()
+        PortfolioBacktest(frames, fixed_weights({"A": np.full(5, np.inf)})).run()
     with pytest.raises(BacktestError, match="unknown asset 'Z'"):
-        Backtest(frames, fixed_weights({"Z": np.full(5, 0.1)})).run()
+        PortfolioBacktest(frames, fixed_weights({"Z": np.full(5, 0.1)})).run()
     with pytest.raises(BacktestError, match="empty mapping"):
-        Backtest({}, load_strategy("equal_weight"))
+        PortfolioBacktest({}, load_strategy("equal_weight"))
     with pytest.raises(BacktestError, match="rebalance_every"):
-        Backtest(frames, load_strategy("equal_weight")).run(rebalance_every="fortnight")
+        PortfolioBacktest(frames, load_strategy("equal_weight")).run(rebalance_every="fortnight")
     with pytest.raises(BacktestError, match="PortfolioStrategy subclass"):
-        Backtest(frames, load_strategy("sma_cross"))
+        PortfolioBacktest(frames, load_strategy("sma_cross"))
 
 
 # ------------------------------------------------------------------ example strategies
@@ -252,7 +256,9 @@ def test_errors():
 
 @pytest.mark.parametrize("name", ["equal_weight", "xs_momentum", "inverse_volatility"])
 def test_example_strategies_on_the_four_bundled_datasets(bundled, name):
-    result = Backtest(bundled, load_strategy(name), commission=0.001, fractional=True).run()
+    result = PortfolioBacktest(
+        bundled, load_strategy(name), commission=0.001, fractional=True
+    ).run()
     assert np.isfinite(result.equity).all() and (result.equity > 0).all()
     assert (result.asset_stats["# Fills"] > 0).all()  # every asset was traded at some point
     assert (result.target_weights.abs().sum(axis=1) <= 1 + 1e-9).all()
@@ -260,7 +266,7 @@ def test_example_strategies_on_the_four_bundled_datasets(bundled, name):
 
 
 def test_equal_weight_holds_each_trading_asset_equally(bundled, tmp_path):
-    result = Backtest(bundled, load_strategy("equal_weight"), fractional=True).run()
+    result = PortfolioBacktest(bundled, load_strategy("equal_weight"), fractional=True).run()
     day = result.weights.loc["2012-06-05"]  # a few days into June 2012: 4 assets trading
     np.testing.assert_allclose(day.to_numpy(), 0.25, atol=0.02)
     figure = result.plot(tmp_path / "portfolio.png")
@@ -268,10 +274,17 @@ def test_equal_weight_holds_each_trading_asset_equally(bundled, tmp_path):
 
 
 def test_xs_momentum_holds_the_top_k_by_trailing_return(bundled):
-    result = Backtest(bundled, load_strategy("xs_momentum"), fractional=True).run(top_k=1)
+    result = PortfolioBacktest(bundled, load_strategy("xs_momentum"), fractional=True).run(top_k=1)
     close = align(bundled)["Close"].ffill()
     momentum = close / close.shift(126) - 1
     bar = result.target_weights.index.get_loc(pd.Timestamp("2014-03-03"))
     best = momentum.iloc[bar].idxmax()
     assert result.target_weights.iloc[bar][best] == 1.0
     assert result.target_weights.iloc[bar].drop(best).abs().sum() == 0.0
+
+
+def test_the_engine_is_chosen_explicitly_and_backtest_points_to_the_portfolio_engine(spx):
+    with pytest.raises(BacktestError, match="a PortfolioStrategy runs in PortfolioBacktest"):
+        Backtest(spx, load_strategy("equal_weight"))
+    with pytest.raises(BacktestError, match="for several assets use PortfolioBacktest"):
+        Backtest(["SPX", "MSFT"], load_strategy("sma_cross"))

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from strategies import load_strategy
 from tradenn import data
-from tradenn.backtest import Backtest, Strategy
+from tradenn.backtest import Backtest, PortfolioBacktest, Strategy
 from tradenn.backtest.lookahead import check_lookahead
-from tradenn.backtest.registry import load_strategy
 from tradenn.cli import main
 
 NEW_YORK = "America/New_York"
@@ -83,8 +83,8 @@ def test_an_unfilled_order_has_no_fill_time_in_a_tz_aware_result(spx):
 
 def test_a_portfolio_of_tz_aware_assets_gives_the_naive_result_with_the_zone(spx):
     msft = data.load("MSFT", start="2005-01-01")
-    naive = Backtest({"SPX": spx, "MSFT": msft}, load_strategy("inverse_volatility")).run()
-    aware = Backtest(
+    naive = PortfolioBacktest({"SPX": spx, "MSFT": msft}, load_strategy("inverse_volatility")).run()
+    aware = PortfolioBacktest(
         {"SPX": _in_zone(spx), "MSFT": _in_zone(msft)}, load_strategy("inverse_volatility")
     ).run()
     _assert_same_stats(aware.stats, naive.stats)
@@ -104,7 +104,7 @@ def test_a_portfolio_in_several_zones_runs_in_the_first_assets_zone(spx):
     ny = _in_zone(spx.loc["2010":"2012"])
     london = ny.copy()
     london.index = london.index.tz_convert("Europe/London")  # the same instants
-    result = Backtest({"NY": ny, "LDN": london}, load_strategy("equal_weight")).run()
+    result = PortfolioBacktest({"NY": ny, "LDN": london}, load_strategy("equal_weight")).run()
     assert str(result.equity.index.tz) == NEW_YORK
     assert result.equity.index.equals(ny.index)  # the bars line up: no extra calendar rows
     assert str(result.orders["FillTime"].dt.tz) == NEW_YORK
@@ -125,7 +125,7 @@ def test_plot_and_report_of_a_tz_aware_backtest_show_the_zones_wall_clock(spx, t
 
 def test_a_portfolio_plot_of_tz_aware_assets_uses_wall_clock_time(spx):
     frame = _in_zone(spx.loc["2017"])
-    result = Backtest({"A": frame, "B": frame}, load_strategy("equal_weight")).run()
+    result = PortfolioBacktest({"A": frame, "B": frame}, load_strategy("equal_weight")).run()
     first_x = result.plot().axes[0].get_lines()[0].get_xdata()[0]
     assert pd.Timestamp(first_x) == spx.loc["2017"].index[0]
 

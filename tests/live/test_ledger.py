@@ -62,7 +62,8 @@ def test_a_bar_with_its_orders_and_equity_is_recorded_and_read_back(tmp_path):
         ledger.bind("S", {"n": 3}, {"cash": 1.0}, "replay:X")
         record = _bar(0, orders=[_order(1, "pending", "2024-01-01T00:00:00")])
         ledger.record(record)
-        ledger.record(_bar(1, orders=[{**_order(1, "filled", "2024-01-01T00:00:00")}]))
+        update = {"id": 1, "status": "filled", "fill_time": "2024-01-02T00:00:00"}
+        ledger.record(_bar(1, order_updates=[{**update, "fill_price": 100.5, "reason": ""}]))
         assert ledger.counts() == {"bars": 2, "orders": 1, "fills": 0}
         assert ledger.rows("orders")[0]["status"] == "filled"
         assert ledger.last()["cash"] == record.cash - 1

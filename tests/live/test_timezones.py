@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from strategies import load_strategy
 from tradenn.backtest import Backtest
-from tradenn.backtest.registry import load_strategy
 from tradenn.data.synthetic import gbm
 from tradenn.live import Ledger, PaperTrader, SimulatedBroker
 from tradenn.live.feeds import ReplayFeed

@@ -5,12 +5,12 @@
 >>> result.stats, result.trades, result.equity
 >>> result.plot("backtest.png"); result.report("report/")
 
-See :mod:`tradenn.backtest.broker` for the fill and cost model and
+See :mod:`tradenn.account` for the fill and cost model and
 :mod:`tradenn.backtest.stats` for the definition of every statistic.
 """
 
-from tradenn.backtest.broker import CostModel, Order, Position, Trade
-from tradenn.backtest.engine import Backtest, BacktestError
+from tradenn.account import Account, CostModel, Order, Position, Settings, Trade
+from tradenn.backtest.engine import Backtest, BacktestEngine, BacktestError, engine_for
 from tradenn.backtest.lib import barssince, cross, crossover
 from tradenn.backtest.portfolio import (
     PortfolioBacktest,
@@ -19,10 +19,12 @@ from tradenn.backtest.portfolio import (
 )
 from tradenn.backtest.result import Result
 from tradenn.backtest.series import BarData, BarSeries, LookAheadError
-from tradenn.backtest.strategy import Strategy
+from tradenn.backtest.strategy import Strategy, StrategyBase
 
 __all__ = [
+    "Account",
     "Backtest",
+    "BacktestEngine",
     "BacktestError",
     "BarData",
     "BarSeries",
@@ -34,9 +36,12 @@ __all__ = [
     "PortfolioStrategy",
     "Position",
     "Result",
+    "Settings",
     "Strategy",
+    "StrategyBase",
     "Trade",
     "barssince",
     "cross",
     "crossover",
+    "engine_for",
 ]

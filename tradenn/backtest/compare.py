@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tradenn.backtest.engine import Backtest
+from tradenn.backtest.engine import engine_for
 from tradenn.backtest.result import Result
 from tradenn.backtest.strategy import Strategy
 from tradenn.errors import TradennError
@@ -161,7 +161,7 @@ def _run_one(shared: tuple, run: tuple) -> tuple[Result | None, str | None, floa
     _, strategy, params = run
     began = time.perf_counter()
     try:
-        result = Backtest(data, strategy, **options).run(**params)
+        result = engine_for(strategy)(data, strategy, **options).run(**params)
     except (TradennError, ValueError, TypeError) as error:
         text = str(error).strip()
         return None, text.splitlines()[0] if text else repr(error), 0.0
@@ -195,7 +195,7 @@ def plot_comparison(board: Leaderboard, path: str | Path | None = None):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from tradenn.backtest.plotting import DPI, _last, _times
+    from tradenn.backtest.plotting import DPI, thin_last, time_axis
 
     fig = Figure(figsize=(12.0, 6.5), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
@@ -207,12 +207,12 @@ def plot_comparison(board: Leaderboard, path: str | Path | None = None):
         growth = equity / equity[0]
         sharpe = board.table.loc[name, "Sharpe"]
         label = f"{name} (Sharpe {sharpe:.2f})" if math.isfinite(sharpe) else name
-        x = _times(result.equity.index)
-        ax.plot(*_last(x, growth), linewidth=1.0, color=color, label=label)
+        x = time_axis(result.equity.index)
+        ax.plot(*thin_last(x, growth), linewidth=1.0, color=color, label=label)
     if isinstance(data, pd.DataFrame) and "Close" in data.columns:
         close = data["Close"].to_numpy(dtype=np.float64)
         ax.plot(
-            *_last(_times(data.index), close / close[0]),
+            *thin_last(time_axis(data.index), close / close[0]),
             color="black",
             linewidth=1.6,
             linestyle="--",

@@ -27,6 +27,7 @@ refits only the folds trained on perturbed bars. Keep ``cuts`` small for them.
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 from dataclasses import dataclass, field
@@ -35,11 +36,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tradenn.backtest.broker import Broker
-from tradenn.backtest.engine import Backtest, BacktestError, _targets
-from tradenn.backtest.series import BarData, Clock, LookAheadError
+from tradenn.backtest.engine import Backtest
+from tradenn.backtest.runner import Runner, parameter_values, target_array
+from tradenn.backtest.series import LookAheadError
 from tradenn.backtest.strategy import Strategy
-from tradenn.errors import TradennError
+from tradenn.errors import BacktestError, TradennError
 
 __all__ = ["Finding", "LookaheadCheckError", "LookaheadReport", "check_lookahead"]
 
@@ -221,16 +222,17 @@ def check_lookahead(
         raise LookaheadCheckError(f"check_lookahead: cuts must be an int >= 1, got {cuts!r}")
     options = dict(backtest_options or {})
     params = dict(params or {})
-    engine = Backtest(data, strategy, **options)  # validates data, strategy and options
+    from tradenn.backtest.portfolio import PortfolioBacktest, PortfolioStrategy
+
+    portfolio = isinstance(strategy, type) and issubclass(strategy, PortfolioStrategy)
+    engine = (PortfolioBacktest if portfolio else Backtest)(data, strategy, **options)
     frame = engine.data
     n = len(frame)
     if n < 3:
         raise LookaheadCheckError(f"check_lookahead: need at least 3 bars, got {n}")
     label = _label(strategy, params)
     rng = np.random.default_rng(seed)
-    from tradenn.backtest.portfolio import PortfolioBacktest
-
-    if isinstance(engine, PortfolioBacktest):
+    if portfolio:
         return _check_portfolio(engine, params, label, cuts, perturb, rng)
     if engine.vectorized:
         return _check_positions(engine, params, label, cuts, perturb, rng)
@@ -244,44 +246,29 @@ def _check_positions(engine, params, label, cuts, perturb, rng) -> LookaheadRepo
     frame = engine.data
     n = len(frame)
     name = engine.strategy.__name__
-    values = _values(engine.strategy, params)
+    values = parameter_values(engine.strategy, params)
     caches: dict[str, Any] = {}
     full_instance = _instance(engine, frame, values, caches)
-    full = _targets(_call_positions(full_instance, frame), n, name)
+    full = target_array(_call_positions(full_instance, frame), n, name)
     decided = np.flatnonzero(full)
     points = _cut_points(int(decided[0]) if len(decided) else 0, n, cuts)
     report = LookaheadReport(label, "positions", n, points, 1, frame.index)
     for cut in points:
-        part = _targets(_call_positions(full_instance, frame.iloc[: cut + 1]), cut + 1, name)
+        part = target_array(_call_positions(full_instance, frame.iloc[: cut + 1]), cut + 1, name)
         report.runs += 1
-        _compare_targets(report, "truncated", cut, full[: cut + 1], part)
+        _comparetarget_array(report, "truncated", cut, full[: cut + 1], part)
         if perturb:
             shaken = _perturbed(frame, cut, rng)
             instance = _instance(engine, shaken, values, caches)
-            other = _targets(_call_positions(instance, shaken), n, name)
+            other = target_array(_call_positions(instance, shaken), n, name)
             report.runs += 1
-            _compare_targets(report, "perturbed", cut, full[: cut + 1], other[: cut + 1])
+            _comparetarget_array(report, "perturbed", cut, full[: cut + 1], other[: cut + 1])
     return report
 
 
 def _instance(engine: Backtest, frame: pd.DataFrame, values: dict, caches: dict) -> Strategy:
-    """A strategy instance over ``frame`` as the engine builds one, sharing model caches."""
-    o, h, lo, c = (frame[k].to_numpy(dtype=np.float64) for k in ("Open", "High", "Low", "Close"))
-    clock = Clock(-1)
-    broker = Broker(
-        o,
-        h,
-        lo,
-        c,
-        cash=engine.cash,
-        costs=engine.costs,
-        margin=engine.margin,
-        trade_on_close=engine.trade_on_close,
-        exclusive_orders=engine.exclusive_orders,
-        fractional=engine.fractional,
-        clock=clock,
-    )
-    instance = engine.strategy(broker, BarData(frame, clock), clock, values)
+    """A strategy instance over ``frame`` as the runner builds one, sharing model caches."""
+    instance = Runner(engine.strategy, values, engine.settings, frame).strategy
     for name in _CACHES:
         if isinstance(getattr(instance, name, None), dict):
             setattr(instance, name, caches.setdefault(name, {}))
@@ -295,7 +282,7 @@ def _call_positions(instance: Strategy, frame: pd.DataFrame) -> Any:
         raise BacktestError(f"{type(instance).__name__}: {error}") from error
 
 
-def _compare_targets(report, kind, cut, expected, got) -> None:
+def _comparetarget_array(report, kind, cut, expected, got) -> None:
     same = np.isclose(expected, got, rtol=1e-9, atol=1e-12)
     if same.all():
         return
@@ -312,8 +299,6 @@ def _compare_targets(report, kind, cut, expected, got) -> None:
 
 def _check_portfolio(engine, params, label, cuts, perturb, rng) -> LookaheadReport:
     """Portfolio strategies: the target weights of every asset at each bar <= cut."""
-    import copy
-
     from tradenn.data.panel import align, panel_assets, panel_frame
 
     panel = engine.data
@@ -379,15 +364,14 @@ def _check_events(engine, params, label, cuts, perturb, rng) -> LookaheadReport:
     orders = _order_table(full.orders, frame.index)
     first = int(orders["Bar"].min()) if len(orders) else 0
     report.cuts = _cut_points(first, n, cuts)
-    options = _options(engine)
     for cut in report.cuts:
         copies = [("truncated", frame.iloc[: cut + 1])]
         if perturb:
             copies.append(("perturbed", _perturbed(frame, cut, rng)))
-        for kind, copy in copies:
+        for kind, shaken in copies:
             report.runs += 1
             try:
-                other = Backtest(copy, engine.strategy, **options).run(**params)
+                other = _rerun(engine, shaken).run(**params)
             except LookAheadError as error:
                 bar = _bar_in(str(error), cut + 1)
                 time = None if bar is None else frame.index[bar]
@@ -401,23 +385,14 @@ def _check_events(engine, params, label, cuts, perturb, rng) -> LookaheadReport:
     return report
 
 
-def _options(engine: Backtest) -> dict[str, Any]:
-    """The engine's settings as Backtest keyword arguments (for the reruns)."""
-    return {
-        "cash": engine.cash,
-        "commission": engine.costs.commission,
-        "fixed_commission": engine.costs.fixed_commission,
-        "spread": engine.costs.spread,
-        "slippage_bps": engine.costs.slippage_bps,
-        "margin": engine.margin,
-        "trade_on_close": engine.trade_on_close,
-        "exclusive_orders": engine.exclusive_orders,
-        "fractional": engine.fractional,
-        "finalize_trades": False,  # a liquidation at the cut is not a decision
-        "bars_per_year": engine.bars_per_year or 252.0,
-        "risk_free_rate": engine.risk_free_rate,
-        "vectorized": engine.vectorized,
-    }
+def _rerun(engine: Backtest, frame: pd.DataFrame) -> Backtest:
+    """The engine's settings over other data; a liquidation at the cut is not a decision, and
+    a short copy must annualize as the full data does."""
+    rerun = copy.copy(engine)
+    rerun.data = frame
+    rerun.finalize_trades = False
+    rerun.bars_per_year = engine.bars_per_year or 252.0
+    return rerun
 
 
 def _order_table(orders: pd.DataFrame, index: pd.DatetimeIndex) -> pd.DataFrame:
@@ -491,17 +466,6 @@ def _describe(row: tuple | None) -> str:
 
 
 # ---------------------------------------------------------------------------- helpers
-
-
-def _values(strategy: type[Strategy], params: dict) -> dict[str, Any]:
-    known = strategy.parameters()
-    unknown = sorted(set(params) - set(known))
-    if unknown:
-        listed = ", ".join(known) or "none"
-        raise BacktestError(
-            f"{strategy.__name__} has no parameter {unknown[0]!r}; its parameters: {listed}"
-        )
-    return {**known, **params}
 
 
 def _label(strategy: type[Strategy], params: dict) -> str:

@@ -42,7 +42,7 @@ DPI = 110
 _GREEN, _RED, _BLUE, _GREY = "#1a9641", "#d7191c", "#2c7bb6", "#7f7f7f"
 
 
-def _times(index: pd.Index) -> np.ndarray:
+def time_axis(index: pd.Index) -> np.ndarray:
     """The x values of a time axis: wall-clock time in the data's own zone (matplotlib would
     otherwise draw tz-aware times in UTC)."""
     return wall_clock(pd.DatetimeIndex(index)).to_numpy()
@@ -69,7 +69,7 @@ def _minmax(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x[idx], y[idx]
 
 
-def _last(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def thin_last(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """At most MAX_POINTS points: the first bar, then each bucket's last bar."""
     n = len(y)
     if n <= MAX_POINTS:
@@ -131,7 +131,7 @@ def _trade_markers(ax, trades: pd.DataFrame | None) -> None:
         shown = trades.iloc[keep]
     note = f" ({len(shown):,} of {total:,} trades shown)" if len(shown) < total else ""
     size = shown["Size"].to_numpy(dtype=np.float64)
-    entry_t, exit_t = _times(shown["EntryTime"]), _times(shown["ExitTime"])
+    entry_t, exit_t = time_axis(shown["EntryTime"]), time_axis(shown["ExitTime"])
     entry_p = shown["EntryPrice"].to_numpy(dtype=np.float64)
     exit_p = shown["ExitPrice"].to_numpy(dtype=np.float64)
     marker_size = 36 if len(shown) <= 200 else 14
@@ -184,8 +184,8 @@ def plot_result(result, path: str | Path | None = None, *, title: str | None = N
     data: pd.DataFrame = result.data
     equity = pd.Series(result.equity)
     position = np.asarray(result.position, dtype=np.float64)
-    x = _times(data.index)
-    x_equity = _times(equity.index)
+    x = time_axis(data.index)
+    x_equity = time_axis(equity.index)
     close = data["Close"].to_numpy(dtype=np.float64)
     equity_values = equity.to_numpy(dtype=np.float64)
 
@@ -201,11 +201,11 @@ def plot_result(result, path: str | Path | None = None, *, title: str | None = N
     _log_if_wide(ax_price, close)
 
     # 2. Equity against buy & hold from the same starting equity
-    ax_equity.plot(*_last(x_equity, equity_values), color=_BLUE, linewidth=1.1, label="Equity")
+    ax_equity.plot(*thin_last(x_equity, equity_values), color=_BLUE, linewidth=1.1, label="Equity")
     hold = np.empty(0)
     if len(close) and len(equity_values) and close[0] > 0:
         hold = close / close[0] * equity_values[0]
-        ax_equity.plot(*_last(x, hold), color=_GREY, linewidth=0.9, label="Buy & hold")
+        ax_equity.plot(*thin_last(x, hold), color=_GREY, linewidth=0.9, label="Buy & hold")
     ax_equity.set_ylabel("Equity [$]")
     if not _log_if_wide(ax_equity, equity_values, hold):
         if len(equity_values) and 1e3 <= np.nanmax(np.abs(equity_values)) < 1e9:

@@ -41,8 +41,15 @@ Leverage: ``sum |w| <= max_leverage`` on every bar. A row above it is scaled dow
 Missing dates (see :mod:`tradenn.data.panel`): the panel runs on the union of the assets'
 calendars. An asset with no bar on a date is not tradable that date; its pending order waits for
 its next bar and then trades towards its latest target. Its last close carries forward for
-valuation (also after its last bar: a delisted asset stays held at its last close). Before its
-first bar an asset cannot be held: its target weight is forced to 0.
+valuation. Before its first bar an asset cannot be held: its target weight is forced to 0.
+
+Delisting: an asset whose data ends before the panel's last bar is sold at its last bar's
+close, after that bar's own decision and trades (the close, not the next open, because no next
+bar of it exists: the last price at which it could trade), and its target weight is 0 from its
+last bar on. An asset that trades up to the panel's end is never sold by the engine (use
+``finalize_trades``). So a long-only portfolio with targets summing to ``max_leverage`` never
+holds more than that: a delisted asset can no longer sit in the books at a stale price while the
+rest is rebalanced to the whole equity.
 """
 
 from __future__ import annotations
@@ -56,19 +63,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tradenn.backtest.broker import _EPS, Broker, CostModel, Order
-from tradenn.backtest.engine import (
-    Backtest,
-    BacktestError,
-    _account_path,
-    _orders_frame,
-    _parameter_values,
-    _trades_frame,
-)
-from tradenn.backtest.series import BarData, BarSeries, Clock, LookAheadError
-from tradenn.backtest.strategy import Strategy, _assert_causal
-from tradenn.data.calendar import bars_per_year as _infer_bars_per_year
+from tradenn.account import Account, Settings
+from tradenn.backtest.engine import BacktestEngine
+from tradenn.backtest.result import account_path, orders_frame, trades_frame
+from tradenn.backtest.runner import parameter_values
+from tradenn.backtest.series import BarData, BarSeries, Clock, LookAheadError, check_causal
+from tradenn.backtest.strategy import StrategyBase
+from tradenn.data.calendar import bars_per_year as infer_bars_per_year
 from tradenn.data.panel import align, is_panel, panel_assets
+from tradenn.errors import BacktestError
 
 __all__ = [
     "PanelData",
@@ -84,7 +87,7 @@ _CALENDAR = {"W": "W", "M": "M", "Q": "Q", "Y": "Y"}
 # ------------------------------------------------------------------------------ the strategy
 
 
-class PortfolioStrategy(Strategy):
+class PortfolioStrategy(StrategyBase):
     """Base class of multi-asset strategies: decide target weights per asset.
 
     Subclass it, give parameters as class attributes, and either define
@@ -107,85 +110,48 @@ class PortfolioStrategy(Strategy):
     rebalance_every: int | str | None = None
     drift_threshold: float = 0.0
 
-    def __init__(self, ledger: _Ledger, data: PanelData, clock: Clock, params: dict[str, Any]):
-        self._ledger = ledger
-        self._clock = clock
-        self.data = data
-        self._indicators: list[tuple[str, np.ndarray]] = []
-        self._request: np.ndarray | None = None
-        for name, value in params.items():
-            setattr(self, name, value)
+    def __init__(self, account: Account, data: PanelData, clock: Clock, params: dict[str, Any]):
+        super().__init__(account, data, clock, params)
+        self._request: dict[str, float] | None = None
 
     @property
     def assets(self) -> list[str]:
         """The asset names, in panel order."""
-        return list(self._ledger.names)
+        return list(self._account.books)
 
     def rebalance(self, targets: Mapping[str, float]) -> None:
         """Set the target portfolio at this bar's close: asset -> weight (fraction of equity).
 
-        Assets not named go to 0. Weights of assets that have no bar yet are forced to 0.
+        Assets not named go to 0. Weights of assets that have no bar yet (or no more) are
+        forced to 0.
         """
         if not isinstance(targets, Mapping):
             raise BacktestError(
                 f"{type(self).__name__}.rebalance: expected a mapping asset -> weight, got "
                 f"{type(targets).__name__}"
             )
-        ledger = self._ledger
-        row = np.zeros(len(ledger.names))
-        for name, weight in targets.items():
-            if name not in ledger.position:
+        books = self._account.books
+        for name in targets:
+            if name not in books:
                 raise BacktestError(
                     f"{type(self).__name__}.rebalance: unknown asset {name!r}; assets: "
-                    f"{', '.join(ledger.names)}"
+                    f"{', '.join(books)}"
                 )
-            row[ledger.position[name]] = weight
-        row = row[None, :]
-        i = self._clock.i
-        self._request = ledger.check_weights(
-            row, ledger.listed[i : i + 1], f"{type(self).__name__}.rebalance", i
-        )[0]
-
-    @property
-    def equity(self) -> float:
-        """Cash plus every holding at the current close (last close for an asset without a bar)."""
-        return self._ledger.equity_at(self._clock.i)
+        self._request = dict(targets)
 
     @property
     def holdings(self) -> dict[str, float]:
         """Units held per asset (negative when short)."""
-        ledger = self._ledger
-        return {name: book.units for name, book in zip(ledger.names, ledger.books, strict=True)}
+        return {name: book.units for name, book in self._account.books.items()}
 
     @property
     def current_weights(self) -> dict[str, float]:
         """Weight of each asset in equity at the current close."""
-        ledger, i = self._ledger, self._clock.i
-        equity = ledger.equity_at(i)
-        marks = ledger.marks[i]
+        equity = self._account.equity()
         return {
-            name: (book.units * marks[a] / equity if equity > 0 else math.nan)
-            for a, (name, book) in enumerate(zip(ledger.names, ledger.books, strict=True))
+            name: (book.units * book.last_close / equity if equity > 0 else math.nan)
+            for name, book in self._account.books.items()
         }
-
-    @property
-    def cash(self) -> float:
-        """Money not invested (negative when borrowing)."""
-        return self._ledger.account.cash
-
-    def I(self, *args: Any, **kwargs: Any):  # noqa: E743 - the base class's name
-        """Not available for portfolios: compute indicators in ``weights()`` (vectorized) or from
-        ``self.data[asset]`` in ``next()``."""
-        raise BacktestError(
-            f"{type(self).__name__}: self.I is for single-asset strategies; compute indicators "
-            "in weights() or from self.data[asset] in next()"
-        )
-
-    def buy(self, **kwargs: Any):
-        """Not available for portfolios: use :meth:`rebalance`."""
-        raise BacktestError(f"{type(self).__name__}: portfolio strategies trade with rebalance()")
-
-    sell = buy
 
 
 def active(data: pd.DataFrame, max_gap: int = 5) -> pd.DataFrame:
@@ -229,7 +195,8 @@ class PanelData:
             self._views[name] = BarData(frame, self._clocks[a])
         self.index = BarSeries(panel.index.to_numpy(), clock, "index")
 
-    def _sync(self, i: int) -> None:
+    def sync(self, i: int) -> None:
+        """Move every asset's view to union bar ``i`` (the engine calls this each bar)."""
         for clock, count in zip(self._clocks, self._counts[i].tolist(), strict=True):
             clock.i = count
 
@@ -257,214 +224,7 @@ class PanelData:
         return self._panel.iloc[: self._clock.i + 1].copy()
 
 
-# ------------------------------------------------------------------------------ the account
-
-
-class _Account:
-    """The cash every asset's book shares."""
-
-    __slots__ = ("cash",)
-
-    def __init__(self, cash: float) -> None:
-        self.cash = cash
-
-
-class _AssetBook(Broker):
-    """One asset's lots, fills and commissions (the broker's bookkeeping), on shared cash."""
-
-    def __init__(self, account: _Account, *args: Any, **kwargs: Any) -> None:
-        self._account = account
-        super().__init__(*args, **kwargs)
-
-    @property
-    def cash(self) -> float:
-        return self._account.cash
-
-    @cash.setter
-    def cash(self, value: float) -> None:
-        self._account.cash = value
-
-
-class _Ledger:
-    """The portfolio account: per-asset books on shared cash, target weights, pending trades."""
-
-    def __init__(self, backtest: PortfolioBacktest, panel: pd.DataFrame, clock: Clock) -> None:
-        self.names = panel_assets(panel)
-        self.position = {name: a for a, name in enumerate(self.names)}
-        self.allow_short = backtest.allow_short
-        self.max_leverage = backtest.max_leverage
-        self.leverage = backtest.leverage
-        self.open = panel["Open"].to_numpy(dtype=np.float64)
-        close = panel["Close"]
-        self.close = close.to_numpy(dtype=np.float64)
-        self.has_bar = close.notna().to_numpy()
-        self.listed = np.maximum.accumulate(self.has_bar, axis=0)
-        self.marks = close.ffill().fillna(0.0).to_numpy(dtype=np.float64)  # valuation prices
-        self.account = _Account(backtest.cash)
-        self.books = []
-        for a, name in enumerate(self.names):
-            marks = self.marks[:, a]
-            self.books.append(
-                _AssetBook(
-                    self.account,
-                    marks,
-                    marks,
-                    marks,
-                    marks,
-                    cash=backtest.cash,
-                    costs=backtest.costs[name],
-                    margin=1.0,
-                    fractional=backtest.fractional,
-                    clock=clock,
-                )
-            )
-        self.account.cash = backtest.cash
-        self.cash_log: list[tuple[int, float]] = []
-        self.flow_logs: list[list[tuple[int, float, float]]] = [[] for _ in self.names]
-        self.flows = [0.0] * len(self.names)  # cash each asset has brought in (net of costs)
-        self.target = np.zeros(len(self.names))
-        self.pending: dict[int, int] = {}  # asset -> bar its latest decision was made
-
-    # --------------------------------------------------------------------------- weights
-
-    def check_weights(
-        self, weights: np.ndarray, listed: np.ndarray, label: str, first_bar: int = 0
-    ) -> np.ndarray:
-        """Validate target weights (bars x assets), force unlisted assets to 0, apply the
-        leverage limit. Returns the weights to trade."""
-        weights = np.asarray(weights, dtype=np.float64)
-        weights = np.where(np.isnan(weights), 0.0, weights)  # no view yet: flat; inf stays bad
-        bad = ~np.isfinite(weights)
-        if not self.allow_short:
-            bad |= weights < 0
-        if bad.any():
-            t, a = (int(x[0]) for x in np.nonzero(bad))
-            rule = "finite and >= 0 (allow_short=False)" if not self.allow_short else "finite"
-            raise BacktestError(
-                f"{label}: weights must be {rule}; got {weights[t, a]:g} for "
-                f"{self.names[a]!r} at bar {t + first_bar}"
-            )
-        weights = np.where(listed, weights, 0.0)
-        gross = np.abs(weights).sum(axis=1)
-        over = gross > self.max_leverage * (1 + 1e-12)
-        if over.any():
-            t = int(np.flatnonzero(over)[0])
-            if self.leverage == "reject":
-                raise BacktestError(
-                    f"{label}: sum of |weights| {gross[t]:g} at bar {t + first_bar} exceeds "
-                    f"max_leverage {self.max_leverage:g}"
-                )
-            scale = np.where(over, self.max_leverage / np.where(over, gross, 1.0), 1.0)
-            weights = weights * scale[:, None]
-        return weights
-
-    # --------------------------------------------------------------------------- trading
-
-    def equity_at(self, i: int) -> float:
-        """Equity at bar ``i``'s close."""
-        marks = self.marks[i]
-        return self.account.cash + sum(b.units * marks[a] for a, b in enumerate(self.books))
-
-    def decide(self, i: int, row: np.ndarray, scheduled: bool | None, drift: float) -> None:
-        """Take the targets set at bar ``i``'s close; mark the assets that must trade."""
-        if scheduled is None:  # no schedule: trade what changed
-            for a in np.flatnonzero(row != self.target).tolist():
-                self.pending[a] = i
-            self.target = row.copy()
-            return
-        self.target = row.copy()
-        if not scheduled:
-            return
-        equity = self.equity_at(i)
-        marks = self.marks[i]
-        for a, book in enumerate(self.books):
-            held = book.units
-            w = float(row[a])
-            if w == 0 and held:
-                self.pending[a] = i
-            elif equity > 0 and abs(held * marks[a] / equity - w) > drift:
-                self.pending[a] = i
-            elif equity <= 0 and w != 0:
-                self.pending[a] = i
-
-    def execute(self, i: int, quotes: np.ndarray) -> None:
-        """Trade the pending assets that have a bar at ``i`` towards their targets at ``quotes``."""
-        due = [a for a in self.pending if self.has_bar[i, a]]
-        if not due:
-            return
-        books, target = self.books, self.target
-        for a in due:  # positions that change side or go flat close first, like the engine
-            held, w = books[a].units, float(target[a])
-            if held and (w == 0 or (w > 0) != (held > 0)):
-                self._close(a, float(quotes[a]), i)
-        marks = np.where(self.has_bar[i], quotes, self.marks[i])  # no bar: its last close
-        for reducing in (True, False):  # reductions pay for increases: re-measure equity between
-            equity = self.account.cash + sum(b.units * marks[b_] for b_, b in enumerate(books))
-            for a in due:
-                w = float(target[a])
-                if w == 0:
-                    continue
-                book, quote = books[a], float(quotes[a])
-                side = 1 if w > 0 else -1
-                delta = book.units_for_fraction(side, abs(w), quote, equity) - abs(book.units)
-                if reducing and delta < -_EPS:
-                    self._trade(a, -side, -delta, quote, i, reduce_only=True)
-                elif not reducing and delta > _EPS:
-                    self._trade(a, side, delta, quote, i, reduce_only=False)
-        for a in due:
-            del self.pending[a]
-
-    def _trade(self, a: int, side: int, units: float, quote: float, i: int, *, reduce_only: bool):
-        book = self.books[a]
-        decided = self.pending[a]
-        order = Order(side, units, placed_bar=decided, reduce_only=reduce_only, in_units=True)
-        book.order_log.append(order)
-        price = quote * (1 + side * book.costs.price_impact)
-        before = self.account.cash
-        if reduce_only:
-            closing = book._fifo(min(units, abs(book.units)))
-            book._book(order, price, i, closing=closing, opening=0.0)
-        else:
-            book._book(order, price, i, closing=book._fifo(0.0), opening=units)
-        self._log(a, i, before)
-
-    def _close(self, a: int, quote: float, i: int, tag: object = None) -> None:
-        book = self.books[a]
-        before = self.account.cash
-        book.close_all(quote, i, tag)
-        if a in self.pending and book.order_log:
-            book.order_log[-1].placed_bar = self.pending[a]
-        self._log(a, i, before)
-
-    def _log(self, a: int, i: int, before: float) -> None:
-        self.flows[a] += self.account.cash - before
-        self.flow_logs[a].append((i, self.books[a].units, self.flows[a]))
-        self.cash_log.append((i, self.account.cash))
-
-    def liquidate(self, i: int, reason: str) -> None:
-        """Close every holding at bar ``i``'s close (the last close for an asset without a bar)."""
-        for a, book in enumerate(self.books):
-            if abs(book.units) > _EPS:
-                self._close(a, float(self.marks[i, a]), i, reason)
-        self.pending.clear()
-
-
 # ------------------------------------------------------------------------------ the engine
-
-
-def _per_asset(name: str, value: Any, names: list[str]) -> dict[str, float]:
-    """A cost given once for every asset or as a mapping asset -> value."""
-    if isinstance(value, Mapping):
-        unknown = sorted(set(value) - set(names))
-        if unknown:
-            raise BacktestError(f"{name}: unknown asset {unknown[0]!r}; assets: {', '.join(names)}")
-        missing = [n for n in names if n not in value]
-        if missing:
-            raise BacktestError(f"{name}: no value for asset {missing[0]!r}")
-        return {n: float(value[n]) for n in names}
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise BacktestError(f"{name} must be a number or a mapping asset -> number, got {value!r}")
-    return dict.fromkeys(names, float(value))
 
 
 def _to_panel(data: Any, how: str) -> pd.DataFrame:
@@ -519,12 +279,13 @@ def _schedule(every: Any, index: pd.DatetimeIndex, label: str) -> np.ndarray | N
     return np.arange(n) % int(every) == 0
 
 
-class PortfolioBacktest(Backtest):
+class PortfolioBacktest(BacktestEngine):
     """Run a :class:`PortfolioStrategy` over several assets (see the module docstring).
 
-    ``Backtest(data, strategy, ...)`` returns one of these when ``data`` is a mapping, a list of
-    sources or a panel, or when ``strategy`` is a :class:`PortfolioStrategy` (one frame then runs
-    as a one-asset portfolio named ``frame.attrs.get("source", "asset")``).
+    The portfolio sibling of :class:`~tradenn.backtest.Backtest`: the same account
+    (:class:`~tradenn.account.Account`, one book per asset), the same settings and
+    costs. One frame runs as a one-asset portfolio named ``frame.attrs.get("source",
+    "asset")``.
 
     Parameters
     ----------
@@ -592,49 +353,41 @@ class PortfolioBacktest(Backtest):
             )
         panel = _to_panel(data, how)
         names = panel_assets(panel)
-        if not (math.isfinite(cash) and cash > 0):
-            raise BacktestError(f"cash must be > 0, got {cash!r}")
-        if not (math.isfinite(margin) and 0 < margin <= 1):
-            raise BacktestError(f"margin must be in (0, 1], got {margin!r}")
-        max_leverage = 1.0 / margin if max_leverage is None else max_leverage
-        if not (math.isfinite(max_leverage) and max_leverage > 0):
-            raise BacktestError(f"max_leverage must be > 0, got {max_leverage!r}")
         if leverage not in ("scale", "reject"):
             raise BacktestError(f"leverage must be 'scale' or 'reject', got {leverage!r}")
         if exclusive_orders:
             raise BacktestError("exclusive_orders does not apply to portfolio strategies")
         if vectorized and not hasattr(strategy, "weights"):
             raise BacktestError(f"{strategy.__name__} has no weights() for the vectorized path")
-        rules = {
-            "commission": (lambda v: 0 <= v < 1, "in [0, 1)"),
-            "fixed_commission": (lambda v: v >= 0, ">= 0"),
-            "spread": (lambda v: 0 <= v < 1, "in [0, 1)"),
-            "slippage_bps": (lambda v: 0 <= v < 10_000, "in [0, 10000)"),
-        }
-        given = {
-            "commission": commission,
-            "fixed_commission": fixed_commission,
-            "spread": spread,
-            "slippage_bps": slippage_bps,
-        }
-        per_asset = {}
-        for key, (ok, rule) in rules.items():
-            per_asset[key] = _per_asset(key, given[key], names)
-            for name, value in per_asset[key].items():
-                if not (math.isfinite(value) and ok(value)):
-                    raise BacktestError(f"{key} for {name!r} must be {rule}, got {value!r}")
+        for key, value in (
+            ("commission", commission),
+            ("fixed_commission", fixed_commission),
+            ("spread", spread),
+            ("slippage_bps", slippage_bps),
+        ):
+            if isinstance(value, Mapping):
+                unknown = sorted(set(value) - set(names))
+                if unknown:
+                    raise BacktestError(
+                        f"{key}: unknown asset {unknown[0]!r}; assets: {', '.join(names)}"
+                    )
+        self.settings = Settings(
+            cash=cash,
+            commission=commission,
+            fixed_commission=fixed_commission,
+            spread=spread,
+            slippage_bps=slippage_bps,
+            margin=margin,
+            trade_on_close=trade_on_close,
+            fractional=fractional,
+            max_leverage=max_leverage,
+        )
+        self.settings.check_assets(names)
         self.data = panel
         self.assets = names
         self.strategy = strategy
-        self.cash = float(cash)
-        self.costs = {name: CostModel(*(per_asset[key][name] for key in rules)) for name in names}
-        self.fractional = fractional
         self.allow_short = allow_short
-        self.max_leverage = float(max_leverage)
         self.leverage = leverage
-        self.margin = margin
-        self.trade_on_close = trade_on_close
-        self.exclusive_orders = False
         self.finalize_trades = finalize_trades
         self.bars_per_year = bars_per_year
         self.risk_free_rate = risk_free_rate
@@ -642,54 +395,158 @@ class PortfolioBacktest(Backtest):
 
     def run(self, **params: Any) -> PortfolioResult:
         """Run the strategy with its parameters overridden by ``params``; return the result."""
-        values = _parameter_values(self.strategy, params)
+        values = parameter_values(self.strategy, params)
         panel = self.data
-        n = len(panel)
+        n, names = len(panel), self.assets
         label = self.strategy.__name__
         clock = Clock(-1)
-        ledger = _Ledger(self, panel, clock)
+        account = Account(self.settings, names)
+        books = list(account.books.values())
         view = PanelData(panel, clock)
-        strategy = self.strategy(ledger, view, clock, values)
+        strategy = self.strategy(account, view, clock, values)
         schedule = _schedule(values["rebalance_every"], panel.index, label)
         drift = values["drift_threshold"]
         if not (isinstance(drift, int | float) and math.isfinite(drift) and drift >= 0):
             raise BacktestError(f"{label}: drift_threshold must be >= 0, got {drift!r}")
+        prices = _Prices(panel)
         try:
             strategy.init()
-            targets = self._weights(strategy, ledger) if self.vectorized else None
+            targets = self._weights(strategy, prices.alive) if self.vectorized else None
         except (ValueError, TypeError) as error:  # a strategy rejecting its parameters
             raise BacktestError(f"{label}: {error}") from error
-        quotes = ledger.close if self.trade_on_close else ledger.open
-        halted = False
-        target_log = np.zeros((n, len(self.assets)))
+        on_close = self.settings.trade_on_close
+        quotes = prices.close if on_close else prices.open
+        target = np.zeros(len(names))
+        pending: dict[int, int] = {}  # asset -> bar its latest decision was made on
+        target_log = np.zeros((n, len(names)))
         for i in range(n):  # sequential: each rebalance is sized on the equity the last one left
-            clock.i = i
-            if not self.trade_on_close and ledger.pending:
-                ledger.execute(i, quotes[i])
+            clock.i = account.bar = i
+            marks = prices.marks[i].tolist()
+            for book, mark in zip(books, marks, strict=True):
+                book.last_close = mark
+            if not on_close and pending:
+                self._execute(account, prices, pending, target, i, quotes[i])
             scheduled = None if schedule is None else bool(schedule[i])
             if targets is not None:
-                ledger.decide(i, targets[i], scheduled, drift)
+                target = self._decide(account, target, targets[i], pending, i, scheduled, drift)
             else:
-                view._sync(i)
+                view.sync(i)
                 strategy._request = None
                 strategy.next()
                 if strategy._request is not None:
-                    ledger.decide(i, strategy._request, scheduled, drift)
+                    row = self._request_row(strategy._request, prices.alive, i, label)
+                    target = self._decide(account, target, row, pending, i, scheduled, drift)
                 elif scheduled:
-                    ledger.decide(i, ledger.target, scheduled, drift)
-            target_log[i] = ledger.target
-            if self.trade_on_close and ledger.pending:
-                ledger.execute(i, quotes[i])
-            if ledger.equity_at(i) <= 0:
-                ledger.liquidate(i, "margin call: equity exhausted")
-                halted = True
+                    target = self._decide(account, target, target, pending, i, scheduled, drift)
+            target_log[i] = target
+            if on_close and pending:
+                self._execute(account, prices, pending, target, i, quotes[i])
+            for a in prices.delisted_at.get(i, ()):
+                pending.pop(a, None)
+                if books[a].units:
+                    account.close_position(books[a], float(prices.close[i, a]), i, "delisted")
+            if account.margin_call(i, dict(zip(names, marks, strict=True))):
                 break
-        if self.finalize_trades and not halted:
-            ledger.liquidate(n - 1, "end of data")
-        targets = pd.DataFrame(target_log, index=panel.index, columns=self.assets)
-        return self._portfolio_result(strategy, ledger, values, targets)
+        if self.finalize_trades and not account.halted:
+            account.liquidate(n - 1, dict(zip(names, prices.marks[-1], strict=True)), "end of data")
+        targets_frame = pd.DataFrame(target_log, index=panel.index, columns=names)
+        return self._portfolio_result(strategy, account, prices, values, targets_frame)
 
-    def _weights(self, strategy: PortfolioStrategy, ledger: _Ledger) -> np.ndarray:
+    def _request_row(
+        self, request: Mapping[str, float], alive: np.ndarray, i: int, label: str
+    ) -> np.ndarray:
+        row = np.zeros(len(self.assets))
+        for name, weight in request.items():
+            row[self.assets.index(name)] = weight
+        return self.check_weights(row[None, :], alive[i : i + 1], f"{label}.rebalance", i)[0]
+
+    def _decide(
+        self,
+        account: Account,
+        target: np.ndarray,
+        row: np.ndarray,
+        pending: dict[int, int],
+        i: int,
+        scheduled: bool | None,
+        drift: float,
+    ) -> np.ndarray:
+        """Take the targets set at bar ``i``'s close; mark the assets that must trade."""
+        if scheduled is None:  # no schedule: trade what changed
+            for a in np.flatnonzero(row != target).tolist():
+                pending[a] = i
+            return row.copy()
+        if not scheduled:
+            return row.copy()
+        equity = account.equity()
+        for a, book in enumerate(account.books.values()):
+            held = book.units
+            w = float(row[a])
+            if w == 0 and held:
+                pending[a] = i
+            elif equity > 0 and abs(held * book.last_close / equity - w) > drift:
+                pending[a] = i
+            elif equity <= 0 and w != 0:
+                pending[a] = i
+        return row.copy()
+
+    def _execute(
+        self,
+        account: Account,
+        prices: _Prices,
+        pending: dict[int, int],
+        target: np.ndarray,
+        i: int,
+        quotes: np.ndarray,
+    ) -> None:
+        """Trade the pending assets that have a bar at ``i`` towards their targets."""
+        due = [a for a in pending if prices.has_bar[i, a]]
+        if not due:
+            return
+        names = self.assets
+        # Valuation: every asset with a bar at its quote, the others at their last close.
+        marks = np.where(prices.has_bar[i], quotes, prices.marks[i])
+        account.rebalance(
+            i,
+            {names[a]: float(target[a]) for a in due},
+            {names[a]: float(quotes[a]) for a in due},
+            marks=dict(zip(names, marks.tolist(), strict=True)),
+            placed={names[a]: pending[a] for a in due},
+        )
+        for a in due:
+            del pending[a]
+
+    def check_weights(
+        self, weights: np.ndarray, listed: np.ndarray, label: str, first_bar: int = 0
+    ) -> np.ndarray:
+        """Validate target weights (bars x assets), force unlisted assets to 0, apply the
+        leverage limit. Returns the weights to trade."""
+        weights = np.asarray(weights, dtype=np.float64)
+        weights = np.where(np.isnan(weights), 0.0, weights)  # no view yet: flat; inf stays bad
+        bad = ~np.isfinite(weights)
+        if not self.allow_short:
+            bad |= weights < 0
+        if bad.any():
+            t, a = (int(x[0]) for x in np.nonzero(bad))
+            rule = "finite and >= 0 (allow_short=False)" if not self.allow_short else "finite"
+            raise BacktestError(
+                f"{label}: weights must be {rule}; got {weights[t, a]:g} for "
+                f"{self.assets[a]!r} at bar {t + first_bar}"
+            )
+        weights = np.where(listed, weights, 0.0)
+        gross = np.abs(weights).sum(axis=1)
+        over = gross > self.settings.leverage_limit * (1 + 1e-12)
+        if over.any():
+            t = int(np.flatnonzero(over)[0])
+            if self.leverage == "reject":
+                raise BacktestError(
+                    f"{label}: sum of |weights| {gross[t]:g} at bar {t + first_bar} exceeds "
+                    f"max_leverage {self.settings.leverage_limit:g}"
+                )
+            scale = np.where(over, self.settings.leverage_limit / np.where(over, gross, 1.0), 1.0)
+            weights = weights * scale[:, None]
+        return weights
+
+    def _weights(self, strategy: PortfolioStrategy, alive: np.ndarray) -> np.ndarray:
         """The vectorized targets, checked for shape, range, leverage and look-ahead."""
         panel = self.data
         n = len(panel)
@@ -699,10 +556,10 @@ class PortfolioBacktest(Backtest):
             early = self._weight_matrix(strategy.weights(panel.iloc[:cut].copy()), cut, label)
             for a, name in enumerate(self.assets):
                 try:
-                    _assert_causal(full[:cut, a], early[:, a], f"{label} for {name!r}")
+                    check_causal(full[:cut, a], early[:, a], f"{label} for {name!r}")
                 except LookAheadError as error:
                     raise LookAheadError(str(error).replace("indicator ", "")) from None
-        return ledger.check_weights(full, ledger.listed, label)
+        return self.check_weights(full, alive, label)
 
     def _weight_matrix(self, raw: Any, n: int, label: str) -> np.ndarray:
         if not isinstance(raw, pd.DataFrame):
@@ -720,16 +577,23 @@ class PortfolioBacktest(Backtest):
     # --------------------------------------------------------------------------- results
 
     def _portfolio_result(
-        self, strategy: PortfolioStrategy, ledger: _Ledger, params: dict, targets: pd.DataFrame
+        self,
+        strategy: PortfolioStrategy,
+        account: Account,
+        prices: _Prices,
+        params: dict,
+        targets: pd.DataFrame,
     ) -> PortfolioResult:
         from tradenn.backtest.stats import compute_stats
 
         panel = self.data
         index = panel.index
         n, names = len(panel), self.assets
-        units = np.column_stack([_account_path(b.fills, 0.0, n)[0] for b in ledger.books])
-        _, cash = _account_path([(i, 0.0, c) for i, c in ledger.cash_log], self.cash, n)
-        values = units * ledger.marks
+        books = list(account.books.values())
+        fills = {name: [f for f in account.fills if f.asset == name] for name in names}
+        units = np.column_stack([account_path(fills[name], 0.0, n)[0] for name in names])
+        _, cash = account_path(account.fills, self.cash, n)
+        values = units * prices.marks
         equity_values = cash + values.sum(axis=1)
         equity = pd.Series(equity_values, index=index, name="Equity")
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -739,31 +603,32 @@ class PortfolioBacktest(Backtest):
                 columns=names,
             )
         positions = pd.DataFrame(units, index=index, columns=names)
-        pnl = pd.DataFrame(
-            np.column_stack(
-                [
-                    _account_path([(i, 0.0, f) for i, _, f in log], 0.0, n)[1]
-                    for log in ledger.flow_logs
-                ]
-            )
-            + values,
-            index=index,
-            columns=names,
+        flows = np.zeros((n, len(names)))  # cash each asset brought in (net of costs), per bar
+        traded_bars = np.zeros((n, len(names)))
+        for a, name in enumerate(names):
+            for f in fills[name]:
+                flows[f.bar, a] -= f.side * f.units * f.price + f.commission
+                traded_bars[f.bar, a] += f.units * f.price
+        pnl = pd.DataFrame(np.cumsum(flows, axis=0) + values, index=index, columns=names)
+        trades = _concat([trades_frame(b.closed_trades, index) for b in books], names, "ExitBar")
+        orders = _concat(
+            [
+                orders_frame([o for o in account.order_log if o.asset == name], index)
+                for name in names
+            ],
+            names,
+            None,
         )
-        trades = _concat(
-            [_trades_frame(b.closed_trades, index) for b in ledger.books], names, "ExitBar"
-        )
-        orders = _concat([_orders_frame(b.order_log, index) for b in ledger.books], names, None)
         if len(orders):
             orders = orders.sort_values(["FillTime", "PlacedTime"], kind="stable").reset_index(
                 drop=True
             )
         # Benchmark: an equal-weight buy and hold of the assets trading on the first date.
-        start = ledger.has_bar[0]
+        start = prices.has_bar[0]
         benchmark = pd.Series(
-            (ledger.marks[:, start] / ledger.marks[0, start]).mean(axis=1), index=index
+            (prices.marks[:, start] / prices.marks[0, start]).mean(axis=1), index=index
         )
-        commissions = float(sum(b.commissions for b in ledger.books))
+        commissions = float(account.commissions)
         stats = compute_stats(
             equity,
             trades,
@@ -774,32 +639,27 @@ class PortfolioBacktest(Backtest):
             risk_free_rate=self.risk_free_rate,
         )
         # Turnover: traded value over the equity at the previous close, summed, per year.
-        traded_bars = np.zeros((n, len(names)))
-        for a, b in enumerate(ledger.books):
-            for o in b.order_log:
-                if o.status == "filled":
-                    traded_bars[o.fill_bar, a] += o.size * o.fill_price
         base = np.concatenate([[self.cash], equity_values[:-1]])
         with np.errstate(divide="ignore", invalid="ignore"):
             turnover = np.where(base[:, None] > 0, traded_bars / base[:, None], 0.0).sum(axis=0)
         years = (n - 1) / _bars_per_year(self.bars_per_year, index) if n > 1 else math.nan
         stats["Turnover (Ann.) [x]"] = float(turnover.sum() / years) if years else math.nan
         stats["# Assets"] = len(names)
-        first = np.argmax(ledger.has_bar, axis=0)
-        first_close = ledger.close[first, np.arange(len(names))]
-        last_bar = n - 1 - np.argmax(ledger.has_bar[::-1], axis=0)
+        first = np.argmax(prices.has_bar, axis=0)
+        first_close = prices.close[first, np.arange(len(names))]
+        last_bar = prices.last_bar
         asset_stats = pd.DataFrame(
             {
                 "First Bar": index[first],
                 "Last Bar": index[last_bar],
-                "Asset Return [%]": 100.0 * (ledger.marks[-1] / first_close - 1.0),
+                "Asset Return [%]": 100.0 * (prices.marks[-1] / first_close - 1.0),
                 "PnL [$]": pnl.iloc[-1].to_numpy(),
                 "Contribution [%]": 100.0 * pnl.iloc[-1].to_numpy() / self.cash,
-                "Commissions [$]": [b.commissions for b in ledger.books],
+                "Commissions [$]": [b.commissions for b in books],
                 "Traded Value [$]": traded_bars.sum(axis=0),
                 "Turnover (Ann.) [x]": turnover / years if years else np.nan,
-                "# Fills": [len(b.fills) for b in ledger.books],
-                "# Trades": [len(b.closed_trades) for b in ledger.books],
+                "# Fills": [len(fills[name]) for name in names],
+                "# Trades": [len(b.closed_trades) for b in books],
                 "Avg. Weight": weights.mean().to_numpy(),
                 "Max. |Weight|": weights.abs().max().to_numpy(),
             },
@@ -823,7 +683,33 @@ class PortfolioBacktest(Backtest):
 
 
 def _bars_per_year(given: float | None, index: pd.DatetimeIndex) -> float:
-    return float(given) if given is not None else float(_infer_bars_per_year(index))
+    return float(given) if given is not None else float(infer_bars_per_year(index))
+
+
+class _Prices:
+    """A panel's prices as arrays (bars x assets), and when each asset trades.
+
+    ``marks`` are valuation prices (the last close carried forward; 0 before the first bar);
+    ``alive`` is where an asset may hold a position: from its first bar until, for an asset
+    whose data ends before the panel's, its last bar (``delisted_at``: bar -> assets sold at
+    that bar's close).
+    """
+
+    def __init__(self, panel: pd.DataFrame) -> None:
+        self.open = panel["Open"].to_numpy(dtype=np.float64)
+        close = panel["Close"]
+        self.close = close.to_numpy(dtype=np.float64)
+        self.has_bar = close.notna().to_numpy()
+        self.marks = close.ffill().fillna(0.0).to_numpy(dtype=np.float64)
+        n = len(panel)
+        self.last_bar = n - 1 - np.argmax(self.has_bar[::-1], axis=0)
+        listed = np.maximum.accumulate(self.has_bar, axis=0)
+        ended = np.arange(n)[:, None] >= self.last_bar[None, :]
+        delisted = self.last_bar < n - 1
+        self.alive = listed & ~(ended & delisted[None, :])
+        self.delisted_at: dict[int, list[int]] = {}
+        for a in np.flatnonzero(delisted).tolist():
+            self.delisted_at.setdefault(int(self.last_bar[a]), []).append(a)
 
 
 def _concat(frames: list[pd.DataFrame], names: list[str], sort: str | None) -> pd.DataFrame:

@@ -6,7 +6,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+
+from tradenn.account import Fill, Order, Trade
+from tradenn.data.timezones import bar_times, wall_clock
 
 
 @dataclass
@@ -65,3 +69,82 @@ class Result:
 
     def __repr__(self) -> str:
         return f"<Result {self.label}>\n{self.stats.to_string()}"
+
+
+# ------------------------------------------------------------------ tables from the account
+
+
+def account_path(fills: list[Fill], cash: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Units and cash held at each of ``n`` bars' closes, from the fills (step functions)."""
+    units = np.zeros(n)
+    money = np.full(n, cash)
+    if fills:
+        bars = np.array([f.bar for f in fills])
+        last = np.searchsorted(bars, np.arange(n), side="right") - 1
+        filled = last >= 0
+        units[filled] = np.array([f.position for f in fills])[last[filled]]
+        money[filled] = np.array([f.cash for f in fills])[last[filled]]
+    return units, money
+
+
+def trades_frame(trades: list[Trade], index: pd.DatetimeIndex) -> pd.DataFrame:
+    """Closed trades as the ``Result.trades`` table (bars mapped to ``index``)."""
+    columns = [
+        "Size",
+        "EntryBar",
+        "ExitBar",
+        "EntryPrice",
+        "ExitPrice",
+        "EntryTime",
+        "ExitTime",
+        "PnL",
+        "ReturnPct",
+        "Commission",
+        "Duration",
+        "Tag",
+    ]
+    if not trades:
+        return pd.DataFrame(columns=columns)
+    frame = pd.DataFrame(
+        {
+            "Size": [t.size for t in trades],
+            "EntryBar": [t.entry_bar for t in trades],
+            "ExitBar": [t.exit_bar for t in trades],
+            "EntryPrice": [t.entry_price for t in trades],
+            "ExitPrice": [t.exit_price for t in trades],
+            "Commission": [t.commission for t in trades],
+            "Tag": [t.tag for t in trades],
+        }
+    )
+    frame["EntryTime"] = index[frame["EntryBar"].to_numpy()]
+    frame["ExitTime"] = index[frame["ExitBar"].to_numpy()]
+    frame["PnL"] = frame["Size"] * (frame["ExitPrice"] - frame["EntryPrice"]) - frame["Commission"]
+    frame["ReturnPct"] = frame["PnL"] / (frame["Size"].abs() * frame["EntryPrice"])
+    # Wall-clock time: a trade held over a DST change is not an hour longer or shorter.
+    frame["Duration"] = wall_clock(frame["ExitTime"]) - wall_clock(frame["EntryTime"])
+    return frame[columns]
+
+
+def _times(bars: list, index: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    """Timestamps of bar positions in the index's zone, NaT where there is none."""
+    return bar_times(index, bars)
+
+
+def orders_frame(orders: list[Order], index: pd.DatetimeIndex) -> pd.DataFrame:
+    """Orders as the ``Result.orders`` table (bars mapped to ``index``)."""
+    columns = {
+        "PlacedTime": _times([o.placed_bar for o in orders], index),
+        "Side": ["buy" if o.side > 0 else "sell" for o in orders],
+        "Size": [o.size for o in orders],
+        "Type": [o.kind for o in orders],
+        "Limit": [o.limit for o in orders],
+        "Stop": [o.stop for o in orders],
+        "SL": [o.sl for o in orders],
+        "TP": [o.tp for o in orders],
+        "Status": [o.status for o in orders],
+        "FillTime": _times([o.fill_bar for o in orders], index),
+        "FillPrice": [o.fill_price for o in orders],
+        "Reason": [o.reason for o in orders],
+        "Tag": [o.tag for o in orders],
+    }
+    return pd.DataFrame(columns)

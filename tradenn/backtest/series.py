@@ -19,6 +19,22 @@ class LookAheadError(TradennError, IndexError):
     """A strategy asked for data from a bar that has not happened yet."""
 
 
+def check_causal(full: np.ndarray, early: np.ndarray, label: str) -> None:
+    """Raise :class:`LookAheadError` where ``early`` (computed on a prefix) differs from the
+    first values of ``full`` (computed on all the data): a causal computation gives the same."""
+    same = (
+        np.isclose(full, early, rtol=1e-9, atol=1e-12, equal_nan=True)
+        if full.dtype != bool
+        else full == early
+    )
+    if not same.all():
+        bar = int(np.flatnonzero(~same)[0])
+        raise LookAheadError(
+            f"indicator {label} uses future data: its value at bar {bar} changes when later "
+            f"bars are removed ({float(early[bar]):g} vs {float(full[bar]):g})"
+        )
+
+
 class Clock:
     """The engine's current bar index, shared by every series of one run."""
 
@@ -33,28 +49,45 @@ class BarSeries:
 
     ``len(s)`` is the number of bars revealed so far; ``s[-1]`` the current value; ``s[-n:]`` the
     last ``n`` values as a read-only numpy array; ``float(s)`` the current value.
+
+    A series may hold only a trailing window of the history (the paper loop keeps the last
+    bars a strategy needs): ``offset`` is the bar number of its first value. Indexing from the
+    end works as always; ``s[k]`` of a bar before the window raises ``IndexError``, and slices
+    and ``np.asarray(s)`` cover the window up to now.
     """
 
-    __slots__ = ("__values", "_clock", "name")
+    __slots__ = ("__offset", "__values", "_clock", "name")
 
-    def __init__(self, values: np.ndarray, clock: Clock, name: str) -> None:
+    def __init__(self, values: np.ndarray, clock: Clock, name: str, offset: int = 0) -> None:
+        self._clock = clock
+        self.name = name
+        self.rebind(values, offset)
+
+    def rebind(self, values: np.ndarray, offset: int = 0) -> None:
+        """Point the series at ``values``, whose first element is bar ``offset`` (the runner
+        does this when the paper loop's window moves; strategies never need to)."""
         values = np.asarray(values)
         values.flags.writeable = False
         self.__values = values
-        self._clock = clock
-        self.name = name
+        self.__offset = offset
 
     def __getitem__(self, key):
-        i = self._clock.i
+        i = self._clock.i - self.__offset  # the current bar's position in the values
         if key.__class__ is int:  # the hot path: s[-1], s[-2]
             if key < 0:
                 j = i + 1 + key
                 if j < 0:
-                    raise IndexError(f"{self.name}[{key}]: only {i + 1} bars so far")
+                    raise IndexError(
+                        f"{self.name}[{key}]: only {min(i + 1, self._clock.i + 1)} bars so far"
+                    )
                 return self.__values[j]
-            if key > i:
-                raise LookAheadError(f"{self.name}[{key}] is in the future: the current bar is {i}")
-            return self.__values[key]
+            if key > self._clock.i:
+                raise LookAheadError(
+                    f"{self.name}[{key}] is in the future: the current bar is {self._clock.i}"
+                )
+            if key < self.__offset:
+                raise IndexError(f"{self.name}[{key}]: bar {key} is before the {i + 1} bars kept")
+            return self.__values[key - self.__offset]
         if isinstance(key, slice):
             return self.__values[: i + 1][key]
         if isinstance(key, np.integer):
@@ -65,25 +98,26 @@ class BarSeries:
         return self._clock.i + 1
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
-        view = self.__values[: self._clock.i + 1]
+        view = self.__values[: self._clock.i - self.__offset + 1]
         return view.astype(dtype) if dtype is not None else view
 
     def __float__(self) -> float:
-        return float(self.__values[self._clock.i])
+        return float(self.__values[self._clock.i - self.__offset])
 
     def __iter__(self):
-        return iter(self.__values[: self._clock.i + 1])
+        return iter(self.__values[: self._clock.i - self.__offset + 1])
 
     def __repr__(self) -> str:
         return f"<BarSeries {self.name}: {len(self)} bars, now {self[-1]!r}>"
 
     @property
     def values(self) -> np.ndarray:
-        """Read-only array of the bars revealed so far."""
-        return self.__values[: self._clock.i + 1]
+        """Read-only array of the bars revealed so far (of the window kept)."""
+        return self.__values[: self._clock.i - self.__offset + 1]
 
-    def _full(self) -> np.ndarray:
-        """The whole precomputed array: for the engine and ``Strategy.I``, never for ``next``."""
+    def full(self) -> np.ndarray:
+        """Every value the series holds, revealed or not: for the engine and ``Strategy.I``
+        (which compute on whole arrays), never for ``next()``."""
         return self.__values
 
 
@@ -95,16 +129,37 @@ class BarData:
     ``data.df`` is a pandas copy of the bars so far (convenient, but slow inside ``next``).
     """
 
-    def __init__(self, frame: pd.DataFrame, clock: Clock) -> None:
+    def __init__(
+        self, frame: pd.DataFrame, clock: Clock, offset: int = 0, *, live: bool = False
+    ) -> None:
         self._clock = clock
-        self._frame = frame
+        self.live = live  # bars arrive one by one (paper trading): nothing later exists yet
         self._columns = {
-            str(c): BarSeries(frame[c].to_numpy(), clock, str(c)) for c in frame.columns
+            str(c): BarSeries(frame[c].to_numpy(), clock, str(c), offset) for c in frame.columns
         }
         for name, series in self._columns.items():
             if name.isidentifier():
                 setattr(self, name, series)
-        self.index = BarSeries(frame.index.to_numpy(), clock, "index")
+        self.index = BarSeries(frame.index.to_numpy(), clock, "index", offset)
+        self._frame, self._offset = frame, offset
+
+    def rebind(self, frame: pd.DataFrame, offset: int = 0) -> None:
+        """Show ``frame`` (same columns), whose first row is bar ``offset`` (the runner does
+        this when the paper loop's window moves)."""
+        for c in frame.columns:
+            self._columns[str(c)].rebind(frame[c].to_numpy(), offset)
+        self.index.rebind(frame.index.to_numpy(), offset)
+        self._frame, self._offset = frame, offset
+
+    @property
+    def offset(self) -> int:
+        """Bar number of the first bar held (0 but in the paper loop's moving window)."""
+        return self._offset
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """Every bar this view holds, revealed or not: for the engine, never for ``next()``."""
+        return self._frame
 
     def __getitem__(self, column: str) -> BarSeries:
         try:
@@ -123,7 +178,7 @@ class BarData:
     @property
     def df(self) -> pd.DataFrame:
         """A copy of the frame up to and including the current bar."""
-        return self._frame.iloc[: self._clock.i + 1].copy()
+        return self._frame.iloc[: self._clock.i - self._offset + 1].copy()
 
     @property
     def columns(self) -> list[str]:

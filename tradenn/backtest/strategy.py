@@ -1,20 +1,166 @@
-"""The strategy contract: declare indicators in ``init()``, trade bar by bar in ``next()``."""
+"""The strategy contract: declare indicators in ``init()``, trade bar by bar in ``next()``.
+
+:class:`StrategyBase` is what every strategy shares (parameters, ``init``/``next``, the account
+it reads); :class:`Strategy` (one asset: orders, indicators) and
+:class:`~tradenn.backtest.portfolio.PortfolioStrategy` (several assets: target weights) are its
+two siblings.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-from tradenn.backtest.broker import Broker, Order, Position, Trade
-from tradenn.backtest.series import BarData, BarSeries, Clock, LookAheadError
+from tradenn.account import Account, Order, Position, Trade
+from tradenn.backtest.series import BarData, BarSeries, Clock, check_causal
 from tradenn.errors import TradennError
 
+_RESERVED = frozenset({"history_bars"})  # class attributes that configure, not parameters
 
-class Strategy:
-    """Base class of every trading strategy.
+
+class StrategyBase:
+    """What every strategy shares: parameters, the two hooks, and the account it reads.
+
+    Parameters are public class attributes that are plain values; the engine sets the values
+    of one run on the instance. ``init()`` runs once before the first bar, ``next()`` at the
+    close of every bar after the warm-up.
+
+    ``history_bars`` (a class attribute, not a parameter) is how many bars the paper loop keeps
+    to recompute indicators or ``positions()`` each bar; None lets the loop choose (see
+    :mod:`tradenn.backtest.runner`).
+    """
+
+    history_bars: ClassVar[int | None] = None
+
+    def __init__(self, account: Account, data: Any, clock: Clock, params: dict[str, Any]):
+        self._account = account
+        self._clock = clock
+        self.data = data
+        for name, value in params.items():
+            setattr(self, name, value)
+
+    @classmethod
+    def parameters(cls) -> dict[str, Any]:
+        """The strategy's parameters: public class attributes that are plain values."""
+        found: dict[str, Any] = {}
+        for klass in reversed(cls.__mro__):
+            if klass in (object, StrategyBase, Strategy) or not issubclass(klass, StrategyBase):
+                continue
+            for name, value in vars(klass).items():
+                if (
+                    name.startswith("_")
+                    or name in _RESERVED
+                    or callable(value)
+                    or isinstance(value, property | classmethod | staticmethod)
+                ):
+                    continue
+                found[name] = value
+        return found
+
+    def init(self) -> None:
+        """Prepare before the first bar (declare indicators). Runs once."""
+
+    def next(self) -> None:
+        """Decide at the close of the current bar. Runs once per bar after the warm-up."""
+
+    def diagnostics(self) -> dict[str, Any]:
+        """Extra figures for the result (``Result.diagnostics``), read after the run.
+
+        Model strategies report their out-of-sample forecast quality here; rule-based
+        strategies have none.
+        """
+        return {}
+
+    @property
+    def equity(self) -> float:
+        """Cash plus every holding marked at the current close."""
+        return self._account.equity()
+
+    @property
+    def cash(self) -> float:
+        """Money not invested (negative when borrowing)."""
+        return self._account.cash
+
+    @property
+    def trades(self) -> tuple[Trade, ...]:
+        """Open trades, oldest first (of every asset)."""
+        return tuple(t for b in self._account.books.values() for t in b.trades)
+
+    @property
+    def closed_trades(self) -> tuple[Trade, ...]:
+        """Trades closed during this run, in the order they closed (of every asset)."""
+        return tuple(t for b in self._account.books.values() for t in b.closed_trades)
+
+    @property
+    def orders(self) -> tuple[Order, ...]:
+        """Pending orders, brackets included (of every asset)."""
+        return tuple(
+            o for b in self._account.books.values() for o in b.orders if o.status == "pending"
+        )
+
+    def state(self) -> dict[str, Any]:
+        """What the strategy keeps between bars: its attributes other than the engine's
+        (account, clock, data, position) and its indicators. The paper loop saves this with
+        every bar so that a restart continues where the run stopped."""
+        return {
+            name: value
+            for name, value in vars(self).items()
+            if name not in _FRAMEWORK and not _is_series(value)
+        }
+
+    def restore_state(self, state: dict[str, Any]) -> None:
+        """Set the attributes a :meth:`state` snapshot holds (after ``init()``)."""
+        for name, value in state.items():
+            setattr(self, name, value)
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.parameters())
+        return f"{type(self).__name__}({params})"
+
+
+_FRAMEWORK = frozenset(
+    {"_account", "_clock", "_book", "_indicators", "_request", "data", "position"}
+)
+
+
+def _is_series(value: Any) -> bool:
+    if isinstance(value, BarSeries):
+        return True
+    return (
+        isinstance(value, tuple | list)
+        and bool(value)
+        and all(isinstance(v, BarSeries) for v in value)
+    )
+
+
+@dataclass(frozen=True)
+class Indicator:
+    """One ``Strategy.I`` declaration: the series it fills and how to compute them again.
+
+    ``refresh(offset, n)`` recomputes ``func(*args, **kwargs)`` on what its inputs hold now (the
+    paper loop's window, whose first bar is ``offset``) and rebinds the series to the result.
+    """
+
+    name: str
+    func: Callable
+    args: tuple
+    kwargs: dict
+    series: tuple[BarSeries, ...]
+
+    def refresh(self, offset: int, n: int) -> None:
+        """Recompute on the inputs' current ``n`` values, the first of which is bar
+        ``offset``."""
+        outputs = _outputs(self.func(*_unwrap(self.args), **self.kwargs), n, self.name)
+        for series, values in zip(self.series, outputs, strict=True):
+            series.rebind(values, offset)
+
+
+class Strategy(StrategyBase):
+    """Base class of single-asset strategies: indicators with :meth:`I`, orders with :meth:`buy`.
 
     Subclass it, give parameters as class attributes, declare indicators in :meth:`init` with
     :meth:`I`, and trade in :meth:`next`, which runs at the close of every bar once all
@@ -46,49 +192,19 @@ class Strategy:
     The engine then takes a fast vectorized path with the same fill and cost model.
     """
 
-    def __init__(self, broker: Broker, data: BarData, clock: Clock, params: dict[str, Any]):
-        self._broker = broker
-        self._clock = clock
-        self.data = data
-        self._indicators: list[tuple[str, np.ndarray]] = []
-        self.position = Position(broker)
-        for name, value in params.items():
-            setattr(self, name, value)
+    def __init__(self, account: Account, data: BarData, clock: Clock, params: dict[str, Any]):
+        super().__init__(account, data, clock, params)
+        (self._book,) = account.books.values()
+        self._indicators: list[Indicator] = []
+        self.position = Position(self._book)
 
-    # ------------------------------------------------------------------- parameters
-
-    @classmethod
-    def parameters(cls) -> dict[str, Any]:
-        """The strategy's parameters: public class attributes that are plain values."""
-        found: dict[str, Any] = {}
-        for klass in reversed(cls.__mro__):
-            if klass is object or klass is Strategy or not issubclass(klass, Strategy):
-                continue
-            for name, value in vars(klass).items():
-                if (
-                    name.startswith("_")
-                    or callable(value)
-                    or isinstance(value, property | classmethod | staticmethod)
-                ):
-                    continue
-                found[name] = value
-        return found
-
-    # ------------------------------------------------------------------- to override
+    @property
+    def indicators(self) -> tuple[Indicator, ...]:
+        """The indicators declared with :meth:`I`, in declaration order."""
+        return tuple(self._indicators)
 
     def init(self) -> None:
         """Declare indicators with :meth:`I`. Runs once, before the first bar."""
-
-    def next(self) -> None:
-        """Decide at the close of the current bar. Runs once per bar after the warm-up."""
-
-    def diagnostics(self) -> dict[str, Any]:
-        """Extra figures for the result (``Result.diagnostics``), read after the run.
-
-        Model strategies report their out-of-sample forecast quality here; rule-based
-        strategies have none.
-        """
-        return {}
 
     # ------------------------------------------------------------------- indicators
 
@@ -112,10 +228,10 @@ class Strategy:
         later bars, and :class:`LookAheadError` is raised. Pass ``check_lookahead=False`` only
         for an indicator too costly to compute three times, and only if it is causal.
         """
-        n = len(self.data._frame)
+        n = len(self.data.frame)
         label = name or _describe(func, args)
         outputs = _outputs(func(*_unwrap(args), **kwargs), n, label)
-        if check_lookahead:
+        if check_lookahead and not self.data.live:  # live bars have no future to peek at
             for cut in sorted({n // 3, 2 * n // 3} - {0}):
                 try:
                     early = _outputs(func(*_unwrap(args, cut), **kwargs), cut, label)
@@ -125,13 +241,13 @@ class Strategy:
                         f"check ({error}); pass check_lookahead=False if it needs more history"
                     ) from None
                 for full, part in zip(outputs, early, strict=True):
-                    _assert_causal(full[:cut], part, label)
+                    check_causal(full[:cut], part, label)
+        offset = self.data.offset
         series = tuple(
-            BarSeries(values, self._clock, label if len(outputs) == 1 else f"{label}[{k}]")
+            BarSeries(values, self._clock, label if len(outputs) == 1 else f"{label}[{k}]", offset)
             for k, values in enumerate(outputs)
         )
-        for s in series:
-            self._indicators.append((s.name, s._full()))
+        self._indicators.append(Indicator(label, func, args, kwargs, series))
         return series[0] if len(series) == 1 else series
 
     # ------------------------------------------------------------------- orders
@@ -146,13 +262,15 @@ class Strategy:
         tp: float | None = None,
         tag: object = None,
     ) -> Order:
-        """Place a buy order (see :mod:`tradenn.backtest.broker` for sizing and fill rules).
+        """Place a buy order (see :mod:`tradenn.account` for sizing and fill rules).
 
         ``size``: None = all free buying power in whole units; ``0 < size < 1`` = fraction of
         equity; ``size >= 1`` = units. ``limit``/``stop`` make it a limit, stop or stop-limit
         order; ``sl``/``tp`` attach a stop-loss and a take-profit to the trade it opens.
         """
-        return self._broker.place(1, size, limit=limit, stop=stop, sl=sl, tp=tp, tag=tag)
+        return self._account.submit(
+            self._book, 1, size, limit=limit, stop=stop, sl=sl, tp=tp, tag=tag
+        )
 
     def sell(
         self,
@@ -165,31 +283,9 @@ class Strategy:
         tag: object = None,
     ) -> Order:
         """Place a sell order: closes longs first (FIFO), then opens a short with the rest."""
-        return self._broker.place(-1, size, limit=limit, stop=stop, sl=sl, tp=tp, tag=tag)
-
-    @property
-    def equity(self) -> float:
-        """Cash plus the position marked at the current close."""
-        return self._broker.equity
-
-    @property
-    def trades(self) -> tuple[Trade, ...]:
-        """Open trades, oldest first."""
-        return tuple(self._broker.trades)
-
-    @property
-    def closed_trades(self) -> tuple[Trade, ...]:
-        """Closed trades, in the order they closed."""
-        return tuple(self._broker.closed_trades)
-
-    @property
-    def orders(self) -> tuple[Order, ...]:
-        """Pending orders, brackets included."""
-        return tuple(o for o in self._broker.orders if o.status == "pending")
-
-    def __repr__(self) -> str:
-        params = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.parameters())
-        return f"{type(self).__name__}({params})"
+        return self._account.submit(
+            self._book, -1, size, limit=limit, stop=stop, sl=sl, tp=tp, tag=tag
+        )
 
 
 # ----------------------------------------------------------------------- helpers
@@ -200,7 +296,7 @@ def _unwrap(args: tuple, cut: int | None = None) -> list:
     out = []
     for arg in args:
         if isinstance(arg, BarSeries):
-            arg = arg._full()
+            arg = arg.full()
         if cut is not None:
             if isinstance(arg, np.ndarray) and arg.ndim >= 1 and arg.shape[-1] > cut:
                 arg = arg[..., :cut]
@@ -228,20 +324,6 @@ def _outputs(result: Any, n: int, label: str) -> list[np.ndarray]:
             )
         arrays.append(part)
     return arrays
-
-
-def _assert_causal(full: np.ndarray, early: np.ndarray, label: str) -> None:
-    same = (
-        np.isclose(full, early, rtol=1e-9, atol=1e-12, equal_nan=True)
-        if full.dtype != bool
-        else full == early
-    )
-    if not same.all():
-        bar = int(np.flatnonzero(~same)[0])
-        raise LookAheadError(
-            f"indicator {label} uses future data: its value at bar {bar} changes when later "
-            f"bars are removed ({float(early[bar]):g} vs {float(full[bar]):g})"
-        )
 
 
 def _describe(func: Callable, args: tuple) -> str:

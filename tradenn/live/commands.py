@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tradenn.cli import UsageError, _add_param_option, _parse_params, add_cost_options
+from tradenn.cli import UsageError, add_cost_options, add_param_option, parse_params
 
 _LOGGER = "tradenn.live"
 
@@ -105,7 +105,7 @@ def _paper_run(args: argparse.Namespace) -> int:
         raise UsageError(f"--speed must be >= 0, got {args.speed}")
     interval = _interval(args.interval)
     strategy = load_strategy(args.strategy)
-    params = _parse_params(args.param, strategy.parameters())
+    params = parse_params(args.param, strategy.parameters())
     settings = {"cash": args.cash, "commission": args.commission, "slippage_bps": args.slippage}
     try:
         SimulatedBroker(**settings)
@@ -219,7 +219,7 @@ def add_paper_commands(commands) -> None:
     )
     p.add_argument("--ledger", required=True, metavar="FILE.db", help="the SQLite ledger")
     add_cost_options(p)
-    _add_param_option(p, "NAME=VALUE", "set a strategy parameter (repeatable)")
+    add_param_option(p, "NAME=VALUE", "set a strategy parameter (repeatable)")
     p.add_argument("--quiet", action="store_true", help="log warnings only")
     p.add_argument("--log-file", metavar="FILE", help="also log everything to FILE")
     p.add_argument(

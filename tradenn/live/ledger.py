@@ -11,9 +11,14 @@ Tables (schema version :data:`SCHEMA_VERSION`):
 * ``fills`` — every fill, keyed by its sequence number.
 * ``positions`` — the position held now, one row per symbol.
 * ``equity`` — cash, units, equity and target exposure at every bar's close.
+* ``state`` — one row: the restart snapshot after the last bar (the account, the strategy's
+  own state, the runner's window; JSON, see :mod:`tradenn.live.state`), so a restart loads it
+  instead of replaying the history. Version 1 ledgers (without it) are upgraded on opening for
+  writing; their first restart replays once.
 
 Each bar's state change is written in ONE transaction (:meth:`Ledger.record`): the bar, new and
-changed orders, fills, the position and the equity snapshot land together or not at all. The
+changed orders, fills, the position, the equity snapshot and the restart snapshot land together
+or not at all. The
 file runs in WAL mode, so a reader (``tradenn paper status``) never blocks the writer.
 
 One writer at a time: a writing :class:`Ledger` holds an exclusive OS lock (``flock``) on a
@@ -57,7 +62,7 @@ import pandas as pd
 from tradenn.data.timezones import parse_timestamp_texts, timestamp_text
 from tradenn.errors import TradennError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APPLICATION_ID = 0x74726E6E  # "trnn": marks an SQLite file as a tradenn ledger
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
@@ -87,7 +92,11 @@ CREATE TABLE equity (
     seq INTEGER PRIMARY KEY REFERENCES bars(seq), time TEXT NOT NULL UNIQUE,
     cash REAL NOT NULL, units REAL NOT NULL, equity REAL NOT NULL, target REAL
 );
+CREATE TABLE state (
+    id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, snapshot TEXT
+);
 """
+_STATE_TABLE = _SCHEMA[_SCHEMA.index("CREATE TABLE state") :].strip().rstrip(";")
 _TABLES = ("schema_version", "run", "bars", "orders", "fills", "positions", "equity")
 
 # SQLite primary result codes (``sqlite3.Error.sqlite_errorcode & 0xFF``, Python >= 3.11), and the
@@ -139,7 +148,9 @@ class BarRecord:
     target: float | None = None
     symbol: str = ""
     orders: list[dict[str, Any]] = field(default_factory=list)
+    order_updates: list[dict[str, Any]] = field(default_factory=list)
     fills: list[dict[str, Any]] = field(default_factory=list)
+    state: str | None = None
 
 
 @dataclass(frozen=True)
@@ -497,12 +508,26 @@ class Ledger:
         if problems != "ok":
             raise LedgerError(f"ledger {self.path} is corrupt: {problems}")
         row = self._db.execute("SELECT version FROM schema_version").fetchone()
-        if row is None or row[0] != SCHEMA_VERSION:
+        if row is not None and row[0] == 1 and not self.readonly:
+            self._upgrade_from_1()
+            return
+        if row is None or row[0] not in (1, SCHEMA_VERSION):
             found = "none" if row is None else row[0]
             raise LedgerError(
                 f"ledger {self.path} has schema version {found}; this tradenn reads version "
                 f"{SCHEMA_VERSION}"
             )
+
+    def _upgrade_from_1(self) -> None:
+        """Version 1 had no ``state`` table: add it (its first restart then replays)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute(_STATE_TABLE)
+            self._db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
 
     def close(self) -> None:
         """Close the file and release a writer's lock (committed state is already on disk)."""
@@ -612,11 +637,13 @@ class Ledger:
                 ) from None
             db.executemany(
                 "INSERT INTO orders VALUES (:id, :placed_time, :side, :size, :type, :limit_price,"
-                " :stop_price, :sl, :tp, :tag, :status, :fill_time, :fill_price, :reason)"
-                " ON CONFLICT(id) DO UPDATE SET status=excluded.status,"
-                " fill_time=excluded.fill_time, fill_price=excluded.fill_price,"
-                " reason=excluded.reason",
+                " :stop_price, :sl, :tp, :tag, :status, :fill_time, :fill_price, :reason)",
                 bar.orders,
+            )
+            db.executemany(
+                "UPDATE orders SET status=:status, fill_time=:fill_time, fill_price=:fill_price,"
+                " reason=:reason WHERE id=:id",
+                bar.order_updates,
             )
             if hook is not None:
                 hook("mid")
@@ -634,6 +661,11 @@ class Ledger:
                 "INSERT INTO equity VALUES (?, ?, ?, ?, ?, ?)",
                 (bar.seq, time, bar.cash, bar.units, bar.equity, bar.target),
             )
+            db.execute(
+                "INSERT INTO state VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET"
+                " seq=excluded.seq, snapshot=excluded.snapshot",
+                (bar.seq, bar.state),
+            )
             db.execute("COMMIT")
         except sqlite3.Error as error:
             self._rollback()
@@ -647,13 +679,22 @@ class Ledger:
 
     # --------------------------------------------------------------------------- reading
 
-    def bars(self) -> pd.DataFrame:
-        """Every recorded bar, oldest first (index: timestamps; Open..Volume columns)."""
-        frame = pd.read_sql_query(
-            "SELECT time, open AS Open, high AS High, low AS Low, close AS Close,"
-            " volume AS Volume FROM bars ORDER BY seq",
-            self._db,
+    def bars(self, last: int | None = None) -> pd.DataFrame:
+        """Every recorded bar (or the ``last`` ones), oldest first (index: timestamps;
+        Open..Volume columns)."""
+        query = (
+            "SELECT seq, time, open AS Open, high AS High, low AS Low, close AS Close,"
+            " volume AS Volume FROM bars"
         )
+        if last is None:
+            frame = pd.read_sql_query(query + " ORDER BY seq", self._db)
+        else:
+            frame = pd.read_sql_query(
+                f"SELECT * FROM ({query} ORDER BY seq DESC LIMIT ?) ORDER BY seq",
+                self._db,
+                params=(int(last),),
+            )
+        frame.pop("seq")
         frame.index = parse_timestamp_texts(frame.pop("time"))
         return frame
 
@@ -686,6 +727,15 @@ class Ledger:
         if row is None:
             return None
         return dict(zip([c[0] for c in cursor.description], row, strict=True))
+
+    def state(self) -> tuple[int, str | None] | None:
+        """The restart snapshot after the last bar: ``(seq, JSON text or None)``; None when
+        there is none (a new or version 1 ledger)."""
+        try:
+            row = self._db.execute("SELECT seq, snapshot FROM state").fetchone()
+        except sqlite3.OperationalError:  # a version 1 ledger opened read-only
+            return None
+        return None if row is None else (row[0], row[1])
 
     def counts(self) -> dict[str, int]:
         """Rows in ``bars``, ``orders`` and ``fills``."""

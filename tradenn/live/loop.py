@@ -1,21 +1,25 @@
 """The paper-trading run loop: a backtest strategy, unchanged, fed one bar at a time.
 
-For each new bar the loop
+The loop is the backtester's :class:`~tradenn.backtest.runner.Runner` over a feed. For each
+new bar it
 
-1. appends it to the broker, which fills what was pending at this bar's open (as the
-   backtester does),
-2. runs the strategy's decision for this bar on the data up to it: ``next()`` (indicators
-   recomputed on the bars so far, which equals the backtest's values since indicators are
-   causal), or for a ``positions()`` strategy the target at this bar, whose change is traded at
-   the next bar's open as the backtester's vectorized path does,
-3. writes everything the bar changed to the ledger in one transaction keyed by the bar's
-   timestamp.
+1. has the runner take the bar in (:meth:`~tradenn.backtest.runner.Runner.advance`): pending
+   orders fill at the bar's open and over its range, the strategy decides at its close
+   (``next()`` with indicators recomputed over the window of bars the runner keeps, or the
+   target ``positions()`` gives, traded at the next open), and the margin is checked;
+2. writes everything the bar changed to the ledger in one transaction keyed by the bar's
+   timestamp, together with the runner's restart snapshot (account, strategy state, window).
 
-On restart the bars already in the ledger are replayed through the strategy and a fresh broker
-without writing anything; the account that comes out must equal the ledger's (else
-:class:`~tradenn.live.ledger.LedgerError`), and the loop continues with the first unseen bar.
-Each bar is processed exactly once whatever kills the process: a bar's transaction either
-committed (the bar is replayed) or did not (the bar is fetched again).
+Each bar therefore costs the same however long the run has been going. A restart reads the
+snapshot and the window of bars it names, and continues with the first unseen bar: it costs the
+same whatever the ledger's length. Each bar is processed exactly once whatever kills the
+process: a bar's transaction either committed (its snapshot is the restart point) or did not
+(the bar is fetched again). A strategy whose state cannot be snapshotted (see
+:mod:`tradenn.live.state`), and a version 1 ledger, restart by replaying every recorded bar
+instead.
+
+:func:`verify` replays a whole ledger through a fresh runner and compares every order, fill
+and equity row: ``tradenn paper verify``.
 """
 
 from __future__ import annotations
@@ -31,10 +35,10 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from tradenn.backtest.engine import _targets, _warmup
-from tradenn.backtest.series import BarData, BarSeries
+from tradenn.backtest.runner import Runner, parameter_values
 from tradenn.backtest.strategy import Strategy
 from tradenn.errors import TradennError
+from tradenn.live import state as snapshots
 from tradenn.live.broker import Bar, SimulatedBroker, fill_row, order_row
 from tradenn.live.ledger import BarRecord, Ledger, LedgerError
 
@@ -43,6 +47,8 @@ log = logging.getLogger("tradenn.live")
 HOOK_ENV = "TRADENN_LIVE_TEST_HOOK"
 """Crash-test hook: ``kill-before@N``, ``kill-mid@N``, ``kill-after@N`` (SIGKILL the process
 before, inside or after bar N's transaction) or ``pause@N`` (after bar N, wait for a stop)."""
+
+_COLUMNS = ("Open", "High", "Low", "Close", "Volume")
 
 
 class Feed(Protocol):
@@ -56,7 +62,8 @@ class Feed(Protocol):
 
 @dataclass(frozen=True)
 class RunSummary:
-    """What a call to :meth:`PaperTrader.run` did."""
+    """What a call to :meth:`PaperTrader.run` did: ``replayed`` bars were already in the
+    ledger (resumed from), ``processed`` new ones were added."""
 
     replayed: int
     processed: int
@@ -64,6 +71,96 @@ class RunSummary:
     equity: float
     units: float
     stopped: bool
+
+
+def _empty_frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {c: pd.Series(dtype="float64") for c in _COLUMNS}, index=pd.DatetimeIndex([])
+    )
+
+
+class _Recorder:
+    """Turns what the runner did on a bar into ledger rows: new orders, orders whose status
+    changed, fills, the equity row and the snapshot."""
+
+    def __init__(self, runner: Runner, symbol: str) -> None:
+        self.runner = runner
+        self.symbol = symbol
+        self.times: dict[int, pd.Timestamp] = {}  # the current bar's time: what new rows name
+        self.last_time: pd.Timestamp | None = None
+        # Pending orders as last written: id -> (status, fill_bar, fill_price, reason).
+        self.pending = {o.id: _mutable(o) for o in runner.book.orders}
+        self.tracked = {o.id: o for o in runner.book.orders}
+        self.snapshots = True
+
+    def step(self, bar: Bar) -> BarRecord:
+        runner = self.runner
+        i = runner.bars
+        time = pd.Timestamp(bar.time)
+        self.times, self.last_time = {i: time}, time
+        target = runner.advance(time, *bar[1:])
+        account = runner.account
+        orders, fills = account.order_log, account.fills
+        new = [order_row(o, self.times) for o in orders]
+        updates = []
+        for order_id, order in list(self.tracked.items()):
+            now = _mutable(order)
+            if now != self.pending[order_id]:
+                updates.append(
+                    {
+                        "id": order_id,
+                        "status": order.status,
+                        "reason": order.reason,
+                        "fill_time": None if order.fill_bar is None else _text(time),
+                        "fill_price": order.fill_price,
+                    }
+                )
+            if order.status == "pending":
+                self.pending[order_id] = now
+            else:
+                del self.pending[order_id], self.tracked[order_id]
+        for order in orders:
+            if order.status == "pending":
+                self.pending[order.id], self.tracked[order.id] = _mutable(order), order
+        record = BarRecord(
+            seq=i,
+            time=time,
+            open=float(bar.open),
+            high=float(bar.high),
+            low=float(bar.low),
+            close=float(bar.close),
+            volume=float(bar.volume),
+            cash=account.cash,
+            units=runner.book.units,
+            equity=account.equity(),
+            target=target,
+            symbol=self.symbol,
+            orders=new,
+            order_updates=updates,
+            fills=[fill_row(f, self.times[f.bar]) for f in fills],
+            state=self._snapshot(),
+        )
+        orders.clear()  # recorded: the ledger holds the history, the account the state
+        fills.clear()
+        return record
+
+    def _snapshot(self) -> str | None:
+        if not self.snapshots:
+            return None
+        try:
+            return snapshots.dumps(self.runner.state(), "the runner state")
+        except snapshots.StateError as error:
+            log.warning("%s; restarts of this ledger will replay it", error)
+            self.snapshots = False
+            return None
+
+
+def _text(time: pd.Timestamp) -> str:
+    return pd.Timestamp(time).isoformat()
+
+
+def _mutable(order) -> tuple:
+    return (order.status, order.fill_bar, order.fill_price, order.reason)
 
 
 class PaperTrader:
@@ -74,8 +171,8 @@ class PaperTrader:
     strategy : type[Strategy]
         The strategy class, as given to :class:`~tradenn.backtest.Backtest`.
     broker_factory : callable
-        Returns a fresh :class:`SimulatedBroker` (called once per run; its settings are bound
-        to the ledger).
+        Returns a :class:`SimulatedBroker` (its settings and symbol configure the account;
+        they are bound to the ledger).
     ledger : Ledger
         The open ledger (new, or one this strategy with these parameters wrote before).
     feed : Feed
@@ -98,34 +195,29 @@ class PaperTrader:
     ) -> None:
         if not (isinstance(strategy, type) and issubclass(strategy, Strategy)):
             raise TypeError(f"PaperTrader: strategy must be a Strategy subclass, got {strategy!r}")
-        known = strategy.parameters()
-        unknown = sorted(set(params or {}) - set(known))
-        if unknown:
-            listed = ", ".join(known) or "none"
-            raise TradennError(
-                f"{strategy.__name__} has no parameter {unknown[0]!r}; its parameters: {listed}"
-            )
         self.strategy_class = strategy
-        self.params = {**known, **(params or {})}
+        self.params = parameter_values(strategy, params or {})
         self.broker_factory = broker_factory
         self.ledger = ledger
         self.feed = feed
         self.stale_after = stale_after
-        self.vectorized = hasattr(strategy, "positions")
         self._hook = _parse_hook(os.environ.get(HOOK_ENV, ""))
 
     # ------------------------------------------------------------------------------ run
 
     def run(self, stop: threading.Event | None = None) -> RunSummary:
-        """Replay the ledger, then process new bars until the feed ends or ``stop`` is set
-        (checked after each bar)."""
+        """Resume from the ledger, then process new bars until the feed ends or ``stop`` is
+        set (checked after each bar)."""
         stop = stop if stop is not None else threading.Event()
-        self._reset()
+        self.broker = self.broker_factory()
         self.ledger.bind(
-            self.strategy_class.__name__, self.params, self.broker.settings, self.feed.name
+            self.strategy_class.__name__,
+            self.params,
+            _settings_record(self.broker),
+            self.feed.name,
         )
-        replayed = self._replay()
-        last = self.broker.times[-1] if self.broker.times else None
+        recorder, resumed, last = self._resume()
+        self.broker.attach(recorder.runner.account)
         processed = 0
         for bar in self.feed.bars(last, stop):
             time = pd.Timestamp(bar.time)
@@ -136,9 +228,9 @@ class PaperTrader:
                 now = pd.Timestamp.now(tz=time.tz)
                 if now - time > self.stale_after:
                     log.warning("stale data: bar %s arrived %s after its time", time, now - time)
-            seq = len(self.broker.times)
+            seq = recorder.runner.bars
             self._fire("before", seq, stop)
-            record = self._step(Bar(time, *bar[1:]))
+            record = recorder.step(Bar(time, *bar[1:]))
             self.ledger.record(record, hook=lambda phase, s=seq: self._fire(phase, s, stop))
             self._fire("after", seq, stop)
             self._log(record)
@@ -147,182 +239,42 @@ class PaperTrader:
             if stop.is_set():
                 break
         return RunSummary(
-            replayed,
-            processed,
-            last,
-            self.broker.equity,
-            self.broker.units,
-            stop.is_set(),
+            resumed, processed, last, self.broker.equity, self.broker.units, stop.is_set()
         )
 
-    def _reset(self) -> None:
-        self.broker = self.broker_factory()
-        self._strategy: Strategy | None = None
-        self._last_target = 0.0
-        self._recorded = 0  # orders in the broker's log that the ledger has
-        self._pending_rows: dict[int, dict[str, Any]] = {}  # last rows of pending orders
-        self._init_warned = False
-
-    # --------------------------------------------------------------------------- replay
-
-    def _replay(self) -> int:
-        """Rebuild strategy and broker from the ledger's bars; check they match the ledger."""
-        bars = self.ledger.bars()
-        if bars.empty:
-            return 0
-        for time, row in zip(bars.index, bars.itertuples(index=False), strict=True):
-            self._step(Bar(time, *row))
-        where = f"ledger {self.ledger.path}"
-        why = "; was the strategy's code or the ledger changed?"
-        last = self.ledger.last()
-        account = {"cash": self.broker.cash, "units": self.broker.units}
-        for key, value in account.items():
-            if last is None or last[key] != value:
-                theirs = None if last is None else last[key]
-                raise LedgerError(
-                    f"{where}: replaying its {len(bars)} bars gives {key} {value!r}, the ledger "
-                    f"says {theirs!r}{why}"
-                )
-        mine = {
-            "orders": [
-                order_row(k + 1, o, self.broker.times) for k, o in enumerate(self.broker.order_log)
-            ],
-            "fills": [fill_row(f, self.broker.times) for f in self.broker.fills],
-        }
-        for table, rows in mine.items():
-            stored = self.ledger.rows(table)
-            if stored != rows:
-                k = next(
-                    (k for k, (a, b) in enumerate(zip(rows, stored, strict=False)) if a != b),
-                    min(len(rows), len(stored)),
-                )
-                raise LedgerError(
-                    f"{where}: replaying its bars gives {len(rows)} {table}, the ledger has "
-                    f"{len(stored)}; they differ at {table[:-1]} #{k + 1}{why}"
-                )
-        log.info(
-            "resumed %s: %d bars replayed, last %s, position %g, equity %.2f",
-            self.ledger.path,
-            len(bars),
-            bars.index[-1],
-            self.broker.units,
-            self.broker.equity,
-        )
-        return len(bars)
-
-    # --------------------------------------------------------------------------- one bar
-
-    def _step(self, bar: Bar) -> BarRecord:
-        """Process one bar (fill, decide, margin check); return what it changed."""
-        broker = self.broker
-        before = len(broker.fills)
-        broker.process_bar(bar)
-        i = broker.clock.i
-        target = None
-        if not broker.halted:
-            if self.vectorized:
-                target = self._decide_target(i)
-            else:
-                self._decide_next(i)
-            broker.check_margin()
-        return BarRecord(
-            seq=i,
-            time=broker.times[i],
-            open=broker._open[i],
-            high=broker._high[i],
-            low=broker._low[i],
-            close=broker._close[i],
-            volume=broker._volume[i],
-            cash=broker.cash,
-            units=broker.units,
-            equity=broker.equity,
-            target=target,
-            symbol=broker.symbol,
-            orders=self._changed_orders(),
-            fills=[fill_row(f, broker.times) for f in broker.fills[before:]],
-        )
-
-    def _new_strategy(self, frame: pd.DataFrame) -> Strategy:
-        live = type(
-            self.strategy_class.__name__, (self.strategy_class,), {"I": _causal_by_construction}
-        )
-        return live(
-            self.broker.core, BarData(frame, self.broker.clock), self.broker.clock, self.params
-        )
-
-    def _decide_next(self, i: int) -> None:
-        """Indicators on the bars so far, then ``next()`` once they all have values.
-
-        ``init()`` runs again on every bar to extend the indicators; what ``next()`` stored on
-        the strategy (and anything ``init()`` set that is not an indicator) is kept, so the
-        strategy behaves as if ``init()`` had run once on the whole history, as in a backtest.
-        """
-        clock = self.broker.clock
-        frame = self.broker.frame()
-        strategy = self._strategy
-        if strategy is None:
-            strategy = self._strategy = self._new_strategy(frame)
-            saved: dict[str, Any] = {}
-        else:
-            saved = dict(vars(strategy))
-            strategy.data = BarData(frame, clock)
-            strategy._indicators = []
-        clock.i = -1  # nothing is revealed during init(), as in the backtester
+    def _resume(self) -> tuple[_Recorder, int, pd.Timestamp | None]:
+        """The recorder at the ledger's last bar: from its snapshot, or by replay."""
+        saved = self.ledger.state()
+        symbol = self.broker.symbol
+        if saved is None or saved[1] is None:
+            recorder = _replay(self.strategy_class, self.params, self.broker, self.ledger)
+            bars = recorder.runner.bars
+            if bars:
+                _check_last(self.ledger, recorder.runner, self.ledger.last())
+                log.info("resumed %s by replaying its %d bars", self.ledger.path, bars)
+            return recorder, bars, recorder.last_time
+        seq, text = saved
         try:
-            strategy.init()
-        except (ValueError, TypeError, IndexError, TradennError) as error:
-            if not self._init_warned:
-                log.warning(
-                    "%s.init() failed on %d bars (%s); waiting for more data",
-                    self.strategy_class.__name__,
-                    i + 1,
-                    error,
-                )
-                self._init_warned = True
-            vars(strategy).update(saved)
-            return
-        finally:
-            clock.i = i
-        for key, old in saved.items():
-            if key not in ("data", "_indicators") and not _is_indicator(vars(strategy).get(key)):
-                setattr(strategy, key, old)
-        if i >= _warmup(strategy, i + 1):
-            strategy.next()
-
-    def _decide_target(self, i: int) -> float:
-        """The target exposure at this bar's close; a change is traded at the next open."""
-        frame = self.broker.frame()
-        if self._strategy is None:
-            self._strategy = self._new_strategy(frame)
-        name = self.strategy_class.__name__
-        w = float(_targets(self._strategy.positions(frame.copy()), i + 1, name)[i])
-        if w != self._last_target:
-            self.broker.pending_target = w
-        self._last_target = w
-        return w
-
-    def _changed_orders(self) -> list[dict[str, Any]]:
-        """Ledger rows for orders placed since the last bar and pending orders that changed."""
-        times = self.broker.times
-        log_ = self.broker.order_log
-        rows = []
-        for order_id, previous in list(self._pending_rows.items()):
-            row = order_row(order_id, log_[order_id - 1], times)
-            if row != previous:
-                rows.append(row)
-                self._track(row)
-        for k in range(self._recorded, len(log_)):
-            row = order_row(k + 1, log_[k], times)
-            rows.append(row)
-            self._track(row)
-        self._recorded = len(log_)
-        return rows
-
-    def _track(self, row: dict[str, Any]) -> None:
-        if row["status"] == "pending":
-            self._pending_rows[row["id"]] = row
-        else:
-            self._pending_rows.pop(row["id"], None)
+            state = snapshots.loads(text)
+        except (ValueError, KeyError, TypeError, snapshots.StateError) as error:
+            raise LedgerError(
+                f"ledger {self.ledger.path}: unreadable restart state ({error})"
+            ) from None
+        window = self.ledger.bars(last=state["window"])
+        runner = Runner.resume(
+            self.strategy_class, self.params, self.broker.settings, state, window
+        )
+        recorder = _Recorder(runner, symbol)
+        _check_last(self.ledger, runner, self.ledger.last())
+        log.info(
+            "resumed %s at bar #%d (%s): position %g, equity %.2f",
+            self.ledger.path,
+            seq,
+            window.index[-1],
+            runner.book.units,
+            runner.account.equity(),
+        )
+        return recorder, runner.bars, window.index[-1]
 
     # --------------------------------------------------------------------------- output
 
@@ -334,16 +286,11 @@ class PaperTrader:
             record.units,
             record.equity,
         )
-        for row in record.orders:
+        for row in record.orders + record.order_updates:
             if row["status"] == "rejected":
-                log.warning(
-                    "order #%d %s %s rejected: %s",
-                    row["id"],
-                    row["side"],
-                    row["type"],
-                    row["reason"],
-                )
-            elif row["placed_time"] == record.time.isoformat() and row["status"] == "pending":
+                log.warning("order #%d rejected: %s", row["id"], row["reason"])
+        for row in record.orders:
+            if row["status"] == "pending":
                 size = "all-in" if row["size"] is None else f"{row['size']:g}"
                 log.info(
                     "order #%d %s %s size %s placed", row["id"], row["side"], row["type"], size
@@ -371,6 +318,95 @@ class PaperTrader:
             stop.wait(60)
 
 
+def _settings_record(broker: SimulatedBroker) -> dict[str, Any]:
+    """The settings a ledger is bound to (the account's, without the portfolio-only one)."""
+    record = broker.settings.to_dict()
+    record.pop("max_leverage", None)
+    record.pop("trade_on_close", None)
+    return record
+
+
+def _new_recorder(strategy, params, broker: SimulatedBroker) -> _Recorder:
+    runner = Runner(strategy, params, broker.settings, _empty_frame(), live=True)
+    return _Recorder(runner, broker.symbol)
+
+
+def _replay(strategy, params, broker: SimulatedBroker, ledger: Ledger) -> _Recorder:
+    """A recorder that has stepped through every bar of ``ledger`` (writing nothing)."""
+    recorder = _new_recorder(strategy, params, broker)
+    bars = ledger.bars()
+    for time, row in zip(bars.index, bars.itertuples(index=False), strict=True):
+        recorder.step(Bar(time, *row))
+    return recorder
+
+
+def _check_last(ledger: Ledger, runner: Runner, last: dict[str, Any] | None) -> None:
+    """The account the runner resumes with must be the one the ledger's last bar recorded."""
+    where = f"ledger {ledger.path}"
+    account = {"cash": runner.account.cash, "units": runner.book.units}
+    for key, value in account.items():
+        theirs = None if last is None else last[key]
+        if theirs != value:
+            raise LedgerError(
+                f"{where}: resuming gives {key} {value!r}, its last bar says {theirs!r}; "
+                "was the ledger changed? (tradenn paper verify checks it whole)"
+            )
+
+
+def verify(strategy: type[Strategy], broker: SimulatedBroker, ledger: Ledger) -> str | None:
+    """Replay every bar of ``ledger`` through a fresh runner; None when every order, fill
+    and equity row equals the ledger's, else a sentence naming the first difference."""
+    info = ledger.run_info()
+    params = parameter_values(strategy, info.params if info else {})
+    recorder = _new_recorder(strategy, params, broker)
+    bars = ledger.bars()
+    orders: dict[int, dict[str, Any]] = {}
+    fills: list[dict[str, Any]] = []
+    equity: list[tuple] = []
+    for time, row in zip(bars.index, bars.itertuples(index=False), strict=True):
+        record = recorder.step(Bar(time, *row))
+        for new in record.orders:
+            orders[new["id"]] = new
+        for update in record.order_updates:
+            orders[update["id"]].update(update)
+        fills.extend(record.fills)
+        equity.append((record.seq, record.cash, record.units, record.equity, record.target))
+    stored = ledger.equity()
+    mine = {
+        "orders": [orders[k] for k in sorted(orders)],
+        "fills": fills,
+    }
+    for k, (seq, cash, units, value, target) in enumerate(equity):
+        if k >= len(stored):
+            return f"replay has bar #{seq} which the ledger's equity table lacks"
+        row = stored.iloc[k]
+        theirs = (
+            int(row["seq"]),
+            row["cash"],
+            row["units"],
+            row["equity"],
+            None if pd.isna(row["target"]) else row["target"],
+        )
+        if theirs != (seq, cash, units, value, target):
+            return (
+                f"bar #{seq} ({bars.index[k]}): replay gives cash {cash!r}, units {units!r}, "
+                f"equity {value!r}; the ledger says cash {theirs[1]!r}, units {theirs[2]!r}, "
+                f"equity {theirs[3]!r}"
+            )
+    for table, rows in mine.items():
+        stored_rows = ledger.rows(table)
+        if stored_rows != rows:
+            k = next(
+                (k for k, (a, b) in enumerate(zip(rows, stored_rows, strict=False)) if a != b),
+                min(len(rows), len(stored_rows)),
+            )
+            return (
+                f"replay gives {len(rows)} {table}, the ledger has {len(stored_rows)}; they "
+                f"differ at {table[:-1]} #{k + 1}"
+            )
+    return None
+
+
 def _parse_hook(text: str) -> tuple[str, int] | None:
     if not text:
         return None
@@ -378,18 +414,3 @@ def _parse_hook(text: str) -> tuple[str, int] | None:
     if action not in ("kill-before", "kill-mid", "kill-after", "pause") or not bar.isdigit():
         raise TradennError(f"{HOOK_ENV}={text!r}: expected kill-before|kill-mid|kill-after|pause@N")
     return action, int(bar)
-
-
-def _is_indicator(value: Any) -> bool:
-    if isinstance(value, BarSeries):
-        return True
-    return (
-        isinstance(value, tuple | list)
-        and bool(value)
-        and all(isinstance(v, BarSeries) for v in value)
-    )
-
-
-def _causal_by_construction(self: Strategy, func, *args, name=None, check_lookahead=True, **kw):
-    """``Strategy.I`` without the look-ahead check: live data has no future bars to peek at."""
-    return super(type(self), self).I(func, *args, name=name, check_lookahead=False, **kw)

@@ -14,9 +14,10 @@ and the next observation. This is a ``positions()`` strategy run with
 fractional=True)``: replaying an episode's positions through the backtester gives the same
 equity bar for bar.
 
-**Account** (the broker's arithmetic for that configuration, restated in :func:`_rebalance`
-because building broker orders would cost more than the whole step). The account holds
-``cash`` and signed ``units``; equity at bar ``t`` is ``cash + units x C[t]``. Nothing trades
+**Account**: the backtester's own :class:`~tradenn.account.Account` with that
+configuration, traded with :meth:`~tradenn.account.Account.trade_to` (so the env
+cannot drift from the backtester's arithmetic). The account holds ``cash`` and signed
+``units``; equity at bar ``t`` is ``cash + units x C[t]``. Nothing trades
 while the target stays the same (units, not the fraction, are held). When the target changes
 at the close ``q = C[t]`` with commission ``c = fee_bps / 1e4``:
 
@@ -73,6 +74,8 @@ import numpy as np
 import pandas as pd
 from gymnasium import spaces
 
+from tradenn.account import Account, Settings
+
 __all__ = ["DEFAULT_FEATURES", "MarketEnv"]
 
 DEFAULT_FEATURES = ("ret_1", "ret_std_20", "close_sma_ratio_20", "rsi_14", "mom_10", "range_hl")
@@ -83,38 +86,6 @@ _ACTIONS = {
     "long_only": (0.0, 1.0),  # Discrete(2): flat, long
     "continuous": None,  # Box(-1, 1, (1,)): the target position itself
 }
-_EPS = 1e-9  # the broker's round-off: below this many units a position is flat
-
-
-def _rebalance(
-    target: float, quote: float, commission: float, units: float, cash: float
-) -> tuple[float, float, int]:
-    """Trade to ``target`` (fraction of equity) at ``quote``; return ``(units, cash, fills)``.
-
-    The arithmetic of ``Broker.close_all``, ``Broker.units_for_fraction`` and ``Broker.execute``
-    for ``trade_on_close=True, fractional=True, margin=1`` with no spread, slippage or fixed
-    commission, operation for operation so the floating-point results agree.
-    """
-    fills = 0
-    if units != 0.0 and (target == 0.0 or (target > 0.0) != (units > 0.0)):
-        side = -1 if units > 0.0 else 1  # close_all: one fill of the whole position
-        traded = abs(units)
-        cash -= side * traded * quote + commission * (traded * quote)
-        units = 0.0
-        fills = 1
-    if target != 0.0:
-        side = 1 if target > 0.0 else -1
-        equity = cash + units * quote
-        delta = abs(target) * equity / (quote + commission * quote) - abs(units)
-        if delta > _EPS or delta < -_EPS:
-            if delta < 0.0:
-                side, delta = -side, -delta
-            cash -= side * delta * quote + commission * (delta * quote)
-            units += side * delta
-            if -_EPS <= units <= _EPS:
-                units = 0.0
-            fills += 1
-    return units, cash, fills
 
 
 def _discrete(action: Any) -> int | None:
@@ -327,6 +298,9 @@ class MarketEnv(gymnasium.Env):
         )
         self._times = list(frame.index)
         self._commission = fee_bps / 1e4
+        self._settings = Settings(
+            cash=cash, commission=self._commission, trade_on_close=True, fractional=True
+        )
 
         low_position = 0.0 if actions == "long_only" else -1.0
         extra = 2 if self.include_pnl else 1
@@ -354,6 +328,8 @@ class MarketEnv(gymnasium.Env):
         if self.episode_length is not None:
             self._end = bar + self.episode_length
         self._position = 0.0
+        self._account = Account(self._settings)
+        (self._book,) = self._account.books.values()
         self._units = 0.0
         self._money = self.cash
         self._equity = self.cash
@@ -419,9 +395,12 @@ class MarketEnv(gymnasium.Env):
             target = self.target_of(action)
         previous = self._position
         if target != previous:
-            self._units, self._money, fills = _rebalance(
-                target, self._close[t], self._commission, self._units, self._money
-            )
+            account, book = self._account, self._book
+            before = account.fill_count
+            account.bar = t
+            account.trade_to(book, target, self._close[t], t)
+            self._units, self._money = book.units, account.cash
+            fills = account.fill_count - before
             if fills:
                 self._trades += fills
                 self._fill_equity = self._money + self._units * self._close[t]
