@@ -288,3 +288,57 @@ def test_the_engine_is_chosen_explicitly_and_backtest_points_to_the_portfolio_en
         Backtest(spx, load_strategy("equal_weight"))
     with pytest.raises(BacktestError, match="for several assets use PortfolioBacktest"):
         Backtest(["SPX", "MSFT"], load_strategy("sma_cross"))
+
+
+# ------------------------------------------------------------------ delisting and leverage
+
+
+@pytest.mark.parametrize("name", ["equal_weight", "inverse_volatility"])
+def test_a_delisted_asset_is_sold_at_its_last_close_and_leverage_never_exceeds_the_limit(
+    bundled, name
+):
+    result = PortfolioBacktest(bundled, load_strategy(name), fractional=True).run()
+    last = data.load("MSFT").index[-1]
+    assert last == pd.Timestamp("2017-11-10")
+    after = result.positions.index > last
+    assert after.any() and (result.positions.loc[after, "MSFT"] == 0).all()
+    assert result.positions.loc[last, "MSFT"] == 0  # sold on its last bar
+    sale = result.orders[(result.orders["Asset"] == "MSFT") & (result.orders["Tag"] == "delisted")]
+    assert len(sale) == 1 and sale["FillTime"].iloc[0] == last
+    msft_close = data.load("MSFT")["Close"].iloc[-1]
+    assert sale["FillPrice"].iloc[0] == pytest.approx(msft_close)  # no costs configured
+    gross = (result.weights.abs().sum(axis=1)).to_numpy()
+    assert np.nanmax(gross) <= 1 + 1e-9  # max_leverage defaults to 1 / margin = 1
+    assert (result.target_weights.loc[after, "MSFT"] == 0).all()
+
+
+def test_only_assets_whose_data_ends_before_the_panel_are_delisted(bundled):
+    result = PortfolioBacktest(bundled, load_strategy("equal_weight"), fractional=True).run()
+    sold = result.orders.loc[result.orders["Tag"] == "delisted", "Asset"]
+    assert sorted(sold) == ["GOOGL", "MSFT"]  # their data end 2018-08-29 and 2017-11-10
+    assert (result.positions.iloc[-1][["SPX", "NASDAQ"]] > 0).all()
+
+
+def test_portfolio_strategies_can_read_every_attribute_they_expose(spx):
+    seen = {}
+
+    class Reader(PortfolioStrategy):
+        def next(self):
+            if len(self.data) == 5:
+                self.rebalance({"SPX": 0.5})
+            if len(self.data) == 40:
+                seen.update(
+                    trades=self.trades,
+                    closed=self.closed_trades,
+                    orders=self.orders,
+                    equity=self.equity,
+                    cash=self.cash,
+                    holdings=self.holdings,
+                    weights=self.current_weights,
+                )
+
+    result = PortfolioBacktest(spx, Reader, fractional=True).run()
+    assert len(seen["trades"]) == 1 and seen["trades"][0].size == seen["holdings"]["SPX"] > 0
+    assert seen["closed"] == () and seen["orders"] == ()
+    assert seen["equity"] == pytest.approx(result.equity.iloc[39])
+    assert seen["cash"] == pytest.approx(seen["equity"] * (1 - seen["weights"]["SPX"]))

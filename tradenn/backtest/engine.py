@@ -54,7 +54,6 @@ class BacktestEngine:
         return optimize(self, **kwargs)
 
 
-
 def engine_for(strategy: type) -> type[BacktestEngine]:
     """The engine that runs ``strategy``: PortfolioBacktest for a PortfolioStrategy, Backtest
     otherwise."""
@@ -63,7 +62,6 @@ def engine_for(strategy: type) -> type[BacktestEngine]:
     if isinstance(strategy, type) and issubclass(strategy, PortfolioStrategy):
         return PortfolioBacktest
     return Backtest
-
 
 
 class Backtest(BacktestEngine):

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from tradenn.account import Account, Settings
-from tradenn.backtest.series import BarData, Clock, LookAheadError, check_causal
+from tradenn.backtest.series import BarData, BarWindow, Clock, LookAheadError, check_causal
 from tradenn.backtest.strategy import Strategy, StrategyBase
 from tradenn.errors import BacktestError, TradennError
 
@@ -131,6 +131,7 @@ class Runner:
         (self.book,) = self.account.books.values()
         self.clock = Clock(-1)  # nothing is revealed during init(): indicators go through self.I
         self.frame = frame
+        self.window = BarWindow(frame) if live else None
         self.strategy = strategy(
             self.account, BarData(frame, self.clock, live=live), self.clock, self.params
         )
@@ -278,22 +279,18 @@ class Runner:
 
     def _append(self, time: pd.Timestamp, values: tuple) -> None:
         """Add a bar to the window, dropping the oldest once the window is full."""
-        row = pd.DataFrame([values], columns=list(_COLUMNS), index=pd.DatetimeIndex([time]))
-        frame = pd.concat([self.frame, row]) if len(self.frame) else row
-        keep = self.history if self.history is not None and self.started else None
-        if keep is not None and len(frame) > keep:
-            frame = frame.iloc[len(frame) - keep :]
-        self.frame = frame
+        keep = self.history if self.started else None
+        self.window.append(time, values, keep)
         self.bars += 1
 
     @property
     def offset(self) -> int:
         """Bar number of the window's first bar."""
-        return self.bars - len(self.frame)
+        return self.bars - len(self.window)
 
     def _decide_next(self, i: int) -> None:
         strategy = self.strategy
-        strategy.data.rebind(self.frame, self.offset)
+        strategy.data.rebind(self.window, self.offset)
         try:
             if not self.ready:
                 # init() declares the indicators on the bars so far.
@@ -305,7 +302,7 @@ class Runner:
                 self.ready = True
             else:
                 for indicator in strategy.indicators:
-                    indicator.refresh(self.offset, len(self.frame))
+                    indicator.refresh(self.offset, len(self.window))
         except (ValueError, TypeError, IndexError, TradennError):
             if self.started:
                 raise
@@ -314,7 +311,7 @@ class Runner:
             return
         if not self.started:
             # Until the warm-up ends the window is the whole history: the backtest's rule.
-            if warmup(strategy, len(self.frame)) > i:
+            if warmup(strategy, len(self.window)) > i:
                 return
             self.started = True
             if self.history is None:
@@ -325,16 +322,17 @@ class Runner:
         if not self.started:
             self.started = True
             self.history = self.history or DEFAULT_HISTORY
-        self.strategy.data.rebind(self.frame, self.offset)
-        raw = self._call(self.strategy.positions, self.frame.copy())
-        w = float(target_array(raw, len(self.frame), self.name)[-1])
+        self.strategy.data.rebind(self.window, self.offset)
+        frame = self.window.frame()
+        raw = self._call(self.strategy.positions, frame)
+        w = float(target_array(raw, len(frame), self.name)[-1])
         if w != self.target:
             self.pending_target = w
         self.target = w
         return w
 
     def _fresh(self) -> Strategy:
-        data = BarData(self.frame, self.clock, self.offset, live=True)
+        data = BarData(self.window.frame(), self.clock, self.offset, live=True)
         return self.strategy_class(self.account, data, self.clock, self.params)
 
     # ------------------------------------------------------------------- snapshots
@@ -346,7 +344,7 @@ class Runner:
             "account": self.account.state(),
             "strategy": self.strategy.state() if self.ready or self.vectorized else {},
             "bars": self.bars,
-            "window": len(self.frame),
+            "window": len(self.window),
             "history": self.history,
             "started": self.started,
             "ready": self.ready,

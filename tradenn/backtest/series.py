@@ -97,6 +97,14 @@ class BarSeries:
     def __len__(self) -> int:
         return self._clock.i + 1
 
+    def last_two(self) -> tuple | None:
+        """``(s[-2], s[-1])``, or None before the second bar (a fast path for crossings)."""
+        j = self._clock.i - self.__offset
+        if j < 1:
+            return None
+        values = self.__values
+        return values[j - 1], values[j]
+
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         view = self.__values[: self._clock.i - self.__offset + 1]
         return view.astype(dtype) if dtype is not None else view
@@ -141,15 +149,23 @@ class BarData:
             if name.isidentifier():
                 setattr(self, name, series)
         self.index = BarSeries(frame.index.to_numpy(), clock, "index", offset)
-        self._frame, self._offset = frame, offset
+        self._frame, self._offset, self._window = frame, offset, None
 
-    def rebind(self, frame: pd.DataFrame, offset: int = 0) -> None:
-        """Show ``frame`` (same columns), whose first row is bar ``offset`` (the runner does
-        this when the paper loop's window moves)."""
-        for c in frame.columns:
-            self._columns[str(c)].rebind(frame[c].to_numpy(), offset)
-        self.index.rebind(frame.index.to_numpy(), offset)
-        self._frame, self._offset = frame, offset
+    def rebind(self, bars: pd.DataFrame | BarWindow, offset: int = 0) -> None:
+        """Show ``bars`` (a frame with the same columns, or a live run's :class:`BarWindow`),
+        whose first row is bar ``offset`` (the runner does this as the paper loop's window
+        moves)."""
+        if isinstance(bars, BarWindow):
+            for name, values in bars.columns().items():
+                self._columns[name].rebind(values, offset)
+            self.index.rebind(bars.times(), offset)
+            self._frame, self._window = None, bars  # a frame is built only if asked for
+        else:
+            for c in bars.columns:
+                self._columns[str(c)].rebind(bars[c].to_numpy(), offset)
+            self.index.rebind(bars.index.to_numpy(), offset)
+            self._frame, self._window = bars, None
+        self._offset = offset
 
     @property
     def offset(self) -> int:
@@ -159,6 +175,8 @@ class BarData:
     @property
     def frame(self) -> pd.DataFrame:
         """Every bar this view holds, revealed or not: for the engine, never for ``next()``."""
+        if self._frame is None:
+            self._frame = self._window.frame()
         return self._frame
 
     def __getitem__(self, column: str) -> BarSeries:
@@ -178,8 +196,72 @@ class BarData:
     @property
     def df(self) -> pd.DataFrame:
         """A copy of the frame up to and including the current bar."""
-        return self._frame.iloc[: self._clock.i - self._offset + 1].copy()
+        return self.frame.iloc[: self._clock.i - self._offset + 1].copy()
 
     @property
     def columns(self) -> list[str]:
         return list(self._columns)
+
+
+class BarWindow:
+    """The last bars of a live run in preallocated arrays: appending a bar is O(1) (amortized)
+    and dropping the oldest is free, so a paper run's per-bar cost does not grow with its
+    length.
+
+    Columns are ``Open, High, Low, Close, Volume``; ``keep`` (None: everything) is the most bars
+    held. Arrays handed out stay valid: when the storage moves, it moves to new arrays.
+    """
+
+    COLUMNS = ("Open", "High", "Low", "Close", "Volume")
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        n = len(frame)
+        capacity = max(64, 2 * n)
+        self._values = np.empty((len(self.COLUMNS), capacity))
+        self._values[:, :n] = frame[list(self.COLUMNS)].to_numpy(dtype=np.float64).T
+        aware = getattr(frame.index, "tz", None) is not None
+        self._times = np.empty(capacity, dtype=object if aware else "datetime64[ns]")
+        self._times[:n] = frame.index.to_numpy() if n else []
+        self._start, self._end = 0, n
+
+    def __len__(self) -> int:
+        return self._end - self._start
+
+    def append(self, time: pd.Timestamp, values: tuple, keep: int | None = None) -> None:
+        """Add one bar; then hold at most ``keep`` bars."""
+        if self._end == self._values.shape[1]:
+            n = len(self)
+            capacity = self._values.shape[1] * (2 if 2 * n > self._values.shape[1] else 1)
+            values_, times = (
+                np.empty((len(self.COLUMNS), capacity)),
+                np.empty(capacity, dtype=self._times.dtype),
+            )
+            values_[:, :n] = self._values[:, self._start : self._end]
+            times[:n] = self._times[self._start : self._end]
+            self._values, self._times, self._start, self._end = values_, times, 0, n
+        if self._end == 0 and self._times.dtype != object and pd.Timestamp(time).tz is not None:
+            self._times = np.empty(self._values.shape[1], dtype=object)
+        self._values[:, self._end] = values
+        time = pd.Timestamp(time)
+        self._times[self._end] = time if self._times.dtype == object else time.to_datetime64()
+        self._end += 1
+        if keep is not None and len(self) > keep:
+            self._start = self._end - keep
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """Each column's values, oldest first (views)."""
+        rows = self._values[:, self._start : self._end]
+        return dict(zip(self.COLUMNS, rows, strict=True))
+
+    def times(self) -> np.ndarray:
+        """The bars' timestamps, oldest first."""
+        return self._times[self._start : self._end]
+
+    def frame(self) -> pd.DataFrame:
+        """The bars held as a price frame (a copy)."""
+        index = pd.DatetimeIndex(
+            list(self.times()) if self._times.dtype == object else self.times()
+        )
+        return pd.DataFrame(
+            {name: values.copy() for name, values in self.columns().items()}, index=index
+        )

@@ -6,6 +6,7 @@
                       --slippage BPS --param k=v --quiet --log-file F --speed N --interval 1d]
     tradenn paper status --ledger paper.db     # positions, equity, last bar, open orders
     tradenn paper trades --ledger paper.db     # every fill as CSV
+    tradenn paper verify --ledger paper.db     # replay the ledger; exit 1 on a difference
 
 ``run`` resumes from the ledger if it exists (same strategy and parameters only), stops cleanly
 after the current bar on SIGINT or SIGTERM, and exits 0 when a replay's data ends. A ledger
@@ -141,7 +142,7 @@ def _paper_run(args: argparse.Namespace) -> int:
             handler.close()
     how = "stopped" if summary.stopped else "feed ended"
     print(
-        f"{how}: {summary.processed} new bars, {summary.replayed} replayed; last bar "
+        f"{how}: {summary.processed} new bars after {summary.replayed} recorded; last bar "
         f"{summary.last_time}; position {summary.units:g}; equity {summary.equity:,.2f}"
     )
     return 0
@@ -192,6 +193,44 @@ def _paper_trades(args: argparse.Namespace) -> int:
     return 0
 
 
+@_disk_failure_exits_1
+def _paper_verify(args: argparse.Namespace) -> int:
+    from strategies import available, load_strategy
+    from tradenn.live.broker import SimulatedBroker
+    from tradenn.live.loop import verify
+
+    with _existing(args.ledger) as ledger:
+        info = ledger.run_info()
+        if info is None:
+            print(f"{args.ledger}: no bars recorded yet")
+            return 0
+        if args.strategy:
+            strategy = load_strategy(args.strategy)
+        else:
+            found = [s for s in available().values() if s.__name__ == info.strategy]
+            if not found:
+                raise UsageError(
+                    f"--ledger {args.ledger}: strategy {info.strategy} is not a ready strategy; "
+                    "name its file with --strategy path/to/file.py:ClassName"
+                )
+            strategy = found[0]
+        if strategy.__name__ != info.strategy:
+            raise UsageError(
+                f"--strategy {args.strategy}: the ledger was written by {info.strategy}, "
+                f"not {strategy.__name__}"
+            )
+        settings = dict(info.settings)
+        symbol = info.feed.partition(":")[2] or info.feed
+        broker = SimulatedBroker(settings.pop("cash"), **settings, symbol=symbol)
+        bars = ledger.counts()["bars"]
+        difference = verify(strategy, broker, ledger)
+    if difference is not None:
+        print(f"{args.ledger}: DIFFERS from a replay of its {bars} bars: {difference}")
+        return 1
+    print(f"{args.ledger}: every order, fill and equity row of its {bars} bars equals a replay")
+    return 0
+
+
 def add_paper_commands(commands) -> None:
     """Add ``tradenn paper run|status|trades`` to the ``tradenn`` subcommands."""
     paper = commands.add_parser(
@@ -235,6 +274,21 @@ def add_paper_commands(commands) -> None:
     p = sub.add_parser("status", help="positions, equity, last bar and open orders of a ledger")
     p.add_argument("--ledger", required=True, metavar="FILE.db", help="the SQLite ledger")
     p.set_defaults(handler=_paper_status)
+
+    p = sub.add_parser(
+        "verify",
+        help="replay a ledger's bars through its strategy and compare every row",
+        description="Replay every bar of the ledger through a fresh run of its strategy and "
+        "compare every order, fill and equity row. Exit 0 when they are equal, 1 naming the "
+        "first difference.",
+    )
+    p.add_argument("--ledger", required=True, metavar="FILE.db", help="the SQLite ledger")
+    p.add_argument(
+        "--strategy",
+        metavar="STRATEGY",
+        help="the strategy (name or file.py:ClassName) when it is not a ready strategy",
+    )
+    p.set_defaults(handler=_paper_verify)
 
     p = sub.add_parser("trades", help="every fill of a ledger as CSV on stdout")
     p.add_argument("--ledger", required=True, metavar="FILE.db", help="the SQLite ledger")

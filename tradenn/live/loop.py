@@ -148,7 +148,7 @@ class _Recorder:
         if not self.snapshots:
             return None
         try:
-            return snapshots.dumps(self.runner.state(), "the runner state")
+            return snapshots.dumps_state(self.runner.state())
         except snapshots.StateError as error:
             log.warning("%s; restarts of this ledger will replay it", error)
             self.snapshots = False
@@ -255,7 +255,7 @@ class PaperTrader:
             return recorder, bars, recorder.last_time
         seq, text = saved
         try:
-            state = snapshots.loads(text)
+            state = snapshots.loads_state(text)
         except (ValueError, KeyError, TypeError, snapshots.StateError) as error:
             raise LedgerError(
                 f"ledger {self.ledger.path}: unreadable restart state ({error})"

@@ -24,7 +24,7 @@ import pandas as pd
 
 from tradenn.errors import TradennError
 
-__all__ = ["StateError", "decode", "dumps", "encode", "loads"]
+__all__ = ["StateError", "decode", "dumps", "dumps_state", "encode", "loads", "loads_state"]
 
 _MAX_ARRAY = 10_000_000  # elements: a declared shape above this is refused before allocating
 
@@ -106,3 +106,26 @@ def dumps(value: Any, where: str = "state") -> str:
 def loads(text: str) -> Any:
     """:func:`decode` of JSON text."""
     return decode(json.loads(text))
+
+
+def dumps_state(state: dict[str, Any]) -> str:
+    """A runner's :meth:`~tradenn.backtest.runner.Runner.state` as JSON text.
+
+    The account part holds only numbers, strings, booleans, None, lists and dicts with string
+    keys, so it goes to ``json`` as it is (non-finite floats as ``NaN``/``Infinity``, which
+    :func:`loads_state` reads back); the strategy's own state is tagged with :func:`encode`.
+    An order tag that is not such a value raises :class:`StateError`.
+    """
+    tagged = {**state, "strategy": encode(state["strategy"], "the strategy's attribute")}
+
+    def refuse(value: Any) -> Any:
+        raise StateError(f"an order tag {value!r} cannot be saved in a restart snapshot")
+
+    return json.dumps(tagged, allow_nan=True, default=refuse, separators=(",", ":"))
+
+
+def loads_state(text: str) -> dict[str, Any]:
+    """The state :func:`dumps_state` wrote."""
+    state = json.loads(text)
+    state["strategy"] = decode(state["strategy"])
+    return state
