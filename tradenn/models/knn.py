@@ -78,16 +78,16 @@ import numpy as np
 
 from tradenn.nn.serialization import ModelFileError
 
-from .linear import (
-    _as_design,
-    _as_target,
-    _check_choice,
-    _check_number,
-    _check_positive_int,
-    _check_seed,
-    _check_target_shape,
-    _load_npz,
-    _save_npz,
+from .common import (
+    as_design,
+    as_target,
+    check_choice,
+    check_number,
+    check_positive_int,
+    check_seed,
+    check_target_shape,
+    load_npz,
+    save_npz,
 )
 
 __all__ = ["KNNClassifier", "KNNRegressor"]
@@ -120,14 +120,14 @@ class _KNNBase:
         seed: int | None = 0,
     ) -> None:
         owner = type(self).__name__
-        self.k = _check_positive_int(k, "k", owner)
-        self.weights = _check_choice(weights, "weights", _WEIGHTS, owner)
-        self.metric = _check_choice(metric, "metric", _METRICS, owner)
+        self.k = check_positive_int(k, "k", owner)
+        self.weights = check_choice(weights, "weights", _WEIGHTS, owner)
+        self.metric = check_choice(metric, "metric", _METRICS, owner)
         if not isinstance(standardize, (bool, np.bool_)):
             raise ValueError(f"{owner}: standardize must be True or False, got {standardize!r}")
         self.standardize = bool(standardize)
-        self.max_memory_mb = _check_number(max_memory_mb, "max_memory_mb", owner, positive=True)
-        self.seed = _check_seed(seed, owner)
+        self.max_memory_mb = check_number(max_memory_mb, "max_memory_mb", owner, positive=True)
+        self.seed = check_seed(seed, owner)
         self._train: np.ndarray | None = None
         self._targets: np.ndarray | None = None
 
@@ -137,7 +137,7 @@ class _KNNBase:
         """Store the (standardized) training rows ``X`` (N, F) or (N, T, F) and targets ``y``
         (N,); returns ``self``. Makes one float64 copy of ``X``."""
         owner = type(self).__name__
-        train = _as_design(X, owner, copy=True)
+        train = as_design(X, owner, copy=True)
         targets = self._encode_targets(y, len(train))
         if self.k > len(train):
             raise ValueError(f"{owner}: k={self.k} exceeds the {len(train)} training samples")
@@ -195,10 +195,10 @@ class _KNNBase:
         """
         owner = type(self).__name__
         self._check_fitted("kneighbors")
-        k = self.k if k is None else _check_positive_int(k, "k", owner)
+        k = self.k if k is None else check_positive_int(k, "k", owner)
         if k > len(self._train):
             raise ValueError(f"{owner}: k={k} exceeds the {len(self._train)} training samples")
-        queries = _as_design(X, owner, self._train.shape[1])
+        queries = as_design(X, owner, self._train.shape[1])
         n_queries = len(queries)
         query_rows, train_rows = self._block_shape(n_queries, k)
         distances = np.empty((n_queries, k))
@@ -340,7 +340,7 @@ class _KNNBase:
         ``.npz`` (no pickle)."""
         self._check_fitted("save")
         arrays = {"train": self._train, "mean": self.mean_, "scale": self.scale_}
-        _save_npz(path, self, {**arrays, **self._saved_targets()})
+        save_npz(path, self, {**arrays, **self._saved_targets()})
 
     def _saved_targets(self) -> dict[str, np.ndarray]:
         return {"targets": self._targets}
@@ -349,7 +349,7 @@ class _KNNBase:
     def load(cls, path: str | os.PathLike) -> _KNNBase:
         """Read a model written by :meth:`save`."""
         names = ("train", "mean", "scale", *cls._target_arrays)
-        model, arrays = _load_npz(cls, path, names)
+        model, arrays = load_npz(cls, path, names)
         train = arrays["train"]
         if (
             train.ndim != 2
@@ -409,7 +409,7 @@ class KNNRegressor(_KNNBase):
     """
 
     def _encode_targets(self, y: Any, n_samples: int) -> np.ndarray:
-        return _as_target(y, n_samples, type(self).__name__)
+        return as_target(y, n_samples, type(self).__name__)
 
     def predict(self, X: Any) -> np.ndarray:
         """Weighted mean target of the ``k`` nearest training rows, (N,)."""
@@ -446,7 +446,7 @@ class KNNClassifier(_KNNBase):
                 f"{owner}: y must hold integer, boolean, float or string labels, "
                 f"got dtype {labels.dtype}"
             )
-        _check_target_shape(labels, n_samples, owner)
+        check_target_shape(labels, n_samples, owner)
         if labels.dtype.kind == "f" and not np.isfinite(labels).all():
             raise ValueError(f"{owner}: y contains NaN or inf labels")
         self.classes_, codes = np.unique(labels, return_inverse=True)

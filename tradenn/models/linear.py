@@ -17,192 +17,34 @@ an AR(T) design. The objective, with ``alpha >= 0`` and the intercept ``b`` neve
 is solved in closed form (``solver="lstsq"``) or by gradient descent on a
 :class:`tradenn.nn.Dense` layer (``solver="gd"``); both give the same solution.
 
-This module also holds the small pieces every tabular model shares (input checks and the
-``.npz`` file format); :mod:`tradenn.models.knn` imports them.
+Input checks and the ``.npz`` file format, shared with :mod:`tradenn.models.knn`, live in
+:mod:`tradenn.models.common`.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import zipfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from tradenn import nn
 from tradenn.nn.regularizers import Regularizer
-from tradenn.nn.serialization import CONFIG_KEY as NETWORK_CONFIG_KEY
-from tradenn.nn.serialization import ModelFileError, write_npz
+from tradenn.nn.serialization import ModelFileError
+
+from .common import (
+    as_design,
+    as_target,
+    check_choice,
+    check_number,
+    check_positive_int,
+    check_seed,
+    load_npz,
+    save_npz,
+)
 
 __all__ = ["LinearRegression"]
-
-# --------------------------------------------------------------------------- shared tabular pieces
-
-FILE_FORMAT = "tradenn.models.tabular"
-FILE_VERSION = 1
-_CONFIG_KEY = "__tradenn_tabular__"
-_FINITE_CHECK_ELEMENTS = 1 << 20  # elements per block of the NaN/inf scan (bounds its temporary)
-
-
-def _as_design(
-    X: Any, owner: str, n_features: int | None = None, *, copy: bool = False
-) -> np.ndarray:
-    """``X`` as a C-contiguous float64 matrix ``(N, F)``; ``(N, T, F)`` is flattened to
-    ``(N, T * F)``. Rejects other ranks, no samples, non-numbers, NaN/inf and (when
-    ``n_features`` is given) a different feature count. ``copy=True`` always returns a new
-    array the caller may modify; otherwise a float64 C-contiguous input is used as is."""
-    try:
-        array = np.asarray(X)
-    except (ValueError, TypeError) as error:
-        raise ValueError(f"{owner}: X is not a numeric array ({error})") from None
-    if array.dtype.kind not in "biuf":
-        raise ValueError(f"{owner}: X must hold numbers, got dtype {array.dtype}")
-    if array.ndim not in (2, 3):
-        raise ValueError(f"{owner}: X must be 2-D (N, F) or 3-D (N, T, F), got shape {array.shape}")
-    if array.shape[0] == 0:
-        raise ValueError(f"{owner}: X holds no samples")
-    rows = array.reshape(array.shape[0], -1)
-    if rows.shape[1] == 0:
-        raise ValueError(f"{owner}: X has no features, got shape {array.shape}")
-    if n_features is not None and rows.shape[1] != n_features:
-        raise ValueError(
-            f"{owner}: X has {rows.shape[1]} features (after flattening {array.shape}), "
-            f"the model was fitted on {n_features}"
-        )
-    if copy:
-        rows = np.array(rows, dtype=np.float64, order="C")
-    else:
-        rows = np.ascontiguousarray(rows, dtype=np.float64)
-    _check_finite(rows, owner)
-    return rows
-
-
-def _check_finite(rows: np.ndarray, owner: str) -> None:
-    """Raise naming the first row of ``rows`` that holds NaN or inf (scanned in blocks)."""
-    step = max(1, _FINITE_CHECK_ELEMENTS // rows.shape[1])
-    for start in range(0, len(rows), step):
-        finite = np.isfinite(rows[start : start + step]).all(axis=1)
-        if not finite.all():
-            row = start + int(np.argmin(finite))
-            raise ValueError(f"{owner}: X contains NaN or inf (first in row {row})")
-
-
-def _as_target(y: Any, n_samples: int, owner: str) -> np.ndarray:
-    """``y`` as a finite float64 vector ``(N,)`` with as many samples as X."""
-    try:
-        values = np.asarray(y)
-    except (ValueError, TypeError) as error:
-        raise ValueError(f"{owner}: y is not a numeric array ({error})") from None
-    if values.dtype.kind not in "biuf":
-        raise ValueError(f"{owner}: y must hold numbers, got dtype {values.dtype}")
-    _check_target_shape(values, n_samples, owner)
-    values = values.astype(np.float64)
-    finite = np.isfinite(values)
-    if not finite.all():
-        raise ValueError(f"{owner}: y contains NaN or inf (first at index {np.argmin(finite)})")
-    return values
-
-
-def _check_target_shape(y: np.ndarray, n_samples: int, owner: str) -> None:
-    if y.ndim != 1:
-        raise ValueError(f"{owner}: y must be 1-D (N,), got shape {y.shape}")
-    if len(y) != n_samples:
-        raise ValueError(f"{owner}: X has {n_samples} samples but y has {len(y)}")
-
-
-def _check_positive_int(value: Any, name: str, owner: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{owner}: {name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _check_number(value: Any, name: str, owner: str, *, positive: bool) -> float:
-    """A finite real number, > 0 (``positive``) or >= 0."""
-    bound = "> 0" if positive else ">= 0"
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{owner}: {name} must be a number {bound}, got {value!r}")
-    if not math.isfinite(value) or value < 0 or (positive and value == 0):
-        raise ValueError(f"{owner}: {name} must be a finite number {bound}, got {value!r}")
-    return float(value)
-
-
-def _check_seed(value: Any, owner: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"{owner}: seed must be a non-negative integer or None, got {value!r}")
-    return int(value)
-
-
-def _check_choice(value: Any, name: str, choices: tuple[str, ...], owner: str) -> str:
-    if value not in choices:
-        options = ", ".join(repr(choice) for choice in choices)
-        raise ValueError(f"{owner}: {name} must be one of {options}, got {value!r}")
-    return value
-
-
-def _save_npz(path: str | os.PathLike, model: Any, arrays: dict[str, np.ndarray]) -> None:
-    """Write ``arrays`` and the model's class name and ``get_config()`` (a JSON string) to
-    one ``.npz`` at exactly ``path``, through a temporary file so a failed save leaves no
-    half-written file."""
-    document = {
-        "format": FILE_FORMAT,
-        "version": FILE_VERSION,
-        "class_name": type(model).__name__,
-        "config": model.get_config(),
-    }
-    write_npz(path, {_CONFIG_KEY: np.array(json.dumps(document)), **arrays})
-
-
-def _load_npz(
-    cls: type, path: str | os.PathLike, names: tuple[str, ...]
-) -> tuple[Any, dict[str, np.ndarray]]:
-    """A new ``cls`` built from the config of a file written by :func:`_save_npz`, and the
-    file's arrays ``names``; :class:`ModelFileError` naming the file if it is foreign, damaged,
-    of another class or holds an invalid config."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{cls.__name__}: no model file at {path}")
-    try:
-        archive = np.load(path, allow_pickle=False)
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise ModelFileError(f"{path} is not a {cls.__name__} file (a single .npy array)")
-        with archive:
-            if _CONFIG_KEY not in archive.files:
-                if NETWORK_CONFIG_KEY in archive.files:
-                    raise ModelFileError(f"{path} holds a tradenn.nn network, not a {cls.__name__}")
-                raise ModelFileError(f"{path} is not a tradenn tabular model file (no config)")
-            document = json.loads(archive[_CONFIG_KEY].item())
-            if not isinstance(document, dict) or document.get("format") != FILE_FORMAT:
-                raise ModelFileError(f"{path} is not a tradenn tabular model file (wrong format)")
-            if document.get("version") != FILE_VERSION:
-                raise ModelFileError(
-                    f"{path} has tabular model file version {document.get('version')}; "
-                    f"this tradenn reads {FILE_VERSION}"
-                )
-            if document.get("class_name") != cls.__name__:
-                raise ModelFileError(
-                    f"{path} holds a {document.get('class_name')}, not a {cls.__name__}"
-                )
-            missing = [name for name in names if name not in archive.files]
-            if missing:
-                raise ModelFileError(f"{path}: {cls.__name__} file lacks array '{missing[0]}'")
-            arrays = {name: archive[name] for name in names}
-            config = dict(document["config"])
-    except ModelFileError:
-        raise
-    except (KeyError, ValueError, TypeError, EOFError, OSError, zipfile.BadZipFile) as error:
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ModelFileError(f"{path} is not a readable {cls.__name__} file ({message})") from None
-    try:
-        model = cls(**config)
-    except (TypeError, ValueError) as error:
-        raise ModelFileError(f"{path} holds an invalid {cls.__name__} config ({error})") from None
-    return model, arrays
-
 
 # --------------------------------------------------------------------------- linear regression
 
@@ -336,20 +178,20 @@ class LinearRegression:
         seed: int | None = 0,
     ) -> None:
         owner = type(self).__name__
-        alpha = _check_number(alpha, "alpha", owner, positive=False)
-        learning_rate = _check_number(learning_rate, "learning_rate", owner, positive=True)
+        alpha = check_number(alpha, "alpha", owner, positive=False)
+        learning_rate = check_number(learning_rate, "learning_rate", owner, positive=True)
         if not isinstance(fit_intercept, (bool, np.bool_)):
             raise ValueError(f"{owner}: fit_intercept must be True or False, got {fit_intercept!r}")
         self.alpha = alpha
         self.fit_intercept = bool(fit_intercept)
-        self.solver = _check_choice(solver, "solver", _SOLVERS, owner)
-        self.optimizer = _check_choice(optimizer, "optimizer", _OPTIMIZERS, owner)
+        self.solver = check_choice(solver, "solver", _SOLVERS, owner)
+        self.optimizer = check_choice(optimizer, "optimizer", _OPTIMIZERS, owner)
         self.learning_rate = learning_rate
-        self.epochs = _check_positive_int(epochs, "epochs", owner)
+        self.epochs = check_positive_int(epochs, "epochs", owner)
         self.batch_size = (
-            None if batch_size is None else _check_positive_int(batch_size, "batch_size", owner)
+            None if batch_size is None else check_positive_int(batch_size, "batch_size", owner)
         )
-        self.seed = _check_seed(seed, owner)
+        self.seed = check_seed(seed, owner)
         self.coef_: np.ndarray | None = None
 
     # ------------------------------------------------------------------ fitting
@@ -357,8 +199,8 @@ class LinearRegression:
     def fit(self, X: Any, y: Any) -> LinearRegression:
         """Fit on ``X`` (N, F) or (N, T, F) and ``y`` (N,); returns ``self``."""
         owner = type(self).__name__
-        X = _as_design(X, owner)
-        y = _as_target(y, len(X), owner)
+        X = as_design(X, owner)
+        y = as_target(y, len(X), owner)
         n = len(X)
         if self.fit_intercept:
             x_mean, y_mean = X.mean(axis=0), float(y.mean())
@@ -486,14 +328,14 @@ class LinearRegression:
     def predict(self, X: Any) -> np.ndarray:
         """``X w + b`` for ``X`` (N, F) or (N, T, F); returns (N,)."""
         self._check_fitted("predict")
-        X = _as_design(X, type(self).__name__, len(self.coef_))
+        X = as_design(X, type(self).__name__, len(self.coef_))
         return X @ self.coef_ + self.intercept_
 
     def score(self, X: Any, y: Any) -> float:
         """``R^2 = 1 - sum (y - y_hat)^2 / sum (y - mean(y))^2`` on ``(X, y)`` (NaN if y is
         constant)."""
         predictions = self.predict(X)
-        y = _as_target(y, len(predictions), type(self).__name__)
+        y = as_target(y, len(predictions), type(self).__name__)
         residual = float(((y - predictions) ** 2).sum())
         total = float(((y - y.mean()) ** 2).sum())
         return 1.0 - residual / total if total > 0 else math.nan
@@ -516,12 +358,12 @@ class LinearRegression:
     def save(self, path: str | os.PathLike) -> None:
         """Write hyperparameters and the fitted coefficients to one ``.npz`` (no pickle)."""
         self._check_fitted("save")
-        _save_npz(path, self, {name: np.asarray(getattr(self, name)) for name in _FITTED})
+        save_npz(path, self, {name: np.asarray(getattr(self, name)) for name in _FITTED})
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> LinearRegression:
         """Read a model written by :meth:`save`."""
-        model, arrays = _load_npz(cls, path, _FITTED)
+        model, arrays = load_npz(cls, path, _FITTED)
         coef, stderr = arrays["coef_"], arrays["stderr_"]
         if coef.ndim != 1 or coef.dtype != np.float64 or stderr.shape != coef.shape:
             raise ModelFileError(f"{path}: {cls.__name__} coefficients have the wrong shape")

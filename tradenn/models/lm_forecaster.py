@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from ..nn.serialization import ModelFileError, read_metadata
-from .probabilistic import Forecast, _close, _prices
+from .common import as_prices, close_series
+from .probabilistic import Forecast
 from .tokenizer import PriceTokenizer
 from .transformer import TransformerLM
 
@@ -383,8 +384,8 @@ def _as_list(prices: Any) -> list[Any]:
 
 def _log_returns(prices: Any, name: str) -> np.ndarray:
     """Log returns of a price Series/array, or of the Close column of an OHLC frame."""
-    series = _close(prices)
-    values = _prices(prices if series is None else series, f"LMForecaster: {name}")
+    series = close_series(prices)
+    values = as_prices(prices if series is None else series, f"LMForecaster: {name}")
     return np.diff(np.log(values))
 
 

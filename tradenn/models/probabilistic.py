@@ -23,6 +23,8 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import pandas as pd
 
+from .common import as_prices, close_series
+
 __all__ = [
     "QUANTILE_LEVELS",
     "EvaluationResult",
@@ -294,7 +296,7 @@ class GaussianRandomWalk:
         self
         """
         if self.fixed:
-            self._fitted = self._estimate_from(np.diff(np.log(_prices(prices, "prices"))))
+            self._fitted = self._estimate_from(np.diff(np.log(as_prices(prices, "prices"))))
         return self
 
     def estimate(self, history: Any) -> tuple[float, float]:
@@ -303,7 +305,7 @@ class GaussianRandomWalk:
             if self._fitted is None:
                 raise ValueError("fixed=True needs fit(train_prices) before forecasting")
             return self._fitted
-        returns = np.diff(np.log(_prices(history, "history")))
+        returns = np.diff(np.log(as_prices(history, "history")))
         if self.volatility == "rolling":
             if returns.size < self.window:
                 raise ValueError(
@@ -436,8 +438,8 @@ def evaluate_probabilistic(
             raise ValueError(f"forecasters[{name!r}] has no forecast(history, horizon, ...) method")
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 2:
         raise ValueError(f"num_samples must be an int >= 2 (for the CRPS), got {num_samples!r}")
-    series = _close(prices)
-    values = _prices(prices if series is None else series, "prices")
+    series = close_series(prices)
+    values = as_prices(prices if series is None else series, "prices")
     origins = rolling_origins(values.size, start=start, horizon=horizon, step=step)
     actuals = np.diff(np.log(values))[origins[:, None] + np.arange(horizon)]
 
@@ -537,28 +539,3 @@ def _per_origin(origins, time_index, actuals, quantiles, crps, p_up) -> pd.DataF
 def _check_count(value: Any, name: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
         raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-
-
-def _close(prices: Any) -> pd.Series | None:
-    """``prices`` as a float Series when it is a Series or a price frame (its Close), else None."""
-    if isinstance(prices, pd.DataFrame):
-        if "Close" not in prices.columns:
-            raise ValueError("prices is a DataFrame without a Close column")
-        prices = prices["Close"]
-    return prices.astype(np.float64) if isinstance(prices, pd.Series) else None
-
-
-def _prices(prices: Any, name: str) -> np.ndarray:
-    """``prices`` as a 1-D float64 array of finite positive values (``name`` in errors)."""
-    if isinstance(prices, pd.Series):
-        prices = prices.to_numpy(dtype=np.float64, na_value=np.nan)
-    p = np.asarray(prices, dtype=np.float64)
-    if p.ndim != 1 or p.size == 0:
-        raise ValueError(f"{name} must be a non-empty 1-D array or Series, got shape {p.shape}")
-    bad = ~(np.isfinite(p) & (p > 0))
-    if bad.any():
-        position = int(np.argmax(bad))
-        raise ValueError(
-            f"{name} must hold finite positive prices; got {p[position]} at position {position}"
-        )
-    return p

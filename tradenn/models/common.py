@@ -1,0 +1,324 @@
+"""Input checks, array coercion and the ``.npz`` model file shared by the forecasters.
+
+* Tabular models (:class:`~tradenn.models.linear.LinearRegression`,
+  :class:`~tradenn.models.knn.KNNRegressor`, :class:`~tradenn.models.knn.KNNClassifier`):
+  :func:`as_design` and :func:`as_target` turn ``X`` and ``y`` into checked float64 arrays,
+  the ``check_*`` functions validate hyperparameters, and :func:`save_npz` / :func:`load_npz`
+  write and read their one-file ``.npz`` format (no pickle).
+* Price-series forecasters (:mod:`tradenn.models.probabilistic`,
+  :mod:`tradenn.models.lm_forecaster`): :func:`close_series` and :func:`as_prices` read a price
+  array, Series or OHLC frame.
+
+Every check raises ``ValueError`` with a message that starts with the calling model's name
+(``owner``) where it takes one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tradenn.nn.serialization import CONFIG_KEY as NETWORK_CONFIG_KEY
+from tradenn.nn.serialization import ModelFileError, write_npz
+
+__all__ = [
+    "FILE_FORMAT",
+    "FILE_VERSION",
+    "as_design",
+    "as_prices",
+    "as_target",
+    "check_choice",
+    "check_number",
+    "check_positive_int",
+    "check_seed",
+    "check_target_shape",
+    "close_series",
+    "load_npz",
+    "save_npz",
+]
+
+FILE_FORMAT = "tradenn.models.tabular"
+FILE_VERSION = 1
+_CONFIG_KEY = "__tradenn_tabular__"
+_FINITE_CHECK_ELEMENTS = 1 << 20  # elements per block of the NaN/inf scan (bounds its temporary)
+
+
+# --------------------------------------------------------------------------- tabular inputs
+
+
+def as_design(
+    X: Any, owner: str, n_features: int | None = None, *, copy: bool = False
+) -> np.ndarray:
+    """``X`` as a C-contiguous float64 matrix ``(N, F)``, checked.
+
+    Parameters
+    ----------
+    X : array_like
+        ``(N, F)``, or ``(N, T, F)`` which is flattened to ``(N, T * F)``.
+    owner : str
+        Name of the calling model, the prefix of every error message.
+    n_features : int, optional
+        The feature count the model was fitted on; a different count is rejected.
+    copy : bool
+        Always return a new array the caller may modify; otherwise a float64 C-contiguous
+        input is returned as is.
+
+    Returns
+    -------
+    ndarray (N, F)
+        float64, C-contiguous.
+
+    Raises
+    ------
+    ValueError
+        If ``X`` is not numeric, has another rank, no samples or no features, holds NaN or
+        inf, or has a feature count other than ``n_features``.
+    """
+    try:
+        array = np.asarray(X)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{owner}: X is not a numeric array ({error})") from None
+    if array.dtype.kind not in "biuf":
+        raise ValueError(f"{owner}: X must hold numbers, got dtype {array.dtype}")
+    if array.ndim not in (2, 3):
+        raise ValueError(f"{owner}: X must be 2-D (N, F) or 3-D (N, T, F), got shape {array.shape}")
+    if array.shape[0] == 0:
+        raise ValueError(f"{owner}: X holds no samples")
+    rows = array.reshape(array.shape[0], -1)
+    if rows.shape[1] == 0:
+        raise ValueError(f"{owner}: X has no features, got shape {array.shape}")
+    if n_features is not None and rows.shape[1] != n_features:
+        raise ValueError(
+            f"{owner}: X has {rows.shape[1]} features (after flattening {array.shape}), "
+            f"the model was fitted on {n_features}"
+        )
+    if copy:
+        rows = np.array(rows, dtype=np.float64, order="C")
+    else:
+        rows = np.ascontiguousarray(rows, dtype=np.float64)
+    _check_finite(rows, owner)
+    return rows
+
+
+def _check_finite(rows: np.ndarray, owner: str) -> None:
+    """Raise naming the first row of ``rows`` that holds NaN or inf (scanned in blocks)."""
+    step = max(1, _FINITE_CHECK_ELEMENTS // rows.shape[1])
+    for start in range(0, len(rows), step):
+        finite = np.isfinite(rows[start : start + step]).all(axis=1)
+        if not finite.all():
+            row = start + int(np.argmin(finite))
+            raise ValueError(f"{owner}: X contains NaN or inf (first in row {row})")
+
+
+def as_target(y: Any, n_samples: int, owner: str) -> np.ndarray:
+    """``y`` as a finite float64 vector ``(N,)`` with as many samples as X.
+
+    Raises
+    ------
+    ValueError
+        If ``y`` is not numeric or 1-D, has another length than ``n_samples`` or holds NaN
+        or inf.
+    """
+    try:
+        values = np.asarray(y)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{owner}: y is not a numeric array ({error})") from None
+    if values.dtype.kind not in "biuf":
+        raise ValueError(f"{owner}: y must hold numbers, got dtype {values.dtype}")
+    check_target_shape(values, n_samples, owner)
+    values = values.astype(np.float64)
+    finite = np.isfinite(values)
+    if not finite.all():
+        raise ValueError(f"{owner}: y contains NaN or inf (first at index {np.argmin(finite)})")
+    return values
+
+
+def check_target_shape(y: np.ndarray, n_samples: int, owner: str) -> None:
+    """Raise unless ``y`` is 1-D with ``n_samples`` entries."""
+    if y.ndim != 1:
+        raise ValueError(f"{owner}: y must be 1-D (N,), got shape {y.shape}")
+    if len(y) != n_samples:
+        raise ValueError(f"{owner}: X has {n_samples} samples but y has {len(y)}")
+
+
+# --------------------------------------------------------------------------- hyperparameters
+
+
+def check_positive_int(value: Any, name: str, owner: str) -> int:
+    """``value`` as an ``int`` >= 1 (bools rejected); ``name`` is the argument in errors."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{owner}: {name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_number(value: Any, name: str, owner: str, *, positive: bool) -> float:
+    """``value`` as a finite real ``float``, > 0 (``positive``) or >= 0 (bools rejected)."""
+    bound = "> 0" if positive else ">= 0"
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{owner}: {name} must be a number {bound}, got {value!r}")
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        raise ValueError(f"{owner}: {name} must be a finite number {bound}, got {value!r}")
+    return float(value)
+
+
+def check_seed(value: Any, owner: str) -> int | None:
+    """``value`` as a non-negative ``int``, or None (bools rejected)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{owner}: seed must be a non-negative integer or None, got {value!r}")
+    return int(value)
+
+
+def check_choice(value: Any, name: str, choices: tuple[str, ...], owner: str) -> str:
+    """``value`` if it is one of ``choices``; otherwise raise listing them."""
+    if value not in choices:
+        options = ", ".join(repr(choice) for choice in choices)
+        raise ValueError(f"{owner}: {name} must be one of {options}, got {value!r}")
+    return value
+
+
+# --------------------------------------------------------------------------- the .npz file
+
+
+def save_npz(path: str | os.PathLike, model: Any, arrays: dict[str, np.ndarray]) -> None:
+    """Write a tabular model to one ``.npz`` at exactly ``path``.
+
+    The file holds ``arrays`` and a JSON document with :data:`FILE_FORMAT`,
+    :data:`FILE_VERSION`, the model's class name and ``model.get_config()``. It is written
+    through a temporary file, so a failed save leaves no half-written file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination, used as given (no suffix is added).
+    model : object
+        The model; its class name and ``get_config()`` (JSON-serializable) are stored.
+    arrays : dict of str to ndarray
+        The fitted arrays, read back by :func:`load_npz`.
+    """
+    document = {
+        "format": FILE_FORMAT,
+        "version": FILE_VERSION,
+        "class_name": type(model).__name__,
+        "config": model.get_config(),
+    }
+    write_npz(path, {_CONFIG_KEY: np.array(json.dumps(document)), **arrays})
+
+
+def load_npz(
+    cls: type, path: str | os.PathLike, names: tuple[str, ...]
+) -> tuple[Any, dict[str, np.ndarray]]:
+    """Read a file written by :func:`save_npz`.
+
+    Parameters
+    ----------
+    cls : type
+        The model class the file must hold; it is built from the stored config.
+    path : str or os.PathLike
+        The file.
+    names : tuple of str
+        Arrays the file must contain.
+
+    Returns
+    -------
+    model : cls
+        A new, unfitted ``cls(**config)``.
+    arrays : dict of str to ndarray
+        The arrays ``names``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no file at ``path``.
+    ModelFileError
+        Naming the file, if it is foreign, damaged, of another format version or class, lacks
+        one of ``names`` or holds an invalid config.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{cls.__name__}: no model file at {path}")
+    try:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ModelFileError(f"{path} is not a {cls.__name__} file (a single .npy array)")
+        with archive:
+            if _CONFIG_KEY not in archive.files:
+                if NETWORK_CONFIG_KEY in archive.files:
+                    raise ModelFileError(f"{path} holds a tradenn.nn network, not a {cls.__name__}")
+                raise ModelFileError(f"{path} is not a tradenn tabular model file (no config)")
+            document = json.loads(archive[_CONFIG_KEY].item())
+            if not isinstance(document, dict) or document.get("format") != FILE_FORMAT:
+                raise ModelFileError(f"{path} is not a tradenn tabular model file (wrong format)")
+            if document.get("version") != FILE_VERSION:
+                raise ModelFileError(
+                    f"{path} has tabular model file version {document.get('version')}; "
+                    f"this tradenn reads {FILE_VERSION}"
+                )
+            if document.get("class_name") != cls.__name__:
+                raise ModelFileError(
+                    f"{path} holds a {document.get('class_name')}, not a {cls.__name__}"
+                )
+            missing = [name for name in names if name not in archive.files]
+            if missing:
+                raise ModelFileError(f"{path}: {cls.__name__} file lacks array '{missing[0]}'")
+            arrays = {name: archive[name] for name in names}
+            config = dict(document["config"])
+    except ModelFileError:
+        raise
+    except (KeyError, ValueError, TypeError, EOFError, OSError, zipfile.BadZipFile) as error:
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ModelFileError(f"{path} is not a readable {cls.__name__} file ({message})") from None
+    try:
+        model = cls(**config)
+    except (TypeError, ValueError) as error:
+        raise ModelFileError(f"{path} holds an invalid {cls.__name__} config ({error})") from None
+    return model, arrays
+
+
+# --------------------------------------------------------------------------- price series
+
+
+def close_series(prices: Any) -> pd.Series | None:
+    """``prices`` as a float Series when it is a Series or a price frame (its Close), else None.
+
+    Raises
+    ------
+    ValueError
+        If ``prices`` is a DataFrame without a ``Close`` column.
+    """
+    if isinstance(prices, pd.DataFrame):
+        if "Close" not in prices.columns:
+            raise ValueError("prices is a DataFrame without a Close column")
+        prices = prices["Close"]
+    return prices.astype(np.float64) if isinstance(prices, pd.Series) else None
+
+
+def as_prices(prices: Any, name: str) -> np.ndarray:
+    """``prices`` as a 1-D float64 array of finite positive values (``name`` in errors).
+
+    Raises
+    ------
+    ValueError
+        If ``prices`` is empty, not 1-D, or holds a non-finite or non-positive value (the
+        message gives the first one and its position).
+    """
+    if isinstance(prices, pd.Series):
+        prices = prices.to_numpy(dtype=np.float64, na_value=np.nan)
+    p = np.asarray(prices, dtype=np.float64)
+    if p.ndim != 1 or p.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D array or Series, got shape {p.shape}")
+    bad = ~(np.isfinite(p) & (p > 0))
+    if bad.any():
+        position = int(np.argmax(bad))
+        raise ValueError(
+            f"{name} must hold finite positive prices; got {p[position]} at position {position}"
+        )
+    return p
