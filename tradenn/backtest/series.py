@@ -123,6 +123,11 @@ class BarSeries:
         """Read-only array of the bars revealed so far (of the window kept)."""
         return self.__values[: self._clock.i - self.__offset + 1]
 
+    @property
+    def offset(self) -> int:
+        """Bar number of the first value held."""
+        return self.__offset
+
     def full(self) -> np.ndarray:
         """Every value the series holds, revealed or not: for the engine and ``Strategy.I``
         (which compute on whole arrays), never for ``next()``."""

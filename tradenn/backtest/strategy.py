@@ -143,6 +143,9 @@ class Indicator:
 
     ``refresh(offset, n)`` recomputes ``func(*args, **kwargs)`` on what its inputs hold now (the
     paper loop's window, whose first bar is ``offset``) and rebinds the series to the result.
+    A function with a ``latest`` attribute (``latest(*args, **kwargs)`` -> the value at the
+    last bar only; :func:`tradenn.features.sma` has one) is updated by one value per bar
+    instead, once the series already covers the bars before.
     """
 
     name: str
@@ -154,6 +157,18 @@ class Indicator:
     def refresh(self, offset: int, n: int) -> None:
         """Recompute on the inputs' current ``n`` values, the first of which is bar
         ``offset``."""
+        latest = getattr(self.func, "latest", None)
+        if latest is not None and len(self.series) == 1:
+            (series,) = self.series
+            # The series holds bars [start, start + len) ; the window is [offset, offset + n).
+            held, start = series.full(), series.offset
+            if start <= offset and start + len(held) == offset + n - 1:
+                value = latest(*_unwrap(self.args), **self.kwargs)
+                values = np.empty(n, dtype=held.dtype if held.dtype != bool else bool)
+                values[:-1] = held[offset - start :]
+                values[-1] = value
+                series.rebind(values, offset)
+                return
         outputs = _outputs(self.func(*_unwrap(self.args), **self.kwargs), n, self.name)
         for series, values in zip(self.series, outputs, strict=True):
             series.rebind(values, offset)

@@ -21,6 +21,7 @@ Seeding and smoothing follow TA-Lib unless stated otherwise in the function's do
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
@@ -123,6 +124,17 @@ def sma(x: T, n: int) -> T:
     """
     (a,) = _arrays(x)
     return _like(x, _values(_rolling(a, _window(n)).mean()))
+
+
+def _sma_latest(x: np.ndarray, n: int) -> float:
+    """``sma(x, n)[-1]`` alone: what a live run needs for each new bar (the mean of the last
+    ``n`` values; NaN with fewer than ``n`` or any NaN among them, as ``sma``). Agrees with
+    ``sma`` to rounding (``sma`` uses pandas' compensated running sums)."""
+    window = np.asarray(x, dtype=np.float64)[-_window(n) :]
+    return float(window.mean()) if window.size == n else math.nan
+
+
+sma.latest = _sma_latest
 
 
 def ema(x: T, n: int) -> T:

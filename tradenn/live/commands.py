@@ -66,7 +66,9 @@ def _setup_logging(quiet: bool, log_file: str | None) -> list[logging.Handler]:
     """One line per event on stderr (warnings only with ``quiet``) and, with ``log_file``,
     everything in that file."""
     logger = logging.getLogger(_LOGGER)
-    logger.setLevel(logging.INFO)
+    # The logger's own level is the lowest any handler wants: with --quiet and no log file,
+    # INFO records are not even built (a few of them per bar).
+    logger.setLevel(logging.WARNING if quiet and not log_file else logging.INFO)
     logger.propagate = False
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.WARNING if quiet else logging.INFO)
