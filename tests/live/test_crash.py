@@ -164,5 +164,5 @@ def test_sigterm_stops_after_the_current_bar_with_exit_code_0_and_resumes(tmp_pa
         assert ledger.counts()["bars"] == 41
     resumed = _cli(csv, path, stdout=subprocess.PIPE, text=True)
     out, _ = resumed.communicate(timeout=60)
-    assert resumed.returncode == 0 and out.startswith("feed ended: 39 new bars, 41 replayed")
+    assert resumed.returncode == 0 and out.startswith("feed ended: 39 new bars after 41 recorded")
     assert _contents(path) == _contents(tmp_path / "whole.db")

@@ -254,7 +254,7 @@ def test_a_second_paper_run_on_a_ledger_in_use_exits_2_with_one_line(tmp_path):
     assert first.wait(timeout=60) == -signal.SIGKILL
     resumed = _spawn(_run(path, f"replay:{csv}"), stdout=subprocess.PIPE)
     out, _ = resumed.communicate(timeout=120)
-    assert resumed.returncode == 0 and out.startswith("feed ended: 39 new bars, 41 replayed")
+    assert resumed.returncode == 0 and out.startswith("feed ended: 39 new bars after 41 recorded")
     assert _contents(path) == _contents(whole)
 
 
@@ -536,7 +536,7 @@ def test_paper_run_on_a_full_disk_exits_1_with_one_line_and_resumes_once_space_i
         assert 0 < done < len(feed) and len(ledger.equity()) == done
     code, out, err = _cli(_run(path))
     assert (code, err) == (0, "")
-    assert out.startswith(f"feed ended: {len(feed) - done} new bars, {done} replayed")
+    assert out.startswith(f"feed ended: {len(feed) - done} new bars after {done} recorded")
     assert _contents(path) == _contents(whole)
 
 
@@ -549,7 +549,7 @@ def test_a_full_disk_while_creating_a_ledger_is_disk_full_and_a_retry_creates_it
     assert sorted(os.listdir(tmp_path)) == ["paper.db"]  # a blank file, no lock left behind
     disk(full=False)
     code, out, _ = _cli(_run(path))
-    assert code == 0 and out.startswith(f"feed ended: {len(feed)} new bars, 0 replayed")
+    assert code == 0 and out.startswith(f"feed ended: {len(feed)} new bars after 0 recorded")
 
 
 def test_a_full_disk_when_creating_the_lock_file_is_disk_full(feed, tmp_path, monkeypatch):

@@ -66,8 +66,8 @@ import pandas as pd
 from tradenn.account import Account, Settings
 from tradenn.backtest.engine import BacktestEngine
 from tradenn.backtest.result import account_path, orders_frame, trades_frame
-from tradenn.backtest.runner import parameter_values
-from tradenn.backtest.series import BarData, BarSeries, Clock, LookAheadError, check_causal
+from tradenn.backtest.runner import PanelPrices, PortfolioRunner, parameter_values
+from tradenn.backtest.series import Clock, PanelData
 from tradenn.backtest.strategy import StrategyBase
 from tradenn.data.calendar import bars_per_year as infer_bars_per_year
 from tradenn.data.panel import align, is_panel, panel_assets
@@ -80,8 +80,6 @@ __all__ = [
     "PortfolioStrategy",
     "active",
 ]
-
-_CALENDAR = {"W": "W", "M": "M", "Q": "Q", "Y": "Y"}
 
 
 # ------------------------------------------------------------------------------ the strategy
@@ -113,6 +111,12 @@ class PortfolioStrategy(StrategyBase):
     def __init__(self, account: Account, data: PanelData, clock: Clock, params: dict[str, Any]):
         super().__init__(account, data, clock, params)
         self._request: dict[str, float] | None = None
+
+    def take_request(self) -> dict[str, float] | None:
+        """The targets :meth:`rebalance` set since the last call (None if it was not called);
+        the runner reads this after each ``next()``."""
+        request, self._request = self._request, None
+        return request
 
     @property
     def assets(self) -> list[str]:
@@ -170,60 +174,6 @@ def active(data: pd.DataFrame, max_gap: int = 5) -> pd.DataFrame:
 # ------------------------------------------------------------------------------ causal views
 
 
-class PanelData:
-    """What a portfolio strategy sees in ``next()``: each asset's bars up to the current one.
-
-    ``data[asset]`` is that asset's :class:`BarData` over its own bars (``data["SPX"].Close[-1]``
-    is its latest close, which is today's only if :meth:`tradable`); ``data.assets``,
-    ``data.now`` (the current timestamp), ``len(data)`` (bars of the union calendar so far),
-    ``data.df`` (a copy of the panel up to now; slow).
-    """
-
-    def __init__(self, panel: pd.DataFrame, clock: Clock) -> None:
-        self._panel = panel
-        self._clock = clock
-        self.assets = panel_assets(panel)
-        has_bar = panel["Close"].notna().to_numpy()
-        # Asset clock at union bar i: the index of the asset's latest bar so far (-1 before any).
-        self._counts = np.cumsum(has_bar, axis=0) - 1
-        self._has_bar = has_bar
-        self._clocks = [Clock(-1) for _ in self.assets]
-        self._views = {}
-        for a, name in enumerate(self.assets):
-            frame = panel.xs(name, axis=1, level=1)[has_bar[:, a]]
-            frame.columns.name = None
-            self._views[name] = BarData(frame, self._clocks[a])
-        self.index = BarSeries(panel.index.to_numpy(), clock, "index")
-
-    def sync(self, i: int) -> None:
-        """Move every asset's view to union bar ``i`` (the engine calls this each bar)."""
-        for clock, count in zip(self._clocks, self._counts[i].tolist(), strict=True):
-            clock.i = count
-
-    def __getitem__(self, asset: str) -> BarData:
-        try:
-            return self._views[asset]
-        except KeyError:
-            raise KeyError(f"no asset {asset!r}; assets: {', '.join(self.assets)}") from None
-
-    def __len__(self) -> int:
-        return self._clock.i + 1
-
-    def tradable(self, asset: str) -> bool:
-        """True when ``asset`` has a bar at the current timestamp."""
-        return bool(self._has_bar[self._clock.i, self.assets.index(asset)])
-
-    @property
-    def now(self) -> pd.Timestamp:
-        """Timestamp of the current bar."""
-        return pd.Timestamp(self.index[-1])
-
-    @property
-    def df(self) -> pd.DataFrame:
-        """A copy of the panel up to and including the current bar."""
-        return self._panel.iloc[: self._clock.i + 1].copy()
-
-
 # ------------------------------------------------------------------------------ the engine
 
 
@@ -254,29 +204,6 @@ def _to_panel(data: Any, how: str) -> pd.DataFrame:
         f"data: expected a price frame, a panel, a mapping name -> frame or a list of sources, "
         f"got {type(data).__name__}"
     )
-
-
-def _schedule(every: Any, index: pd.DatetimeIndex, label: str) -> np.ndarray | None:
-    """Bars on which a rebalance is due (None: whenever targets change)."""
-    n = len(index)
-    if every is None:
-        return None
-    if isinstance(every, str):
-        freq = _CALENDAR.get(every.upper())
-        if freq is None:
-            raise BacktestError(
-                f"{label}: rebalance_every must be None, a number of bars or one of "
-                f"{', '.join(_CALENDAR)}; got {every!r}"
-            )
-        naive = index.tz_localize(None) if index.tz is not None else index
-        periods = naive.to_period(freq).asi8
-        return np.diff(periods, prepend=periods[0] - 1) != 0
-    if isinstance(every, bool) or not isinstance(every, int | np.integer) or every < 1:
-        raise BacktestError(
-            f"{label}: rebalance_every must be None, a positive number of bars or a calendar "
-            f"period; got {every!r}"
-        )
-    return np.arange(n) % int(every) == 0
 
 
 class PortfolioBacktest(BacktestEngine):
@@ -393,128 +320,6 @@ class PortfolioBacktest(BacktestEngine):
         self.risk_free_rate = risk_free_rate
         self.vectorized = hasattr(strategy, "weights") if vectorized is None else vectorized
 
-    def run(self, **params: Any) -> PortfolioResult:
-        """Run the strategy with its parameters overridden by ``params``; return the result."""
-        values = parameter_values(self.strategy, params)
-        panel = self.data
-        n, names = len(panel), self.assets
-        label = self.strategy.__name__
-        clock = Clock(-1)
-        account = Account(self.settings, names)
-        books = list(account.books.values())
-        view = PanelData(panel, clock)
-        strategy = self.strategy(account, view, clock, values)
-        schedule = _schedule(values["rebalance_every"], panel.index, label)
-        drift = values["drift_threshold"]
-        if not (isinstance(drift, int | float) and math.isfinite(drift) and drift >= 0):
-            raise BacktestError(f"{label}: drift_threshold must be >= 0, got {drift!r}")
-        prices = _Prices(panel)
-        try:
-            strategy.init()
-            targets = self._weights(strategy, prices.alive) if self.vectorized else None
-        except (ValueError, TypeError) as error:  # a strategy rejecting its parameters
-            raise BacktestError(f"{label}: {error}") from error
-        on_close = self.settings.trade_on_close
-        quotes = prices.close if on_close else prices.open
-        target = np.zeros(len(names))
-        pending: dict[int, int] = {}  # asset -> bar its latest decision was made on
-        target_log = np.zeros((n, len(names)))
-        for i in range(n):  # sequential: each rebalance is sized on the equity the last one left
-            clock.i = account.bar = i
-            marks = prices.marks[i].tolist()
-            for book, mark in zip(books, marks, strict=True):
-                book.last_close = mark
-            if not on_close and pending:
-                self._execute(account, prices, pending, target, i, quotes[i])
-            scheduled = None if schedule is None else bool(schedule[i])
-            if targets is not None:
-                target = self._decide(account, target, targets[i], pending, i, scheduled, drift)
-            else:
-                view.sync(i)
-                strategy._request = None
-                strategy.next()
-                if strategy._request is not None:
-                    row = self._request_row(strategy._request, prices.alive, i, label)
-                    target = self._decide(account, target, row, pending, i, scheduled, drift)
-                elif scheduled:
-                    target = self._decide(account, target, target, pending, i, scheduled, drift)
-            target_log[i] = target
-            if on_close and pending:
-                self._execute(account, prices, pending, target, i, quotes[i])
-            for a in prices.delisted_at.get(i, ()):
-                pending.pop(a, None)
-                if books[a].units:
-                    account.close_position(books[a], float(prices.close[i, a]), i, "delisted")
-            if account.margin_call(i, dict(zip(names, marks, strict=True))):
-                break
-        if self.finalize_trades and not account.halted:
-            account.liquidate(n - 1, dict(zip(names, prices.marks[-1], strict=True)), "end of data")
-        targets_frame = pd.DataFrame(target_log, index=panel.index, columns=names)
-        return self._portfolio_result(strategy, account, prices, values, targets_frame)
-
-    def _request_row(
-        self, request: Mapping[str, float], alive: np.ndarray, i: int, label: str
-    ) -> np.ndarray:
-        row = np.zeros(len(self.assets))
-        for name, weight in request.items():
-            row[self.assets.index(name)] = weight
-        return self.check_weights(row[None, :], alive[i : i + 1], f"{label}.rebalance", i)[0]
-
-    def _decide(
-        self,
-        account: Account,
-        target: np.ndarray,
-        row: np.ndarray,
-        pending: dict[int, int],
-        i: int,
-        scheduled: bool | None,
-        drift: float,
-    ) -> np.ndarray:
-        """Take the targets set at bar ``i``'s close; mark the assets that must trade."""
-        if scheduled is None:  # no schedule: trade what changed
-            for a in np.flatnonzero(row != target).tolist():
-                pending[a] = i
-            return row.copy()
-        if not scheduled:
-            return row.copy()
-        equity = account.equity()
-        for a, book in enumerate(account.books.values()):
-            held = book.units
-            w = float(row[a])
-            if w == 0 and held:
-                pending[a] = i
-            elif equity > 0 and abs(held * book.last_close / equity - w) > drift:
-                pending[a] = i
-            elif equity <= 0 and w != 0:
-                pending[a] = i
-        return row.copy()
-
-    def _execute(
-        self,
-        account: Account,
-        prices: _Prices,
-        pending: dict[int, int],
-        target: np.ndarray,
-        i: int,
-        quotes: np.ndarray,
-    ) -> None:
-        """Trade the pending assets that have a bar at ``i`` towards their targets."""
-        due = [a for a in pending if prices.has_bar[i, a]]
-        if not due:
-            return
-        names = self.assets
-        # Valuation: every asset with a bar at its quote, the others at their last close.
-        marks = np.where(prices.has_bar[i], quotes, prices.marks[i])
-        account.rebalance(
-            i,
-            {names[a]: float(target[a]) for a in due},
-            {names[a]: float(quotes[a]) for a in due},
-            marks=dict(zip(names, marks.tolist(), strict=True)),
-            placed={names[a]: pending[a] for a in due},
-        )
-        for a in due:
-            del pending[a]
-
     def check_weights(
         self, weights: np.ndarray, listed: np.ndarray, label: str, first_bar: int = 0
     ) -> np.ndarray:
@@ -546,33 +351,24 @@ class PortfolioBacktest(BacktestEngine):
             weights = weights * scale[:, None]
         return weights
 
-    def _weights(self, strategy: PortfolioStrategy, alive: np.ndarray) -> np.ndarray:
-        """The vectorized targets, checked for shape, range, leverage and look-ahead."""
-        panel = self.data
-        n = len(panel)
-        label = f"{type(strategy).__name__}.weights"
-        full = self._weight_matrix(strategy.weights(panel.copy()), n, label)
-        for cut in sorted({n // 3, 2 * n // 3} - {0}):
-            early = self._weight_matrix(strategy.weights(panel.iloc[:cut].copy()), cut, label)
-            for a, name in enumerate(self.assets):
-                try:
-                    check_causal(full[:cut, a], early[:, a], f"{label} for {name!r}")
-                except LookAheadError as error:
-                    raise LookAheadError(str(error).replace("indicator ", "")) from None
-        return self.check_weights(full, alive, label)
-
-    def _weight_matrix(self, raw: Any, n: int, label: str) -> np.ndarray:
-        if not isinstance(raw, pd.DataFrame):
-            raise BacktestError(f"{label} must return a DataFrame (bars x assets), got {type(raw)}")
-        unknown = [c for c in raw.columns if c not in self.assets]
-        if unknown:
-            raise BacktestError(
-                f"{label}: unknown asset {unknown[0]!r}; assets: {', '.join(self.assets)}"
-            )
-        if len(raw) != n:
-            raise BacktestError(f"{label} returned {len(raw)} rows; expected one per bar ({n})")
-        frame = raw.reindex(columns=self.assets)
-        return frame.to_numpy(dtype=np.float64)  # NaN (no view yet) becomes 0 in check_weights
+    def run(self, **params: Any) -> PortfolioResult:
+        """Run the strategy with its parameters overridden by ``params``; return the result."""
+        values = parameter_values(self.strategy, params)
+        runner = PortfolioRunner(
+            self.strategy,
+            values,
+            self.settings,
+            self.data,
+            vectorized=self.vectorized,
+            check_weights=self.check_weights,
+        )
+        runner.run()
+        account, prices, n = runner.account, runner.prices, len(self.data)
+        if self.finalize_trades and not account.halted:
+            marks = dict(zip(self.assets, prices.marks[-1].tolist(), strict=True))
+            account.liquidate(n - 1, marks, "end of data")
+        targets = pd.DataFrame(runner.target_log, index=self.data.index, columns=self.assets)
+        return self._portfolio_result(runner.strategy, account, prices, values, targets)
 
     # --------------------------------------------------------------------------- results
 
@@ -580,7 +376,7 @@ class PortfolioBacktest(BacktestEngine):
         self,
         strategy: PortfolioStrategy,
         account: Account,
-        prices: _Prices,
+        prices: PanelPrices,
         params: dict,
         targets: pd.DataFrame,
     ) -> PortfolioResult:
@@ -684,32 +480,6 @@ class PortfolioBacktest(BacktestEngine):
 
 def _bars_per_year(given: float | None, index: pd.DatetimeIndex) -> float:
     return float(given) if given is not None else float(infer_bars_per_year(index))
-
-
-class _Prices:
-    """A panel's prices as arrays (bars x assets), and when each asset trades.
-
-    ``marks`` are valuation prices (the last close carried forward; 0 before the first bar);
-    ``alive`` is where an asset may hold a position: from its first bar until, for an asset
-    whose data ends before the panel's, its last bar (``delisted_at``: bar -> assets sold at
-    that bar's close).
-    """
-
-    def __init__(self, panel: pd.DataFrame) -> None:
-        self.open = panel["Open"].to_numpy(dtype=np.float64)
-        close = panel["Close"]
-        self.close = close.to_numpy(dtype=np.float64)
-        self.has_bar = close.notna().to_numpy()
-        self.marks = close.ffill().fillna(0.0).to_numpy(dtype=np.float64)
-        n = len(panel)
-        self.last_bar = n - 1 - np.argmax(self.has_bar[::-1], axis=0)
-        listed = np.maximum.accumulate(self.has_bar, axis=0)
-        ended = np.arange(n)[:, None] >= self.last_bar[None, :]
-        delisted = self.last_bar < n - 1
-        self.alive = listed & ~(ended & delisted[None, :])
-        self.delisted_at: dict[int, list[int]] = {}
-        for a in np.flatnonzero(delisted).tolist():
-            self.delisted_at.setdefault(int(self.last_bar[a]), []).append(a)
 
 
 def _concat(frames: list[pd.DataFrame], names: list[str], sort: str | None) -> pd.DataFrame:

@@ -1,5 +1,6 @@
-"""The runner: reveals bars one at a time to a single-asset strategy and trades through the
-account. A backtest is the runner over a finished frame; the paper loop is the same runner over
+"""The runners: reveal bars one at a time to a strategy and trade through the account.
+:class:`Runner` steps a single-asset strategy, :class:`PortfolioRunner` a portfolio strategy
+over a panel. A backtest is the runner over a finished frame; the paper loop is the same runner over
 a feed (:meth:`Runner.advance`, one bar at a time); ``check_lookahead`` reruns it on truncated
 and perturbed frames.
 
@@ -32,18 +33,36 @@ geometrically and agree after a few hundred bars. A strategy with longer memory 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from tradenn.account import Account, Settings
-from tradenn.backtest.series import BarData, BarWindow, Clock, LookAheadError, check_causal
+from tradenn.backtest.series import (
+    BarData,
+    BarWindow,
+    Clock,
+    LookAheadError,
+    PanelData,
+    check_causal,
+)
 from tradenn.backtest.strategy import Strategy, StrategyBase
+from tradenn.data.panel import panel_assets
 from tradenn.errors import BacktestError, TradennError
 
-__all__ = ["DEFAULT_HISTORY", "Runner", "parameter_values", "target_array", "warmup"]
+__all__ = [
+    "DEFAULT_HISTORY",
+    "PanelPrices",
+    "PortfolioRunner",
+    "Runner",
+    "parameter_values",
+    "rebalance_schedule",
+    "target_array",
+    "warmup",
+]
 
 DEFAULT_HISTORY = 1000
 """Bars the paper loop keeps at least, when the strategy does not say (``history_bars``)."""
@@ -380,3 +399,223 @@ class Runner:
             runner.ready = True
         runner.strategy.restore_state(state["strategy"])
         return runner
+
+
+class PortfolioRunner:
+    """One :class:`~tradenn.backtest.portfolio.PortfolioStrategy` stepping through a panel's
+    bars against one multi-asset :class:`Account`.
+
+    Per bar ``i``: pending target trades fill at the assets' opens (assets without a bar at
+    ``i`` wait for their next bar); the strategy decides at the close (its ``weights()`` row, or
+    what ``next()`` asked with ``rebalance``), on the rebalancing schedule; with
+    ``trade_on_close`` the trades fill at the close; assets whose data end at ``i`` (before the
+    panel's last bar) are sold at their close; then the margin is checked. ``check_weights``
+    validates target rows (the engine's leverage and shorting rules).
+    """
+
+    def __init__(
+        self,
+        strategy: type,
+        params: Mapping[str, Any],
+        settings: Settings,
+        panel: pd.DataFrame,
+        *,
+        vectorized: bool,
+        check_weights: Callable[..., np.ndarray],
+    ) -> None:
+        self.params = dict(params)
+        self.settings = settings
+        self.panel = panel
+        self.assets = panel_assets(panel)
+        self.vectorized = vectorized
+        self.check_weights = check_weights
+        self.clock = Clock(-1)
+        self.account = Account(settings, self.assets)
+        self.view = PanelData(panel, self.clock)
+        self.strategy = strategy(self.account, self.view, self.clock, self.params)
+        self.prices = PanelPrices(panel)
+        self.target_log = np.zeros((len(panel), len(self.assets)))
+
+    def run(self) -> None:
+        """Step through every bar of the panel."""
+        strategy, account, prices, clock = self.strategy, self.account, self.prices, self.clock
+        label = type(strategy).__name__
+        names, n = self.assets, len(self.panel)
+        books = list(account.books.values())
+        schedule = rebalance_schedule(self.params["rebalance_every"], self.panel.index, label)
+        drift = self.params["drift_threshold"]
+        if not (isinstance(drift, int | float) and math.isfinite(drift) and drift >= 0):
+            raise BacktestError(f"{label}: drift_threshold must be >= 0, got {drift!r}")
+        try:
+            strategy.init()
+            targets = self._weights() if self.vectorized else None
+        except (ValueError, TypeError) as error:  # a strategy rejecting its parameters
+            raise BacktestError(f"{label}: {error}") from error
+        on_close = self.settings.trade_on_close
+        quotes = prices.close if on_close else prices.open
+        target = np.zeros(len(names))
+        pending: dict[int, int] = {}  # asset -> bar its latest decision was made on
+        for i in range(n):  # sequential: each rebalance is sized on the equity the last one left
+            clock.i = account.bar = i
+            marks = prices.marks[i].tolist()
+            for book, mark in zip(books, marks, strict=True):
+                book.last_close = mark
+            if not on_close and pending:
+                self._execute(pending, target, i, quotes[i])
+            scheduled = None if schedule is None else bool(schedule[i])
+            if targets is not None:
+                target = self._decide(target, targets[i], pending, i, scheduled, drift)
+            else:
+                self.view.sync(i)
+                strategy.next()
+                request = strategy.take_request()
+                if request is not None:
+                    row = self._request_row(request, i, label)
+                    target = self._decide(target, row, pending, i, scheduled, drift)
+                elif scheduled:
+                    target = self._decide(target, target, pending, i, scheduled, drift)
+            self.target_log[i] = target
+            if on_close and pending:
+                self._execute(pending, target, i, quotes[i])
+            for a in prices.delisted_at.get(i, ()):
+                pending.pop(a, None)
+                if books[a].units:
+                    account.close_position(books[a], float(prices.close[i, a]), i, "delisted")
+            if account.margin_call(i, dict(zip(names, marks, strict=True))):
+                break
+
+    def _request_row(self, request: Mapping[str, float], i: int, label: str) -> np.ndarray:
+        row = np.zeros(len(self.assets))
+        for name, weight in request.items():
+            row[self.assets.index(name)] = weight
+        alive = self.prices.alive[i : i + 1]
+        return self.check_weights(row[None, :], alive, f"{label}.rebalance", i)[0]
+
+    def _decide(
+        self,
+        target: np.ndarray,
+        row: np.ndarray,
+        pending: dict[int, int],
+        i: int,
+        scheduled: bool | None,
+        drift: float,
+    ) -> np.ndarray:
+        """Take the targets set at bar ``i``'s close; mark the assets that must trade."""
+        if scheduled is None:  # no schedule: trade what changed
+            for a in np.flatnonzero(row != target).tolist():
+                pending[a] = i
+            return row.copy()
+        if not scheduled:
+            return row.copy()
+        equity = self.account.equity()
+        for a, book in enumerate(self.account.books.values()):
+            held = book.units
+            w = float(row[a])
+            if w == 0 and held:
+                pending[a] = i
+            elif equity > 0 and abs(held * book.last_close / equity - w) > drift:
+                pending[a] = i
+            elif equity <= 0 and w != 0:
+                pending[a] = i
+        return row.copy()
+
+    def _execute(
+        self, pending: dict[int, int], target: np.ndarray, i: int, quotes: np.ndarray
+    ) -> None:
+        """Trade the pending assets that have a bar at ``i`` towards their targets."""
+        prices = self.prices
+        due = [a for a in pending if prices.has_bar[i, a]]
+        if not due:
+            return
+        names = self.assets
+        # Valuation: every asset with a bar at its quote, the others at their last close.
+        marks = np.where(prices.has_bar[i], quotes, prices.marks[i])
+        self.account.rebalance(
+            i,
+            {names[a]: float(target[a]) for a in due},
+            {names[a]: float(quotes[a]) for a in due},
+            marks=dict(zip(names, marks.tolist(), strict=True)),
+            placed={names[a]: pending[a] for a in due},
+        )
+        for a in due:
+            del pending[a]
+
+    def _weights(self) -> np.ndarray:
+        """The vectorized targets, checked for shape, range, leverage and look-ahead."""
+        panel, strategy = self.panel, self.strategy
+        n = len(panel)
+        label = f"{type(strategy).__name__}.weights"
+        full = self._weight_matrix(strategy.weights(panel.copy()), n, label)
+        for cut in sorted({n // 3, 2 * n // 3} - {0}):
+            early = self._weight_matrix(strategy.weights(panel.iloc[:cut].copy()), cut, label)
+            for a, name in enumerate(self.assets):
+                try:
+                    check_causal(full[:cut, a], early[:, a], f"{label} for {name!r}")
+                except LookAheadError as error:
+                    raise LookAheadError(str(error).replace("indicator ", "")) from None
+        return self.check_weights(full, self.prices.alive, label)
+
+    def _weight_matrix(self, raw: Any, n: int, label: str) -> np.ndarray:
+        if not isinstance(raw, pd.DataFrame):
+            raise BacktestError(f"{label} must return a DataFrame (bars x assets), got {type(raw)}")
+        unknown = [c for c in raw.columns if c not in self.assets]
+        if unknown:
+            raise BacktestError(
+                f"{label}: unknown asset {unknown[0]!r}; assets: {', '.join(self.assets)}"
+            )
+        if len(raw) != n:
+            raise BacktestError(f"{label} returned {len(raw)} rows; expected one per bar ({n})")
+        frame = raw.reindex(columns=self.assets)
+        return frame.to_numpy(dtype=np.float64)  # NaN (no view yet) becomes 0 in check_weights
+
+
+class PanelPrices:
+    """A panel's prices as arrays (bars x assets), and when each asset trades.
+
+    ``marks`` are valuation prices (the last close carried forward; 0 before the first bar);
+    ``alive`` is where an asset may hold a position: from its first bar until, for an asset
+    whose data ends before the panel's, its last bar (``delisted_at``: bar -> assets sold at
+    that bar's close).
+    """
+
+    def __init__(self, panel: pd.DataFrame) -> None:
+        self.open = panel["Open"].to_numpy(dtype=np.float64)
+        close = panel["Close"]
+        self.close = close.to_numpy(dtype=np.float64)
+        self.has_bar = close.notna().to_numpy()
+        self.marks = close.ffill().fillna(0.0).to_numpy(dtype=np.float64)
+        n = len(panel)
+        self.last_bar = n - 1 - np.argmax(self.has_bar[::-1], axis=0)
+        listed = np.maximum.accumulate(self.has_bar, axis=0)
+        ended = np.arange(n)[:, None] >= self.last_bar[None, :]
+        delisted = self.last_bar < n - 1
+        self.alive = listed & ~(ended & delisted[None, :])
+        self.delisted_at: dict[int, list[int]] = {}
+        for a in np.flatnonzero(delisted).tolist():
+            self.delisted_at.setdefault(int(self.last_bar[a]), []).append(a)
+
+
+_CALENDAR = {"W": "W", "M": "M", "Q": "Q", "Y": "Y"}
+
+
+def rebalance_schedule(every: Any, index: pd.DatetimeIndex, label: str) -> np.ndarray | None:
+    """Bars on which a rebalance is due (None: whenever targets change)."""
+    n = len(index)
+    if every is None:
+        return None
+    if isinstance(every, str):
+        freq = _CALENDAR.get(every.upper())
+        if freq is None:
+            raise BacktestError(
+                f"{label}: rebalance_every must be None, a number of bars or one of "
+                f"{', '.join(_CALENDAR)}; got {every!r}"
+            )
+        naive = index.tz_localize(None) if index.tz is not None else index
+        periods = naive.to_period(freq).asi8
+        return np.diff(periods, prepend=periods[0] - 1) != 0
+    if isinstance(every, bool) or not isinstance(every, int | np.integer) or every < 1:
+        raise BacktestError(
+            f"{label}: rebalance_every must be None, a positive number of bars or a calendar "
+            f"period; got {every!r}"
+        )
+    return np.arange(n) % int(every) == 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from tradenn.data.panel import panel_assets
 from tradenn.errors import TradennError
 
 
@@ -270,3 +271,57 @@ class BarWindow:
         return pd.DataFrame(
             {name: values.copy() for name, values in self.columns().items()}, index=index
         )
+
+
+class PanelData:
+    """What a portfolio strategy sees in ``next()``: each asset's bars up to the current one.
+
+    ``data[asset]`` is that asset's :class:`BarData` over its own bars (``data["SPX"].Close[-1]``
+    is its latest close, which is today's only if :meth:`tradable`); ``data.assets``,
+    ``data.now`` (the current timestamp), ``len(data)`` (bars of the union calendar so far),
+    ``data.df`` (a copy of the panel up to now; slow).
+    """
+
+    def __init__(self, panel: pd.DataFrame, clock: Clock) -> None:
+        self._panel = panel
+        self._clock = clock
+        self.assets = panel_assets(panel)
+        has_bar = panel["Close"].notna().to_numpy()
+        # Asset clock at union bar i: the index of the asset's latest bar so far (-1 before any).
+        self._counts = np.cumsum(has_bar, axis=0) - 1
+        self._has_bar = has_bar
+        self._clocks = [Clock(-1) for _ in self.assets]
+        self._views = {}
+        for a, name in enumerate(self.assets):
+            frame = panel.xs(name, axis=1, level=1)[has_bar[:, a]]
+            frame.columns.name = None
+            self._views[name] = BarData(frame, self._clocks[a])
+        self.index = BarSeries(panel.index.to_numpy(), clock, "index")
+
+    def sync(self, i: int) -> None:
+        """Move every asset's view to union bar ``i`` (the engine calls this each bar)."""
+        for clock, count in zip(self._clocks, self._counts[i].tolist(), strict=True):
+            clock.i = count
+
+    def __getitem__(self, asset: str) -> BarData:
+        try:
+            return self._views[asset]
+        except KeyError:
+            raise KeyError(f"no asset {asset!r}; assets: {', '.join(self.assets)}") from None
+
+    def __len__(self) -> int:
+        return self._clock.i + 1
+
+    def tradable(self, asset: str) -> bool:
+        """True when ``asset`` has a bar at the current timestamp."""
+        return bool(self._has_bar[self._clock.i, self.assets.index(asset)])
+
+    @property
+    def now(self) -> pd.Timestamp:
+        """Timestamp of the current bar."""
+        return pd.Timestamp(self.index[-1])
+
+    @property
+    def df(self) -> pd.DataFrame:
+        """A copy of the panel up to and including the current bar."""
+        return self._panel.iloc[: self._clock.i + 1].copy()
