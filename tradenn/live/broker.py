@@ -14,14 +14,13 @@ from typing import Any
 import pandas as pd
 
 from tradenn.account import Account, Fill, Order, Settings
-from tradenn.live.feeds import Bar
 
 
 class Broker(abc.ABC):
     """What the run loop needs from a broker; a real broker adapter implements this.
 
-    Orders are :class:`tradenn.backtest.broker.Order` objects; order ids are 1-based positions
-    in :attr:`order_log` (every order ever placed, in placement order).
+    Orders are :class:`tradenn.account.Order` objects, numbered by ``order.id`` from 1 in
+    placement order. Fills reach the run loop through the account the broker acts on.
     """
 
     symbol: str
@@ -51,11 +50,7 @@ class Broker(abc.ABC):
     @property
     @abc.abstractmethod
     def order_log(self) -> list[Order]:
-        """Every order ever placed, in placement order."""
-
-    @abc.abstractmethod
-    def process_bar(self, bar: Bar) -> list[Fill]:
-        """Take in a new bar; fill what was pending at it; return the fills."""
+        """Orders placed since the run loop last recorded a bar (the ledger holds the rest)."""
 
 
 class SimulatedBroker(Broker):
@@ -142,11 +137,6 @@ class SimulatedBroker(Broker):
     def halted(self) -> bool:
         """True once a margin call has closed the account."""
         return self.account.halted
-
-    def process_bar(self, bar: Bar) -> list[Fill]:
-        """Not called by the paper loop, whose runner steps the account itself; a real broker
-        adapter reports the fills its venue made."""
-        raise NotImplementedError("the paper loop's runner steps the simulated account")
 
 
 def order_row(order: Order, times: dict[int, pd.Timestamp]) -> dict[str, Any]:

@@ -142,6 +142,8 @@ def _paper_run(args: argparse.Namespace) -> int:
         for handler in handlers:
             logger.removeHandler(handler)
             handler.close()
+        logger.setLevel(logging.NOTSET)  # as before the run: records propagate to the root
+        logger.propagate = True
     how = "stopped" if summary.stopped else "feed ended"
     print(
         f"{how}: {summary.processed} new bars after {summary.replayed} recorded; last bar "

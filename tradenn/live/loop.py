@@ -39,7 +39,8 @@ from tradenn.backtest.runner import Runner, parameter_values
 from tradenn.backtest.strategy import Strategy
 from tradenn.errors import TradennError
 from tradenn.live import state as snapshots
-from tradenn.live.broker import Bar, SimulatedBroker, fill_row, order_row
+from tradenn.live.broker import SimulatedBroker, fill_row, order_row
+from tradenn.live.feeds import Bar
 from tradenn.live.ledger import BarRecord, Ledger, LedgerError
 
 log = logging.getLogger("tradenn.live")
