@@ -9,7 +9,8 @@ Tables (schema version :data:`SCHEMA_VERSION`):
 * ``orders`` — every order the broker ever held, keyed by its sequence number in the broker's
   order log (deterministic, so recording the same bar twice cannot duplicate an order).
 * ``fills`` — every fill, keyed by its sequence number.
-* ``positions`` — the position held now, one row per symbol.
+* ``positions`` — the position held now, one row per symbol, with the time of the bar that set
+  it (a bar that leaves it unchanged writes nothing there).
 * ``equity`` — cash, units, equity and target exposure at every bar's close.
 * ``state`` — one row: the restart snapshot after the last bar (the account, the strategy's
   own state, the runner's window; JSON, see :mod:`tradenn.live.state`), so a restart loads it
@@ -89,7 +90,7 @@ CREATE TABLE fills (
 );
 CREATE TABLE positions (symbol TEXT PRIMARY KEY, units REAL NOT NULL, time TEXT NOT NULL);
 CREATE TABLE equity (
-    seq INTEGER PRIMARY KEY REFERENCES bars(seq), time TEXT NOT NULL UNIQUE,
+    seq INTEGER PRIMARY KEY REFERENCES bars(seq), time TEXT NOT NULL,
     cash REAL NOT NULL, units REAL NOT NULL, equity REAL NOT NULL, target REAL
 );
 CREATE TABLE state (
@@ -658,7 +659,7 @@ class Ledger:
             )
             db.execute(
                 "INSERT INTO positions VALUES (?, ?, ?) ON CONFLICT(symbol) DO UPDATE SET"
-                " units=excluded.units, time=excluded.time",
+                " units=excluded.units, time=excluded.time WHERE units != excluded.units",
                 (bar.symbol, bar.units, time),
             )
             db.execute(
