@@ -155,3 +155,11 @@ def test_verify_finds_a_ledger_equal_to_its_replay_and_names_the_first_differenc
     assert commands.main(["verify", "--ledger", str(path)]) == 1
     out = capsys.readouterr().out
     assert "DIFFERS" in out and "fill #3" in out
+
+
+def test_a_portfolio_strategy_is_refused_by_paper_run_with_exit_2_and_no_ledger(tmp_path, capsys):
+    path = tmp_path / "p.db"
+    code = commands.main(["run", "equal_weight", "--feed", "replay:SPX", "--ledger", str(path)])
+    err = capsys.readouterr().err.splitlines()
+    assert code == 2 and len(err) == 1 and "is a portfolio strategy" in err[0]
+    assert not path.exists()

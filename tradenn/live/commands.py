@@ -100,6 +100,7 @@ def _interval(text: str) -> pd.Timedelta:
 @_disk_failure_exits_1
 def _paper_run(args: argparse.Namespace) -> int:
     from strategies import load_strategy
+    from tradenn.backtest import Strategy
     from tradenn.live.broker import SimulatedBroker
     from tradenn.live.ledger import Ledger
     from tradenn.live.loop import PaperTrader
@@ -108,6 +109,11 @@ def _paper_run(args: argparse.Namespace) -> int:
         raise UsageError(f"--speed must be >= 0, got {args.speed}")
     interval = _interval(args.interval)
     strategy = load_strategy(args.strategy)
+    if not issubclass(strategy, Strategy):
+        raise UsageError(
+            f"{args.strategy}: paper trading runs single-asset strategies; "
+            f"{strategy.__name__} is a portfolio strategy"
+        )
     params = parse_params(args.param, strategy.parameters())
     settings = {"cash": args.cash, "commission": args.commission, "slippage_bps": args.slippage}
     try:

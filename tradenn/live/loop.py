@@ -195,7 +195,10 @@ class PaperTrader:
         stale_after: pd.Timedelta | None = None,
     ) -> None:
         if not (isinstance(strategy, type) and issubclass(strategy, Strategy)):
-            raise TypeError(f"PaperTrader: strategy must be a Strategy subclass, got {strategy!r}")
+            raise TradennError(
+                f"paper trading runs single-asset strategies (Strategy subclasses); "
+                f"{getattr(strategy, '__name__', strategy)!r} is not one"
+            )
         self.strategy_class = strategy
         self.params = parameter_values(strategy, params or {})
         self.broker_factory = broker_factory
