@@ -163,3 +163,16 @@ def test_a_portfolio_strategy_is_refused_by_paper_run_with_exit_2_and_no_ledger(
     err = capsys.readouterr().err.splitlines()
     assert code == 2 and len(err) == 1 and "is a portfolio strategy" in err[0]
     assert not path.exists()
+
+
+def test_a_strategy_that_cannot_start_is_warned_about_once_and_never_trades(
+    prices, tmp_path, caplog
+):
+    caplog.set_level("WARNING", logger="tradenn.live")
+    strategy = load_strategy("sma_cross")
+    summary, orders, fills, _ = _paper(
+        strategy, prices, tmp_path / "p.db", {"fast": 30, "slow": 20}
+    )
+    warnings = [r.getMessage() for r in caplog.records if "waiting for more data" in r.getMessage()]
+    assert len(warnings) == 1 and "need 0 < fast < slow" in warnings[0]
+    assert (orders, fills, summary.processed) == ([], [], len(prices))

@@ -159,6 +159,7 @@ class Runner:
         self.history = strategy.history_bars
         self.started = False
         self.ready = False
+        self.waiting: str | None = None  # why the strategy cannot decide yet (live bars)
         self.target = 0.0
         self.pending_target: float | None = None
 
@@ -322,12 +323,15 @@ class Runner:
             else:
                 for indicator in strategy.indicators:
                     indicator.refresh(self.offset, len(self.window))
-        except (ValueError, TypeError, IndexError, TradennError):
+        except (ValueError, TypeError, IndexError, TradennError) as error:
             if self.started:
                 raise
-            # Indicators that cannot be computed on so few bars: try again with the next one.
+            # Indicators that cannot be computed on so few bars (or parameters the strategy
+            # rejects): say why, and try again with the next bar.
+            self.waiting = f"{self.name}.init() failed on {i + 1} bars ({error})"
             self.strategy, self.ready = self._fresh(), False
             return
+        self.waiting = None
         if not self.started:
             # Until the warm-up ends the window is the whole history: the backtest's rule.
             if warmup(strategy, len(self.window)) > i:
@@ -341,9 +345,9 @@ class Runner:
         if not self.started:
             self.started = True
             self.history = self.history or DEFAULT_HISTORY
-        self.strategy.data.rebind(self.window, self.offset)
         frame = self.window.frame()
-        raw = self._call(self.strategy.positions, frame)
+        self.strategy.data.rebind(frame, self.offset)
+        raw = self._call(self.strategy.positions, frame.copy())
         w = float(target_array(raw, len(frame), self.name)[-1])
         if w != self.target:
             self.pending_target = w
@@ -391,10 +395,9 @@ class Runner:
         runner.pending_target = state["pending_target"]
         runner.clock.i = runner.bars - 1
         runner.strategy = runner._fresh()
-        if state["ready"]:
+        if state["ready"]:  # init() declares the indicators, on the window
             runner.clock.i = -1
-            strategy_ = runner.strategy
-            strategy_.init()
+            runner.strategy.init()
             runner.clock.i = runner.bars - 1
             runner.ready = True
         runner.strategy.restore_state(state["strategy"])

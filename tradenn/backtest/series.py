@@ -245,10 +245,10 @@ class BarWindow:
             values_[:, :n] = self._values[:, self._start : self._end]
             times[:n] = self._times[self._start : self._end]
             self._values, self._times, self._start, self._end = values_, times, 0, n
-        if self._end == 0 and self._times.dtype != object and pd.Timestamp(time).tz is not None:
+        time = pd.Timestamp(time)
+        if self._end == 0 and self._times.dtype != object and time.tz is not None:
             self._times = np.empty(self._values.shape[1], dtype=object)
         self._values[:, self._end] = values
-        time = pd.Timestamp(time)
         self._times[self._end] = time if self._times.dtype == object else time.to_datetime64()
         self._end += 1
         if keep is not None and len(self) > keep:

@@ -87,8 +87,8 @@ class _Recorder:
     def __init__(self, runner: Runner, symbol: str) -> None:
         self.runner = runner
         self.symbol = symbol
-        self.times: dict[int, pd.Timestamp] = {}  # the current bar's time: what new rows name
         self.last_time: pd.Timestamp | None = None
+        self.waiting: str | None = None  # the last "cannot decide yet" reason logged
         # Pending orders as last written: id -> (status, fill_bar, fill_price, reason).
         self.pending = {o.id: _mutable(o) for o in runner.book.orders}
         self.tracked = {o.id: o for o in runner.book.orders}
@@ -98,11 +98,15 @@ class _Recorder:
         runner = self.runner
         i = runner.bars
         time = pd.Timestamp(bar.time)
-        self.times, self.last_time = {i: time}, time
+        self.last_time = time
         target = runner.advance(time, *bar[1:])
+        if runner.waiting is not None and self.waiting is None:
+            log.warning("%s; waiting for more data", runner.waiting)
+        self.waiting = runner.waiting
         account = runner.account
         orders, fills = account.order_log, account.fills
-        new = [order_row(o, self.times) for o in orders]
+        times = {i: time}  # every bar a new order or fill names is this one
+        new = [order_row(o, times) for o in orders]
         updates = []
         for order_id, order in list(self.tracked.items()):
             now = _mutable(order)
@@ -138,7 +142,7 @@ class _Recorder:
             symbol=self.symbol,
             orders=new,
             order_updates=updates,
-            fills=[fill_row(f, self.times[f.bar]) for f in fills],
+            fills=[fill_row(f, time) for f in fills],
             state=self._snapshot(),
         )
         orders.clear()  # recorded: the ledger holds the history, the account the state
@@ -260,14 +264,15 @@ class PaperTrader:
         seq, text = saved
         try:
             state = snapshots.loads_state(text)
+            window = self.ledger.bars(last=state["window"])
+            runner = Runner.resume(
+                self.strategy_class, self.params, self.broker.settings, state, window
+            )
         except (ValueError, KeyError, TypeError, snapshots.StateError) as error:
             raise LedgerError(
-                f"ledger {self.ledger.path}: unreadable restart state ({error})"
+                f"ledger {self.ledger.path}: unreadable restart state ({error}); "
+                "tradenn paper verify checks the ledger"
             ) from None
-        window = self.ledger.bars(last=state["window"])
-        runner = Runner.resume(
-            self.strategy_class, self.params, self.broker.settings, state, window
-        )
         recorder = _Recorder(runner, symbol)
         _check_last(self.ledger, runner, self.ledger.last())
         log.info(

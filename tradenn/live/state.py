@@ -24,7 +24,7 @@ import pandas as pd
 
 from tradenn.errors import TradennError
 
-__all__ = ["StateError", "decode", "dumps", "dumps_state", "encode", "loads", "loads_state"]
+__all__ = ["StateError", "decode", "dumps_state", "encode", "loads_state"]
 
 _MAX_ARRAY = 10_000_000  # elements: a declared shape above this is refused before allocating
 
@@ -96,16 +96,6 @@ def decode(data: Any) -> Any:
             )
         return np.array([decode(v) for v in data["$array"]], dtype=dtype).reshape(shape)
     return {k: decode(v) for k, v in data.items()}
-
-
-def dumps(value: Any, where: str = "state") -> str:
-    """:func:`encode` as JSON text (exact floats: JSON keeps every digit ``repr`` writes)."""
-    return json.dumps(encode(value, where), allow_nan=False, separators=(",", ":"))
-
-
-def loads(text: str) -> Any:
-    """:func:`decode` of JSON text."""
-    return decode(json.loads(text))
 
 
 def dumps_state(state: dict[str, Any]) -> str:
