@@ -9,6 +9,12 @@ rollout carries the position from block to block. The environment's observations
 (expanding normalization), so the backtester's look-ahead reruns on truncated data see the same
 observations; trained agents are cached by a digest of their training data and parameters, so
 those reruns cost a rollout, not a retraining.
+
+Live (the paper loop), :meth:`AgentStrategy.target_now` decides the newest bar only: it trains
+the block's agent at the block's first bar (on the same bars as the backtest), observes the
+bar with the position it holds, and acts greedily, so a replayed paper run trades exactly as
+the backtest. Each trained agent is saved through the loop's artifact store
+(``LEDGER.models/block-NNNN.npz``); a restart loads the last one instead of retraining.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from tradenn.backtest.strategy import Strategy
+from tradenn.live.artifacts import ArtifactError, data_digest, load_artifact
 
 __all__ = ["AgentStrategy"]
 
@@ -60,6 +67,7 @@ class AgentStrategy(Strategy):
         Seeds the agent and the training episodes.
     """
 
+    history_bars = "all"  # live: training and the causal normalization see every bar
     features = "compact"
     trend = 20
     momentum = 5
@@ -77,6 +85,13 @@ class AgentStrategy(Strategy):
         self._agents: dict[str, Any] = {}
         self._stats: dict[str, float] = {}
         self._stats_bars = -1
+        # Live (the paper loop): the current agent, its block, when it is due, what it holds.
+        self._agent: Any = None
+        self._block: int | None = None
+        self._until: int | None = None
+        self._held = 0.0
+        self._record: dict[str, Any] | None = None
+        self._load: tuple[str, Any] | None = None  # ("record", r) or ("file", path) to load
 
     # ------------------------------------------------------------------- to override
 
@@ -126,13 +141,16 @@ class AgentStrategy(Strategy):
 
     # ------------------------------------------------------------------- positions
 
-    def positions(self, data: pd.DataFrame) -> pd.Series:
-        """Target exposure per bar: flat until the first test block, then the agents' actions."""
+    def _check_parameters(self) -> None:
         for name in ("train_size", "retrain"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 owner = type(self).__name__
                 raise ValueError(f"{owner}: {name} must be an int >= 1, got {value!r}")
+
+    def positions(self, data: pd.DataFrame) -> pd.Series:
+        """Target exposure per bar: flat until the first test block, then the agents' actions."""
+        self._check_parameters()
         n = len(data)
         env = self.make_env(data, training=False)
         first = env.first_bar + self.train_size
@@ -166,6 +184,126 @@ class AgentStrategy(Strategy):
         """Retrainings and training time of the full run."""
         return dict(self._stats)
 
+    # ------------------------------------------------------------------- live
+
+    def target_now(self, data: pd.DataFrame) -> float:
+        """The target at ``data``'s last bar (live): the block's agent, trained (and saved to
+        :attr:`store`) at the block's first bar, acting greedily on the bar's observation with
+        the position it holds."""
+        self._check_parameters()
+        t = len(data) - 1
+        try:
+            env = self.make_env(data, training=False)
+        except ValueError as error:
+            if "too short" not in str(error) and "no bar with every feature" not in str(error):
+                raise
+            self.waiting = (
+                f"{type(self).__name__} is flat until its first agent: {t + 1} bars do not "
+                f"cover the features' warm-up yet"
+            )
+            return 0.0
+        first = env.first_bar + self.train_size
+        if self._load is not None:
+            self._load_agent(env, t, first)
+        if self._agent is None or t >= self._until:
+            if t < first:
+                self.waiting = (
+                    f"{type(self).__name__} is flat until its first agent: {first - t} more "
+                    f"bars before it trains (train_size={self.train_size})"
+                )
+                return 0.0
+            block = (t - first) // self.retrain
+            start = first + block * self.retrain
+            past = data.iloc[: start + 1]
+            began = time.perf_counter()
+            self._agent = self._train(past)
+            seconds = time.perf_counter() - began
+            self._block, self._until = block, start + self.retrain
+            if self.store is not None:
+                header = self._header(past, block, seconds)
+                self._record = self.store.save(f"block-{block:04d}", self._agent, header)
+        self.waiting = None
+        obs = env.observe(t, position=self._held)
+        target = env.target_of(self._agent.act(obs, greedy=True))
+        self._held = target
+        return target
+
+    def _load_agent(self, env: Any, t: int, first: int) -> None:
+        """Load the agent a snapshot or ``use_model`` named (needs the env for its class)."""
+        kind, what = self._load
+        self._load = None
+        cls = type(self.make_agent(env))
+        if kind == "record":
+            self._agent = self.store.load(what, cls)[0]
+            return
+        self._agent, header, _ = load_artifact(what, cls)
+        if self.store is not None:
+            self._record = self.store.adopt(what, header)
+        self._block = -1
+        self._until = first if t < first else first + ((t - first) // self.retrain + 1) * self.retrain
+
+    def _train(self, past: pd.DataFrame) -> Any:
+        env = self.make_env(past, training=True)
+        env.reset(seed=self.seed)
+        agent = self.make_agent(env)
+        self.train_agent(agent, env)
+        return agent
+
+    def _header(self, past: pd.DataFrame, block: int, seconds: float) -> dict[str, Any]:
+        return {
+            "strategy": type(self).__name__,
+            "params": self.parameters_now(),
+            "block": block,
+            "seconds": seconds,
+            "data": {
+                "first": str(past.index[0]),
+                "last": str(past.index[-1]),
+                "bars": len(past),
+                "sha256": data_digest(past),
+            },
+        }
+
+    def train(self, data: pd.DataFrame) -> tuple[Any, dict[str, Any], dict[str, np.ndarray]]:
+        """Train the agent on all of ``data`` (``tradenn train``): the agent, its artifact
+        header and arrays."""
+        self._check_parameters()
+        began = time.perf_counter()
+        agent = self._train(data)
+        return agent, self._header(data, -1, time.perf_counter() - began), {}
+
+    def use_model(self, path: str) -> dict[str, Any]:
+        """Start from an agent ``tradenn train`` saved (same strategy and parameters, or an
+        :class:`~tradenn.live.artifacts.ArtifactError`); returns its header. It acts until the
+        schedule's next block begins."""
+        from strategies.adapters.forecast import check_owner
+        from tradenn.live.artifacts import read_artifact
+
+        header, _ = read_artifact(path)
+        check_owner(self, header, path)
+        self._load = ("file", path)
+        return header
+
+    def state(self) -> dict[str, Any]:
+        """The live agent's block, when the next is due, the position it holds, its file."""
+        if self._agent is None:
+            return {}
+        return {
+            "block": self._block,
+            "until": self._until,
+            "held": self._held,
+            "model": self._record,
+        }
+
+    def restore_state(self, state: dict[str, Any]) -> None:
+        """Continue from a :meth:`state` snapshot (the agent is loaded at the next bar)."""
+        if not state:
+            return
+        if state["model"] is None or self.store is None:
+            raise ArtifactError(f"{type(self).__name__}: the snapshot names no agent file")
+        self._block, self._until, self._held = state["block"], state["until"], state["held"]
+        self._record = state["model"]
+        self._load = ("record", state["model"])
+
     def _agent_for(self, past: pd.DataFrame) -> tuple[Any, float]:
         """The agent trained on ``past`` (cached), and the seconds its training took."""
         h = hashlib.blake2b(digest_size=20)
@@ -175,13 +313,6 @@ class AgentStrategy(Strategy):
         if key in self._agents:
             return self._agents[key], 0.0
         began = time.perf_counter()
-        env = self.make_env(past, training=True)
-        env.reset(seed=self.seed)
-        agent = self.make_agent(env)
-        self.train_agent(agent, env)
+        agent = self._train(past)
         self._agents[key] = agent
         return agent, time.perf_counter() - began
-
-    def parameters_now(self) -> dict[str, Any]:
-        """The parameters with the values this instance runs with."""
-        return {name: getattr(self, name) for name in self.parameters()}

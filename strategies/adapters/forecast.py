@@ -6,10 +6,17 @@ data handed to it, so every position at bar ``t`` comes from a model fitted on s
 targets were known by ``t``, refitted every ``retrain`` bars on a schedule anchored at the first
 bar. The backtester's look-ahead check reruns ``positions()`` on truncated data; fitted models
 are cached by a digest of their training data, so those reruns reuse them instead of refitting.
+
+Live (the paper loop), :meth:`~ForecastStrategy.target_now` answers for the newest bar only,
+through :class:`tradenn.models.walk_forward.LiveWalkForward`: the same folds, fitted at the
+same bars on the same samples, so a replayed paper run trades exactly as the backtest. Each
+fitted model is saved through the loop's artifact store (``LEDGER.models/fold-NNNN.npz``)
+and a restart loads the last one instead of refitting.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -17,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from tradenn.backtest.strategy import Strategy
+from tradenn.live.artifacts import ArtifactError, data_digest, load_artifact
 
 __all__ = ["ForecastStrategy", "NeuralForecastStrategy"]
 
@@ -60,6 +68,7 @@ class ForecastStrategy(Strategy):
         Seeds the model.
     """
 
+    history_bars = "all"  # live: refits see every bar, as in the backtest
     features = "returns"
     lookback = 10
     horizon = 1
@@ -76,6 +85,8 @@ class ForecastStrategy(Strategy):
         super().__init__(*args, **kwargs)
         self._models: dict[str, Any] = {}
         self.forecast = None  # the WalkForwardResult of the longest data seen
+        self._live: Any = None  # LiveWalkForward, in the paper loop
+        self._record: dict[str, Any] | None = None  # artifact of the live model
 
     # ------------------------------------------------------------------- to override
 
@@ -134,21 +145,147 @@ class ForecastStrategy(Strategy):
 
     def size(self, result: Any) -> pd.Series:
         """Target exposures in [-1, 1] from a :class:`~tradenn.models.WalkForwardResult`."""
-        forecast = result.predictions.to_numpy()
-        scale = result.target_scale.to_numpy()
+        p_up = None if result.p_up is None else result.p_up.to_numpy()
+        target = self.size_values(
+            result.predictions.to_numpy(), result.target_scale.to_numpy(), p_up
+        )
+        return pd.Series(target, index=result.predictions.index, name="target")
+
+    def size_values(
+        self, forecast: np.ndarray, scale: np.ndarray, p_up: np.ndarray | None
+    ) -> np.ndarray:
+        """Target exposures in [-1, 1] from forecasts, their folds' target standard deviations
+        and (for models with one) probabilities of a rise, by the ``sizing`` parameter."""
         if self.sizing == "sign":
             target = np.sign(forecast)
         elif self.sizing == "threshold":
             target = np.sign(forecast) * (np.abs(forecast) > self.threshold * scale)
         else:
-            if result.p_up is not None:
-                p = result.p_up.to_numpy()
-            else:
-                p = 0.5 * np.vectorize(math.erfc)(-forecast / (scale * math.sqrt(2.0)))
-            target = np.clip(2.0 * p - 1.0, -1.0, 1.0)
+            if p_up is None:
+                p_up = 0.5 * np.vectorize(math.erfc)(-forecast / (scale * math.sqrt(2.0)))
+            target = np.clip(2.0 * p_up - 1.0, -1.0, 1.0)
         if self.long_only:
             target = np.maximum(target, 0.0)
-        return pd.Series(np.nan_to_num(target), index=result.predictions.index, name="target")
+        return np.nan_to_num(target)
+
+    # ------------------------------------------------------------------- live
+
+    def live_model(self) -> Any:
+        """The :class:`~tradenn.models.walk_forward.LiveWalkForward` of these parameters."""
+        if self._live is None:
+            from tradenn.models.walk_forward import LiveWalkForward
+
+            self._live = LiveWalkForward(
+                self.make_model,
+                features=self.make_features,
+                lookback=self.lookback,
+                horizon=self.horizon,
+                train_size=self.train_size,
+                test_size=self.retrain,
+                mode=self.mode,
+                scale=self.scale_inputs,
+            )
+        return self._live
+
+    def target_now(self, data: pd.DataFrame) -> float:
+        """The target at ``data``'s last bar (live): the forecast of the current fold's
+        model, fitted (and saved to :attr:`store`) when the fold begins."""
+        self._check_parameters()
+        live = self.live_model()
+        forecast = live.update(data)
+        if live.fitted is not None:
+            self._save_model(data)
+        if forecast is None:
+            self.waiting = (
+                f"{type(self).__name__} is flat until its first model: "
+                f"{live.needs} more bars before it trains (train_size={self.train_size})"
+            )
+            return 0.0
+        self.waiting = None
+        p_up = None if forecast.p_up is None else np.array([forecast.p_up])
+        target = self.size_values(np.array([forecast.prediction]), np.array([forecast.scale]), p_up)
+        return float(target[0])
+
+    def train(self, data: pd.DataFrame) -> tuple[Any, dict[str, Any], dict[str, np.ndarray]]:
+        """Fit the model of the fold that would begin after ``data`` (``tradenn train``):
+        returns the model, its artifact header and arrays."""
+        from tradenn.models.walk_forward import NotEnoughData
+
+        self._check_parameters()
+        live = self.live_model()
+        windows = live.windows(data)
+        if len(windows) <= 1:
+            raise NotEnoughData(f"{type(self).__name__}: {len(data)} bars give no sample")
+        live.fit(windows, len(windows), -1)
+        return live.model, *self._artifact(data)
+
+    def _artifact(self, data: pd.DataFrame) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        live = self._live
+        info = live.fitted
+        header = {
+            "strategy": type(self).__name__,
+            "params": self.parameters_now(),
+            "fold": info["fold"],
+            "samples": info["samples"],
+            "train_first": str(info["first"]),
+            "train_last": str(info["last"]),
+            "seconds": info["seconds"],
+            "target_mean": live.target_mean,
+            "target_scale": live.target_scale,
+            "data": {
+                "first": str(data.index[0]),
+                "last": str(data.index[-1]),
+                "bars": len(data),
+                "sha256": data_digest(data),
+            },
+        }
+        arrays = {}
+        if live.scaler is not None:
+            arrays = {"center": live.scaler.center, "scale": live.scaler.scale}
+        return header, arrays
+
+    def _save_model(self, data: pd.DataFrame) -> None:
+        if self.store is not None:
+            header, arrays = self._artifact(data)
+            name = f"fold-{self._live.fold:04d}"
+            self._record = self.store.save(name, self._live.model, header, arrays)
+
+    def use_model(self, path: str) -> dict[str, Any]:
+        """Start from a model ``tradenn train`` saved (same strategy and parameters, or an
+        :class:`~tradenn.live.artifacts.ArtifactError`); returns its header."""
+        probe = self.make_model()
+        model, header, arrays = load_artifact(path, type(probe))
+        check_owner(self, header, path)
+        self.live_model().adopt(
+            model, _scaler(arrays), header["target_mean"], header["target_scale"]
+        )
+        if self.store is not None:
+            self._record = self.store.adopt(path, header)
+        return header
+
+    def state(self) -> dict[str, Any]:
+        """The live model's place in the schedule and the artifact that holds it."""
+        live = self._live
+        if live is None or live.model is None:
+            return {}
+        return {"fold": live.fold, "until": live.until, "model": self._record}
+
+    def restore_state(self, state: dict[str, Any]) -> None:
+        """Load the model a :meth:`state` snapshot names (no refit)."""
+        if not state:
+            return
+        if state["model"] is None or self.store is None:
+            raise ArtifactError(f"{type(self).__name__}: the snapshot names no model file")
+        model, header, arrays = self.store.load(state["model"], type(self.make_model()))
+        self._record = state["model"]
+        self.live_model().adopt(
+            model,
+            _scaler(arrays),
+            header["target_mean"],
+            header["target_scale"],
+            fold=state["fold"],
+            until=state["until"],
+        )
 
     def diagnostics(self) -> dict[str, float]:
         """Out-of-sample forecast quality of the last full run, for reports and leaderboards."""
@@ -171,6 +308,33 @@ class ForecastStrategy(Strategy):
             raise ValueError(f"{name}: sizing must be one of {SIZINGS}, got {self.sizing!r}")
         if not self.threshold >= 0:
             raise ValueError(f"{name}: threshold must be >= 0, got {self.threshold!r}")
+
+
+def _scaler(arrays: dict[str, np.ndarray]) -> Any:
+    """The input scaler an artifact's arrays hold (None when the model had none)."""
+    if "center" not in arrays:
+        return None
+    from tradenn.features.scaling import StandardScaler
+
+    scaler = StandardScaler()
+    scaler.center, scaler.scale = arrays["center"], arrays["scale"]
+    return scaler
+
+
+def check_owner(strategy: Strategy, header: dict[str, Any], path: Any) -> None:
+    """An artifact must come from this strategy with these parameters (else a one-line
+    :class:`~tradenn.live.artifacts.ArtifactError`)."""
+    name = type(strategy).__name__
+    if header.get("strategy") != name:
+        raise ArtifactError(f"{path} is a model of {header.get('strategy')}, not of {name}")
+    theirs = header.get("params") or {}
+    mine = json.loads(json.dumps(strategy.parameters_now(), default=str))
+    for key in sorted(set(mine) | set(theirs)):
+        if mine.get(key) != theirs.get(key):
+            raise ArtifactError(
+                f"{path} was trained with {key}={theirs.get(key)!r}, this run has "
+                f"{key}={mine.get(key)!r}"
+            )
 
 
 class NeuralForecastStrategy(ForecastStrategy):

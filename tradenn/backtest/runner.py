@@ -24,11 +24,17 @@ changes, not bars.
 instead each bar costs the same however long the run: the runner keeps a trailing window of
 bars and recomputes each indicator (or ``positions()``) over that window only. Until the
 strategy's warm-up is complete the window is the whole history; then it is fixed at
-``history_bars`` (a strategy class attribute) or, by default, the larger of
-:data:`DEFAULT_HISTORY` and four times the warm-up. Rolling indicators over the window equal
+``history_bars`` (a strategy class attribute; ``"all"`` keeps every bar) or, by default, the
+larger of :data:`DEFAULT_HISTORY` and four times the warm-up. Rolling indicators over the window equal
 the whole-history ones to rounding; recursive smoothers (EMA, RSI) forget their start
 geometrically and agree after a few hundred bars. A strategy with longer memory sets
 ``history_bars``.
+
+A strategy may answer the live question "what target now?" directly with ``target_now(frame)``
+(the model strategies do: they forecast the last bar only and retrain on their schedule);
+otherwise the runner takes the last value of ``positions()`` over the window. A history frame
+given to a live runner (``tradenn paper run --warmup``) is there to be read, not traded: the
+first decision is at the first bar :meth:`Runner.advance` takes in.
 """
 
 from __future__ import annotations
@@ -128,6 +134,9 @@ class Runner:
     vectorized : bool, optional
         Use ``positions()`` (True) or ``next()`` (False); by default ``positions()`` when the
         strategy defines it.
+    store : object, optional
+        Where a live strategy saves its models (the paper loop's
+        :class:`~tradenn.live.artifacts.ArtifactStore`); set as ``strategy.store``.
     """
 
     def __init__(
@@ -140,8 +149,10 @@ class Runner:
         live: bool = False,
         vectorized: bool | None = None,
         asset: str = "asset",
+        store: Any = None,
     ) -> None:
         self.strategy_class = strategy
+        self.store = store
         self.params = dict(params)
         self.settings = settings
         self.live = live
@@ -154,6 +165,7 @@ class Runner:
         self.strategy = strategy(
             self.account, BarData(frame, self.clock, live=live), self.clock, self.params
         )
+        self.strategy.store = store
         # Live state: bars seen, the window kept, whether next() has started, the target.
         self.bars = len(frame)
         self.history = strategy.history_bars
@@ -299,7 +311,7 @@ class Runner:
 
     def _append(self, time: pd.Timestamp, values: tuple) -> None:
         """Add a bar to the window, dropping the oldest once the window is full."""
-        keep = self.history if self.started else None
+        keep = self.history if self.started and self.history != "all" else None
         self.window.append(time, values, keep)
         self.bars += 1
 
@@ -346,9 +358,15 @@ class Runner:
             self.started = True
             self.history = self.history or DEFAULT_HISTORY
         frame = self.window.frame()
-        self.strategy.data.rebind(frame, self.offset)
-        raw = self._call(self.strategy.positions, frame.copy())
-        w = float(target_array(raw, len(frame), self.name)[-1])
+        strategy = self.strategy
+        strategy.data.rebind(frame, self.offset)
+        decide = getattr(strategy, "target_now", None)
+        if decide is not None:  # the strategy answers for the last bar only
+            w = float(target_array([self._call(decide, frame)], 1, self.name)[0])
+        else:
+            raw = self._call(strategy.positions, frame.copy())
+            w = float(target_array(raw, len(frame), self.name)[-1])
+        self.waiting = strategy.waiting
         if w != self.target:
             self.pending_target = w
         self.target = w
@@ -356,7 +374,9 @@ class Runner:
 
     def _fresh(self) -> Strategy:
         data = BarData(self.window.frame(), self.clock, self.offset, live=True)
-        return self.strategy_class(self.account, data, self.clock, self.params)
+        strategy = self.strategy_class(self.account, data, self.clock, self.params)
+        strategy.store = self.store
+        return strategy
 
     # ------------------------------------------------------------------- snapshots
 
@@ -383,9 +403,10 @@ class Runner:
         settings: Settings,
         state: Mapping[str, Any],
         window: pd.DataFrame,
+        store: Any = None,
     ) -> Runner:
         """A live runner continuing from :meth:`state`, given the last bars it kept."""
-        runner = cls(strategy, params, settings, window, live=True)
+        runner = cls(strategy, params, settings, window, live=True, store=store)
         runner.account = Account.restore(settings, state["account"])
         (runner.book,) = runner.account.books.values()
         runner.bars = state["bars"]

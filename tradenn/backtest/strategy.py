@@ -30,16 +30,23 @@ class StrategyBase:
     close of every bar after the warm-up.
 
     ``history_bars`` (a class attribute, not a parameter) is how many bars the paper loop keeps
-    to recompute indicators or ``positions()`` each bar; None lets the loop choose (see
+    to recompute indicators or ``positions()`` each bar; None lets the loop choose, ``"all"``
+    keeps every bar (a model that retrains on its whole history; see
     :mod:`tradenn.backtest.runner`).
+
+    Two attributes are for live runs: ``store``, where the paper loop keeps files the strategy
+    saves (its trained models; None in a backtest), and ``waiting``, which a strategy sets to
+    a sentence saying why it cannot decide yet (the loop logs it once).
     """
 
-    history_bars: ClassVar[int | None] = None
+    history_bars: ClassVar[int | str | None] = None
 
     def __init__(self, account: Account, data: Any, clock: Clock, params: dict[str, Any]):
         self._account = account
         self._clock = clock
         self.data = data
+        self.store: Any = None
+        self.waiting: str | None = None
         for name, value in params.items():
             setattr(self, name, value)
 
@@ -60,6 +67,10 @@ class StrategyBase:
                     continue
                 found[name] = value
         return found
+
+    def parameters_now(self) -> dict[str, Any]:
+        """The parameters with the values this instance runs with."""
+        return {name: getattr(self, name) for name in self.parameters()}
 
     def init(self) -> None:
         """Prepare before the first bar (declare indicators). Runs once."""
@@ -123,7 +134,7 @@ class StrategyBase:
 
 
 _FRAMEWORK = frozenset(
-    {"_account", "_clock", "_book", "_indicators", "_request", "data", "position"}
+    {"_account", "_clock", "_book", "_indicators", "_request", "data", "position", "store"}
 )
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
@@ -27,7 +28,16 @@ import pandas as pd
 from tradenn.features.windows import Windows, make_windows, return_target
 from tradenn.models.metrics import forecast_metrics
 
-__all__ = ["Fold", "NotEnoughData", "WalkForwardResult", "walk_forward", "walk_forward_folds"]
+__all__ = [
+    "Fold",
+    "Forecast",
+    "LiveWalkForward",
+    "NotEnoughData",
+    "WalkForwardResult",
+    "training_rows",
+    "walk_forward",
+    "walk_forward_folds",
+]
 
 
 class NotEnoughData(ValueError):
@@ -116,15 +126,10 @@ def walk_forward_folds(
         raise NotEnoughData(
             f"walk_forward: {n} samples leave nothing to test after train_size={train_size}"
         )
-    labeled = windows.labeled
-    realized = windows.position + windows.horizon  # row at which each target is known
     folds = []
     for k, start in enumerate(range(train_size, n, test_size)):
         test = np.arange(start, min(start + test_size, n))
-        decided = windows.position[start]
-        usable = np.flatnonzero(labeled[:start] & (realized[:start] <= decided - embargo))
-        if mode == "rolling":
-            usable = usable[-train_size:]
+        usable = training_rows(windows, start, train_size=train_size, mode=mode, embargo=embargo)
         if len(usable) == 0:
             raise ValueError(
                 f"walk_forward: fold {k} has no training sample (embargo={embargo}, "
@@ -132,6 +137,20 @@ def walk_forward_folds(
             )
         folds.append(Fold(k, usable, test))
     return folds
+
+
+def training_rows(
+    windows: Windows, start: int, *, train_size: int, mode: str = "expanding", embargo: int = 0
+) -> np.ndarray:
+    """Rows that train the fold whose first test sample is ``start``: those whose target was
+    realized no later than that sample's decision bar minus ``embargo`` (the last
+    ``train_size`` of them in ``"rolling"`` mode). ``start == len(windows)`` is the fold that
+    would begin at the bar after the data (what ``tradenn train`` fits)."""
+    labeled = windows.labeled[:start]
+    realized = windows.position[:start] + windows.horizon  # row at which each target is known
+    decided = windows.position[start] if start < len(windows) else windows.position[-1] + 1
+    usable = np.flatnonzero(labeled & (realized <= decided - embargo))
+    return usable[-train_size:] if mode == "rolling" else usable
 
 
 def walk_forward(
@@ -312,3 +331,169 @@ def _digest(model: Any, X: np.ndarray, y: np.ndarray) -> str:
         h.update(str((array.shape, array.dtype.str)).encode())
         h.update(array.data)
     return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """The forecast :class:`LiveWalkForward` makes at the latest bar.
+
+    ``scale`` and ``mean`` are the standard deviation and mean of the training targets of the
+    model that made it (the yardsticks :func:`walk_forward` reports as ``target_scale`` and
+    ``benchmark``); ``p_up`` the model's probability of a rise, when it has one.
+    """
+
+    prediction: float
+    scale: float
+    mean: float
+    p_up: float | None
+    fold: int
+
+
+class LiveWalkForward:
+    """:func:`walk_forward` one bar at a time: the forecast at the last bar of the data so far.
+
+    Given the bars up to ``t`` (the first bar of the data anchors the schedule, as in
+    :func:`walk_forward`), :meth:`update` returns the forecast :func:`walk_forward` makes at
+    ``t`` over any data that starts with these bars: the sample at ``t`` belongs to fold
+    ``k = (s - train_size) // test_size`` (``s`` its sample number), whose model is fitted on
+    :func:`training_rows` when the first bar of the fold arrives (or, after a restart or with a
+    model trained elsewhere, when the fold's first bar has no model yet) and kept until the
+    fold ends. Features are computed over all the bars given, so they equal the whole-data ones
+    bit for bit; predictions go through the same fixed-shape calls, so the forecast is the one
+    the backtest makes, not an approximation of it.
+
+    Parameters are those of :func:`walk_forward` (``features`` a callable or None, the
+    target the ``horizon``-bar log return).
+
+    Attributes
+    ----------
+    model, scaler
+        The fitted model of the current fold and its input scaler (None before the first fit).
+    fold : int or None
+        Fold number of the current model (``-1``: a model given to :meth:`adopt`).
+    until : int or None
+        Sample number at which the current model's fold ends (None: an adopted model, due at
+        the next fold after the first bar it forecasts).
+    fitted : dict or None
+        Set by :meth:`update` when it fitted a model: fold, training rows and their first and
+        last decision bars, seconds.
+    """
+
+    def __init__(
+        self,
+        make_model: Callable[[], Any],
+        *,
+        features: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+        lookback: int,
+        horizon: int = 1,
+        train_size: int,
+        test_size: int,
+        mode: str = "expanding",
+        embargo: int = 0,
+        scale: bool = True,
+    ) -> None:
+        self.make_model = make_model
+        self.features = features
+        self.lookback, self.horizon = lookback, horizon
+        self.train_size, self.test_size = train_size, test_size
+        self.mode, self.embargo, self.scale = mode, embargo, scale
+        self.model: Any = None
+        self.scaler: Any = None
+        self.target_mean = self.target_scale = math.nan
+        self.fold: int | None = None
+        self.until: int | None = 0
+        self.fitted: dict[str, Any] | None = None
+        self.needs = 0  # samples still missing before the first fit (when update returns None)
+
+    def windows(self, frame: pd.DataFrame) -> Windows:
+        """The samples of ``frame`` (features and ``horizon``-bar return targets)."""
+        if self.features is None:
+            from tradenn.features.pipeline import build_features
+
+            features = build_features(frame)
+        else:
+            features = self.features(frame)
+        target = return_target(frame, self.horizon)
+        return make_windows(features, target, self.lookback, self.horizon)
+
+    def update(self, frame: pd.DataFrame) -> Forecast | None:
+        """The forecast at ``frame``'s last bar, fitting the fold's model first if it has none;
+        None while there is no complete input window or no model yet (see :attr:`needs`)."""
+        self.fitted = None
+        windows = self.windows(frame)
+        n = len(windows)
+        if n == 0 or windows.position[-1] != len(frame) - 1:
+            self.needs = self.train_size - n + 1
+            return None
+        s = n - 1
+        if self.model is not None and self.until is None:  # adopted: due at the next fold
+            self.until = self._next_start(s)
+        if self.model is None or s >= self.until:
+            if s < self.train_size:
+                self.needs = self.train_size - s
+                return None
+            k = (s - self.train_size) // self.test_size
+            self.fit(windows, self.train_size + k * self.test_size, k)
+        X = windows.X[s : s + 1]
+        if self.scaler is not None:
+            X = self.scaler.transform(X)
+        if getattr(self.model, "input_kind", "tabular") == "tabular":
+            X = X.reshape(1, -1)
+        prediction = float(_predict(self.model.predict, X)[0])
+        p_up = float(_predict(self.model.p_up, X)[0]) if hasattr(self.model, "p_up") else None
+        return Forecast(prediction, self.target_scale, self.target_mean, p_up, self.fold)
+
+    def fit(self, windows: Windows, start: int, fold: int) -> None:
+        """Fit the model of the fold whose first test sample is ``start`` (``start ==
+        len(windows)``: the fold after the data, what ``tradenn train`` fits)."""
+        rows = training_rows(
+            windows, start, train_size=self.train_size, mode=self.mode, embargo=self.embargo
+        )
+        if len(rows) == 0:
+            raise NotEnoughData(f"walk_forward: fold {fold} has no training sample")
+        X_train, y_train = windows.X[rows], windows.y[rows]
+        scaler = None
+        if self.scale:
+            from tradenn.features.scaling import StandardScaler
+
+            scaler = StandardScaler().fit(X_train)
+            X_train = scaler.transform(X_train)
+        model = self.make_model()
+        if getattr(model, "input_kind", "tabular") == "tabular":
+            X_train = X_train.reshape(len(X_train), -1)
+        began = time.perf_counter()
+        model = model.fit(X_train, y_train) or model
+        seconds = time.perf_counter() - began
+        self.model, self.scaler, self.fold = model, scaler, fold
+        self.target_mean, self.target_scale = float(y_train.mean()), float(y_train.std())
+        self.until = start + self.test_size
+        self.fitted = {
+            "fold": fold,
+            "samples": len(rows),
+            "first": windows.index[rows[0]],
+            "last": windows.index[rows[-1]],
+            "seconds": seconds,
+        }
+
+    def adopt(
+        self,
+        model: Any,
+        scaler: Any,
+        target_mean: float,
+        target_scale: float,
+        *,
+        fold: int = -1,
+        until: int | None = None,
+    ) -> None:
+        """Continue with a fitted model: one restored after a restart (its ``fold`` and
+        ``until``), or one fitted elsewhere (``tradenn train``), used until the schedule's next
+        fold begins after the first bar it forecasts."""
+        self.model, self.scaler, self.fold, self.until = model, scaler, fold, until
+        self.target_mean, self.target_scale = float(target_mean), float(target_scale)
+
+    def _next_start(self, sample: int) -> int:
+        """First sample of the first fold that begins after ``sample``."""
+        if sample < self.train_size:
+            return self.train_size
+        k = (sample - self.train_size) // self.test_size
+        return self.train_size + (k + 1) * self.test_size

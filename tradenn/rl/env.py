@@ -416,11 +416,13 @@ class MarketEnv(gymnasium.Env):
             self._history.append((target, equity))
         return self._observation(), reward, equity <= 0.0, t >= self._end, self._info()
 
-    def observe(self, bar: int) -> np.ndarray:
-        """The observation at ``bar`` with a fresh, flat account (resets the episode there).
+    def observe(self, bar: int, position: float = 0.0) -> np.ndarray:
+        """The observation at ``bar`` with a fresh account (resets the episode there).
 
         Unlike ``reset(options={"start": bar})`` this also works on the last bar, where an
-        agent can still decide although no step can follow.
+        agent can still decide although no step can follow. ``position`` is the target the
+        observation reports as held (what a rollout that arrived at ``bar`` holds; a live
+        agent's last decision); the account itself is flat, so ``include_pnl`` reads 0.
         """
         if isinstance(bar, bool) or not isinstance(bar, (int, np.integer)):
             raise ValueError(f"MarketEnv: bar must be a bar position, got {bar!r}")
@@ -429,6 +431,7 @@ class MarketEnv(gymnasium.Env):
                 f"MarketEnv: bar must be in [{self.first_bar}, {len(self._close) - 1}], got {bar}"
             )
         self._reset_account(int(bar))
+        self._position = float(position)
         return self._observation()
 
     def target_of(self, action: Any) -> float:
