@@ -32,4 +32,4 @@ class Dqn(AgentStrategy):
         )
 
     def train_agent(self, agent, env):
-        agent.train(env, self.timesteps)
+        agent.train(env, self.timesteps, progress=self.progress)

@@ -37,4 +37,4 @@ class QLearning(AgentStrategy):
         )
 
     def train_agent(self, agent, env):
-        agent.train(env, self.episodes, seed=self.seed)
+        agent.train(env, self.episodes, seed=self.seed, progress=self.progress)

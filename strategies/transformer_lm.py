@@ -32,4 +32,5 @@ class TransformerLm(ForecastStrategy):
             epochs=self.epochs,
             learning_rate=self.learning_rate,
             seed=self.seed,
+            verbose=1 if self.progress else 0,
         )

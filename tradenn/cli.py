@@ -636,9 +636,10 @@ def _add_backtest_commands(commands) -> None:
 
 
 def _add_paper_commands(commands) -> None:
-    from tradenn.live.commands import add_paper_commands
+    from tradenn.live.commands import add_paper_commands, add_train_command
 
     add_paper_commands(commands)
+    add_train_command(commands)
 
 
 COMMAND_GROUPS: list[Callable] = [_add_backtest_commands, _add_data_commands, _add_paper_commands]

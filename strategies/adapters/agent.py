@@ -240,7 +240,9 @@ class AgentStrategy(Strategy):
         if self.store is not None:
             self._record = self.store.adopt(what, header)
         self._block = -1
-        self._until = first if t < first else first + ((t - first) // self.retrain + 1) * self.retrain
+        self._until = (
+            first if t < first else first + ((t - first) // self.retrain + 1) * self.retrain
+        )
 
     def _train(self, past: pd.DataFrame) -> Any:
         env = self.make_env(past, training=True)

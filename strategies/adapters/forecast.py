@@ -363,4 +363,5 @@ class NeuralForecastStrategy(ForecastStrategy):
             "batch_size": self.batch_size,
             "validation_fraction": self.validation_fraction,
             "seed": self.seed,
+            "verbose": 1 if self.progress else 0,
         }

@@ -25,8 +25,8 @@ instead each bar costs the same however long the run: the runner keeps a trailin
 bars and recomputes each indicator (or ``positions()``) over that window only. Until the
 strategy's warm-up is complete the window is the whole history; then it is fixed at
 ``history_bars`` (a strategy class attribute; ``"all"`` keeps every bar) or, by default, the
-larger of :data:`DEFAULT_HISTORY` and four times the warm-up. Rolling indicators over the window equal
-the whole-history ones to rounding; recursive smoothers (EMA, RSI) forget their start
+larger of :data:`DEFAULT_HISTORY` and four times the warm-up. Rolling indicators over the
+window equal the whole-history ones to rounding; recursive smoothers (EMA, RSI) forget their start
 geometrically and agree after a few hundred bars. A strategy with longer memory sets
 ``history_bars``.
 
@@ -137,6 +137,8 @@ class Runner:
     store : object, optional
         Where a live strategy saves its models (the paper loop's
         :class:`~tradenn.live.artifacts.ArtifactStore`); set as ``strategy.store``.
+    progress : bool
+        Let the strategy's training show progress bars (``strategy.progress``).
     """
 
     def __init__(
@@ -150,9 +152,11 @@ class Runner:
         vectorized: bool | None = None,
         asset: str = "asset",
         store: Any = None,
+        progress: bool = False,
     ) -> None:
         self.strategy_class = strategy
         self.store = store
+        self.progress = progress
         self.params = dict(params)
         self.settings = settings
         self.live = live
@@ -165,7 +169,7 @@ class Runner:
         self.strategy = strategy(
             self.account, BarData(frame, self.clock, live=live), self.clock, self.params
         )
-        self.strategy.store = store
+        self.strategy.store, self.strategy.progress = store, progress
         # Live state: bars seen, the window kept, whether next() has started, the target.
         self.bars = len(frame)
         self.history = strategy.history_bars
@@ -375,7 +379,7 @@ class Runner:
     def _fresh(self) -> Strategy:
         data = BarData(self.window.frame(), self.clock, self.offset, live=True)
         strategy = self.strategy_class(self.account, data, self.clock, self.params)
-        strategy.store = self.store
+        strategy.store, strategy.progress = self.store, self.progress
         return strategy
 
     # ------------------------------------------------------------------- snapshots
@@ -404,9 +408,10 @@ class Runner:
         state: Mapping[str, Any],
         window: pd.DataFrame,
         store: Any = None,
+        progress: bool = False,
     ) -> Runner:
         """A live runner continuing from :meth:`state`, given the last bars it kept."""
-        runner = cls(strategy, params, settings, window, live=True, store=store)
+        runner = cls(strategy, params, settings, window, live=True, store=store, progress=progress)
         runner.account = Account.restore(settings, state["account"])
         (runner.book,) = runner.account.books.values()
         runner.bars = state["bars"]

@@ -34,9 +34,10 @@ class StrategyBase:
     keeps every bar (a model that retrains on its whole history; see
     :mod:`tradenn.backtest.runner`).
 
-    Two attributes are for live runs: ``store``, where the paper loop keeps files the strategy
-    saves (its trained models; None in a backtest), and ``waiting``, which a strategy sets to
-    a sentence saying why it cannot decide yet (the loop logs it once).
+    Three attributes are for live runs: ``store``, where the paper loop keeps files the
+    strategy saves (its trained models; None in a backtest); ``progress``, whether training may
+    show progress bars; and ``waiting``, which a strategy sets to a sentence saying why it
+    cannot decide yet (the loop logs it once).
     """
 
     history_bars: ClassVar[int | str | None] = None
@@ -46,6 +47,7 @@ class StrategyBase:
         self._clock = clock
         self.data = data
         self.store: Any = None
+        self.progress = False
         self.waiting: str | None = None
         for name, value in params.items():
             setattr(self, name, value)
@@ -134,7 +136,17 @@ class StrategyBase:
 
 
 _FRAMEWORK = frozenset(
-    {"_account", "_clock", "_book", "_indicators", "_request", "data", "position", "store"}
+    {
+        "_account",
+        "_clock",
+        "_book",
+        "_indicators",
+        "_request",
+        "data",
+        "position",
+        "store",
+        "progress",
+    }
 )
 
 

@@ -3,10 +3,12 @@
 ::
 
     tradenn paper run STRATEGY --feed replay:SPX --ledger paper.db [--cash X --commission X
-                      --slippage BPS --param k=v --quiet --log-file F --speed N --interval 1d]
+                      --slippage BPS --param k=v --quiet --log-file F --speed N --interval 1d
+                      --warmup N --model model.npz]
     tradenn paper status --ledger paper.db     # positions, equity, last bar, open orders
     tradenn paper trades --ledger paper.db     # every fill as CSV
     tradenn paper verify --ledger paper.db     # replay the ledger; exit 1 on a difference
+    tradenn train STRATEGY --data SOURCE --out model.npz [--param k=v --quiet]
 
 ``run`` resumes from the ledger if it exists (same strategy and parameters only), stops cleanly
 after the current bar on SIGINT or SIGTERM, and exits 0 when a replay's data ends. A ledger
@@ -14,12 +16,17 @@ another ``run`` is writing is refused at once (exit 2); ``status`` and ``trades`
 ledger read-only, so they work while a run writes it and on a read-only copy. A full disk is a
 failure while running: one line ``tradenn: error: ledger FILE: disk full``, exit 1, and the bar
 being written is rolled back, so the run resumes from there once space is freed.
+
+Model and agent strategies train as the bars arrive (their models go to ``LEDGER.models/``);
+``--warmup N`` first loads N bars of history from the feed's source to train on, and
+``--model`` starts from a model ``tradenn train`` fitted offline.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import json
 import logging
 import signal
 import sys
@@ -107,6 +114,10 @@ def _paper_run(args: argparse.Namespace) -> int:
 
     if args.speed < 0:
         raise UsageError(f"--speed must be >= 0, got {args.speed}")
+    if args.warmup < 0:
+        raise UsageError(f"--warmup must be >= 0 bars, got {args.warmup}")
+    if args.model is not None and not Path(args.model).is_file():
+        raise UsageError(f"--model {args.model}: no such file")
     interval = _interval(args.interval)
     strategy = load_strategy(args.strategy)
     if not issubclass(strategy, Strategy):
@@ -122,9 +133,10 @@ def _paper_run(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from None
     feed = _open_feed(args.feed, args.speed, args.interval)
     symbol = feed.name.partition(":")[2] or feed.name
-    stale_after = (
-        None if feed.name.startswith("replay:") else max(3 * interval, pd.Timedelta(days=4))
-    )
+    replay = feed.name.startswith("replay:")
+    stale_after = None if replay else max(3 * interval, pd.Timedelta(days=4))
+    # the time between bars, which training should fit in (a replay as fast as it can: none)
+    bar_time = interval if not replay else pd.Timedelta(seconds=1 / args.speed) if args.speed else None
     handlers = _setup_logging(args.quiet, args.log_file)
     stop = threading.Event()
     previous = {
@@ -139,6 +151,10 @@ def _paper_run(args: argparse.Namespace) -> int:
                 feed,
                 params=params,
                 stale_after=stale_after,
+                warmup=args.warmup,
+                model=args.model,
+                interval=bar_time,
+                progress=not args.quiet,
             )
             summary = trader.run(stop)
     finally:
@@ -193,6 +209,16 @@ def _paper_status(args: argparse.Namespace) -> int:
             print("  none")
         if last["target"] is not None:
             print(f"target exposure {last['target']:g}")
+        models = ledger.models()
+        if len(models):
+            latest = models.iloc[-1]
+            info = json.loads(latest["info"])
+            data = info.get("data", {})
+            print(
+                f"model {latest['file']} (one of {len(models)}), in use since bar "
+                f"#{latest['seq']} {latest['time']}: trained on {data.get('bars')} bars "
+                f"{data.get('first')} .. {data.get('last')}"
+            )
     return 0
 
 
@@ -279,6 +305,19 @@ def add_paper_commands(commands) -> None:
         help="replay pace passed to the feed (default 0: as fast as possible)",
     )
     p.add_argument("--interval", default="1d", help="bar size of a live feed (default 1d)")
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=0,
+        metavar="N",
+        help="load N bars of history from the feed's source before trading (a new ledger): "
+        "the strategy trains on them and trades from the next bar",
+    )
+    p.add_argument(
+        "--model",
+        metavar="FILE.npz",
+        help="start a model strategy from a model `tradenn train` saved",
+    )
     p.set_defaults(handler=_paper_run)
 
     p = sub.add_parser("status", help="positions, equity, last bar and open orders of a ledger")
@@ -303,6 +342,53 @@ def add_paper_commands(commands) -> None:
     p = sub.add_parser("trades", help="every fill of a ledger as CSV on stdout")
     p.add_argument("--ledger", required=True, metavar="FILE.db", help="the SQLite ledger")
     p.set_defaults(handler=_paper_trades)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from strategies import load_strategy
+    from tradenn import data
+    from tradenn.account import Settings
+    from tradenn.backtest.runner import Runner, parameter_values
+    from tradenn.live.artifacts import save_artifact
+
+    strategy = load_strategy(args.strategy)
+    if not hasattr(strategy, "train"):
+        raise UsageError(f"{args.strategy}: {strategy.__name__} trains no model")
+    params = parameter_values(strategy, parse_params(args.param, strategy.parameters()))
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise UsageError(f"--out {args.out}: folder {out.parent} does not exist")
+    if out.is_dir():
+        raise UsageError(f"--out {args.out} is a folder; name the model file")
+    frame = data.load(args.data)
+    runner = Runner(strategy, params, Settings(), frame, progress=not args.quiet)
+    model, header, arrays = runner._call(runner.strategy.train, frame)
+    header["source"] = args.data
+    sha = save_artifact(out, model, header, arrays)
+    took = header.get("seconds", 0.0)
+    print(
+        f"trained {strategy.__name__} on {args.data}: {len(frame)} bars "
+        f"{frame.index[0]} .. {frame.index[-1]} in {took:.1f} s -> {out} (sha256 {sha[:12]})"
+    )
+    return 0
+
+
+def add_train_command(commands) -> None:
+    """Add ``tradenn train`` to the ``tradenn`` subcommands."""
+    p = commands.add_parser(
+        "train",
+        help="fit a model strategy's model on data and save it (for paper run --model)",
+        description="Fit STRATEGY's model on --data as its walk-forward schedule would after "
+        "the last bar (a forecaster on every sample whose outcome is known, an agent on the "
+        "whole data) and save it with the strategy, parameters, data range and data hash; "
+        "`tradenn paper run STRATEGY --model FILE` starts from it.",
+    )
+    p.add_argument("strategy", metavar="STRATEGY", help="strategy name or file.py:ClassName")
+    p.add_argument("--data", required=True, metavar="SOURCE", help="bundled name, CSV or yf:T")
+    p.add_argument("--out", required=True, metavar="FILE.npz", help="where to save the model")
+    add_param_option(p, "NAME=VALUE", "set a strategy parameter (repeatable)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(handler=_train)
 
 
 def main(argv: list[str] | None = None) -> int:

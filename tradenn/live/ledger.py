@@ -3,9 +3,12 @@
 Tables (schema version :data:`SCHEMA_VERSION`):
 
 * ``schema_version`` — one row, the version of this layout.
-* ``run`` — one row: run id, strategy name, its parameters (JSON), the broker settings (JSON)
-  and the feed name. A ledger belongs to one strategy with one set of parameters.
-* ``bars`` — every bar processed, in order (``seq`` 0, 1, ...), keyed by its timestamp.
+* ``run`` — one row: run id, strategy name, its parameters (JSON), the broker settings (JSON),
+  the feed name and ``history``, the number of bars loaded before trading (``--warmup``). A
+  ledger belongs to one strategy with one set of parameters.
+* ``bars`` — every bar processed, in order (``seq`` 0, 1, ...), keyed by its timestamp; the
+  first ``history`` of them are history the strategy read but did not trade on (they have no
+  equity row).
 * ``orders`` — every order the broker ever held, keyed by its sequence number in the broker's
   order log (deterministic, so recording the same bar twice cannot duplicate an order).
 * ``fills`` — every fill, keyed by its sequence number.
@@ -14,12 +17,17 @@ Tables (schema version :data:`SCHEMA_VERSION`):
 * ``equity`` — cash, units, equity and target exposure at every bar's close.
 * ``state`` — one row: the restart snapshot after the last bar (the account, the strategy's
   own state, the runner's window; JSON, see :mod:`tradenn.live.state`), so a restart loads it
-  instead of replaying the history. Version 1 ledgers (without it) are upgraded on opening for
-  writing; their first restart replays once.
+  instead of replaying the history.
+* ``models`` — every model a model strategy trained (or was given), in order: the bar whose
+  decision first used it, its file in the folder ``LEDGER.models/`` beside the ledger, the
+  file's SHA-256 and what it was trained on (JSON; see :mod:`tradenn.live.artifacts`).
+
+Older ledgers are upgraded on opening for writing (version 1 has no ``state``: its first
+restart replays once; version 2 has no ``models`` and no ``history``).
 
 Each bar's state change is written in ONE transaction (:meth:`Ledger.record`): the bar, new and
-changed orders, fills, the position, the equity snapshot and the restart snapshot land together
-or not at all. The
+changed orders, fills, the position, the equity snapshot, the models trained for it and the
+restart snapshot land together or not at all. The
 file runs in WAL mode, so a reader (``tradenn paper status``) never blocks the writer.
 
 One writer at a time: a writing :class:`Ledger` holds an exclusive OS lock (``flock``) on a
@@ -63,7 +71,7 @@ import pandas as pd
 from tradenn.data.timezones import parse_timestamp_texts, timestamp_text
 from tradenn.errors import TradennError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APPLICATION_ID = 0x74726E6E  # "trnn": marks an SQLite file as a tradenn ledger
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
@@ -71,7 +79,8 @@ _SCHEMA = """
 CREATE TABLE schema_version (version INTEGER NOT NULL);
 CREATE TABLE run (
     run_id TEXT PRIMARY KEY, strategy TEXT NOT NULL, params TEXT NOT NULL,
-    settings TEXT NOT NULL, feed TEXT NOT NULL, created TEXT NOT NULL
+    settings TEXT NOT NULL, feed TEXT NOT NULL, created TEXT NOT NULL,
+    history INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE bars (
     seq INTEGER PRIMARY KEY, time TEXT NOT NULL UNIQUE,
@@ -96,8 +105,14 @@ CREATE TABLE equity (
 CREATE TABLE state (
     id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, snapshot TEXT
 );
+CREATE TABLE models (
+    id INTEGER PRIMARY KEY, seq INTEGER NOT NULL REFERENCES bars(seq), time TEXT NOT NULL,
+    file TEXT NOT NULL, sha256 TEXT NOT NULL, info TEXT NOT NULL
+);
 """
-_STATE_TABLE = _SCHEMA[_SCHEMA.index("CREATE TABLE state") :].strip().rstrip(";")
+_STATE_TABLE = _SCHEMA[_SCHEMA.index("CREATE TABLE state") : _SCHEMA.index("CREATE TABLE models")]
+_MODELS_TABLE = _SCHEMA[_SCHEMA.index("CREATE TABLE models") :]
+_BAR_COLUMNS = ("Open", "High", "Low", "Close", "Volume")
 _TABLES = ("schema_version", "run", "bars", "orders", "fills", "positions", "equity")
 
 # SQLite primary result codes (``sqlite3.Error.sqlite_errorcode & 0xFF``, Python >= 3.11), and the
@@ -152,6 +167,7 @@ class BarRecord:
     order_updates: list[dict[str, Any]] = field(default_factory=list)
     fills: list[dict[str, Any]] = field(default_factory=list)
     state: str | None = None
+    models: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -513,21 +529,25 @@ class Ledger:
         if problems != "ok":
             raise LedgerError(f"ledger {self.path} is corrupt: {problems}")
         row = self._db.execute("SELECT version FROM schema_version").fetchone()
-        if row is not None and row[0] == 1 and not self.readonly:
-            self._upgrade_from_1()
+        if row is not None and row[0] in (1, 2) and not self.readonly:
+            self._upgrade(row[0])
             return
-        if row is None or row[0] not in (1, SCHEMA_VERSION):
+        if row is None or row[0] not in (1, 2, SCHEMA_VERSION):
             found = "none" if row is None else row[0]
             raise LedgerError(
                 f"ledger {self.path} has schema version {found}; this tradenn reads version "
                 f"{SCHEMA_VERSION}"
             )
 
-    def _upgrade_from_1(self) -> None:
-        """Version 1 had no ``state`` table: add it (its first restart then replays)."""
+    def _upgrade(self, version: int) -> None:
+        """Version 1 had no ``state`` table (its first restart then replays); versions 1 and 2
+        no ``models`` table and no ``run.history``: add them."""
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            self._db.execute(_STATE_TABLE)
+            if version == 1:
+                self._db.execute(_STATE_TABLE.strip().rstrip(";"))
+            self._db.execute(_MODELS_TABLE.strip().rstrip(";"))
+            self._db.execute("ALTER TABLE run ADD COLUMN history INTEGER NOT NULL DEFAULT 0")
             self._db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
             self._db.execute("COMMIT")
         except BaseException:
@@ -577,7 +597,7 @@ class Ledger:
             info = RunInfo(uuid.uuid4().hex, strategy, params, settings, feed)
             try:
                 self._db.execute(
-                    "INSERT INTO run VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO run VALUES (?, ?, ?, ?, ?, ?, 0)",
                     (
                         info.run_id,
                         strategy,
@@ -666,6 +686,13 @@ class Ledger:
                 "INSERT INTO equity VALUES (?, ?, ?, ?, ?, ?)",
                 (bar.seq, time, bar.cash, bar.units, bar.equity, bar.target),
             )
+            db.executemany(
+                "INSERT INTO models (seq, time, file, sha256, info) VALUES (?, ?, ?, ?, ?)",
+                [
+                    (bar.seq, time, m["file"], m["sha256"], json.dumps(m["info"], default=str))
+                    for m in bar.models
+                ],
+            )
             db.execute(
                 "INSERT INTO state VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET"
                 " seq=excluded.seq, snapshot=excluded.snapshot",
@@ -682,7 +709,51 @@ class Ledger:
             self._rollback()
             raise
 
+    def record_history(self, frame: pd.DataFrame) -> None:
+        """Store the bars loaded before trading (``--warmup``) as the ledger's first bars, in
+        one transaction with the run's ``history`` count. The ledger must have no bar yet."""
+        self._writable()
+        if self.counts()["bars"]:
+            raise LedgerError(f"ledger {self.path} already has bars; history comes first")
+        rows = [
+            (seq, _stamp(time), *(float(v) for v in values))
+            for seq, (time, values) in enumerate(
+                zip(frame.index, frame[list(_BAR_COLUMNS)].itertuples(index=False), strict=True)
+            )
+        ]
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany("INSERT INTO bars VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            db.execute("UPDATE run SET history = ?", (len(rows),))
+            db.execute("COMMIT")
+        except sqlite3.Error as error:
+            self._rollback()
+            problem = self._disk_problem(error)
+            if problem is None:
+                raise
+            raise problem from error
+        except BaseException:
+            self._rollback()
+            raise
+
     # --------------------------------------------------------------------------- reading
+
+    def history(self) -> int:
+        """How many of the first bars are history loaded before trading (``--warmup``)."""
+        try:
+            row = self._db.execute("SELECT history FROM run").fetchone()
+        except sqlite3.OperationalError:  # an older ledger opened read-only
+            return 0
+        return 0 if row is None else int(row[0])
+
+    def models(self) -> pd.DataFrame:
+        """Every model recorded: ``id``, ``seq`` and ``time`` of the bar that first used it,
+        ``file`` (in ``LEDGER.models/``), ``sha256``, ``info`` (JSON text)."""
+        try:
+            return pd.read_sql_query("SELECT * FROM models ORDER BY id", self._db)
+        except (sqlite3.OperationalError, pd.errors.DatabaseError):  # older, read-only
+            return pd.DataFrame(columns=["id", "seq", "time", "file", "sha256", "info"])
 
     def bars(self, last: int | None = None) -> pd.DataFrame:
         """Every recorded bar (or the ``last`` ones), oldest first (index: timestamps;

@@ -18,6 +18,14 @@ process: a bar's transaction either committed (its snapshot is the restart point
 :mod:`tradenn.live.state`), and a version 1 ledger, restart by replaying every recorded bar
 instead.
 
+Model and agent strategies train on their walk-forward schedule as the bars arrive. Each model
+they train is written to ``LEDGER.models/`` (:mod:`tradenn.live.artifacts`) before the bar's
+transaction, which records its name and hash; the snapshot names the model in use, so a
+restart loads one file instead of retraining. A kill between the file and the transaction
+leaves a file no committed bar names: the bar is processed again and trains the same model
+again. ``warmup`` bars of history from the feed's source are stored first and read, not
+traded; ``model`` starts the strategy from a model ``tradenn train`` saved.
+
 :func:`verify` replays a whole ledger through a fresh runner and compares every order, fill
 and equity row: ``tradenn paper verify``.
 """
@@ -31,6 +39,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import pandas as pd
@@ -39,6 +48,7 @@ from tradenn.backtest.runner import Runner, parameter_values
 from tradenn.backtest.strategy import Strategy
 from tradenn.errors import TradennError
 from tradenn.live import state as snapshots
+from tradenn.live.artifacts import ArtifactError, ArtifactStore
 from tradenn.live.broker import SimulatedBroker, fill_row, order_row
 from tradenn.live.feeds import Bar
 from tradenn.live.ledger import BarRecord, Ledger, LedgerError
@@ -47,7 +57,8 @@ log = logging.getLogger("tradenn.live")
 
 HOOK_ENV = "TRADENN_LIVE_TEST_HOOK"
 """Crash-test hook: ``kill-before@N``, ``kill-mid@N``, ``kill-after@N`` (SIGKILL the process
-before, inside or after bar N's transaction) or ``pause@N`` (after bar N, wait for a stop)."""
+before, inside or after bar N's transaction), ``kill-saved@N`` (once bar N's model file is
+written, before its transaction) or ``pause@N`` (after bar N, wait for a stop)."""
 
 _COLUMNS = ("Open", "High", "Low", "Close", "Volume")
 
@@ -59,6 +70,9 @@ class Feed(Protocol):
 
     def bars(self, after: pd.Timestamp | None, stop: threading.Event) -> Iterator[Bar]:
         """Completed bars strictly after ``after``, oldest first."""
+
+    def history(self, n: int, stop: threading.Event | None = None) -> pd.DataFrame:
+        """The ``n`` bars before trading starts (``--warmup``)."""
 
 
 @dataclass(frozen=True)
@@ -84,9 +98,11 @@ class _Recorder:
     """Turns what the runner did on a bar into ledger rows: new orders, orders whose status
     changed, fills, the equity row and the snapshot."""
 
-    def __init__(self, runner: Runner, symbol: str) -> None:
+    def __init__(self, runner: Runner, symbol: str, interval: pd.Timedelta | None = None) -> None:
         self.runner = runner
         self.symbol = symbol
+        self.interval = interval  # the feed's time between bars: training should fit in it
+        self.slow_warned = False
         self.last_time: pd.Timestamp | None = None
         self.waiting: str | None = None  # the last "cannot decide yet" reason logged
         # Pending orders as last written: id -> (status, fill_bar, fill_price, reason).
@@ -127,6 +143,9 @@ class _Recorder:
         for order in orders:
             if order.status == "pending":
                 self.pending[order.id], self.tracked[order.id] = _mutable(order), order
+        models = runner.store.drain() if runner.store is not None else []
+        for model in models:
+            self._log_model(model)
         record = BarRecord(
             seq=i,
             time=time,
@@ -144,10 +163,42 @@ class _Recorder:
             order_updates=updates,
             fills=[fill_row(f, time) for f in fills],
             state=self._snapshot(),
+            models=models,
         )
         orders.clear()  # recorded: the ledger holds the history, the account the state
         fills.clear()
         return record
+
+    def _log_model(self, record: dict[str, Any]) -> None:
+        info = record["info"]
+        seconds = info.get("seconds")
+        if str(record["file"]).startswith("imported-"):
+            log.info(
+                "model %s: %s trained offline on %s .. %s",
+                record["file"],
+                info.get("strategy"),
+                info["data"]["first"],
+                info["data"]["last"],
+            )
+            return
+        log.info(
+            "model %s: %s trained on %d bars (%s .. %s) in %.2f s",
+            record["file"],
+            info.get("strategy"),
+            info["data"]["bars"],
+            info["data"]["first"],
+            info["data"]["last"],
+            seconds,
+        )
+        interval = self.interval
+        if interval is not None and seconds > interval.total_seconds() and not self.slow_warned:
+            self.slow_warned = True
+            log.warning(
+                "training took %.1f s, longer than the feed's %s between bars: decisions "
+                "will lag the bars while it retrains",
+                seconds,
+                interval,
+            )
 
     def _snapshot(self) -> str | None:
         if not self.snapshots:
@@ -186,6 +237,16 @@ class PaperTrader:
         Strategy parameters overriding the class defaults.
     stale_after : Timedelta, optional
         Warn when a bar arrives more than this long after its timestamp (live feeds).
+    warmup : int
+        On a new ledger, load this many bars of history from the feed (``feed.history``) and
+        store them first: the strategy reads and trains on them and trades from the next bar.
+    model : path, optional
+        A model ``tradenn train`` saved for this strategy and parameters: a new run starts
+        from it instead of waiting to train its first one.
+    interval : Timedelta, optional
+        The feed's time between bars; training that takes longer is warned about once.
+    progress : bool
+        Show progress bars while the strategy trains.
     """
 
     def __init__(
@@ -197,6 +258,10 @@ class PaperTrader:
         *,
         params: dict[str, Any] | None = None,
         stale_after: pd.Timedelta | None = None,
+        warmup: int = 0,
+        model: str | os.PathLike | None = None,
+        interval: pd.Timedelta | None = None,
+        progress: bool = False,
     ) -> None:
         if not (isinstance(strategy, type) and issubclass(strategy, Strategy)):
             raise TradennError(
@@ -209,7 +274,16 @@ class PaperTrader:
         self.ledger = ledger
         self.feed = feed
         self.stale_after = stale_after
+        self.warmup = warmup
+        self.model = model
+        self.interval = interval
+        self.progress = progress
         self._hook = _parse_hook(os.environ.get(HOOK_ENV, ""))
+        self._seq = -1
+
+    def store(self) -> ArtifactStore:
+        """The folder of this ledger's models (``LEDGER.models``)."""
+        return ArtifactStore(models_folder(self.ledger), hook=self._model_hook)
 
     # ------------------------------------------------------------------------------ run
 
@@ -224,7 +298,19 @@ class PaperTrader:
             _settings_record(self.broker),
             self.feed.name,
         )
+        if self.warmup and not self.ledger.counts()["bars"]:
+            history = self.feed.history(self.warmup, stop)
+            self.ledger.record_history(history)
+            log.info(
+                "loaded %d bars of history (%s .. %s); trading starts with the next bar",
+                len(history),
+                history.index[0],
+                history.index[-1],
+            )
         recorder, resumed, last = self._resume()
+        recorder.interval = self.interval
+        if self.model is not None:
+            self._use_model(recorder)
         self.broker.attach(recorder.runner.account)
         processed = 0
         for bar in self.feed.bars(last, stop):
@@ -236,7 +322,7 @@ class PaperTrader:
                 now = pd.Timestamp.now(tz=time.tz)
                 if now - time > self.stale_after:
                     log.warning("stale data: bar %s arrived %s after its time", time, now - time)
-            seq = recorder.runner.bars
+            seq = self._seq = recorder.runner.bars
             self._fire("before", seq, stop)
             record = recorder.step(Bar(time, *bar[1:]))
             self.ledger.record(record, hook=lambda phase, s=seq: self._fire(phase, s, stop))
@@ -250,14 +336,35 @@ class PaperTrader:
             resumed, processed, last, self.broker.equity, self.broker.units, stop.is_set()
         )
 
+    def _use_model(self, recorder: _Recorder) -> None:
+        """Start from ``self.model``, unless this run already traded with its own."""
+        strategy = recorder.runner.strategy
+        if recorder.runner.bars > self.ledger.history():
+            log.warning("--model %s ignored: this ledger's run continues with its own", self.model)
+            return
+        use = getattr(strategy, "use_model", None)
+        if use is None:
+            raise TradennError(f"{self.strategy_class.__name__} trains no model; drop --model")
+        header = use(self.model)
+        log.info(
+            "starting from %s: %s trained on %s .. %s",
+            self.model,
+            header["strategy"],
+            header["data"]["first"],
+            header["data"]["last"],
+        )
+
     def _resume(self) -> tuple[_Recorder, int, pd.Timestamp | None]:
         """The recorder at the ledger's last bar: from its snapshot, or by replay."""
         saved = self.ledger.state()
         symbol = self.broker.symbol
+        store = self.store()
         if saved is None or saved[1] is None:
-            recorder = _replay(self.strategy_class, self.params, self.broker, self.ledger)
+            recorder = _replay(
+                self.strategy_class, self.params, self.broker, self.ledger, store, self.progress
+            )
             bars = recorder.runner.bars
-            if bars:
+            if bars > self.ledger.history():
                 _check_last(self.ledger, recorder.runner, self.ledger.last())
                 log.info("resumed %s by replaying its %d bars", self.ledger.path, bars)
             return recorder, bars, recorder.last_time
@@ -266,8 +373,16 @@ class PaperTrader:
             state = snapshots.loads_state(text)
             window = self.ledger.bars(last=state["window"])
             runner = Runner.resume(
-                self.strategy_class, self.params, self.broker.settings, state, window
+                self.strategy_class,
+                self.params,
+                self.broker.settings,
+                state,
+                window,
+                store=store,
+                progress=self.progress,
             )
+        except ArtifactError:
+            raise
         except (ValueError, KeyError, TypeError, snapshots.StateError) as error:
             raise LedgerError(
                 f"ledger {self.ledger.path}: unreadable restart state ({error}); "
@@ -315,6 +430,14 @@ class PaperTrader:
                 row["commission"],
             )
 
+    def _model_hook(self, record: dict[str, Any]) -> None:
+        """Crash tests: ``kill-saved@N`` kills the process once bar N's model file is written
+        (before the bar's transaction)."""
+        if self._hook is not None and self._hook[0] == "kill-saved":
+            # the bar being processed is the one after the last recorded
+            if self._hook[1] == self._seq:
+                os.kill(os.getpid(), signal.SIGKILL)
+
     def _fire(self, phase: str, seq: int, stop: threading.Event) -> None:
         """The crash-test hook (``TRADENN_LIVE_TEST_HOOK``); does nothing unless set."""
         if self._hook is None or self._hook[1] != seq:
@@ -335,17 +458,42 @@ def _settings_record(broker: SimulatedBroker) -> dict[str, Any]:
     return record
 
 
-def _new_recorder(strategy, params, broker: SimulatedBroker) -> _Recorder:
-    runner = Runner(strategy, params, broker.settings, _empty_frame(), live=True)
-    return _Recorder(runner, broker.symbol)
+def models_folder(ledger: Ledger) -> Path:
+    """Where the models of ``ledger``'s run are kept: ``LEDGER.models`` beside it."""
+    return ledger.path.with_name(ledger.path.name + ".models")
 
 
-def _replay(strategy, params, broker: SimulatedBroker, ledger: Ledger) -> _Recorder:
-    """A recorder that has stepped through every bar of ``ledger`` (writing nothing)."""
-    recorder = _new_recorder(strategy, params, broker)
+def _new_recorder(
+    strategy, params, broker: SimulatedBroker, ledger: Ledger, store=None, progress=False
+) -> tuple[_Recorder, pd.DataFrame]:
+    """A recorder whose runner has read the ledger's history bars; and the bars after them."""
     bars = ledger.bars()
+    history = ledger.history()
+    runner = Runner(
+        strategy,
+        params,
+        broker.settings,
+        bars.iloc[:history] if history else _empty_frame(),
+        live=True,
+        store=store,
+        progress=progress,
+    )
+    recorder = _Recorder(runner, broker.symbol)
+    if history:
+        recorder.last_time = bars.index[history - 1]
+    return recorder, bars.iloc[history:]
+
+
+def _replay(
+    strategy, params, broker: SimulatedBroker, ledger: Ledger, store=None, progress=False
+) -> _Recorder:
+    """A recorder that has stepped through every bar of ``ledger`` (writing nothing but the
+    models it retrains, which are the files the ledger names)."""
+    recorder, bars = _new_recorder(strategy, params, broker, ledger, store, progress)
     for time, row in zip(bars.index, bars.itertuples(index=False), strict=True):
         recorder.step(Bar(time, *row))
+    if store is not None:
+        store.drain()  # the retrained files are the ones the ledger already names
     return recorder
 
 
@@ -367,8 +515,10 @@ def verify(strategy: type[Strategy], broker: SimulatedBroker, ledger: Ledger) ->
     and equity row equals the ledger's, else a sentence naming the first difference."""
     info = ledger.run_info()
     params = parameter_values(strategy, info.params if info else {})
-    recorder = _new_recorder(strategy, params, broker)
-    bars = ledger.bars()
+    recorder, bars = _new_recorder(strategy, params, broker, ledger)
+    models = ledger.models()
+    if len(models) and str(models["file"].iloc[0]).startswith("imported-"):
+        recorder.runner.strategy.use_model(models_folder(ledger) / models["file"].iloc[0])
     orders: dict[int, dict[str, Any]] = {}
     fills: list[dict[str, Any]] = []
     equity: list[tuple] = []
@@ -420,6 +570,7 @@ def _parse_hook(text: str) -> tuple[str, int] | None:
     if not text:
         return None
     action, _, bar = text.partition("@")
-    if action not in ("kill-before", "kill-mid", "kill-after", "pause") or not bar.isdigit():
-        raise TradennError(f"{HOOK_ENV}={text!r}: expected kill-before|kill-mid|kill-after|pause@N")
+    actions = ("kill-before", "kill-mid", "kill-after", "kill-saved", "pause")
+    if action not in actions or not bar.isdigit():
+        raise TradennError(f"{HOOK_ENV}={text!r}: expected {'|'.join(actions)}@N")
     return action, int(bar)
