@@ -11,6 +11,17 @@ seen, so a restarted loop resumes where its ledger left off::
 A replay feed ends when its data ends; a live feed runs until ``stop`` is set, checking it at
 least once per wait, so a SIGTERM handler that sets it ends the loop promptly. Feeds log through
 the ``tradenn.live`` logger: network trouble and stale data are WARNINGs, never crashes.
+
+``feed.history(n)`` gives ``n`` bars to warm a strategy up on before it trades (``--warmup N``),
+as a price frame; trading then starts strictly after its last bar::
+
+    warm = feed.history(200)          # replay: its first 200 bars; yf: the last 200 completed
+    for bar in feed.bars(after=warm.index[-1], stop=stop_event):
+        ...
+
+A replay feed's history is the start of its data; a ``yf:`` feed's comes from
+:func:`tradenn.data.load` and its on-disk cache. Too few bars, or a download that fails, is a
+one-line :class:`FeedError`.
 """
 
 from __future__ import annotations
@@ -18,11 +29,15 @@ from __future__ import annotations
 import inspect
 import logging
 import math
+import numbers
+import os
 import threading
+import warnings
 from collections import namedtuple
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 
+import numpy as np
 import pandas as pd
 
 from tradenn.data import sources, yahoo
@@ -61,6 +76,18 @@ def _wait(seconds: float, stop: threading.Event) -> None:
     stop.wait(seconds)
 
 
+def _check_warmup(n) -> int:
+    """``n`` as the number of history bars asked for: an int >= 1 (a bool is refused)."""
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+        raise FeedError(f"--warmup must be an int >= 1, got {n!r}")
+    return int(n)
+
+
+def _price_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``frame`` with only the float64 columns Open, High, Low, Close, Volume."""
+    return frame[list(OHLCV)].astype("float64").rename_axis(columns=None)
+
+
 def _bars_of(frame: pd.DataFrame) -> list[Bar]:
     """The rows of a price frame as :class:`Bar` tuples, oldest first."""
     columns = [frame[c].to_numpy(dtype="float64").tolist() for c in OHLCV]
@@ -68,7 +95,7 @@ def _bars_of(frame: pd.DataFrame) -> list[Bar]:
 
 
 class Feed:
-    """Base class of feeds: a ``name`` and :meth:`bars`."""
+    """Base class of feeds: a ``name``, :meth:`bars` and, if the feed has one, :meth:`history`."""
 
     name: str = "feed"
 
@@ -83,6 +110,32 @@ class Feed:
             Set it to end the iteration; the feed checks it before every bar and while waiting.
         """
         raise NotImplementedError
+
+    def history(self, n: int, stop: threading.Event | None = None) -> pd.DataFrame:
+        """The ``n`` bars a strategy warms up on before trading, oldest first, as a price frame.
+
+        Pass the last bar's time to :meth:`bars` as ``after``: trading starts strictly after it.
+
+        Parameters
+        ----------
+        n : int
+            How many bars, >= 1.
+        stop : threading.Event, optional
+            When it is already set, nothing is loaded and the frame is empty (no rows): check
+            ``stop`` after the call, as after :meth:`bars`.
+
+        Returns
+        -------
+        DataFrame
+            ``n`` rows indexed by bar time, float64 columns Open, High, Low, Close, Volume.
+
+        Raises
+        ------
+        FeedError
+            ``n`` is not an int >= 1, there are too few bars, the data cannot be loaded, or (this
+            base class) the feed has no history.
+        """
+        raise FeedError(f"{self.name}: this feed has no history to warm up on")
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
@@ -166,6 +219,22 @@ class ReplayFeed(Feed):
                 return
             yield bar
 
+    def history(self, n: int, stop: threading.Event | None = None) -> pd.DataFrame:
+        """The first ``n`` bars of the data; :meth:`bars` with ``after`` = the last one's time
+        replays the rest.
+
+        The feed is not changed: ``bars(None, ...)`` still replays every bar. Raises
+        :class:`FeedError` unless the data has more than ``n`` bars, so some are left to trade.
+        """
+        n = _check_warmup(n)
+        if stop is not None and stop.is_set():
+            return _price_frame(self.frame.iloc[:0])
+        if len(self.frame) <= n:
+            raise FeedError(
+                f"{self.name} has {len(self.frame)} bars; --warmup {n} leaves none to trade"
+            )
+        return _price_frame(self.frame.iloc[:n])
+
 
 def _default_fetch(ticker: str, start: pd.Timestamp | None, interval: str) -> pd.DataFrame:
     """Recent bars from Yahoo through :func:`tradenn.data.yahoo.fetch` (no cache)."""
@@ -210,6 +279,9 @@ class YahooFeed(Feed):
         Returns the current naive time in ``timezone``; tests pass a fake clock.
     sleep : callable, optional
         ``sleep(seconds, stop)``; the default waits on ``stop``, so setting it ends a wait at once.
+    cache : str or path, optional
+        Folder of the price cache :meth:`history` loads through (as in :func:`tradenn.data.load`);
+        default ``$TRADENN_CACHE_DIR`` or ``~/.cache/tradenn``.
     """
 
     def __init__(
@@ -226,6 +298,7 @@ class YahooFeed(Feed):
         fetch: Fetcher | None = None,
         now: Callable[[], pd.Timestamp] | None = None,
         sleep: Sleeper | None = None,
+        cache: str | os.PathLike | None = None,
     ) -> None:
         ticker = str(ticker).strip()
         if not ticker:
@@ -268,6 +341,7 @@ class YahooFeed(Feed):
         self._fetch = fetch or _default_fetch
         self._now = now or (lambda: pd.Timestamp.now(tz=timezone).tz_localize(None))
         self._sleep = sleep or _wait
+        self.cache = cache
 
     def retry_delay(self, failures: int) -> float:
         """Seconds to wait after ``failures`` failed polls in a row: exponential, capped."""
@@ -280,6 +354,11 @@ class YahooFeed(Feed):
             raise DataError(f"{self.name}: no bars came back")
         validate(frame, self.name)
         return frame
+
+    def _completed(self, times: pd.DatetimeIndex, now: pd.Timestamp) -> np.ndarray:
+        """Which of the bars opened at ``times`` are completed at ``now``: those whose end (open
+        time + bar length) is at or before it. :meth:`bars` and :meth:`history` both ask this."""
+        return np.asarray(times + self.bar_length <= now)
 
     def _after(self, after) -> pd.Timestamp | None:
         if after is None:
@@ -325,8 +404,7 @@ class YahooFeed(Feed):
                 failures = 0
             now = self._now()
             index = frame.index
-            ends = index + self.bar_length
-            keep = ends <= now
+            keep = self._completed(index, now)
             if last is not None:
                 keep &= index > last
             fresh = _bars_of(frame[keep])
@@ -340,6 +418,48 @@ class YahooFeed(Feed):
             else:
                 stale_warned = self._warn_if_stale(progress_at, last, stale_warned)
             self._sleep(self.poll_seconds, stop)
+
+    def history(self, n: int, stop: threading.Event | None = None) -> pd.DataFrame:
+        """The last ``n`` completed bars (the forming one never), through :func:`tradenn.data.load`.
+
+        The ``yf:TICKER`` source is loaded at the feed's interval (adjusted, as :meth:`bars`
+        polls it) from the price cache when the cache was fetched after the last bar could have
+        ended (within the current minute for intraday bars, today for daily and weekly ones), so
+        a bar still forming when it was cached is never handed out as completed; otherwise Yahoo
+        is asked and the cache refreshed. ``fetch`` is not used.
+
+        Raises :class:`FeedError` (one line, naming the ticker) when fewer than ``n`` completed
+        bars are available, or when the download fails, even if an older cached copy exists.
+        """
+        n = _check_warmup(n)
+        if stop is not None and stop.is_set():
+            return _price_frame(pd.DataFrame(columns=list(OHLCV), index=pd.DatetimeIndex([])))
+        now = self._now()
+        # The cache must have been fetched after ``since`` (no bar that has completed by now ends
+        # later); tradenn.data measures the cache's age as a duration, so max_age is one too.
+        since = now.normalize() if self.bar_length >= BAR_LENGTH["1d"] else now.floor("min")
+        try:
+            with warnings.catch_warnings():
+                # tradenn.data falls back to a stale cache with this warning when Yahoo fails;
+                # its last bar may have been forming when cached, so here that is a failure.
+                warnings.filterwarnings("error", message=r".*; using the cached copy from ")
+                frame = sources.load(
+                    self.name,
+                    interval=self.interval,
+                    cache=self.cache,
+                    max_age=(now - since).to_pytimedelta(),
+                )
+        except (UserWarning, DataError, OSError) as error:
+            raise FeedError(
+                f"{self.name}: cannot load {n} bars of history ({_reason(error)})"
+            ) from None
+        completed = frame[self._completed(frame.index, now)]
+        if len(completed) < n:
+            raise FeedError(
+                f"{self.name} has {len(completed)} completed {self.interval} bars, "
+                f"fewer than --warmup {n}"
+            )
+        return _price_frame(completed.iloc[-n:])
 
     def _warn_if_stale(
         self, progress_at: pd.Timestamp, last: pd.Timestamp | None, warned: bool
@@ -356,6 +476,18 @@ class YahooFeed(Feed):
             "none yet" if last is None else last,
         )
         return True
+
+
+def _reason(error: Exception) -> str:
+    """Why a history download failed, on one line."""
+    if isinstance(error, UserWarning):  # tradenn.data's fallback to a stale cached copy
+        text = str(error).partition("; using the cached copy")[0]
+        text += "; the cached copy is older than the last bar"
+    elif isinstance(error, DataError):  # its message names the source already
+        text = str(error)
+    else:
+        text = f"{type(error).__name__}: {error}"
+    return " ".join(text.split())
 
 
 def _duration(span: pd.Timedelta) -> str:
