@@ -220,8 +220,10 @@ class AgentStrategy(Strategy):
             seconds = time.perf_counter() - began
             self._block, self._until = block, start + self.retrain
             if self.store is not None:
-                header = self._header(past, block, seconds)
-                self._record = self.store.save(f"block-{block:04d}", self._agent, header)
+                header = self._header(past, block)
+                self._record = self.store.save(
+                    f"block-{block:04d}", self._agent, header, seconds=seconds
+                )
         self.waiting = None
         obs = env.observe(t, position=self._held)
         target = env.target_of(self._agent.act(obs, greedy=True))
@@ -251,12 +253,11 @@ class AgentStrategy(Strategy):
         self.train_agent(agent, env)
         return agent
 
-    def _header(self, past: pd.DataFrame, block: int, seconds: float) -> dict[str, Any]:
+    def _header(self, past: pd.DataFrame, block: int) -> dict[str, Any]:
         return {
             "strategy": type(self).__name__,
             "params": self.parameters_now(),
             "block": block,
-            "seconds": seconds,
             "data": {
                 "first": str(past.index[0]),
                 "last": str(past.index[-1]),
@@ -271,7 +272,7 @@ class AgentStrategy(Strategy):
         self._check_parameters()
         began = time.perf_counter()
         agent = self._train(data)
-        return agent, self._header(data, -1, time.perf_counter() - began), {}
+        return agent, {**self._header(data, -1), "seconds": time.perf_counter() - began}, {}
 
     def use_model(self, path: str) -> dict[str, Any]:
         """Start from an agent ``tradenn train`` saved (same strategy and parameters, or an

@@ -198,7 +198,8 @@ class ForecastStrategy(Strategy):
         if forecast is None:
             self.waiting = (
                 f"{type(self).__name__} is flat until its first model: "
-                f"{live.needs} more bars before it trains (train_size={self.train_size})"
+                f"at least {live.needs} more bars before it trains (train_size="
+                f"{self.train_size} samples after the features' warm-up)"
             )
             return 0.0
         self.waiting = None
@@ -217,7 +218,8 @@ class ForecastStrategy(Strategy):
         if len(windows) <= 1:
             raise NotEnoughData(f"{type(self).__name__}: {len(data)} bars give no sample")
         live.fit(windows, len(windows), -1)
-        return live.model, *self._artifact(data)
+        header, arrays = self._artifact(data)
+        return live.model, {**header, "seconds": live.fitted["seconds"]}, arrays
 
     def _artifact(self, data: pd.DataFrame) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         live = self._live
@@ -229,7 +231,6 @@ class ForecastStrategy(Strategy):
             "samples": info["samples"],
             "train_first": str(info["first"]),
             "train_last": str(info["last"]),
-            "seconds": info["seconds"],
             "target_mean": live.target_mean,
             "target_scale": live.target_scale,
             "data": {
@@ -248,7 +249,8 @@ class ForecastStrategy(Strategy):
         if self.store is not None:
             header, arrays = self._artifact(data)
             name = f"fold-{self._live.fold:04d}"
-            self._record = self.store.save(name, self._live.model, header, arrays)
+            seconds = self._live.fitted["seconds"]
+            self._record = self.store.save(name, self._live.model, header, arrays, seconds=seconds)
 
     def use_model(self, path: str) -> dict[str, Any]:
         """Start from a model ``tradenn train`` saved (same strategy and parameters, or an

@@ -11,7 +11,8 @@ code). It holds the model exactly as the model's own ``save(path)`` writes it, s
 The header says what the model is for: the strategy and its parameters, the data it was
 trained on (first and last bar, bar count, a SHA-256 of the bars), the fold or block of the
 walk-forward schedule, the training samples and seconds. The file is written to a temporary
-name, synced and renamed, so a crash never leaves half a model under the final name.
+name, synced and renamed, so a crash never leaves half a model under the final name; its bytes
+depend on the model only (no time stamps), so retraining the same model gives the same hash.
 
 :class:`ArtifactStore` is the folder of artifacts beside a paper-trading ledger
 (``LEDGER.models/``): a live strategy saves each retrained model there, the loop records
@@ -102,7 +103,7 @@ def save_artifact(
         for name, value in (arrays or {}).items():
             content[_PREFIX + name] = np.asarray(value)
         with os.fdopen(handle, "wb") as file:
-            np.savez(file, **content)
+            _write_npz(file, content)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
@@ -112,6 +113,16 @@ def save_artifact(
     finally:
         _unlink(inner)
     return _sha256(path)
+
+
+def _write_npz(file: Any, arrays: Mapping[str, np.ndarray]) -> None:
+    """An ``.npz`` whose bytes depend on the arrays only (``np.savez`` stamps each member
+    with the time): the same model always has the same SHA-256."""
+    with zipfile.ZipFile(file, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name in sorted(arrays):
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            with archive.open(info, "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(arrays[name]), allow_pickle=False)
 
 
 def _unlink(path: str) -> None:
@@ -200,12 +211,16 @@ class ArtifactStore:
         model: Any,
         header: Mapping[str, Any],
         arrays: Mapping[str, np.ndarray] | None = None,
+        *,
+        seconds: float | None = None,
     ) -> dict[str, Any]:
-        """Write ``model`` as ``name.npz``; returns its record (file, SHA-256, header)."""
+        """Write ``model`` as ``name.npz``; returns its record (file, SHA-256, and as ``info``
+        the header plus the training ``seconds``, which stay out of the file so that the same
+        model always has the same hash)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         file = f"{name}.npz"
         sha = save_artifact(self.folder / file, model, header, arrays)
-        record = {"file": file, "sha256": sha, "info": dict(header)}
+        record = {"file": file, "sha256": sha, "info": {**header, "seconds": seconds}}
         self._new.append(record)
         if self.hook is not None:
             self.hook(record)

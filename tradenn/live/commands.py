@@ -136,7 +136,9 @@ def _paper_run(args: argparse.Namespace) -> int:
     replay = feed.name.startswith("replay:")
     stale_after = None if replay else max(3 * interval, pd.Timedelta(days=4))
     # the time between bars, which training should fit in (a replay as fast as it can: none)
-    bar_time = interval if not replay else pd.Timedelta(seconds=1 / args.speed) if args.speed else None
+    bar_time = (
+        interval if not replay else pd.Timedelta(seconds=1 / args.speed) if args.speed else None
+    )
     handlers = _setup_logging(args.quiet, args.log_file)
     stop = threading.Event()
     previous = {

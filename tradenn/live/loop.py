@@ -36,6 +36,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -105,6 +106,7 @@ class _Recorder:
         self.slow_warned = False
         self.last_time: pd.Timestamp | None = None
         self.waiting: str | None = None  # the last "cannot decide yet" reason logged
+        self.log_waiting = True
         # Pending orders as last written: id -> (status, fill_bar, fill_price, reason).
         self.pending = {o.id: _mutable(o) for o in runner.book.orders}
         self.tracked = {o.id: o for o in runner.book.orders}
@@ -116,7 +118,7 @@ class _Recorder:
         time = pd.Timestamp(bar.time)
         self.last_time = time
         target = runner.advance(time, *bar[1:])
-        if runner.waiting is not None and self.waiting is None:
+        if runner.waiting is not None and self.waiting is None and self.log_waiting:
             log.warning("%s; waiting for more data", runner.waiting)
         self.waiting = runner.waiting
         account = runner.account
@@ -513,12 +515,20 @@ def _check_last(ledger: Ledger, runner: Runner, last: dict[str, Any] | None) -> 
 def verify(strategy: type[Strategy], broker: SimulatedBroker, ledger: Ledger) -> str | None:
     """Replay every bar of ``ledger`` through a fresh runner; None when every order, fill
     and equity row equals the ledger's, else a sentence naming the first difference."""
+    with tempfile.TemporaryDirectory() as scratch:
+        return _verify(strategy, broker, ledger, ArtifactStore(scratch))
+
+
+def _verify(strategy, broker: SimulatedBroker, ledger: Ledger, store: ArtifactStore) -> str | None:
     info = ledger.run_info()
     params = parameter_values(strategy, info.params if info else {})
-    recorder, bars = _new_recorder(strategy, params, broker, ledger)
-    models = ledger.models()
-    if len(models) and str(models["file"].iloc[0]).startswith("imported-"):
-        recorder.runner.strategy.use_model(models_folder(ledger) / models["file"].iloc[0])
+    recorder, bars = _new_recorder(strategy, params, broker, ledger, store)
+    recorder.log_waiting = False  # the run logged it
+    stored_models = ledger.models()
+    if len(stored_models) and str(stored_models["file"].iloc[0]).startswith("imported-"):
+        imported = models_folder(ledger) / stored_models["file"].iloc[0]
+        recorder.runner.strategy.use_model(imported)
+    models: list[tuple] = []
     orders: dict[int, dict[str, Any]] = {}
     fills: list[dict[str, Any]] = []
     equity: list[tuple] = []
@@ -529,6 +539,7 @@ def verify(strategy: type[Strategy], broker: SimulatedBroker, ledger: Ledger) ->
         for update in record.order_updates:
             orders[update["id"]].update(update)
         fills.extend(record.fills)
+        models.extend((record.seq, m["file"], m["sha256"]) for m in record.models)
         equity.append((record.seq, record.cash, record.units, record.equity, record.target))
     stored = ledger.equity()
     mine = {
@@ -552,6 +563,25 @@ def verify(strategy: type[Strategy], broker: SimulatedBroker, ledger: Ledger) ->
                 f"equity {value!r}; the ledger says cash {theirs[1]!r}, units {theirs[2]!r}, "
                 f"equity {theirs[3]!r}"
             )
+    recorded = list(
+        zip(
+            stored_models["seq"].tolist(),
+            stored_models["file"],
+            stored_models["sha256"],
+            strict=True,
+        )
+    )
+    if models != recorded:
+        k = next(
+            (k for k, (a, b) in enumerate(zip(models, recorded, strict=False)) if a != b),
+            min(len(models), len(recorded)),
+        )
+        mine_k = models[k] if k < len(models) else None
+        theirs_k = recorded[k] if k < len(recorded) else None
+        return (
+            f"model #{k + 1}: replay trains {_model_text(mine_k)}, the ledger recorded "
+            f"{_model_text(theirs_k)}"
+        )
     for table, rows in mine.items():
         stored_rows = ledger.rows(table)
         if stored_rows != rows:
@@ -564,6 +594,13 @@ def verify(strategy: type[Strategy], broker: SimulatedBroker, ledger: Ledger) ->
                 f"differ at {table[:-1]} #{k + 1}"
             )
     return None
+
+
+def _model_text(model: tuple | None) -> str:
+    if model is None:
+        return "none"
+    seq, file, sha = model
+    return f"{file} at bar #{seq} (SHA-256 {sha[:12]})"
 
 
 def _parse_hook(text: str) -> tuple[str, int] | None:
