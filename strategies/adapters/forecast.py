@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from tradenn.backtest.strategy import Strategy
-from tradenn.live.artifacts import ArtifactError, data_digest, load_artifact
+from tradenn.live.artifacts import ArtifactError, data_digest, load_artifact, read_artifact
 
 __all__ = ["ForecastStrategy", "NeuralForecastStrategy"]
 
@@ -195,6 +195,9 @@ class ForecastStrategy(Strategy):
         forecast = live.update(data)
         if live.fitted is not None:
             self._save_model(data)
+        if forecast is None and live.model is not None:
+            self.waiting = f"{type(self).__name__} is flat until its features have warmed up"
+            return 0.0
         if forecast is None:
             self.waiting = (
                 f"{type(self).__name__} is flat until its first model: "
@@ -255,9 +258,8 @@ class ForecastStrategy(Strategy):
     def use_model(self, path: str) -> dict[str, Any]:
         """Start from a model ``tradenn train`` saved (same strategy and parameters, or an
         :class:`~tradenn.live.artifacts.ArtifactError`); returns its header."""
-        probe = self.make_model()
-        model, header, arrays = load_artifact(path, type(probe))
-        check_owner(self, header, path)
+        check_owner(self, read_artifact(path)[0], path)
+        model, header, arrays = load_artifact(path, type(self.make_model()))
         self.live_model().adopt(
             model, _scaler(arrays), header["target_mean"], header["target_scale"]
         )
