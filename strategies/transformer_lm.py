@@ -32,5 +32,4 @@ class TransformerLm(ForecastStrategy):
             epochs=self.epochs,
             learning_rate=self.learning_rate,
             seed=self.seed,
-            verbose=1 if self.progress else 0,
         )

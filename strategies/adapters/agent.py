@@ -198,8 +198,9 @@ class AgentStrategy(Strategy):
             if "too short" not in str(error) and "no bar with every feature" not in str(error):
                 raise
             self.waiting = (
-                f"{type(self).__name__} is flat until its first agent: {t + 1} bars do not "
-                f"cover the features' warm-up yet"
+                f"{type(self).__name__} is flat until its first agent: at least "
+                f"{self.train_size + self.window - t} more bars before it trains "
+                f"(train_size={self.train_size} after the features' warm-up)"
             )
             return 0.0
         first = env.first_bar + self.train_size

@@ -184,6 +184,7 @@ class ForecastStrategy(Strategy):
                 test_size=self.retrain,
                 mode=self.mode,
                 scale=self.scale_inputs,
+                progress=self.progress,
             )
         return self._live
 
@@ -367,5 +368,4 @@ class NeuralForecastStrategy(ForecastStrategy):
             "batch_size": self.batch_size,
             "validation_fraction": self.validation_fraction,
             "seed": self.seed,
-            "verbose": 1 if self.progress else 0,
         }

@@ -300,8 +300,17 @@ class PaperTrader:
             _settings_record(self.broker),
             self.feed.name,
         )
-        if self.warmup and not self.ledger.counts()["bars"]:
+        if self.warmup and self.ledger.counts()["bars"]:
+            if self.warmup != self.ledger.history():
+                log.warning(
+                    "--warmup %d ignored: this ledger's run began with %d bars of history",
+                    self.warmup,
+                    self.ledger.history(),
+                )
+        elif self.warmup:
             history = self.feed.history(self.warmup, stop)
+            if stop.is_set() or not len(history):
+                return RunSummary(0, 0, None, self.broker.settings.cash, 0.0, True)
             self.ledger.record_history(history)
             log.info(
                 "loaded %d bars of history (%s .. %s); trading starts with the next bar",

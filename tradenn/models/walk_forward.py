@@ -363,7 +363,9 @@ class LiveWalkForward:
     the backtest makes, not an approximation of it.
 
     Parameters are those of :func:`walk_forward` (``features`` a callable or None, the
-    target the ``horizon``-bar log return).
+    target the ``horizon``-bar log return), and ``progress``: models with a ``verbose``
+    setting show a progress bar while they train (it is set back before anything else sees
+    the model, so a saved model does not depend on it).
 
     Attributes
     ----------
@@ -391,8 +393,10 @@ class LiveWalkForward:
         mode: str = "expanding",
         embargo: int = 0,
         scale: bool = True,
+        progress: bool = False,
     ) -> None:
         self.make_model = make_model
+        self.progress = progress
         self.features = features
         self.lookback, self.horizon = lookback, horizon
         self.train_size, self.test_size = train_size, test_size
@@ -461,8 +465,15 @@ class LiveWalkForward:
         model = self.make_model()
         if getattr(model, "input_kind", "tabular") == "tabular":
             X_train = X_train.reshape(len(X_train), -1)
+        quiet = getattr(model, "verbose", None)
+        if self.progress and quiet == 0:
+            model.verbose = 1
         began = time.perf_counter()
-        model = model.fit(X_train, y_train) or model
+        try:
+            model = model.fit(X_train, y_train) or model
+        finally:
+            if quiet is not None:
+                model.verbose = quiet
         seconds = time.perf_counter() - began
         self.model, self.scaler, self.fold = model, scaler, fold
         self.target_mean, self.target_scale = float(y_train.mean()), float(y_train.std())
