@@ -271,9 +271,7 @@ class AgentStrategy(Strategy):
         """Train the agent on all of ``data`` (``tradenn train``): the agent, its artifact
         header and arrays."""
         self._check_parameters()
-        began = time.perf_counter()
-        agent = self._train(data)
-        return agent, {**self._header(data, -1), "seconds": time.perf_counter() - began}, {}
+        return self._train(data), self._header(data, -1), {}
 
     def use_model(self, path: str) -> dict[str, Any]:
         """Start from an agent ``tradenn train`` saved (same strategy and parameters, or an

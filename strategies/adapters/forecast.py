@@ -16,7 +16,6 @@ and a restart loads the last one instead of refitting.
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
@@ -24,7 +23,13 @@ import numpy as np
 import pandas as pd
 
 from tradenn.backtest.strategy import Strategy
-from tradenn.live.artifacts import ArtifactError, data_digest, load_artifact, read_artifact
+from tradenn.live.artifacts import (
+    ArtifactError,
+    check_artifact,
+    data_digest,
+    load_artifact,
+    read_artifact,
+)
 
 __all__ = ["ForecastStrategy", "NeuralForecastStrategy"]
 
@@ -223,7 +228,7 @@ class ForecastStrategy(Strategy):
             raise NotEnoughData(f"{type(self).__name__}: {len(data)} bars give no sample")
         live.fit(windows, len(windows), -1)
         header, arrays = self._artifact(data)
-        return live.model, {**header, "seconds": live.fitted["seconds"]}, arrays
+        return live.model, header, arrays
 
     def _artifact(self, data: pd.DataFrame) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         live = self._live
@@ -329,17 +334,7 @@ def _scaler(arrays: dict[str, np.ndarray]) -> Any:
 def check_owner(strategy: Strategy, header: dict[str, Any], path: Any) -> None:
     """An artifact must come from this strategy with these parameters (else a one-line
     :class:`~tradenn.live.artifacts.ArtifactError`)."""
-    name = type(strategy).__name__
-    if header.get("strategy") != name:
-        raise ArtifactError(f"{path} is a model of {header.get('strategy')}, not of {name}")
-    theirs = header.get("params") or {}
-    mine = json.loads(json.dumps(strategy.parameters_now(), default=str))
-    for key in sorted(set(mine) | set(theirs)):
-        if mine.get(key) != theirs.get(key):
-            raise ArtifactError(
-                f"{path} was trained with {key}={theirs.get(key)!r}, this run has "
-                f"{key}={mine.get(key)!r}"
-            )
+    check_artifact(header, type(strategy).__name__, strategy.parameters_now(), path)
 
 
 class NeuralForecastStrategy(ForecastStrategy):

@@ -271,7 +271,7 @@ def test_the_log_says_how_long_until_the_first_model_and_warns_once_about_slow_t
     assert len(waiting) == 1 and "more bars before it trains" in waiting[0]
     trained = [r for r in caplog.records if r.getMessage().startswith("model fold-")]
     assert len(trained) >= 4 and all(" s" in r.getMessage() for r in trained)
-    slow = [r for r in caplog.records if "longer than the feed's" in r.getMessage()]
+    slow = [r for r in caplog.records if "between the feed's bars" in r.getMessage()]
     assert len(slow) == 1 and slow[0].levelno == logging.WARNING
 
 
@@ -291,6 +291,10 @@ def test_train_saves_a_model_that_paper_run_starts_from(prices, tmp_path):
     assert len(header["data"]["sha256"]) == 64 and set(arrays) == {"center", "scale"}
     model, _, _ = load_artifact(out, LinearRegression)  # the model's own loader reads it
     assert np.isfinite(model.coef_).all()
+    again = tmp_path / "again.npz"
+    assert _cli("train", "linreg_forecast", "--data", str(history), "--out", str(again),
+                *params).returncode == 0  # fmt: skip
+    assert again.read_bytes() == out.read_bytes()  # the same data and parameters: the same file
 
     ledger = tmp_path / "p.db"
     run = _cli(
@@ -327,6 +331,7 @@ def test_paper_run_refuses_a_model_for_other_parameters_or_another_strategy(pric
     assert other.stderr.strip().splitlines() == [
         f"tradenn: error: {out} was trained with alpha=10.0, this run has alpha=1.0"
     ]
+    assert not (tmp_path / "a.db").exists()  # refused before a ledger is made
     wrong = _cli(
         "paper", "run", "knn_pattern", *feed, "--ledger", str(tmp_path / "b.db"),
         "--model", str(out),

@@ -40,6 +40,7 @@ from tradenn.errors import TradennError
 __all__ = [
     "ArtifactError",
     "ArtifactStore",
+    "check_artifact",
     "data_digest",
     "load_artifact",
     "read_artifact",
@@ -184,6 +185,23 @@ def load_artifact(
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ArtifactError(f"{path}: the model cannot be read ({error})") from None
     return model, header, arrays
+
+
+def check_artifact(
+    header: Mapping[str, Any], strategy: str, params: Mapping[str, Any], path: Any
+) -> None:
+    """An artifact must come from ``strategy`` with ``params`` (else a one-line
+    :class:`ArtifactError` naming the first difference)."""
+    if header.get("strategy") != strategy:
+        raise ArtifactError(f"{path} is a model of {header.get('strategy')}, not of {strategy}")
+    theirs = header.get("params") or {}
+    mine = json.loads(json.dumps(dict(params), default=str))
+    for key in sorted(set(mine) | set(theirs)):
+        if mine.get(key) != theirs.get(key):
+            raise ArtifactError(
+                f"{path} was trained with {key}={theirs.get(key)!r}, this run has "
+                f"{key}={mine.get(key)!r}"
+            )
 
 
 class ArtifactStore:

@@ -31,6 +31,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -126,6 +127,14 @@ def _paper_run(args: argparse.Namespace) -> int:
             f"{strategy.__name__} is a portfolio strategy"
         )
     params = parse_params(args.param, strategy.parameters())
+    if args.model is not None:  # refused before a ledger is created
+        from tradenn.backtest.runner import parameter_values
+        from tradenn.live.artifacts import check_artifact, read_artifact
+
+        if not hasattr(strategy, "use_model"):
+            raise UsageError(f"{args.strategy}: {strategy.__name__} trains no model; drop --model")
+        header, _ = read_artifact(args.model)
+        check_artifact(header, strategy.__name__, parameter_values(strategy, params), args.model)
     settings = {"cash": args.cash, "commission": args.commission, "slippage_bps": args.slippage}
     try:
         SimulatedBroker(**settings)
@@ -187,6 +196,8 @@ def _existing(path: str):
 
 @_disk_failure_exits_1
 def _paper_status(args: argparse.Namespace) -> int:
+    from tradenn.live.loop import trained_on
+
     with _existing(args.ledger) as ledger:
         info = ledger.run_info()
         last = ledger.last()
@@ -215,11 +226,9 @@ def _paper_status(args: argparse.Namespace) -> int:
         if len(models):
             latest = models.iloc[-1]
             info = json.loads(latest["info"])
-            data = info.get("data", {})
             print(
                 f"model {latest['file']} (one of {len(models)}), in use since bar "
-                f"#{latest['seq']} {latest['time']}: trained on {data.get('bars')} bars "
-                f"{data.get('first')} .. {data.get('last')}"
+                f"#{latest['seq']} {latest['time']}: trained on {trained_on(info)}"
             )
     return 0
 
@@ -364,10 +373,11 @@ def _train(args: argparse.Namespace) -> int:
         raise UsageError(f"--out {args.out} is a folder; name the model file")
     frame = data.load(args.data)
     runner = Runner(strategy, params, Settings(), frame, progress=not args.quiet)
+    began = time.perf_counter()
     model, header, arrays = runner._call(runner.strategy.train, frame)
+    took = time.perf_counter() - began
     header["source"] = args.data
     sha = save_artifact(out, model, header, arrays)
-    took = header.get("seconds", 0.0)
     print(
         f"trained {strategy.__name__} on {args.data}: {len(frame)} bars "
         f"{frame.index[0]} .. {frame.index[-1]} in {took:.1f} s -> {out} (sha256 {sha[:12]})"

@@ -49,7 +49,7 @@ from tradenn.backtest.runner import Runner, parameter_values
 from tradenn.backtest.strategy import Strategy
 from tradenn.errors import TradennError
 from tradenn.live import state as snapshots
-from tradenn.live.artifacts import ArtifactError, ArtifactStore
+from tradenn.live.artifacts import ArtifactError, ArtifactStore, check_artifact, read_artifact
 from tradenn.live.broker import SimulatedBroker, fill_row, order_row
 from tradenn.live.feeds import Bar
 from tradenn.live.ledger import BarRecord, Ledger, LedgerError
@@ -173,33 +173,32 @@ class _Recorder:
 
     def _log_model(self, record: dict[str, Any]) -> None:
         info = record["info"]
-        seconds = info.get("seconds")
         if str(record["file"]).startswith("imported-"):
+            data = info["data"]
             log.info(
                 "model %s: %s trained offline on %s .. %s",
                 record["file"],
                 info.get("strategy"),
-                info["data"]["first"],
-                info["data"]["last"],
+                data["first"],
+                data["last"],
             )
             return
+        seconds = info["seconds"]
         log.info(
-            "model %s: %s trained on %d bars (%s .. %s) in %.2f s",
+            "model %s: %s trained on %s in %.2f s",
             record["file"],
             info.get("strategy"),
-            info["data"]["bars"],
-            info["data"]["first"],
-            info["data"]["last"],
+            trained_on(info),
             seconds,
         )
         interval = self.interval
         if interval is not None and seconds > interval.total_seconds() and not self.slow_warned:
             self.slow_warned = True
             log.warning(
-                "training took %.1f s, longer than the feed's %s between bars: decisions "
-                "will lag the bars while it retrains",
+                "training took %.2f s, longer than the %.3g s between the feed's bars: "
+                "decisions will lag the bars while it retrains",
                 seconds,
-                interval,
+                interval.total_seconds(),
             )
 
     def _snapshot(self) -> str | None:
@@ -294,6 +293,9 @@ class PaperTrader:
         set (checked after each bar)."""
         stop = stop if stop is not None else threading.Event()
         self.broker = self.broker_factory()
+        if self.model is not None:  # before the ledger is bound to this run
+            header, _ = read_artifact(self.model)
+            check_artifact(header, self.strategy_class.__name__, self.params, self.model)
         self.ledger.bind(
             self.strategy_class.__name__,
             self.params,
@@ -467,6 +469,15 @@ def _settings_record(broker: SimulatedBroker) -> dict[str, Any]:
     record.pop("max_leverage", None)
     record.pop("trade_on_close", None)
     return record
+
+
+def trained_on(info: dict[str, Any]) -> str:
+    """What a model was trained on, from its record: the samples and their decision bars (a
+    forecaster) or the bars (an agent)."""
+    if "samples" in info:
+        return f"{info['samples']} samples ({info['train_first']} .. {info['train_last']})"
+    data = info["data"]
+    return f"{data['bars']} bars ({data['first']} .. {data['last']})"
 
 
 def models_folder(ledger: Ledger) -> Path:
