@@ -249,3 +249,44 @@ def test_wfo_rejects_bad_windows(backtest):
         walk_forward_optimize(backtest, train=400, test=10, fast=[5])
     with pytest.raises(BacktestError, match="test must be a positive integer"):
         walk_forward_optimize(backtest, train=100, test=0, fast=[5])
+
+
+CALLS: list[int] = []  # data lengths positions() was called with
+
+
+class CountedPositions(Strategy):
+    """Long when the close is above its ``window``-bar mean; peeks ahead when ``peek``."""
+
+    window = 10
+    peek = 0
+
+    def positions(self, data):
+        CALLS.append(len(data))
+        close = data["Close"]
+        mean = close.rolling(self.window).mean().shift(-self.peek)
+        return (close > mean).astype(float)
+
+
+def test_a_sweep_proves_a_sample_of_its_combinations_causal_and_runs_the_rest_once(spx):
+    from tradenn.backtest.optimize import CHECKED_TRIALS
+
+    CALLS.clear()
+    windows = list(range(5, 45))
+    sweep = optimize(Backtest(spx, CountedPositions), window=windows, jobs=1)
+    n = len(spx)
+    # the sample, and the best re-run at the end, are checked on two prefixes
+    assert CALLS.count(n // 3) == CALLS.count(2 * n // 3) == CHECKED_TRIALS + 1
+    # every combination once on the whole data, the best once more
+    assert CALLS.count(n) == len(windows) + 1
+    # the rows are exactly what single (checked) runs give
+    for row in sweep.table.itertuples(index=False):
+        if row.window in (5, 23, 44):
+            alone = Backtest(spx, CountedPositions).run(window=row.window)
+            assert row[1] == alone.stats["Sharpe Ratio"]
+
+
+def test_a_sweep_catches_look_ahead_in_its_checked_combinations(spx):
+    from tradenn.backtest.series import LookAheadError
+
+    with pytest.raises(LookAheadError, match="uses future data"):
+        optimize(Backtest(spx, CountedPositions), window=[10], peek=[0, 1, 2], jobs=1)

@@ -102,6 +102,12 @@ class Backtest(BacktestEngine):
     vectorized : bool, optional
         Use the strategy's ``positions()`` (True) or ``next()`` (False); by default
         ``positions()`` when the strategy defines it.
+    check_positions : bool
+        Prove ``positions()`` causal on every run: it is called again on the first third and
+        two thirds of the data, whose targets must not change (see
+        :meth:`~tradenn.backtest.runner.Runner.targets`). A sweep checks a sample of its
+        combinations this way and runs the rest without (see :func:`~tradenn.backtest.optimize.
+        optimize`); ``tradenn check-lookahead`` is the thorough audit.
     """
 
     def __init__(
@@ -122,6 +128,7 @@ class Backtest(BacktestEngine):
         bars_per_year: float | None = None,
         risk_free_rate: float = 0.0,
         vectorized: bool | None = None,
+        check_positions: bool = True,
     ) -> None:
         if not (isinstance(strategy, type) and issubclass(strategy, Strategy)):
             hint = ""
@@ -160,13 +167,21 @@ class Backtest(BacktestEngine):
         self.bars_per_year = bars_per_year
         self.risk_free_rate = risk_free_rate
         self.vectorized = hasattr(strategy, "positions") if vectorized is None else vectorized
+        self.check_positions = bool(check_positions)
 
     # ------------------------------------------------------------------------------ run
 
     def run(self, **params: Any) -> Result:
         """Run the strategy with its parameters overridden by ``params``; return a Result."""
         values = parameter_values(self.strategy, params)
-        runner = Runner(self.strategy, values, self.settings, self.data, vectorized=self.vectorized)
+        runner = Runner(
+            self.strategy,
+            values,
+            self.settings,
+            self.data,
+            vectorized=self.vectorized,
+            check=self.check_positions,
+        )
         runner.run()
         account = runner.account
         if self.finalize_trades and runner.book.trades and not account.halted:

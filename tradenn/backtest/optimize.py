@@ -12,6 +12,12 @@ Every combination is an independent :meth:`Backtest.run` sent through an executo
 to each worker once; each trial sends back only its statistics and its per-bar equity returns
 (float64, one array of length ``T - 1``), never the full result.
 
+Look-ahead: a single run proves a ``positions()`` strategy causal by calling it again on the
+first third and two thirds of the data (see :meth:`Backtest.run`). A sweep does that for
+:data:`CHECKED_TRIALS` combinations evenly spaced over it (the first and the last included) and
+runs the others without the two extra calls, which tripled a sweep's ``positions()`` cost; the
+best combination is re-run checked. ``tradenn check-lookahead`` is the thorough audit.
+
 A combination that the strategy rejects (the engine turns its ``ValueError``/``TypeError`` into a
 :class:`BacktestError`) is a failed row with a NaN metric and the reason; the sweep goes on.
 
@@ -289,8 +295,17 @@ def _json(value: Any) -> Any:
 # ------------------------------------------------------------------------- the sweep
 
 
-def _run_trial(backtest: Backtest, params: dict[str, Any]) -> tuple[Any, Any]:
+CHECKED_TRIALS = 8
+"""Combinations of a sweep whose ``positions()`` is proved causal (evenly spaced over the
+sweep, the first and last included); the others run without the two extra calls."""
+
+
+def _run_trial(backtest: Backtest, trial: tuple[dict[str, Any], bool]) -> tuple[Any, Any]:
     """One combination, in a worker: ``(stats, per-bar returns)`` or ``(None, reason)``."""
+    params, check = trial
+    if not check and backtest.check_positions:
+        backtest = copy.copy(backtest)
+        backtest.check_positions = False
     try:
         result = backtest.run(**params)
     except BacktestError as error:
@@ -482,9 +497,11 @@ def optimize(
         [len(values[n]) for n in names], names, values, constraint, method, max_tries, random_state
     )
 
+    checked = set(np.linspace(0, len(combos) - 1, min(CHECKED_TRIALS, len(combos))).astype(int))
+    trials = [(params, k in checked) for k, params in enumerate(combos)]
     runner = make_executor(executor, jobs)
     try:
-        outcomes = runner.map(_run_trial, combos, shared=backtest)
+        outcomes = runner.map(_run_trial, trials, shared=backtest)
     finally:
         if not isinstance(executor, Executor):
             runner.close()
