@@ -193,6 +193,17 @@ class Backtest(BacktestEngine):
 
     # --------------------------------------------------------------------------- results
 
+    def _bars_per_year(self) -> float | None:
+        """``bars_per_year``, or the value inferred from the data's index, worked out once
+        (a sweep runs thousands of backtests on the same index)."""
+        if self.bars_per_year is not None or len(self.data) < 2:
+            return self.bars_per_year
+        if getattr(self, "_inferred_bars_per_year", None) is None:
+            from tradenn.data.calendar import bars_per_year
+
+            self._inferred_bars_per_year = bars_per_year(pd.DatetimeIndex(self.data.index))
+        return self._inferred_bars_per_year
+
     def _result(self, runner: Runner, params: dict) -> Result:
         from tradenn.backtest.stats import compute_stats
 
@@ -205,17 +216,16 @@ class Backtest(BacktestEngine):
         position = pd.Series(units, index=frame.index, name="Position")
         trades = trades_frame(runner.book.closed_trades, frame.index)
         orders = orders_frame(account.order_log, frame.index)
+        rejected = sum(o.status == "rejected" for o in account.order_log)
         stats = compute_stats(
             equity,
             trades,
             frame["Close"],
             units,
             commissions=account.commissions,
-            bars_per_year=self.bars_per_year,
+            bars_per_year=self._bars_per_year(),
             risk_free_rate=self.risk_free_rate,
-        )
-        stats["# Orders Rejected"] = (
-            int((orders["Status"] == "rejected").sum()) if len(orders) else 0
+            extra={"# Orders Rejected": int(rejected)},
         )
         indicators = {
             series.name: series.full()
