@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -665,6 +666,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``tradenn`` command line; return the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    shown = warnings.showwarning
+    if not args.debug:
+        warnings.showwarning = _one_line_warning
     try:
         return int(args.handler(args) or 0)
     except TradennError as error:
@@ -687,6 +691,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    finally:
+        warnings.showwarning = shown
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line, ``tradenn: warning: ...`` (no source file and line)."""
+    text = str(message).strip().splitlines()[0] if str(message).strip() else category.__name__
+    print(f"tradenn: warning: {text}", file=sys.stderr if file is None else file)
 
 
 def run() -> None:

@@ -93,3 +93,26 @@ def test_an_unreachable_scheduler_is_a_clear_error():
     pytest.importorskip("distributed")
     with pytest.raises(TradennError, match="cannot reach the Dask scheduler"):
         make_executor("dask://127.0.0.1:9")
+
+
+def _blas_threads(shared, item):
+    from threadpoolctl import threadpool_info
+
+    return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+
+def test_workers_share_the_cores_among_their_blas_threads(monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    with ProcessExecutor(jobs=2) as executor:
+        found = executor.map(_blas_threads, range(4))
+    assert found and all(threads and set(threads) == {2} for threads in found)
+    with ProcessExecutor(jobs=4) as executor:
+        found = executor.map(_blas_threads, range(4))
+    assert all(set(threads) == {1} for threads in found)
+
+
+def test_more_jobs_than_cores_are_capped_with_a_warning(monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    with pytest.warns(UserWarning, match="jobs=50 is more than this machine's 2 cores; using 2"):
+        executor = ProcessExecutor(jobs=50)
+    assert executor.workers == 2
