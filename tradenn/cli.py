@@ -325,10 +325,12 @@ def _compare(args: argparse.Namespace) -> int:
     return 1 if board.errors else 0
 
 
-def _parse_grid(specs: list[str], defaults: dict) -> dict[str, list]:
+def _parse_grid(specs: list[str], defaults: dict) -> dict[str, Sequence]:
     """``name=start:stop:step`` (stop included) or ``name=a,b,c`` to value lists, typed like
     each parameter's default."""
-    grid: dict[str, list] = {}
+    from tradenn.backtest.optimize import Steps
+
+    grid: dict[str, Sequence] = {}
     for spec in specs:
         name, sep, text = spec.partition("=")
         if not sep or not name or not text:
@@ -351,9 +353,12 @@ def _parse_grid(specs: list[str], defaults: dict) -> dict[str, list]:
             if step <= 0 or stop < start:
                 raise UsageError(f"--grid {spec}: need step > 0 and stop >= start")
             count = int(np.floor((stop - start) / step + 1e-9)) + 1
-            values = [kind(start + i * step) for i in range(count)]
-            if kind is float:
-                values = [round(v, 12) for v in values]
+            # lazy: fast=1:100000000:1 --max-tries 3 must not build 10^8 values
+            values = (
+                range(start, start + count * step, step)
+                if kind is int
+                else Steps(start, step, count)
+            )
         else:
             pairs = [f"{name}={item}" for item in text.split(",")]
             values = [parse_params([pair], defaults)[name] for pair in pairs]

@@ -68,3 +68,27 @@ def test_usage_errors_exit_2_with_one_line(capsys):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
+
+
+def test_a_huge_grid_is_never_built(capsys):
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    code = main(
+        ["optimize", "sma_cross", "--grid", "fast=1:100000000:1", "--grid", "slow=30:40:10",
+         "--max-tries", "3", "--jobs", "1"]
+    )  # fmt: skip
+    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before  # KB
+    assert code in (0, 2), capsys.readouterr().err
+    assert grown < 200_000  # 10^8 values would be gigabytes
+    assert main(["optimize", "sma_cross", "--grid", "fast=1:100000000:1"]) == 2
+    err = capsys.readouterr().err
+    assert "the grid has 100,000,000 combinations; pass max_tries (--max-tries)" in err
+
+
+def test_a_float_grid_is_evenly_stepped_and_typed():
+    from tradenn.backtest.optimize import Steps
+
+    steps = Steps(0.1, 0.1, 5)
+    assert list(steps) == [0.1, 0.2, 0.3, 0.4, 0.5] and len(steps) == 5
+    assert steps[-1] == 0.5 and steps[1:3] == [0.2, 0.3]

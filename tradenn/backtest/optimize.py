@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,7 @@ from tradenn.data.calendar import bars_per_year as _infer_bars_per_year
 __all__ = [
     "KEY_STATS",
     "OptimizeResult",
+    "Steps",
     "WalkForwardOptimization",
     "optimize",
     "walk_forward_optimize",
@@ -320,6 +321,28 @@ def _equity_returns(equity: np.ndarray) -> np.ndarray:
         return np.where(before > 0, equity[1:] / before - 1.0, 0.0)
 
 
+class Steps(Sequence):
+    """The floats ``start, start + step, ...`` (``count`` of them, rounded to 12 decimals),
+    computed when indexed: a parameter range that is never materialized (``range`` for
+    floats)."""
+
+    def __init__(self, start: float, step: float, count: int) -> None:
+        self.start, self.step, self.count = float(start), float(step), int(count)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(self.count))]
+        if not -self.count <= i < self.count:
+            raise IndexError(f"Steps index {i} out of range")
+        return round(self.start + (i % self.count) * self.step, 12)
+
+    def __repr__(self) -> str:
+        return f"Steps({self.start:g}, step={self.step:g}, count={self.count})"
+
+
 def _check_ranges(backtest: Backtest, ranges: dict[str, Any]) -> dict[str, list]:
     name = backtest.strategy.__name__
     known = backtest.strategy.parameters()
@@ -340,9 +363,12 @@ def _check_ranges(backtest: Backtest, ranges: dict[str, Any]) -> dict[str, list]
                 f"optimize: the range of {param!r} must be an iterable of values (a list, range "
                 f"or array), got {spec!r}"
             )
-        items = [v.item() if isinstance(v, np.generic) else v for v in spec]
-        items = list(dict.fromkeys(items))  # duplicates would only repeat a trial
-        if not items:
+        if isinstance(spec, range | Steps):
+            items = spec  # distinct values, indexed on demand: a huge range is never built
+        else:
+            items = [v.item() if isinstance(v, np.generic) else v for v in spec]
+            items = list(dict.fromkeys(items))  # duplicates would only repeat a trial
+        if not len(items):
             raise BacktestError(f"optimize: the range of {param!r} is empty")
         values[param] = items
     return values
@@ -392,8 +418,8 @@ def _select(
             raise BacktestError("optimize: method='random' needs max_tries (how many draws)")
         if total > _MAX_GRID:
             raise BacktestError(
-                f"optimize: the grid has {total:,} combinations; pass max_tries to sample it or "
-                f"narrow the ranges"
+                f"optimize: the grid has {total:,} combinations; pass max_tries (--max-tries) "
+                f"to sample it or narrow the ranges"
             )
         chosen = [p for p in map(combo, range(total)) if allowed(p)]
     else:
