@@ -290,3 +290,11 @@ def test_a_sweep_catches_look_ahead_in_its_checked_combinations(spx):
 
     with pytest.raises(LookAheadError, match="uses future data"):
         optimize(Backtest(spx, CountedPositions), window=[10], peek=[0, 1, 2], jobs=1)
+
+
+def test_evaluate_gives_the_stats_and_equity_of_run(spx):
+    backtest = Backtest(spx, SmaCross, commission=0.001)
+    stats, equity = backtest.evaluate(fast=5, slow=20)
+    result = backtest.run(fast=5, slow=20)
+    assert stats.equals(result.stats)
+    assert np.array_equal(equity, result.equity.to_numpy())

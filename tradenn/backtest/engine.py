@@ -42,6 +42,12 @@ class BacktestEngine:
         """Run the strategy with its parameters overridden by ``params``."""
         raise NotImplementedError
 
+    def evaluate(self, **params: Any) -> tuple[pd.Series, np.ndarray]:
+        """The statistics and the per-bar equity of one run (what a sweep keeps of each
+        combination); engines may compute them without building the whole result."""
+        result = self.run(**params)
+        return result.stats, result.equity.to_numpy(dtype=np.float64)
+
     def optimize(self, **kwargs: Any):
         """Search the strategy's parameters; see :func:`tradenn.backtest.optimize.optimize`.
 
@@ -174,6 +180,18 @@ class Backtest(BacktestEngine):
     def run(self, **params: Any) -> Result:
         """Run the strategy with its parameters overridden by ``params``; return a Result."""
         values = parameter_values(self.strategy, params)
+        return self._result(self._simulate(values), values)
+
+    def evaluate(self, **params: Any) -> tuple[pd.Series, np.ndarray]:
+        """The statistics and the per-bar equity of one run, without the tables a
+        :class:`Result` holds (orders, positions, indicators): what a sweep keeps of each
+        combination. ``stats`` equals ``run(**params).stats``."""
+        values = parameter_values(self.strategy, params)
+        runner = self._simulate(values)
+        stats, equity, _, _ = self._statistics(runner)
+        return stats, equity
+
+    def _simulate(self, values: dict[str, Any]) -> Runner:
         runner = Runner(
             self.strategy,
             values,
@@ -189,7 +207,7 @@ class Backtest(BacktestEngine):
             close = float(self.data["Close"].iloc[-1])
             account.bar = last
             account.liquidate(last, {runner.book.name: close}, "end of data")
-        return self._result(runner, values)
+        return runner
 
     # --------------------------------------------------------------------------- results
 
@@ -204,21 +222,19 @@ class Backtest(BacktestEngine):
             self._inferred_bars_per_year = bars_per_year(pd.DatetimeIndex(self.data.index))
         return self._inferred_bars_per_year
 
-    def _result(self, runner: Runner, params: dict) -> Result:
+    def _statistics(self, runner: Runner) -> tuple[pd.Series, np.ndarray, np.ndarray, pd.DataFrame]:
+        """Stats, equity and units per bar, and the closed trades of a finished run."""
         from tradenn.backtest.stats import compute_stats
 
         frame = self.data
-        n = len(frame)
-        account, strategy = runner.account, runner.strategy
+        account = runner.account
         close = frame["Close"].to_numpy(dtype=np.float64)
-        units, cash = account_path(account.fills, self.cash, n)
-        equity = pd.Series(cash + units * close, index=frame.index, name="Equity")
-        position = pd.Series(units, index=frame.index, name="Position")
+        units, cash = account_path(account.fills, self.cash, len(frame))
+        equity = cash + units * close
         trades = trades_frame(runner.book.closed_trades, frame.index)
-        orders = orders_frame(account.order_log, frame.index)
         rejected = sum(o.status == "rejected" for o in account.order_log)
         stats = compute_stats(
-            equity,
+            pd.Series(equity, index=frame.index, name="Equity"),
             trades,
             frame["Close"],
             units,
@@ -227,6 +243,13 @@ class Backtest(BacktestEngine):
             risk_free_rate=self.risk_free_rate,
             extra={"# Orders Rejected": int(rejected)},
         )
+        return stats, equity, units, trades
+
+    def _result(self, runner: Runner, params: dict) -> Result:
+        frame = self.data
+        account, strategy = runner.account, runner.strategy
+        stats, equity, units, trades = self._statistics(runner)
+        orders = orders_frame(account.order_log, frame.index)
         indicators = {
             series.name: series.full()
             for indicator in strategy.indicators
@@ -236,8 +259,8 @@ class Backtest(BacktestEngine):
             stats=stats,
             trades=trades,
             orders=orders,
-            equity=equity,
-            position=position,
+            equity=pd.Series(equity, index=frame.index, name="Equity"),
+            position=pd.Series(units, index=frame.index, name="Position"),
             data=frame,
             params=params,
             strategy_name=type(strategy).__name__,

@@ -308,10 +308,10 @@ def _run_trial(backtest: Backtest, trial: tuple[dict[str, Any], bool]) -> tuple[
         backtest = copy.copy(backtest)
         backtest.check_positions = False
     try:
-        result = backtest.run(**params)
+        stats, equity = backtest.evaluate(**params)
     except BacktestError as error:
         return None, str(error)
-    return result.stats, _equity_returns(result.equity.to_numpy(dtype=np.float64))
+    return stats, _equity_returns(equity)
 
 
 def _equity_returns(equity: np.ndarray) -> np.ndarray:
