@@ -9,10 +9,13 @@ backtests. They go through one small interface::
 
 ``shared`` is sent to each worker once (the price data and the backtest settings), the items
 one by one; results come back in the order of ``items``. The function must be defined at module
-level (it is sent by reference).
+level (it is sent by reference). ``map(..., progress="label")`` shows a tqdm bar with an ETA on
+a terminal (``progress=None``: none). Ctrl-C (or SIGTERM, which the command line turns into the
+same) stops the workers at once and raises :class:`Interrupted` carrying the results finished
+so far (a prefix of ``items``), so a sweep can keep its finished rows.
 
 * :class:`SerialExecutor`: a plain loop (``jobs=1``; also what tests use).
-* :class:`ProcessExecutor`: :class:`concurrent.futures.ProcessPoolExecutor` with ``fork`` where
+* :class:`ProcessExecutor`: a :class:`multiprocessing.pool.Pool` with ``fork`` where
   the platform has it, so strategies loaded from files are available in the workers. At most
   one worker per core (more are capped, with a warning), and each worker's BLAS library gets
   its share of the cores (``threadpoolctl``): two workers with two OpenBLAS threads each on two
@@ -28,9 +31,9 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import signal
 import warnings
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from tradenn.errors import TradennError
@@ -38,10 +41,27 @@ from tradenn.errors import TradennError
 __all__ = [
     "DaskExecutor",
     "Executor",
+    "Interrupted",
     "ProcessExecutor",
     "SerialExecutor",
     "make_executor",
 ]
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during :meth:`Executor.map`; ``done`` holds the results of the first items (in
+    order) that had finished."""
+
+    def __init__(self, done: list) -> None:
+        super().__init__(f"interrupted after {len(done)} items")
+        self.done = done
+
+
+def _bar(progress: str | None, total: int):
+    """A tqdm bar on stderr when ``progress`` names one and stderr is a terminal."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=progress, disable=True if progress is None else None)
 
 
 class Executor:
@@ -49,7 +69,13 @@ class Executor:
 
     workers: int = 1
 
-    def map(self, fn: Callable[[Any, Any], Any], items: Iterable[Any], shared: Any = None) -> list:
+    def map(
+        self,
+        fn: Callable[[Any, Any], Any],
+        items: Iterable[Any],
+        shared: Any = None,
+        progress: str | None = None,
+    ) -> list:
         """``[fn(shared, item) for item in items]``, possibly in parallel, in order."""
         raise NotImplementedError
 
@@ -66,8 +92,17 @@ class Executor:
 class SerialExecutor(Executor):
     """Everything in this process, one item after another."""
 
-    def map(self, fn, items, shared=None) -> list:
-        return [fn(shared, item) for item in items]
+    def map(self, fn, items, shared=None, progress=None) -> list:
+        items = list(items)
+        done: list = []
+        with _bar(progress, len(items)) as bar:
+            try:
+                for item in items:
+                    done.append(fn(shared, item))
+                    bar.update()
+            except KeyboardInterrupt:
+                raise Interrupted(done) from None
+        return done
 
     def __repr__(self) -> str:
         return "SerialExecutor()"
@@ -80,6 +115,9 @@ _LIMITS: Any = None  # the worker's BLAS thread limit, kept for the worker's lif
 def _install(shared: Any, blas_threads: int | None = None) -> None:
     global _SHARED, _LIMITS
     _SHARED = shared
+    # Ctrl-C reaches the whole process group: the parent stops the workers, they do not die
+    # one by one with a traceback each.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if blas_threads is not None:
         from threadpoolctl import threadpool_limits
 
@@ -105,22 +143,35 @@ class ProcessExecutor(Executor):
             )
         self.workers = min(jobs or cores, cores)
 
-    def map(self, fn, items, shared=None) -> list:
+    def map(self, fn, items, shared=None, progress=None) -> list:
         items = list(items)
         if not items:
             return []
         workers = min(self.workers, len(items))
         if workers == 1:
-            return SerialExecutor().map(fn, items, shared)
+            return SerialExecutor().map(fn, items, shared, progress)
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
         chunk = max(1, math.ceil(len(items) / (4 * workers)))
-        with ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=multiprocessing.get_context(method),
-            initializer=_install,
-            initargs=(shared, max(1, (os.cpu_count() or 1) // workers)),  # BLAS threads each
-        ) as pool:
-            return list(pool.map(_call, [(fn, item) for item in items], chunksize=chunk))
+        blas_threads = max(1, (os.cpu_count() or 1) // workers)  # the cores, shared out
+        pool = multiprocessing.get_context(method).Pool(
+            workers, initializer=_install, initargs=(shared, blas_threads)
+        )
+        done: list = []
+        try:
+            with _bar(progress, len(items)) as bar:
+                for value in pool.imap(_call, [(fn, item) for item in items], chunksize=chunk):
+                    done.append(value)
+                    bar.update()
+            pool.close()
+        except KeyboardInterrupt:
+            pool.terminate()  # at once: no worker goes on with its chunk
+            raise Interrupted(done) from None
+        except BaseException:
+            pool.terminate()
+            raise
+        finally:
+            pool.join()
+        return done
 
     def __repr__(self) -> str:
         return f"ProcessExecutor(jobs={self.workers})"
@@ -150,13 +201,22 @@ class DaskExecutor(Executor):
             self.client = address
         self.workers = max(1, sum(self.client.nthreads().values()))
 
-    def map(self, fn, items, shared=None) -> list:
+    def map(self, fn, items, shared=None, progress=None) -> list:
         items = list(items)
         if not items:
             return []
         handle = self.client.scatter(shared, broadcast=True) if shared is not None else None
         futures = self.client.map(fn, [handle] * len(items), items, pure=False)
-        return self.client.gather(futures)
+        done: list = []
+        try:
+            with _bar(progress, len(items)) as bar:
+                for future in futures:  # in order: what finished first may wait
+                    done.append(future.result())
+                    bar.update()
+        except KeyboardInterrupt:
+            self.client.cancel(futures)
+            raise Interrupted(done) from None
+        return done
 
     def close(self) -> None:
         if self._own:

@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from tradenn.backtest.engine import Backtest, BacktestError
-from tradenn.backtest.executors import Executor, make_executor
+from tradenn.backtest.executors import Executor, Interrupted, make_executor
 from tradenn.backtest.overfitting import (
     deflated_sharpe_ratio,
     probability_of_backtest_overfitting,
@@ -113,6 +113,11 @@ class OptimizeResult:
         The CSCV logits behind ``pbo``.
     returns : ndarray, shape (T - 1, trials)
         Per-bar equity returns of every trial that ran, in table order.
+    interrupted : bool
+        The sweep was stopped (Ctrl-C, SIGTERM) before every combination ran: the table holds
+        the combinations that had finished (the first ones, in grid order).
+    total : int
+        Combinations the sweep was to run.
     """
 
     best_params: dict[str, Any]
@@ -126,6 +131,8 @@ class OptimizeResult:
     pbo: float
     pbo_logits: np.ndarray = field(repr=False)
     returns: np.ndarray = field(repr=False)
+    interrupted: bool = False
+    total: int = 0
 
     def summary(self, top: int = 10) -> str:
         """The best combination, the overfitting guards and the ``top`` rows, for a terminal."""
@@ -136,6 +143,11 @@ class OptimizeResult:
         lines = [
             f"{self.best.strategy_name}: {self.trials} trials"
             + (f" ({failed} failed)" if failed else "")
+            + (
+                f" (INTERRUPTED: {len(self.table)} of {self.total} combinations ran)"
+                if self.interrupted
+                else ""
+            )
             + f", {'maximize' if self.maximize else 'minimize'} {self.metric}",
             f"best: {best}",
             f"{self.metric}: {_number(self.best_stats.get(self.metric, float('nan')))}   "
@@ -153,6 +165,8 @@ class OptimizeResult:
         """JSON-safe: best parameters and stats, guards, every row of the table."""
         return {
             "strategy": self.best.strategy_name,
+            "interrupted": self.interrupted,
+            "combinations": self.total,
             "metric": self.metric,
             "maximize": self.maximize,
             "trials": self.trials,
@@ -472,6 +486,7 @@ def optimize(
     executor: Any = None,
     jobs: int | None = None,
     pbo_blocks: int = 16,
+    progress: bool = False,
     **ranges: Iterable[Any],
 ) -> OptimizeResult:
     """Sweep strategy parameters and keep the best combination.
@@ -502,6 +517,8 @@ def optimize(
     pbo_blocks : int
         Number of CSCV blocks for the PBO (even; fewer when the data are short: at least 4 bars
         per block).
+    progress : bool
+        Show a progress bar with an ETA (on a terminal).
     **ranges
         Parameter name -> iterable of values (list, range, numpy array). A strategy parameter
         named like one of the arguments above cannot be swept through this function.
@@ -509,6 +526,8 @@ def optimize(
     Returns
     -------
     OptimizeResult
+        On Ctrl-C (KeyboardInterrupt) during the sweep the workers stop at once and the result
+        holds the combinations that had finished, with ``interrupted`` set.
     """
     values = _check_ranges(backtest, ranges)
     label, metric_of = _metric_function(maximize)
@@ -526,11 +545,19 @@ def optimize(
     checked = set(np.linspace(0, len(combos) - 1, min(CHECKED_TRIALS, len(combos))).astype(int))
     trials = [(params, k in checked) for k, params in enumerate(combos)]
     runner = make_executor(executor, jobs)
+    interrupted = False
     try:
-        outcomes = runner.map(_run_trial, trials, shared=backtest)
+        outcomes = runner.map(
+            _run_trial, trials, shared=backtest, progress="optimize" if progress else None
+        )
+    except Interrupted as stop:
+        if not stop.done:
+            raise
+        outcomes, interrupted = stop.done, True
     finally:
         if not isinstance(executor, Executor):
             runner.close()
+    total, combos = len(combos), combos[: len(outcomes)]
 
     rows, kept_returns, kept_rows = [], [], []
     for position, (params, (stats, payload)) in enumerate(zip(combos, outcomes, strict=True)):
@@ -572,6 +599,8 @@ def optimize(
         pbo=pbo,
         pbo_logits=logits,
         returns=returns,
+        interrupted=interrupted,
+        total=total,
     )
 
 
