@@ -8,7 +8,9 @@ shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -392,17 +394,25 @@ def _optimize(args: argparse.Namespace) -> int:
         "executor": args.executor or ("serial" if args.jobs == 1 else "local"),
         "jobs": args.jobs,
     }
-    if args.walk_forward:
-        train, test = _parse_walk_forward(args.walk_forward)
-        wfo = walk_forward_optimize(backtest, train=train, test=test, **search, **grid)
-        payload = wfo.to_dict() if args.json else None
-        print(json.dumps(payload, indent=2, default=str) if args.json else wfo.summary())
-        return 0
-    result = optimize(backtest, **search, **grid)
+    with _sigterm_interrupts():
+        if args.walk_forward:
+            train, test = _parse_walk_forward(args.walk_forward)
+            wfo = walk_forward_optimize(backtest, train=train, test=test, **search, **grid)
+            payload = wfo.to_dict() if args.json else None
+            print(json.dumps(payload, indent=2, default=str) if args.json else wfo.summary())
+            return 0
+        result = optimize(backtest, progress=not args.quiet, **search, **grid)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, default=str))
     else:
         print(result.summary())
+    if result.interrupted:
+        print(
+            f"tradenn: interrupted: {len(result.table)} of {result.total} combinations ran; "
+            "the table above holds them",
+            file=sys.stderr,
+        )
+        return 130
     if args.heatmap:
         names = [name for name, values in grid.items() if len(values) > 1]
         if len(names) < 2:
@@ -410,6 +420,21 @@ def _optimize(args: argparse.Namespace) -> int:
         result.heatmap(names[0], names[1], path=args.heatmap)
         print(f"heatmap: {args.heatmap}", file=sys.stderr if args.json else sys.stdout)
     return 0
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """SIGTERM raises KeyboardInterrupt (as Ctrl-C does) while the block runs: the workers are
+    stopped and the finished rows kept, instead of the parent dying and leaving them running."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _parse_walk_forward(text: str) -> tuple[int, int]:
@@ -617,6 +642,7 @@ def _add_backtest_commands(commands) -> None:
     )
     p.add_argument("--heatmap", metavar="FILE.png", help="plot the metric over two parameters")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_market_options(p)
     _add_executor_options(p, default_jobs=None)
     p.set_defaults(handler=_optimize)

@@ -118,6 +118,7 @@ def _install(shared: Any, blas_threads: int | None = None) -> None:
     # Ctrl-C reaches the whole process group: the parent stops the workers, they do not die
     # one by one with a traceback each.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler: terminate() ends us
     if blas_threads is not None:
         from threadpoolctl import threadpool_limits
 
@@ -151,7 +152,9 @@ class ProcessExecutor(Executor):
         if workers == 1:
             return SerialExecutor().map(fn, items, shared, progress)
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        chunk = max(1, math.ceil(len(items) / (4 * workers)))
+        # Results come back a chunk at a time: small enough chunks that an interrupted sweep
+        # keeps nearly everything that finished, large enough that IPC stays cheap.
+        chunk = max(1, math.ceil(len(items) / (64 * workers)))
         blas_threads = max(1, (os.cpu_count() or 1) // workers)  # the cores, shared out
         pool = multiprocessing.get_context(method).Pool(
             workers, initializer=_install, initargs=(shared, blas_threads)
