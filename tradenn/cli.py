@@ -397,7 +397,9 @@ def _optimize(args: argparse.Namespace) -> int:
     with _sigterm_interrupts():
         if args.walk_forward:
             train, test = _parse_walk_forward(args.walk_forward)
-            wfo = walk_forward_optimize(backtest, train=train, test=test, **search, **grid)
+            wfo = walk_forward_optimize(
+                backtest, train=train, test=test, progress=not args.quiet, **search, **grid
+            )
             payload = wfo.to_dict() if args.json else None
             print(json.dumps(payload, indent=2, default=str) if args.json else wfo.summary())
             return 0

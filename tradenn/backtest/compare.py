@@ -119,7 +119,7 @@ def compare(
     ``"serial"`` (the default: model strategies already use both cores for their matrix
     products), ``"local"`` with ``jobs`` processes, or ``dask://HOST:PORT`` (see
     :mod:`tradenn.backtest.executors`). ``progress`` shows a tqdm bar across strategies (on
-    stderr; serial runs only).
+    stderr).
     """
     from tqdm import tqdm
 
@@ -137,7 +137,8 @@ def compare(
                 bar.set_postfix_str(run[0])
                 outcomes.append(_run_one(shared, run))
         else:
-            outcomes = runner.map(_run_one, list(strategies), shared=shared)
+            label = "compare" if progress else None
+            outcomes = runner.map(_run_one, list(strategies), shared=shared, progress=label)
     finally:
         if runner is not executor:
             runner.close()

@@ -686,6 +686,7 @@ def walk_forward_optimize(
     random_state: int | None = None,
     executor: Any = None,
     jobs: int | None = None,
+    progress: bool = False,
     **ranges: Iterable[Any],
 ) -> WalkForwardOptimization:
     """Optimize on rolling in-sample windows; trade each next window with the chosen parameters.
@@ -709,7 +710,8 @@ def walk_forward_optimize(
         The full data, strategy and settings.
     train, test : int
         In-sample and out-of-sample window lengths in bars.
-    maximize, minimize, constraint, method, max_tries, random_state, executor, jobs, **ranges
+    maximize, minimize, constraint, method, max_tries, random_state, executor, jobs, progress,
+    **ranges
         As in :func:`optimize`, for each in-sample optimization. One executor serves every
         window.
 
@@ -749,8 +751,11 @@ def walk_forward_optimize(
                 max_tries=max_tries,
                 random_state=random_state,
                 executor=runner,
+                progress=progress,
                 **ranges,
             )
+            if sweep.interrupted:  # a window cut short cannot be traded out of sample
+                raise KeyboardInterrupt
             outside = copy.copy(base)
             outside.data = backtest.data.iloc[:hi]
             outside.strategy = _trading_from(backtest.strategy, lo)
