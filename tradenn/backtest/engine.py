@@ -11,7 +11,13 @@ import numpy as np
 import pandas as pd
 
 from tradenn.account import Settings
-from tradenn.backtest.result import Result, account_path, orders_frame, trades_frame
+from tradenn.backtest.result import (
+    Result,
+    account_path,
+    orders_frame,
+    trade_columns,
+    trades_frame,
+)
 from tradenn.backtest.runner import Runner, parameter_values
 from tradenn.backtest.strategy import Strategy
 from tradenn.data.panel import is_panel
@@ -231,7 +237,7 @@ class Backtest(BacktestEngine):
         close = frame["Close"].to_numpy(dtype=np.float64)
         units, cash = account_path(account.fills, self.cash, len(frame))
         equity = cash + units * close
-        trades = trades_frame(runner.book.closed_trades, frame.index)
+        trades = trade_columns(runner.book.closed_trades, frame.index)
         rejected = sum(o.status == "rejected" for o in account.order_log)
         stats = compute_stats(
             pd.Series(equity, index=frame.index, name="Equity"),
@@ -248,7 +254,8 @@ class Backtest(BacktestEngine):
     def _result(self, runner: Runner, params: dict) -> Result:
         frame = self.data
         account, strategy = runner.account, runner.strategy
-        stats, equity, units, trades = self._statistics(runner)
+        stats, equity, units, columns = self._statistics(runner)
+        trades = trades_frame(columns)
         orders = orders_frame(account.order_log, frame.index)
         indicators = {
             series.name: series.full()

@@ -87,26 +87,27 @@ def account_path(fills: list[Fill], cash: float, n: int) -> tuple[np.ndarray, np
     return units, money
 
 
-def trades_frame(trades: list[Trade], index: pd.DatetimeIndex) -> pd.DataFrame:
-    """Closed trades as the ``Result.trades`` table (bars mapped to ``index``)."""
-    columns = [
-        "Size",
-        "EntryBar",
-        "ExitBar",
-        "EntryPrice",
-        "ExitPrice",
-        "EntryTime",
-        "ExitTime",
-        "PnL",
-        "ReturnPct",
-        "Commission",
-        "Duration",
-        "Tag",
-    ]
+_TRADE_COLUMNS = (
+    "Size",
+    "EntryBar",
+    "ExitBar",
+    "EntryPrice",
+    "ExitPrice",
+    "EntryTime",
+    "ExitTime",
+    "PnL",
+    "ReturnPct",
+    "Commission",
+    "Duration",
+    "Tag",
+)
+
+
+def trade_columns(trades: list[Trade], index: pd.DatetimeIndex) -> dict[str, Any]:
+    """Closed trades as columns (numpy arrays and indexes) named as in ``Result.trades``: what
+    :func:`~tradenn.backtest.stats.compute_stats` reads, without building a DataFrame."""
     if not trades:
-        return pd.DataFrame(columns=columns)
-    # Columns as numpy arrays, one DataFrame at the end (column-by-column pandas arithmetic
-    # cost milliseconds per backtest, which a sweep pays thousands of times).
+        return {}
     size = np.array([t.size for t in trades])
     entry_bar = np.array([t.entry_bar for t in trades])
     exit_bar = np.array([t.exit_bar for t in trades])
@@ -115,24 +116,34 @@ def trades_frame(trades: list[Trade], index: pd.DatetimeIndex) -> pd.DataFrame:
     commission = np.array([t.commission for t in trades])
     entry_time, exit_time = index[entry_bar], index[exit_bar]
     pnl = size * (exit_price - entry_price) - commission
-    return pd.DataFrame(
-        {
-            "Size": size,
-            "EntryBar": entry_bar,
-            "ExitBar": exit_bar,
-            "EntryPrice": entry_price,
-            "ExitPrice": exit_price,
-            "EntryTime": entry_time,
-            "ExitTime": exit_time,
-            "PnL": pnl,
-            "ReturnPct": pnl / (np.abs(size) * entry_price),
-            "Commission": commission,
-            # Wall-clock time: a trade held over a DST change is not an hour longer or shorter.
-            "Duration": wall_clock(exit_time) - wall_clock(entry_time),
-            "Tag": [t.tag for t in trades],
-        },
-        columns=columns,
-    )
+    return {
+        "Size": size,
+        "EntryBar": entry_bar,
+        "ExitBar": exit_bar,
+        "EntryPrice": entry_price,
+        "ExitPrice": exit_price,
+        "EntryTime": entry_time,
+        "ExitTime": exit_time,
+        "PnL": pnl,
+        "ReturnPct": pnl / (np.abs(size) * entry_price),
+        "Commission": commission,
+        # Wall-clock time: a trade held over a DST change is not an hour longer or shorter.
+        "Duration": wall_clock(exit_time) - wall_clock(entry_time),
+        "Tag": [t.tag for t in trades],
+    }
+
+
+def trades_frame(
+    trades: list[Trade] | dict[str, Any], index: pd.DatetimeIndex | None = None
+) -> pd.DataFrame:
+    """Closed trades as the ``Result.trades`` table (bars mapped to ``index``), from the
+    trades or from their :func:`trade_columns`."""
+    columns = trades if isinstance(trades, dict) else trade_columns(trades, index)
+    if not columns:
+        return pd.DataFrame(columns=list(_TRADE_COLUMNS))
+    # One DataFrame from whole columns (column-by-column pandas arithmetic cost milliseconds
+    # per backtest, which a sweep pays thousands of times).
+    return pd.DataFrame(columns, columns=list(_TRADE_COLUMNS))
 
 
 def _times(bars: list, index: pd.DatetimeIndex) -> pd.DatetimeIndex:

@@ -187,16 +187,16 @@ def _timedelta(value) -> pd.Timedelta:
     return pd.NaT if value is None or pd.isna(value) else pd.Timedelta(value)
 
 
-def _trade_stats(trades: pd.DataFrame) -> dict[str, object]:
-    n = len(trades)
+def _trade_stats(trades: pd.DataFrame | dict) -> dict[str, object]:
+    n = len(trades["PnL"]) if "PnL" in trades else 0
     out: dict[str, object] = {"# Trades": n}
     if n == 0:
         for key in STAT_KEYS[STAT_KEYS.index("Win Rate [%]") : STAT_KEYS.index("Commissions [$]")]:
             out[key] = pd.NaT if "Duration" in key else _NAN
         return out
 
-    pnl = trades["PnL"].to_numpy(dtype=np.float64)
-    ret = trades["ReturnPct"].to_numpy(dtype=np.float64)
+    pnl = np.asarray(trades["PnL"], dtype=np.float64)
+    ret = np.asarray(trades["ReturnPct"], dtype=np.float64)
     if "Duration" in trades:
         durations = pd.to_timedelta(trades["Duration"])
     else:
@@ -255,7 +255,8 @@ def compute_stats(
         account equity per bar, on the data's DatetimeIndex.
     trades
         closed trades with columns ``Size, EntryBar, ExitBar, EntryPrice, ExitPrice, EntryTime,
-        ExitTime, PnL, ReturnPct, Commission, Duration`` (may be empty).
+        ExitTime, PnL, ReturnPct, Commission, Duration`` (may be empty): a DataFrame, or the
+        same columns as a dict (:func:`~tradenn.backtest.result.trade_columns`).
     close
         the instrument's close per bar, for Buy & Hold.
     exposure
