@@ -648,9 +648,7 @@ class Ledger:
         """
         self._writable()
         time = _stamp(bar.time)
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction() as db:
             try:
                 db.execute(
                     "INSERT INTO bars VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -698,6 +696,15 @@ class Ledger:
                 " seq=excluded.seq, snapshot=excluded.snapshot",
                 (bar.seq, bar.state),
             )
+
+    @contextlib.contextmanager
+    def _transaction(self):
+        """One write transaction: committed when the block ends, rolled back on any error; a
+        disk that refuses it raises :class:`LedgerDiskError` (nothing of it is recorded)."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
             db.execute("COMMIT")
         except sqlite3.Error as error:
             self._rollback()
@@ -721,21 +728,9 @@ class Ledger:
                 zip(frame.index, frame[list(_BAR_COLUMNS)].itertuples(index=False), strict=True)
             )
         ]
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction() as db:
             db.executemany("INSERT INTO bars VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
             db.execute("UPDATE run SET history = ?", (len(rows),))
-            db.execute("COMMIT")
-        except sqlite3.Error as error:
-            self._rollback()
-            problem = self._disk_problem(error)
-            if problem is None:
-                raise
-            raise problem from error
-        except BaseException:
-            self._rollback()
-            raise
 
     # --------------------------------------------------------------------------- reading
 
