@@ -28,7 +28,13 @@ import numpy as np
 import pandas as pd
 
 from tradenn.backtest.strategy import Strategy
-from tradenn.live.artifacts import ArtifactError, data_digest, load_artifact
+from tradenn.live.artifacts import (
+    ArtifactError,
+    check_artifact,
+    data_digest,
+    load_artifact,
+    read_artifact,
+)
 
 __all__ = ["AgentStrategy"]
 
@@ -197,6 +203,9 @@ class AgentStrategy(Strategy):
         except ValueError as error:
             if "too short" not in str(error) and "no bar with every feature" not in str(error):
                 raise
+            if self._load is not None or self._agent is not None:
+                self.waiting = f"{type(self).__name__} is flat until its features have warmed up"
+                return 0.0
             self.waiting = (
                 f"{type(self).__name__} is flat until its first agent: at least "
                 f"{self.train_size + self.window - t} more bars before it trains "
@@ -277,11 +286,8 @@ class AgentStrategy(Strategy):
         """Start from an agent ``tradenn train`` saved (same strategy and parameters, or an
         :class:`~tradenn.live.artifacts.ArtifactError`); returns its header. It acts until the
         schedule's next block begins."""
-        from strategies.adapters.forecast import check_owner
-        from tradenn.live.artifacts import read_artifact
-
         header, _ = read_artifact(path)
-        check_owner(self, header, path)
+        check_artifact(header, type(self).__name__, self.parameters_now(), path)
         self._load = ("file", path)
         return header
 

@@ -377,7 +377,6 @@ def test_artifacts_are_reproducible_and_refuse_foreign_or_wrong_files(tmp_path):
 
 
 def test_a_version_2_ledger_is_upgraded_and_continues(prices, tmp_path):
-    params = {"train_size": 100, "retrain": 40}
     path = tmp_path / "p.db"
     _paper(load_strategy("sma_cross"), FakeFeed(prices, stop_after=50), path, {})
     db = sqlite3.connect(path)
@@ -390,7 +389,6 @@ def test_a_version_2_ledger_is_upgraded_and_continues(prices, tmp_path):
     assert summary.replayed == 50 and summary.processed == len(prices) - 50
     with Ledger(path, readonly=True) as ledger:
         assert ledger.history() == 0 and len(ledger.models()) == 0
-    del params
 
 
 def test_live_walk_forward_forecasts_what_walk_forward_forecasts(prices):
@@ -406,3 +404,30 @@ def test_live_walk_forward_forecasts_what_walk_forward_forecasts(prices):
             got[prices.index[t]] = forecast.prediction
     assert list(got) == list(whole.predictions.index)
     assert list(got.values()) == whole.predictions.tolist()
+
+
+def test_an_agent_trained_offline_starts_a_paper_run(prices, tmp_path):
+    params = [
+        f"--param={k}={v}"
+        for k, v in {"train_size": 100, "retrain": 50, "episodes": 5, "episode_length": 40}.items()
+    ]
+    history = _csv(tmp_path, prices.iloc[:200], "history.csv")
+    later = _csv(tmp_path, prices.iloc[200:], "later.csv")
+    out = tmp_path / "agent.npz"
+    made = _cli(
+        "train", "q_learning", "--data", str(history), "--out", str(out), "--quiet", *params
+    )
+    assert made.returncode == 0, made.stderr
+    ledger = tmp_path / "p.db"
+    run = _cli(
+        "paper", "run", "q_learning", "--feed", f"replay:{later}", "--ledger", str(ledger),
+        "--model", str(out), *params,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "flat until its features have warmed up" in run.stderr
+    with Ledger(ledger, readonly=True) as book:
+        models, equity = book.models(), book.equity()
+    assert list(models["file"]) == [f"imported-{models['sha256'].iloc[0][:12]}.npz"]
+    assert (equity["target"] != 0).any()  # it acted before any agent of its own was trained
+    checked = _cli("paper", "verify", "--ledger", str(ledger))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
