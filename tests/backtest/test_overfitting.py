@@ -9,6 +9,7 @@ from statistics import NormalDist
 import numpy as np
 import pytest
 
+from tradenn.backtest import overfitting
 from tradenn.backtest.overfitting import (
     deflated_sharpe_ratio,
     expected_max_sharpe,
@@ -129,6 +130,19 @@ def test_pbo_matches_plain_cscv_implementation():
     found = probability_of_backtest_overfitting(matrix, n_blocks=6)
     assert found.n_blocks == 6
     assert len(found.logits) == math.comb(6, 3)
+    np.testing.assert_allclose(found.logits, expected_logits, rtol=1e-12)
+    assert found.pbo == expected_pbo
+
+
+@pytest.mark.parametrize("chunk", [1, 3 * 6, 10**9])
+def test_pbo_in_chunks_of_split_pairs_matches_plain_cscv(monkeypatch, chunk):
+    # Split k and its complement C - 1 - k are scored together, a chunk of pairs at a time:
+    # one pair per chunk, three, and all at once give the plain result.
+    monkeypatch.setattr(overfitting, "_SCORES_PER_CHUNK", chunk)
+    rng = np.random.default_rng(6)
+    matrix = rng.normal(0.0002, 0.01, (64, 6))
+    expected_pbo, expected_logits = _cscv_by_hand(matrix, 8, _sharpe)
+    found = probability_of_backtest_overfitting(matrix, n_blocks=8)
     np.testing.assert_allclose(found.logits, expected_logits, rtol=1e-12)
     assert found.pbo == expected_pbo
 

@@ -241,6 +241,10 @@ class PBOResult:
     n_blocks: int
 
 
+_SCORES_PER_CHUNK = 2**18
+"""Split-by-trial scores computed at a time in the PBO (2 MiB: the chunk stays in cache)."""
+
+
 def _block_sharpe(sums: np.ndarray, squares: np.ndarray, counts: float) -> np.ndarray:
     """Per-column Sharpe ratios from summed returns, summed squares and the count of returns
     (rows = splits). The arrays are (splits x trials), hundreds of megabytes in a large sweep:
@@ -302,24 +306,43 @@ def probability_of_backtest_overfitting(
         )
     matrix = np.nan_to_num(matrix[t - size * n_blocks :], nan=0.0)
     blocks = matrix.reshape(n_blocks, size, n)
-    # Every split as a boolean mask over the blocks: (C, S), True = in-sample.
+    # Every split as a boolean mask over the blocks: (C, S), True = in-sample. Combinations
+    # come in lexicographic order, so split C - 1 - k is the complement of split k: one split's
+    # out-of-sample half is another's in-sample half, and each half is scored once.
     picks = np.array(list(itertools.combinations(range(n_blocks), n_blocks // 2)))
     in_sample = np.zeros((len(picks), n_blocks), dtype=bool)
     np.put_along_axis(in_sample, picks, True, axis=1)
+    splits = len(picks)
     if metric is None:
         sums, squares = blocks.sum(axis=1), (blocks**2).sum(axis=1)  # (S, N)
         count = size * (n_blocks // 2)
-        mask_is, mask_oos = in_sample.astype(np.float64), (~in_sample).astype(np.float64)
-        score_is = _block_sharpe(mask_is @ sums, mask_is @ squares, count)
-        score_oos = _block_sharpe(mask_oos @ sums, mask_oos @ squares, count)
+
+        def scores(rows: np.ndarray) -> np.ndarray:
+            mask = in_sample[rows].astype(np.float64)
+            return _block_sharpe(mask @ sums, mask @ squares, count)
+
     else:
-        score_is = np.empty((len(picks), n))
-        score_oos = np.empty((len(picks), n))
-        for k, mask in enumerate(in_sample):  # a user metric sees each split's bars itself
-            score_is[k] = metric(blocks[mask].reshape(-1, n))
-            score_oos[k] = metric(blocks[~mask].reshape(-1, n))
-        score_is = np.where(np.isfinite(score_is), score_is, -np.inf)
-        score_oos = np.where(np.isfinite(score_oos), score_oos, -np.inf)
+
+        def scores(rows: np.ndarray) -> np.ndarray:
+            out = np.empty((len(rows), n))
+            for j, k in enumerate(rows):  # a user metric sees each split's bars itself
+                out[j] = metric(blocks[in_sample[k]].reshape(-1, n))
+            return np.where(np.isfinite(out), out, -np.inf)
+
+    logits = np.empty(splits)
+    # Splits k and C - 1 - k together, a few hundred pairs at a time: each half's scores serve
+    # both splits, and the (splits x trials) score matrix is never held whole.
+    step = max(1, _SCORES_PER_CHUNK // (2 * n))
+    for start in range(0, splits // 2, step):
+        ks = np.arange(start, min(start + step, splits // 2))
+        first, second = scores(ks), scores(splits - 1 - ks)
+        logits[ks] = _logits(first, second, n)
+        logits[splits - 1 - ks] = _logits(second, first, n)
+    return PBOResult(pbo=float(np.mean(logits <= 0)), logits=logits, n_blocks=n_blocks)
+
+
+def _logits(score_is: np.ndarray, score_oos: np.ndarray, n: int) -> np.ndarray:
+    """Logit of the out-of-sample rank of each split's in-sample winner (rows = splits)."""
     best = np.argmax(score_is, axis=1)
     chosen = score_oos[np.arange(len(best)), best][:, None]
     # Average rank (1 = worst) of the in-sample winner among the N out-of-sample scores.
@@ -327,5 +350,4 @@ def probability_of_backtest_overfitting(
     tied = (score_oos == chosen).sum(axis=1)
     rank = below + (tied + 1) / 2.0
     w = rank / (n + 1.0)
-    logits = np.log(w / (1.0 - w))
-    return PBOResult(pbo=float(np.mean(logits <= 0)), logits=logits, n_blocks=n_blocks)
+    return np.log(w / (1.0 - w))
