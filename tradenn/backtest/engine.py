@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tradenn.account import Settings
+from tradenn.account import Record, Settings
 from tradenn.backtest.result import (
     Result,
     account_path,
@@ -186,19 +186,20 @@ class Backtest(BacktestEngine):
     def run(self, **params: Any) -> Result:
         """Run the strategy with its parameters overridden by ``params``; return a Result."""
         values = parameter_values(self.strategy, params)
-        return self._result(self._simulate(values), values)
+        runner = self._runner(values)
+        return self._result(runner, runner.run(finalize=self.finalize_trades), values)
 
     def evaluate(self, **params: Any) -> tuple[pd.Series, np.ndarray]:
         """The statistics and the per-bar equity of one run, without the tables a
         :class:`Result` holds (orders, positions, indicators): what a sweep keeps of each
         combination. ``stats`` equals ``run(**params).stats``."""
         values = parameter_values(self.strategy, params)
-        runner = self._simulate(values)
-        stats, equity, _, _ = self._statistics(runner)
+        record = self._runner(values).run(finalize=self.finalize_trades)
+        stats, equity, _, _ = self._statistics(record)
         return stats, equity
 
-    def _simulate(self, values: dict[str, Any]) -> Runner:
-        runner = Runner(
+    def _runner(self, values: dict[str, Any]) -> Runner:
+        return Runner(
             self.strategy,
             values,
             self.settings,
@@ -206,57 +207,76 @@ class Backtest(BacktestEngine):
             vectorized=self.vectorized,
             check=self.check_positions,
         )
-        runner.run()
-        account = runner.account
-        if self.finalize_trades and runner.book.trades and not account.halted:
-            last = len(self.data) - 1
-            close = float(self.data["Close"].iloc[-1])
-            account.bar = last
-            account.liquidate(last, {runner.book.name: close}, "end of data")
-        return runner
 
     # --------------------------------------------------------------------------- results
 
+    @property
+    def data(self) -> pd.DataFrame:
+        """The bars; setting it (a walk-forward window, a look-ahead rerun) forgets what was
+        derived from the old ones."""
+        return self._data
+
+    @data.setter
+    def data(self, frame: pd.DataFrame) -> None:
+        self._data = frame
+        self._derived: dict[str, Any] = {}
+
+    def _derive(self, name: str, compute) -> Any:
+        """``compute()``, worked out once per data: a sweep runs thousands of backtests on the
+        same bars."""
+        if name not in self._derived:
+            self._derived[name] = compute()
+        return self._derived[name]
+
     def _bars_per_year(self) -> float | None:
-        """``bars_per_year``, or the value inferred from the data's index, worked out once
-        (a sweep runs thousands of backtests on the same index)."""
+        """``bars_per_year``, or the value inferred from the data's index."""
         if self.bars_per_year is not None or len(self.data) < 2:
             return self.bars_per_year
-        if getattr(self, "_inferred_bars_per_year", None) is None:
-            from tradenn.data.calendar import bars_per_year
+        from tradenn.data.calendar import bars_per_year
 
-            self._inferred_bars_per_year = bars_per_year(pd.DatetimeIndex(self.data.index))
-        return self._inferred_bars_per_year
+        return self._derive("bpy", lambda: bars_per_year(pd.DatetimeIndex(self.data.index)))
 
-    def _statistics(self, runner: Runner) -> tuple[pd.Series, np.ndarray, np.ndarray, pd.DataFrame]:
-        """Stats, equity and units per bar, and the closed trades of a finished run."""
+    def _close(self) -> np.ndarray:
+        return self._derive("close", lambda: self.data["Close"].to_numpy(dtype=np.float64))
+
+    def _clock(self) -> np.ndarray:
+        """The index's wall-clock times (what durations are measured in)."""
+        from tradenn.data.timezones import wall_clock
+
+        return self._derive(
+            "clock", lambda: wall_clock(pd.DatetimeIndex(self.data.index)).to_numpy()
+        )
+
+    def _statistics(self, record: Record) -> tuple[pd.Series, np.ndarray, np.ndarray, dict]:
+        """Stats, equity and units per bar, and the closed trades' columns of a finished run."""
         from tradenn.backtest.stats import compute_stats
 
         frame = self.data
-        account = runner.account
-        close = frame["Close"].to_numpy(dtype=np.float64)
-        units, cash = account_path(account.fills, self.cash, len(frame))
+        close = self._close()
+        units, cash = account_path(record.fills, self.cash, len(frame))
         equity = cash + units * close
-        trades = trade_columns(runner.book.closed_trades, frame.index)
-        rejected = sum(o.status == "rejected" for o in account.order_log)
+        clock = self._clock()
+        trades = trade_columns(record.trades, clock)
         stats = compute_stats(
-            pd.Series(equity, index=frame.index, name="Equity"),
+            equity,
             trades,
-            frame["Close"],
+            close,
             units,
-            commissions=account.commissions,
+            index=frame.index,
+            commissions=record.commissions,
             bars_per_year=self._bars_per_year(),
             risk_free_rate=self.risk_free_rate,
-            extra={"# Orders Rejected": int(rejected)},
+            extra={"# Orders Rejected": record.rejected},
+            clock=clock,
         )
         return stats, equity, units, trades
 
-    def _result(self, runner: Runner, params: dict) -> Result:
+    def _result(self, runner: Runner, record: Record, params: dict) -> Result:
         frame = self.data
-        account, strategy = runner.account, runner.strategy
-        stats, equity, units, columns = self._statistics(runner)
-        trades = trades_frame(columns)
-        orders = orders_frame(account.order_log, frame.index)
+        strategy = runner.strategy
+        stats, equity, units, columns = self._statistics(record)
+        trades = trades_frame(columns, frame.index)
+        orders = orders_frame(record.orders, frame.index)
         indicators = {
             series.name: series.full()
             for indicator in strategy.indicators

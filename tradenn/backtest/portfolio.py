@@ -63,9 +63,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tradenn.account import Account, Settings
+from tradenn.account import Account, Record, Settings
 from tradenn.backtest.engine import BacktestEngine
-from tradenn.backtest.result import account_path, orders_frame, trades_frame
+from tradenn.backtest.result import (
+    account_path,
+    orders_frame,
+    trade_columns,
+    trades_frame,
+)
 from tradenn.backtest.runner import PanelPrices, PortfolioRunner, parameter_values
 from tradenn.backtest.series import Clock, PanelData
 from tradenn.backtest.strategy import StrategyBase
@@ -381,14 +386,17 @@ class PortfolioBacktest(BacktestEngine):
         targets: pd.DataFrame,
     ) -> PortfolioResult:
         from tradenn.backtest.stats import compute_stats
+        from tradenn.data.timezones import wall_clock
 
         panel = self.data
         index = panel.index
         n, names = len(panel), self.assets
         books = list(account.books.values())
         fills = {name: [f for f in account.fills if f.asset == name] for name in names}
-        units = np.column_stack([account_path(fills[name], 0.0, n)[0] for name in names])
-        _, cash = account_path(account.fills, self.cash, n)
+        records = [Record.of(account, book) for book in books]
+        clock = wall_clock(index).to_numpy()
+        units = np.column_stack([account_path(record.fills, 0.0, n)[0] for record in records])
+        _, cash = account_path([(f.bar, 0.0, f.cash) for f in account.fills], self.cash, n)
         values = units * prices.marks
         equity_values = cash + values.sum(axis=1)
         equity = pd.Series(equity_values, index=index, name="Equity")
@@ -406,15 +414,12 @@ class PortfolioBacktest(BacktestEngine):
                 flows[f.bar, a] -= f.side * f.units * f.price + f.commission
                 traded_bars[f.bar, a] += f.units * f.price
         pnl = pd.DataFrame(np.cumsum(flows, axis=0) + values, index=index, columns=names)
-        trades = _concat([trades_frame(b.closed_trades, index) for b in books], names, "ExitBar")
-        orders = _concat(
-            [
-                orders_frame([o for o in account.order_log if o.asset == name], index)
-                for name in names
-            ],
+        trades = _concat(
+            [trades_frame(trade_columns(r.trades, clock), index) for r in records],
             names,
-            None,
+            "ExitBar",
         )
+        orders = _concat([orders_frame(r.orders, index) for r in records], names, None)
         if len(orders):
             orders = orders.sort_values(["FillTime", "PlacedTime"], kind="stable").reset_index(
                 drop=True

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tradenn.account import Fill, Order, Trade
-from tradenn.data.timezones import bar_times, wall_clock
+from tradenn.account import ORDER_FIELDS
+from tradenn.data.timezones import bar_times
 
 
 @dataclass
@@ -74,16 +74,20 @@ class Result:
 # ------------------------------------------------------------------ tables from the account
 
 
-def account_path(fills: list[Fill], cash: float, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Units and cash held at each of ``n`` bars' closes, from the fills (step functions)."""
-    units = np.zeros(n)
-    money = np.full(n, cash)
-    if fills:
-        bars = np.array([f.bar for f in fills])
-        last = np.searchsorted(bars, np.arange(n), side="right") - 1
-        filled = last >= 0
-        units[filled] = np.array([f.position for f in fills])[last[filled]]
-        money[filled] = np.array([f.cash for f in fills])[last[filled]]
+def account_path(fills: list[tuple], cash: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Units and cash held at each of ``n`` bars' closes from ``(bar, units, cash)`` rows, one
+    per fill in order (:attr:`Record.fills <tradenn.account.Record>`): step functions that
+    start flat with ``cash``."""
+    if not fills:
+        return np.zeros(n), np.full(n, float(cash))
+    rows = np.array(fills, dtype=np.float64)  # bars are integers well below 2**53
+    bars = rows[:, 0].astype(np.int64)
+    # After the last fill of each bar: each value holds from its bar to the next fill's.
+    last = np.flatnonzero(np.diff(bars, append=n))
+    spans = np.diff(bars[last], append=n)
+    first = int(bars[0])
+    units = np.concatenate([np.zeros(first), np.repeat(rows[last, 1], spans)])
+    money = np.concatenate([np.full(first, float(cash)), np.repeat(rows[last, 2], spans)])
     return units, money
 
 
@@ -103,18 +107,16 @@ _TRADE_COLUMNS = (
 )
 
 
-def trade_columns(trades: list[Trade], index: pd.DatetimeIndex) -> dict[str, Any]:
-    """Closed trades as columns (numpy arrays and indexes) named as in ``Result.trades``: what
-    :func:`~tradenn.backtest.stats.compute_stats` reads, without building a DataFrame."""
+def trade_columns(trades: list[tuple], clock: np.ndarray) -> dict[str, Any]:
+    """A run's closed trades (:attr:`Record.trades <tradenn.account.Record>`) as numpy columns
+    named as in ``Result.trades``, the times left out: what
+    :func:`~tradenn.backtest.stats.compute_stats` reads. ``clock`` is the index's wall-clock
+    time per bar (a ``datetime64`` array, :func:`~tradenn.data.timezones.wall_clock`)."""
     if not trades:
         return {}
-    size = np.array([t.size for t in trades])
-    entry_bar = np.array([t.entry_bar for t in trades])
-    exit_bar = np.array([t.exit_bar for t in trades])
-    entry_price = np.array([t.entry_price for t in trades])
-    exit_price = np.array([t.exit_price for t in trades])
-    commission = np.array([t.commission for t in trades])
-    entry_time, exit_time = index[entry_bar], index[exit_bar]
+    numbers = np.array([row[:6] for row in trades], dtype=np.float64)  # all but the tags
+    size, entry_price, exit_price, commission = (numbers[:, k] for k in (0, 3, 4, 5))
+    entry_bar, exit_bar = numbers[:, 1].astype(np.int64), numbers[:, 2].astype(np.int64)
     pnl = size * (exit_price - entry_price) - commission
     return {
         "Size": size,
@@ -122,28 +124,24 @@ def trade_columns(trades: list[Trade], index: pd.DatetimeIndex) -> dict[str, Any
         "ExitBar": exit_bar,
         "EntryPrice": entry_price,
         "ExitPrice": exit_price,
-        "EntryTime": entry_time,
-        "ExitTime": exit_time,
         "PnL": pnl,
         "ReturnPct": pnl / (np.abs(size) * entry_price),
         "Commission": commission,
         # Wall-clock time: a trade held over a DST change is not an hour longer or shorter.
-        "Duration": wall_clock(exit_time) - wall_clock(entry_time),
-        "Tag": [t.tag for t in trades],
+        "Duration": clock[exit_bar] - clock[entry_bar],
+        "Tag": [row[6] for row in trades],
     }
 
 
-def trades_frame(
-    trades: list[Trade] | dict[str, Any], index: pd.DatetimeIndex | None = None
-) -> pd.DataFrame:
-    """Closed trades as the ``Result.trades`` table (bars mapped to ``index``), from the
-    trades or from their :func:`trade_columns`."""
-    columns = trades if isinstance(trades, dict) else trade_columns(trades, index)
+def trades_frame(columns: dict[str, Any], index: pd.DatetimeIndex) -> pd.DataFrame:
+    """Closed trades as the ``Result.trades`` table, from their :func:`trade_columns` (bars
+    mapped to ``index`` for the entry and exit times)."""
     if not columns:
         return pd.DataFrame(columns=list(_TRADE_COLUMNS))
+    times = {"EntryTime": index[columns["EntryBar"]], "ExitTime": index[columns["ExitBar"]]}
     # One DataFrame from whole columns (column-by-column pandas arithmetic cost milliseconds
     # per backtest, which a sweep pays thousands of times).
-    return pd.DataFrame(columns, columns=list(_TRADE_COLUMNS))
+    return pd.DataFrame({**columns, **times}, columns=list(_TRADE_COLUMNS))
 
 
 def _times(bars: list, index: pd.DatetimeIndex) -> pd.DatetimeIndex:
@@ -151,21 +149,25 @@ def _times(bars: list, index: pd.DatetimeIndex) -> pd.DatetimeIndex:
     return bar_times(index, bars)
 
 
-def orders_frame(orders: list[Order], index: pd.DatetimeIndex) -> pd.DataFrame:
-    """Orders as the ``Result.orders`` table (bars mapped to ``index``)."""
+def orders_frame(orders: list[tuple], index: pd.DatetimeIndex) -> pd.DataFrame:
+    """Orders (:attr:`Record.orders <tradenn.account.Record>`, rows of
+    :data:`~tradenn.account.ORDER_FIELDS`) as the ``Result.orders`` table (bars mapped to
+    ``index``)."""
+    field = dict(zip(ORDER_FIELDS, zip(*orders, strict=True), strict=True)) if orders else {}
+    column = lambda name: list(field.get(name, ()))  # noqa: E731
     columns = {
-        "PlacedTime": _times([o.placed_bar for o in orders], index),
-        "Side": ["buy" if o.side > 0 else "sell" for o in orders],
-        "Size": [o.size for o in orders],
-        "Type": [o.kind for o in orders],
-        "Limit": [o.limit for o in orders],
-        "Stop": [o.stop for o in orders],
-        "SL": [o.sl for o in orders],
-        "TP": [o.tp for o in orders],
-        "Status": [o.status for o in orders],
-        "FillTime": _times([o.fill_bar for o in orders], index),
-        "FillPrice": [o.fill_price for o in orders],
-        "Reason": [o.reason for o in orders],
-        "Tag": [o.tag for o in orders],
+        "PlacedTime": _times(column("placed_bar"), index),
+        "Side": ["buy" if side > 0 else "sell" for side in column("side")],
+        "Size": column("size"),
+        "Type": column("kind"),
+        "Limit": column("limit"),
+        "Stop": column("stop"),
+        "SL": column("sl"),
+        "TP": column("tp"),
+        "Status": column("status"),
+        "FillTime": _times(column("fill_bar"), index),
+        "FillPrice": column("fill_price"),
+        "Reason": column("reason"),
+        "Tag": column("tag"),
     }
     return pd.DataFrame(columns)

@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tradenn.account import Account, Settings
+from tradenn.account import Account, Record, Settings, trade_targets
 from tradenn.backtest.series import (
     BarData,
     BarWindow,
@@ -196,12 +196,30 @@ class Runner:
 
     # ------------------------------------------------------------------- finished frames
 
-    def run(self) -> None:
-        """Step through the whole frame (a backtest)."""
+    def run(self, *, finalize: bool = False) -> Record:
+        """Step through the whole frame (a backtest) and return what the account did;
+        ``finalize`` closes what is still open at the last close (``"end of data"``)."""
         if self.vectorized:
-            self._run_targets()
-        else:
-            self._run_events()
+            close = self.frame["Close"].to_numpy(dtype=np.float64)
+            on_close = self.settings.trade_on_close
+            quotes = close if on_close else self.frame["Open"].to_numpy(dtype=np.float64)
+            return trade_targets(
+                self.settings,
+                self.book.costs,
+                self.targets(),
+                quotes,
+                close,
+                delay=0 if on_close else 1,
+                finalize=finalize,
+            )
+        self._run_events()
+        account, book = self.account, self.book
+        if finalize and book.trades and not account.halted:
+            last = len(self.frame) - 1
+            account.bar = last
+            close = float(self.frame["Close"].iloc[-1])
+            account.liquidate(last, {book.name: close}, "end of data")
+        return Record.of(account, book)
 
     def _run_events(self) -> None:
         strategy, account, book, clock = self.strategy, self.account, self.book, self.clock
@@ -244,52 +262,6 @@ class Runner:
             except LookAheadError as error:
                 raise LookAheadError(str(error).replace("indicator ", "")) from None
         return targets
-
-    def _run_targets(self) -> None:
-        """Target changes only: the account is untouched between them."""
-        targets = self.targets()
-        frame, n = self.frame, len(self.frame)
-        close = frame["Close"].to_numpy(dtype=np.float64)
-        quotes = close if self.settings.trade_on_close else frame["Open"].to_numpy(np.float64)
-        shift = 0 if self.settings.trade_on_close else 1
-        changes = np.flatnonzero(np.diff(targets, prepend=0.0))
-        account, book = self.account, self.book
-        # With positive cash, no short units and positive closes, equity cannot reach 0 before
-        # the next trade: the scan for a margin call is needed only otherwise.
-        safe_prices = bool((close > 0).all())
-        fills = np.minimum(changes + shift, n - 1)  # a change on the last bar never fills
-        for t, target, quote in zip(
-            changes.tolist(), targets[changes].tolist(), quotes[fills].tolist(), strict=True
-        ):  # sequential only over changes: whole-unit sizing depends on equity
-            f = t + shift
-            if f >= n:
-                break
-            if account.fills and not (safe_prices and account.cash > 0 and book.units >= 0):
-                # Equity ran out between the last trade and this one: liquidate where it did.
-                ruined = self._ruin(close, account.fills[-1].bar, f)
-                if ruined is not None:
-                    return self._margin_call(ruined, close[ruined])
-            self.clock.i = account.bar = f
-            book.last_close = close[f]
-            account.trade_to(book, target, quote, f)
-        if account.fills:
-            ruined = self._ruin(close, account.fills[-1].bar, n)
-            if ruined is not None:
-                return self._margin_call(ruined, close[ruined])
-        self.clock.i = account.bar = n - 1
-        book.last_close = close[-1]
-
-    def _ruin(self, close: np.ndarray, since: int, until: int) -> int | None:
-        """First bar in [since, until) whose closing equity is <= 0 (vectorized)."""
-        equity = self.account.cash + self.book.units * close[since:until]
-        gone = np.flatnonzero(equity <= 0)
-        return since + int(gone[0]) if len(gone) else None
-
-    def _margin_call(self, i: int, close: float) -> None:
-        self.clock.i = self.account.bar = i
-        self.book.last_close = close
-        self.account.liquidate(i, {self.book.name: close}, "margin call: equity exhausted")
-        self.account.halted = True
 
     # ------------------------------------------------------------------- live bars
 

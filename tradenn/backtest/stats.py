@@ -100,6 +100,7 @@ or identical PnLs. Everything is vectorized: a million bars take well under a se
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -174,7 +175,7 @@ def _episodes(dd: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray
     under = dd > 0  # NaN compares False
     if not under.any():
         return np.empty(0), np.empty(0, dtype="m8[ns]")
-    edges = np.diff(under.astype(np.int8), prepend=np.int8(0), append=np.int8(0))
+    edges = np.diff(under.view(np.int8), prepend=np.int8(0), append=np.int8(0))
     starts = np.flatnonzero(edges == 1)  # first bar below the peak
     stops = np.flatnonzero(edges == -1)  # first bar back at the peak (n if never)
     depths = np.fmax.reduceat(np.where(under, dd, 0.0), starts)
@@ -183,8 +184,18 @@ def _episodes(dd: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return depths, times[end_bar] - times[peak_bar]
 
 
-def _timedelta(value) -> pd.Timedelta:
-    return pd.NaT if value is None or pd.isna(value) else pd.Timedelta(value)
+def _mean_duration(durations: np.ndarray) -> pd.Timedelta:
+    """The mean of timedeltas as pandas computes it (a float64 sum of the integer ticks,
+    divided, truncated to a tick of the same unit), without building an index."""
+    mean = durations.view("i8").sum(dtype=np.float64) / len(durations)
+    return pd.Timedelta(np.int64(mean).astype(durations.dtype))
+
+
+def _as_durations(values) -> np.ndarray:
+    """Timedeltas (a numpy array, TimedeltaIndex or Series) as a numpy ``timedelta64`` array."""
+    if isinstance(values, np.ndarray) and values.dtype.kind == "m":
+        return values
+    return np.asarray(pd.to_timedelta(values))
 
 
 def _trade_stats(trades: pd.DataFrame | dict) -> dict[str, object]:
@@ -198,9 +209,14 @@ def _trade_stats(trades: pd.DataFrame | dict) -> dict[str, object]:
     pnl = np.asarray(trades["PnL"], dtype=np.float64)
     ret = np.asarray(trades["ReturnPct"], dtype=np.float64)
     if "Duration" in trades:
-        durations = pd.to_timedelta(trades["Duration"])
+        durations = _as_durations(trades["Duration"])
     else:
-        durations = pd.to_datetime(trades["ExitTime"]) - pd.to_datetime(trades["EntryTime"])
+        durations = _as_durations(
+            pd.to_datetime(trades["ExitTime"]) - pd.to_datetime(trades["EntryTime"])
+        )
+    ticks = durations.view("i8")
+    known = ticks != np.iinfo(np.int64).min  # NaT
+    durations = durations[known]
 
     wins, losses = pnl[pnl > 0], pnl[pnl < 0]
     win_rate = len(wins) / n
@@ -225,8 +241,8 @@ def _trade_stats(trades: pd.DataFrame | dict) -> dict[str, object]:
             "Best Trade [%]": 100.0 * float(np.max(ret)),
             "Worst Trade [%]": 100.0 * float(np.min(ret)),
             "Avg. Trade [%]": 100.0 * geometric,
-            "Max. Trade Duration": _timedelta(durations.max()),
-            "Avg. Trade Duration": _timedelta(durations.mean()),
+            "Max. Trade Duration": pd.Timedelta(durations.max()) if len(durations) else pd.NaT,
+            "Avg. Trade Duration": _mean_duration(durations) if len(durations) else pd.NaT,
             "Profit Factor": profit_factor,
             "Expectancy [%]": 100.0 * float(np.mean(ret)),
             "SQN": math.sqrt(n) * _div(float(np.mean(pnl)), pnl_std),
@@ -236,23 +252,32 @@ def _trade_stats(trades: pd.DataFrame | dict) -> dict[str, object]:
     return out
 
 
+@functools.lru_cache(maxsize=64)
+def _stats_index(keys: tuple[str, ...]) -> pd.Index:
+    """One Index per set of statistic names: a sweep builds thousands of stats Series."""
+    return pd.Index(keys, dtype=object)
+
+
 def compute_stats(
-    equity: pd.Series,
-    trades: pd.DataFrame,
-    close: pd.Series,
+    equity: pd.Series | np.ndarray,
+    trades: pd.DataFrame | dict,
+    close: pd.Series | np.ndarray,
     exposure: np.ndarray | pd.Series,
     *,
+    index: pd.DatetimeIndex | None = None,
     commissions: float = 0.0,
     bars_per_year: float | None = None,
     risk_free_rate: float = 0.0,
     extra: dict[str, object] | None = None,
+    clock: np.ndarray | None = None,
 ) -> pd.Series:
     """The performance statistics of a backtest, as defined in this module's docstring.
 
     Parameters
     ----------
     equity
-        account equity per bar, on the data's DatetimeIndex.
+        account equity per bar: a Series on the data's DatetimeIndex, or an array with
+        ``index`` given.
     trades
         closed trades with columns ``Size, EntryBar, ExitBar, EntryPrice, ExitPrice, EntryTime,
         ExitTime, PnL, ReturnPct, Commission, Duration`` (may be empty): a DataFrame, or the
@@ -261,6 +286,8 @@ def compute_stats(
         the instrument's close per bar, for Buy & Hold.
     exposure
         position in units per bar (0 = flat), for Exposure Time.
+    index
+        the bars' times, when ``equity`` is an array.
     commissions
         total commissions paid, in dollars.
     bars_per_year
@@ -270,13 +297,17 @@ def compute_stats(
     extra
         further statistics appended after :data:`STAT_KEYS` (a backtest's ``# Orders
         Rejected``): one Series is built, not grown (growing a Series costs a millisecond).
+    clock
+        the index's wall-clock times (:func:`~tradenn.data.timezones.wall_clock`) as a numpy
+        ``datetime64`` array, when the caller has them (a sweep computes them once).
 
     Returns
     -------
     pandas.Series
         indexed by :data:`STAT_KEYS`, in that order, then ``extra``.
     """
-    index = pd.DatetimeIndex(equity.index)
+    index = equity.index if index is None else index
+    index = index if isinstance(index, pd.DatetimeIndex) else pd.DatetimeIndex(index)
     values = np.asarray(equity, dtype=np.float64)
     n = len(values)
     stats: dict[str, object] = dict.fromkeys(STAT_KEYS, _NAN)
@@ -285,7 +316,7 @@ def compute_stats(
     if n == 0:
         for key in ("Start", "End", "Duration", "Max. Drawdown Duration", "Avg. Drawdown Duration"):
             stats[key] = pd.NaT
-        return pd.Series({**stats, **(extra or {})}, dtype=object)
+        return _series({**stats, **(extra or {})})
 
     bpy = float(bars_per_year) if bars_per_year is not None else _infer_bars_per_year(index)
     first, last = float(values[0]), float(values[-1])
@@ -314,13 +345,14 @@ def compute_stats(
             annual = -1.0
 
     dd = _drawdown_array(values)
-    clock = wall_clock(pd.DatetimeIndex(index))  # durations in wall-clock time: no DST jumps
-    depths, durations = _episodes(dd, clock.to_numpy())
+    if clock is None:  # durations in wall-clock time: no DST jumps
+        clock = wall_clock(index).to_numpy()
+    depths, durations = _episodes(dd, clock)
     max_dd = float(np.nanmax(dd)) if not np.isnan(dd).all() else _NAN
     if len(depths):
         avg_dd = float(depths.mean())
         max_dd_duration = pd.Timedelta(durations.max())
-        avg_dd_duration = pd.TimedeltaIndex(durations).mean()
+        avg_dd_duration = _mean_duration(durations)
     else:
         avg_dd = 0.0 if max_dd == 0 else _NAN
         max_dd_duration = avg_dd_duration = pd.Timedelta(0) if max_dd == 0 else pd.NaT
@@ -333,7 +365,7 @@ def compute_stats(
         {
             "Start": index[0],
             "End": index[-1],
-            "Duration": clock[-1] - clock[0],
+            "Duration": pd.Timedelta(clock[-1] - clock[0]),
             "Exposure Time [%]": (
                 100.0 * float(np.mean(np.abs(position) > 0)) if len(position) else _NAN
             ),
@@ -353,4 +385,11 @@ def compute_stats(
             **(extra or {}),
         }
     )
-    return pd.Series(stats, dtype=object)
+    return _series(stats)
+
+
+def _series(stats: dict[str, object]) -> pd.Series:
+    values = np.empty(len(stats), dtype=object)
+    for i, value in enumerate(stats.values()):
+        values[i] = value
+    return pd.Series(values, index=_stats_index(tuple(stats)), copy=False)
