@@ -1,27 +1,50 @@
-"""Backtest throughput: SMA 10/20 crossover through next() and through positions().
+"""One backtest's speed against backtesting.py: an SMA 10/20 reversal on 200,000 bars.
 
-Prints bars per second on 10^5 and 10^6 synthetic one-minute bars (GBM, so prices stay in a
-realistic range), the number of trades, and the peak memory of the run (tracemalloc). No
-commission, so the account survives every one of the ~55,000 reversals per 10^6 bars. Run:
-``python bench/backtest_speed.py`` (add ``--quick`` for 10^5 bars only).
+The strategy is the bundled ``SmaCross`` (always in the market: long after the fast SMA crosses
+above the slow one, short after it crosses below; the whole position reverses at the next
+bar's open; whole units; no commission, so the account survives every reversal), on 200,000
+synthetic one-minute GBM bars (``tradenn.data.gbm``, seed 0). Four runs, in one process:
+
+* tradenn ``next()``: ``SmaCross`` itself, through ``Backtest(...).run()``.
+* tradenn ``positions()``: the same rule as a target series (``SmaCrossVectorized`` below), run
+  through the account kernel; the time includes proving ``positions()`` causal (two extra calls
+  on the first third and two thirds of the data, ``check_positions=True``, the default).
+* backtesting.py ``next()``: the same rule in its API (``position.close()`` then ``buy()``),
+  ``Backtest(...).run()``.
+
+Every time is the best of ``--repeat`` runs (default 3) and covers the whole run: indicators,
+the simulation, statistics and the trade and order tables. Trades and final equity are
+printed for each tool (the three should agree closely; backtesting.py sizes an all-in order on
+cash, tradenn on equity after costs, so a unit here and there may differ). Run:
+``python bench/backtest_speed.py`` (``--bars N`` for another length, ``--repeat K``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
-import tracemalloc
+from importlib.metadata import version
 
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+import backtesting
 import numpy as np
 import pandas as pd
+from backtesting.lib import crossover as bt_crossover
 
 from strategies.sma_cross import SmaCross
-from tradenn.backtest import Backtest, Strategy
+from tradenn.backtest import Backtest
 from tradenn.data import gbm
 from tradenn.features import sma
 
+CASH = 100_000
+TARGET_VECTORIZED, TARGET_EVENTS = 100.0, 5.0  # the issue's goals: times faster than backtesting.py
+
 
 class SmaCrossVectorized(SmaCross):
+    """``SmaCross`` as a target series: +1 from a cross above, -1 from a cross below."""
+
     def positions(self, data: pd.DataFrame) -> np.ndarray:
         close = data["Close"].to_numpy()
         above = np.sign(sma(close, self.fast) - sma(close, self.slow))
@@ -30,34 +53,83 @@ class SmaCrossVectorized(SmaCross):
         return pd.Series(np.where(crossed, above, np.nan)).ffill().fillna(0.0).to_numpy()
 
 
-def measure(frame: pd.DataFrame, strategy: type[Strategy], repeat: int) -> tuple[float, int]:
-    times = []
+def _sma(values, n):
+    return pd.Series(values).rolling(n).mean().to_numpy()
+
+
+class SmaCrossBt(backtesting.Strategy):
+    """The same rule in backtesting.py."""
+
+    fast = 10
+    slow = 20
+
+    def init(self):
+        self.fast_sma = self.I(_sma, self.data.Close, self.fast)
+        self.slow_sma = self.I(_sma, self.data.Close, self.slow)
+
+    def next(self):
+        if bt_crossover(self.fast_sma, self.slow_sma):
+            self.position.close()
+            self.buy()
+        elif bt_crossover(self.slow_sma, self.fast_sma):
+            self.position.close()
+            self.sell()
+
+
+def best_of(repeat: int, run) -> tuple[float, object]:
+    times, out = [], None
     for _ in range(repeat):
         start = time.perf_counter()
-        result = Backtest(frame, strategy).run()
+        out = run()
         times.append(time.perf_counter() - start)
-    return len(frame) / min(times), len(result.trades)
+    return min(times), out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="10^5 bars only")
+    parser.add_argument("--bars", type=int, default=200_000, help="bars (default 200,000)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per tool; the best counts")
     args = parser.parse_args()
-    sizes = [10**5] if args.quick else [10**5, 10**6]
-    print(f"{'bars':>9} {'path':>11} {'bars/s':>13} {'trades':>8}")
-    for n in sizes:
-        frame = gbm(n, sigma=0.2, bars_per_year=252 * 390, freq="min", seed=0)
-        for label, strategy in (("next()", SmaCross), ("positions()", SmaCrossVectorized)):
-            speed, trades = measure(frame, strategy, repeat=3 if n <= 10**5 else 1)
-            print(f"{n:>9,} {label:>11} {speed:>13,.0f} {trades:>8,}")
-    n = sizes[-1]
-    frame = gbm(n, sigma=0.2, bars_per_year=252 * 390, freq="min", seed=0)
-    for label, strategy in (("next()", SmaCross), ("positions()", SmaCrossVectorized)):
-        tracemalloc.start()
-        Backtest(frame, strategy).run()
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-        print(f"peak memory {label:>11} on {n:,} bars: {peak / 2**20:,.0f} MiB")
+    frame = gbm(args.bars, sigma=0.2, bars_per_year=252 * 390, freq="min", seed=0)
+    print(
+        f"{len(frame):,} one-minute GBM bars; os.cpu_count() = {os.cpu_count()}, load average "
+        f"{os.getloadavg()[0]:.2f}; backtesting {version('backtesting')}"
+    )
+    rows = []  # (label, seconds, trades, final equity)
+
+    def tradenn(strategy):
+        return Backtest(frame, strategy, cash=CASH).run()
+
+    for label, strategy in (
+        ("tradenn next()", SmaCross),
+        ("tradenn positions()", SmaCrossVectorized),
+    ):
+        seconds, result = best_of(args.repeat, lambda s=strategy: tradenn(s))
+        rows.append((label, seconds, len(result.trades), result.stats["Equity Final [$]"]))
+
+    def reference():
+        return backtesting.Backtest(frame, SmaCrossBt, cash=CASH, finalize_trades=False).run()
+
+    seconds, stats = best_of(args.repeat, reference)
+    rows.append(("backtesting.py next()", seconds, len(stats._trades), stats["Equity Final [$]"]))
+
+    base = rows[-1][1]
+    print()
+    print(f"{'tool':<24} {'seconds':>9} {'bars/s':>12} {'vs backtesting.py':>18} {'trades':>8} "
+          f"{'final equity':>14}")  # fmt: skip
+    for label, seconds, trades, final in rows:
+        print(
+            f"{label:<24} {seconds:>9.3f} {len(frame) / seconds:>12,.0f} "
+            f"{base / seconds:>17.1f}x {trades:>8,} {final:>14,.2f}"
+        )
+    events, vectorized = base / rows[0][1], base / rows[1][1]
+    for name, found, goal in (
+        ("positions()", vectorized, TARGET_VECTORIZED),
+        ("next()", events, TARGET_EVENTS),
+    ):
+        verdict = "met" if found >= goal else "missed"
+        print(f"target: tradenn {name} >= {goal:g}x backtesting.py: {verdict} ({found:.1f}x)")
+    print(f"load average at the end: {os.getloadavg()[0]:.2f} (other processes skew the times)")
 
 
 if __name__ == "__main__":

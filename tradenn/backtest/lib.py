@@ -17,11 +17,7 @@ def crossover(a, b) -> bool:
     """True when ``a`` crossed above ``b`` on the current bar: ``a[-2] < b[-2]`` and ``a[-1] >
     b[-1]``. Either may be a number (a fixed level). False before the second bar."""
     if a.__class__ is BarSeries and b.__class__ is BarSeries:
-        # The hot path of most strategies: one call per series.
-        pair_a, pair_b = a.last_two(), b.last_two()
-        if pair_a is None or pair_b is None:
-            return False
-        return bool(pair_a[0] < pair_b[0] and pair_a[1] > pair_b[1])
+        return a.crossed_above(b)  # the hot path of most strategies
     try:
         a_before, a_now = _last_two(a)
         b_before, b_now = _last_two(b)

@@ -315,9 +315,13 @@ CHECKED_TRIALS = 8
 sweep, the first and last included); the others run without the two extra calls."""
 
 
-def _run_trial(backtest: Backtest, trial: tuple[dict[str, Any], bool]) -> tuple[Any, Any]:
-    """One combination, in a worker: ``(stats, per-bar returns)`` or ``(None, reason)``."""
-    params, check = trial
+def _run_trial(
+    shared: tuple[Backtest, tuple[str, ...] | None], trial: tuple[dict[str, Any], bool]
+) -> tuple[Any, Any]:
+    """One combination, in a worker: ``(stats, per-bar returns)`` or ``(None, reason)``. The
+    stats are the Series, or only the statistics named in ``shared`` (what the sweep's table
+    shows) as a dict: that is all a worker sends back besides the returns."""
+    (backtest, keep), (params, check) = shared, trial
     if not check and backtest.check_positions:
         backtest = copy.copy(backtest)
         backtest.check_positions = False
@@ -325,6 +329,8 @@ def _run_trial(backtest: Backtest, trial: tuple[dict[str, Any], bool]) -> tuple[
         stats, equity = backtest.evaluate(**params)
     except BacktestError as error:
         return None, str(error)
+    if keep is not None:
+        stats = {key: stats[key] for key in keep}
     return stats, _equity_returns(equity)
 
 
@@ -548,7 +554,10 @@ def optimize(
     interrupted = False
     try:
         outcomes = runner.map(
-            _run_trial, trials, shared=backtest, progress="optimize" if progress else None
+            _run_trial,
+            trials,
+            shared=(backtest, None if callable(maximize) else (label, *KEY_STATS)),
+            progress="optimize" if progress else None,
         )
     except Interrupted as stop:
         if not stop.done:

@@ -98,13 +98,15 @@ class BarSeries:
     def __len__(self) -> int:
         return self._clock.i + 1
 
-    def last_two(self) -> tuple | None:
-        """``(s[-2], s[-1])``, or None before the second bar (a fast path for crossings)."""
-        j = self._clock.i - self.__offset
-        if j < 1:
-            return None
-        values = self.__values
-        return values[j - 1], values[j]
+    def crossed_above(self, other: BarSeries) -> bool:
+        """``self[-2] < other[-2] and self[-1] > other[-1]``; False before the second bar. The
+        hot path of :func:`~tradenn.backtest.lib.crossover` (one call, no tuples: most
+        strategies ask this on every bar)."""
+        j, k = self._clock.i - self.__offset, other._clock.i - other.__offset
+        if j < 1 or k < 1:
+            return False
+        a, b = self.__values, other.__values
+        return bool(a[j - 1] < b[k - 1] and a[j] > b[k])
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         view = self.__values[: self._clock.i - self.__offset + 1]
