@@ -990,177 +990,143 @@ ORDER_FIELDS = (
 TRADE_FIELDS = ("size", "entry_bar", "exit_bar", "entry_price", "exit_price", "commission", "tag")
 
 
+_TAGS = (None, "margin call: equity exhausted", "end of data")  # tradenn.targets' tag codes
+
+
 @dataclass
 class Record:
-    """What one asset's account did over a finished run, as rows of plain values: what results
+    """What one asset's account did over a finished run, as arrays and columns: what results
     and statistics read.
 
-    ``fills`` holds ``(bar, units held after, cash after)`` for every fill in order, ``trades``
-    the closed trades (fields :data:`TRADE_FIELDS`) and ``orders`` every order placed (fields
-    :data:`ORDER_FIELDS`). :func:`trade_targets` builds it directly; :meth:`of` reads it off an
-    account's objects.
+    ``fills`` has one row per fill in order: bar, units held after, cash after. ``trades`` has
+    one row per closed trade: size, entry bar, exit bar, entry price, exit price, commission
+    (:data:`TRADE_FIELDS` but the tag, which is in ``trade_tags``). ``orders`` holds every order
+    placed, one column per name in :data:`ORDER_FIELDS`; ``rejected`` counts the orders the
+    account refused. :func:`trade_targets` builds it
+    directly; :meth:`of` reads it off an account's objects.
     """
 
-    fills: list[tuple[int, float, float]] = field(default_factory=list)
-    trades: list[tuple] = field(default_factory=list)
-    orders: list[tuple] = field(default_factory=list)
+    fills: np.ndarray = field(default_factory=lambda: np.empty((0, 3)))
+    trades: np.ndarray = field(default_factory=lambda: np.empty((0, 6)))
+    trade_tags: list = field(default_factory=list)
+    orders: dict[str, Sequence] = field(default_factory=lambda: {k: [] for k in ORDER_FIELDS})
     commissions: float = 0.0
     halted: bool = False
-
-    @property
-    def rejected(self) -> int:
-        """Orders the account refused."""
-        status = ORDER_FIELDS.index("status")
-        return sum(order[status] == "rejected" for order in self.orders)
+    rejected: int = 0
 
     @classmethod
     def of(cls, account: Account, book: Book) -> Record:
         """The record of ``book`` in ``account`` (its fills, closed trades and orders)."""
-        name = book.name
+        name, closed = book.name, book.closed_trades
+        fills = [(f.bar, f.position, f.cash) for f in account.fills if f.asset == name]
+        orders = [o for o in account.order_log if o.asset == name]
         return cls(
-            fills=[(f.bar, f.position, f.cash) for f in account.fills if f.asset == name],
-            trades=[tuple(getattr(t, k) for k in TRADE_FIELDS) for t in book.closed_trades],
-            orders=[
-                tuple(getattr(o, k) for k in ORDER_FIELDS)
-                for o in account.order_log
-                if o.asset == name
-            ],
+            fills=np.array(fills, dtype=np.float64).reshape(-1, 3),
+            trades=np.array(
+                [[getattr(t, k) for k in TRADE_FIELDS[:-1]] for t in closed], dtype=np.float64
+            ).reshape(-1, 6),
+            trade_tags=[t.tag for t in closed],
+            orders={k: [getattr(o, k) for o in orders] for k in ORDER_FIELDS},
             commissions=book.commissions,
             halted=account.halted,
+            rejected=sum(o.status == "rejected" for o in orders),
         )
 
 
 def trade_targets(
     settings: Settings,
     costs: CostModel,
-    targets: Sequence[float],
-    quotes: Sequence[float],
+    targets: np.ndarray,
+    quotes: np.ndarray,
     close: np.ndarray,
     *,
     delay: int = 1,
     finalize: bool = False,
 ) -> Record:
-    """Trade one asset to a target exposure per bar, as :meth:`Account.trade_to` would, on plain
-    floats: a sweep's backtests create no object per fill.
+    """Trade one asset to a target exposure per bar, as :meth:`Account.trade_to` would, with no
+    Python object per fill (the loop is :func:`tradenn.targets.trade_loop`, compiled when numba
+    is installed).
 
-    The target decided at bar ``t`` (``targets[t]``, a signed fraction of equity) is traded, with
-    the asset's ``costs``, at
-    ``quotes[t + delay]`` on bar ``t + delay``; only bars where the target changes trade. Each
-    change closes the position on an exit or a flip, then buys or sells the difference to
-    ``units_for_fraction`` (whole units unless ``settings.fractional``), booking lots first in,
-    first out, with :meth:`Account._settle`'s arithmetic in the same order, so the cash, units,
-    fees and trades equal the account's to the last bit (the tests compare them). Between
-    changes the account only marks to ``close``: if equity ``cash + units x close`` reaches 0 it
-    is liquidated at that close and halted (a margin call). ``finalize`` closes what is open at
-    the last close (``"end of data"``).
+    The target decided at bar ``t`` (``targets[t]``, a signed fraction of equity) is traded,
+    with the asset's ``costs``, at ``quotes[t + delay]`` on bar ``t + delay``; only bars where
+    the target changes trade. Each change closes the position on an exit or a flip, then buys
+    or sells the difference to ``units_for_fraction`` (whole units unless
+    ``settings.fractional``), booking lots first in, first out, with :meth:`Account._settle`'s
+    arithmetic in the same order, so cash, units, fees and trades equal the account's to the
+    last bit (the tests compare them). Between changes the account only marks to ``close``: if
+    equity ``cash + units x close`` reaches 0 it is liquidated at that close and halted (a
+    margin call). ``finalize`` closes what is open at the last close (``"end of data"``).
     """
+    from tradenn.targets import COMPILED, trade_loop
+
     n = len(close)
-    impact, commission, fixed = costs.price_impact, costs.commission, costs.fixed_commission
-    margin, fractional = settings.margin, settings.fractional
-    record = Record()
-    fills, orders, trades = record.fills, record.orders, record.trades
-    cash, units, fees = settings.cash, 0.0, 0.0
-    lots: list[list] = []  # open lots, oldest first: [size, entry price, entry bar, commission]
-    # Equity is monotone in the close, so a range holds no ruin when the data's extreme close
-    # (the lowest for a long, the highest for a short) leaves equity positive.
-    low, high = float(np.fmin.reduce(close)), float(np.fmax.reduce(close))
-
-    def order(side, size, status, bar, price, reason, tag, i) -> None:
-        orders.append(
-            (i, side, size, "market", None, None, None, None, status, bar, price, reason, tag)
-        )
-
-    def fill(side: int, size: float, amount: float, opening: float, quote: float, i: int, tag):
-        """An order of ``size`` units on ``side``, filled at once: it closes ``amount`` units
-        of the lots (oldest first) and opens ``opening``."""
-        nonlocal cash, units, fees
-        price = quote * (1 + side * impact)
-        closing = []  # Account._fifo
-        for lot in lots:
-            if amount <= FLAT:
-                break
-            take = min(abs(lot[0]), amount)
-            closing.append(take)
-            amount -= take
-        traded = opening
-        for take in closing:
-            traded += take
-        if traded <= FLAT:
-            return order(side, size, "canceled", None, None, "nothing to trade", tag, i)
-        fee = commission * (traded * price) + fixed
-        cash -= side * traded * price + fee
-        fees += fee
-        units += side * traded
-        if abs(units) <= FLAT:
-            units = 0.0
-        for take in closing:  # Account._close_lot
-            lot, share_fee = lots[0], fee * take / traded
-            if take >= abs(lot[0]) - FLAT:
-                del lots[0]
-                trades.append((lot[0], lot[2], i, lot[1], price, lot[3] + share_fee, None))
-            else:
-                share = take / abs(lot[0])
-                part = math.copysign(take, lot[0])
-                trades.append((part, lot[2], i, lot[1], price, lot[3] * share + share_fee, None))
-                lot[3] *= 1 - share
-                lot[0] -= part
-        if opening > FLAT:
-            lots.append([side * opening, price, i, fee * opening / traded])
-        order(side, size, "filled", i, price, "", tag, i)
-        fills.append((i, units, cash))
-
-    def close_all(quote: float, i: int, tag: object = None) -> None:
-        if abs(units) > FLAT:
-            fill(-1 if units > 0 else 1, abs(units), abs(units), 0.0, quote, i, tag)
-
-    def ruin(since: int, until: int) -> int | None:
-        """First bar in [since, until) whose closing equity is <= 0."""
-        if units == 0:
-            safe = cash > 0
-        else:
-            safe = cash + units * (low if units > 0 else high) > 0
-        if safe:
-            return None
-        gone = np.flatnonzero(cash + units * close[since:until] <= 0)
-        return since + int(gone[0]) if len(gone) else None
-
-    def margin_call(i: int) -> Record:
-        close_all(float(close[i]), i, "margin call: equity exhausted")
-        record.commissions, record.halted = fees, True
-        return record
-
-    changes = np.flatnonzero(np.diff(np.asarray(targets, dtype=np.float64), prepend=0.0))
+    targets = np.asarray(targets, dtype=np.float64)
+    changes = np.flatnonzero(np.diff(targets, prepend=0.0))
     changes = changes[changes + delay < n]  # a change on the last bar never fills
-    for t, target in zip(changes.tolist(), np.asarray(targets)[changes].tolist(), strict=True):
-        # sequential over changes only: whole-unit sizing depends on the equity so far
-        i = t + delay
-        if fills:
-            ruined = ruin(fills[-1][0], i)
-            if ruined is not None:
-                return margin_call(ruined)
-        quote, held = float(quotes[i]), units
-        if held and (target == 0 or (target > 0) != (held > 0)):
-            close_all(quote, i)
-            held = units
-        if target != 0:
-            side = 1 if target > 0 else -1
-            equity = cash + held * quote
-            # Account.units_for_fraction
-            k = quote * impact + commission * (quote * (1 + side * impact))
-            want = abs(target) * (equity - fixed) / (quote * margin + k)
-            delta = (want if fractional else float(math.floor(want + FLAT))) - abs(held)
-            if delta > FLAT:
-                fill(side, delta, 0.0, delta, quote, i, None)
-            elif delta < -FLAT:
-                fill(-side, -delta, min(-delta, abs(units)), 0.0, quote, i, None)
-    if fills:
-        ruined = ruin(fills[-1][0], n)
-        if ruined is not None:
-            return margin_call(ruined)
-    if finalize and lots:
-        close_all(float(close[-1]), n - 1, "end of data")
-    record.commissions = fees
-    return record
+    bars = changes + delay
+    m = len(changes)
+    sizes = (3 * (2 * m + 1), 6 * (2 * m + 1), 6 * (3 * m + 1), 4 * (m + 1))  # most rows
+    values = (
+        float(np.fmin.reduce(close)) if n else 0.0,
+        float(np.fmax.reduce(close)) if n else 0.0,
+        float(settings.cash),
+        costs.price_impact,
+        costs.commission,
+        costs.fixed_commission,
+        float(settings.margin),
+        bool(settings.fractional),
+        bool(finalize),
+    )
+    if COMPILED is not None:
+        buffers = [np.empty(size) for size in sizes]
+        inputs = (bars, targets[changes], np.asarray(quotes, dtype=np.float64)[bars])
+        found = COMPILED(*inputs, close, *values, *buffers)
+    else:  # CPython indexes lists several times faster than arrays
+        buffers = [[0.0] * size for size in sizes]
+        inputs = (bars.tolist(), targets[changes].tolist(), np.asarray(quotes)[bars].tolist())
+        found = trade_loop(*inputs, close, *values, *buffers)
+    nf, no, nt, _, _, fees, halted = found
+    fills, orders, trades = (
+        np.asarray(buffer[: width * rows], dtype=np.float64).reshape(rows, width)
+        for buffer, width, rows in zip(buffers[:3], (3, 6, 6), (nf, no, nt), strict=True)
+    )
+    return Record(
+        fills=fills,
+        trades=trades,
+        trade_tags=[None] * nt,
+        orders=_target_orders(orders),
+        commissions=fees,
+        halted=bool(halted),
+    )
+
+
+def _target_orders(rows: np.ndarray) -> dict[str, Sequence]:
+    """Columns of the market orders :func:`trade_targets` placed (rows of bar, side, size,
+    price, filled, tag code)."""
+    k = len(rows)
+    bars = rows[:, 0].astype(np.int64)
+    filled = rows[:, 4] == 1.0
+    columns: dict[str, Sequence] = {
+        "placed_bar": bars,
+        "side": rows[:, 1].astype(np.int64),
+        "size": rows[:, 2],
+        "kind": ["market"] * k,
+        "limit": [None] * k,
+        "stop": [None] * k,
+        "sl": [None] * k,
+        "tp": [None] * k,
+        "status": ["filled"] * k,
+        "fill_bar": bars,
+        "fill_price": rows[:, 3],
+        "reason": [""] * k,
+        "tag": np.array(_TAGS, dtype=object)[rows[:, 5].astype(np.int64)].tolist(),
+    }
+    if not filled.all():  # canceled orders (nothing to trade) have no fill
+        columns["status"] = ["filled" if f else "canceled" for f in filled]
+        columns["fill_bar"] = [int(b) if f else None for b, f in zip(bars, filled, strict=True)]
+        columns["fill_price"] = [p if f else None for p, f in zip(rows[:, 3], filled, strict=True)]
+        columns["reason"] = ["" if f else "nothing to trade" for f in filled]
+    return columns
 
 
 def _order_state(order: Order, book: Book | None = None) -> dict[str, Any]:

@@ -84,3 +84,24 @@ def test_next_starts_once_every_indicator_has_a_value():
 
     Backtest(load("SPX", end="1999-06-30"), Warm).run()
     assert first[0] == 29
+
+
+def test_on_long_data_positions_is_proved_causal_on_prefixes_of_its_first_20000_bars():
+    from tradenn.data import gbm
+
+    frame = gbm(50_000, sigma=0.2, bars_per_year=252 * 390, freq="min", seed=3)
+    seen = []
+
+    class Recorded(Strategy):
+        def positions(self, data):
+            seen.append(len(data))
+            return (data["Close"] > data["Close"].rolling(50).mean()).astype(float)
+
+    class Peeking(Strategy):
+        def positions(self, data):
+            return (data["Close"] > data["Close"].mean()).astype(float)  # the whole sample's mean
+
+    Backtest(frame, Recorded).run()
+    assert seen == [50_000, 6_666, 13_333]  # a third and two thirds of 20,000, not of 50,000
+    with pytest.raises(LookAheadError, match="Peeking.positions uses future data"):
+        Backtest(frame, Peeking).run()

@@ -1,4 +1,5 @@
-"""trade_targets (the account kernel for positions() runs) equals the Account, bit for bit.
+"""trade_targets (the account kernel for positions() runs) equals the Account, bit for bit,
+compiled by numba and run by CPython alike.
 
 The reference is the account itself, driven the plain way: bar by bar, ``Account.trade_to``
 where the target changes, a margin call at the first close where equity is gone, and the
@@ -11,7 +12,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tradenn.account import Account, Record, Settings, trade_targets
+from tradenn import account as account_module
+from tradenn import targets as targets_module
+from tradenn.account import FLAT, Account, Record, Settings, trade_targets
 
 LEVELS = np.array([-1.0, -0.6, -0.25, 0.0, 0.0, 0.1, 0.35, 0.8, 1.0])
 
@@ -58,8 +61,33 @@ def _case(seed: int):
     return settings, targets, quotes, close, delay, bool(rng.random() < 0.5)
 
 
+PATHS = ["cpython"] + (["numba"] if targets_module.COMPILED is not None else [])
+
+
+@pytest.fixture(params=PATHS)
+def path(request, monkeypatch):
+    """Run the kernel's loop the given way (numba only where it is installed)."""
+    if request.param == "cpython":
+        monkeypatch.setattr(targets_module, "COMPILED", None)
+    return request.param
+
+
+def _records_equal(found: Record, expected: Record) -> None:
+    np.testing.assert_array_equal(found.fills, expected.fills)
+    np.testing.assert_array_equal(found.trades, expected.trades)
+    assert found.trade_tags == expected.trade_tags
+    for key, column in expected.orders.items():
+        assert list(found.orders[key]) == list(column), key
+    assert found.commissions == expected.commissions
+    assert found.halted == expected.halted
+
+
+def test_the_loop_flat_threshold_is_the_account_s():
+    assert targets_module.FLAT == FLAT == account_module.FLAT
+
+
 @pytest.mark.parametrize("block", range(6))
-def test_trade_targets_equals_the_account_bar_by_bar(block):
+def test_trade_targets_equals_the_account_bar_by_bar(block, path):
     halted = 0
     for seed in range(block * 60, (block + 1) * 60):
         settings, targets, quotes, close, delay, finalize = _case(seed)
@@ -67,22 +95,18 @@ def test_trade_targets_equals_the_account_bar_by_bar(block):
         found = trade_targets(
             settings, settings.costs(), targets, quotes, close, delay=delay, finalize=finalize
         )
-        assert found.fills == expected.fills, seed
-        assert found.trades == expected.trades, seed
-        assert found.orders == expected.orders, seed
-        assert found.commissions == expected.commissions, seed
-        assert found.halted == expected.halted, seed
+        _records_equal(found, expected)
         halted += found.halted
     assert halted > 0  # the margin call is exercised in every block
 
 
-def test_a_margin_call_liquidates_at_the_first_close_without_equity():
+def test_a_margin_call_liquidates_at_the_first_close_without_equity(path):
     close = np.array([100.0, 100.0, 100.0, 160.0, 250.0, 260.0])
     targets = np.array([-1.0, -1.0, -1.0, -1.0, -1.0, -1.0])  # short 2x from the first bar
     settings = Settings(cash=1_000.0, margin=0.5, fractional=True)
     record = trade_targets(settings, settings.costs(), targets, close, close, delay=0)
     assert record.halted
     # short 20 units at 100 (2x of 1,000): equity 3,000 - 20 x close is gone at 160 (bar 3)
-    assert [bar for bar, _, _ in record.fills] == [0, 3]
-    assert record.trades[0][2] == 3 and record.trades[0][4] == 160.0
-    assert record.orders[-1][-1] == "margin call: equity exhausted"
+    assert record.fills[:, 0].tolist() == [0, 3]
+    assert record.trades[0, 2] == 3 and record.trades[0, 4] == 160.0  # exit bar and price
+    assert record.orders["tag"][-1] == "margin call: equity exhausted"

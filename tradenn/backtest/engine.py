@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -256,7 +257,7 @@ class Backtest(BacktestEngine):
         units, cash = account_path(record.fills, self.cash, len(frame))
         equity = cash + units * close
         clock = self._clock()
-        trades = trade_columns(record.trades, clock)
+        trades = trade_columns(record.trades, record.trade_tags, clock)
         stats = compute_stats(
             equity,
             trades,
@@ -276,7 +277,6 @@ class Backtest(BacktestEngine):
         strategy = runner.strategy
         stats, equity, units, columns = self._statistics(record)
         trades = trades_frame(columns, frame.index)
-        orders = orders_frame(record.orders, frame.index)
         indicators = {
             series.name: series.full()
             for indicator in strategy.indicators
@@ -285,7 +285,7 @@ class Backtest(BacktestEngine):
         return Result(
             stats=stats,
             trades=trades,
-            orders=orders,
+            order_table=functools.partial(orders_frame, record.orders, frame.index),
             equity=pd.Series(equity, index=frame.index, name="Equity"),
             position=pd.Series(units, index=frame.index, name="Position"),
             data=frame,

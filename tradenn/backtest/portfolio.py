@@ -396,7 +396,8 @@ class PortfolioBacktest(BacktestEngine):
         records = [Record.of(account, book) for book in books]
         clock = wall_clock(index).to_numpy()
         units = np.column_stack([account_path(record.fills, 0.0, n)[0] for record in records])
-        _, cash = account_path([(f.bar, 0.0, f.cash) for f in account.fills], self.cash, n)
+        every = np.array([(f.bar, 0.0, f.cash) for f in account.fills]).reshape(-1, 3)
+        _, cash = account_path(every, self.cash, n)
         values = units * prices.marks
         equity_values = cash + values.sum(axis=1)
         equity = pd.Series(equity_values, index=index, name="Equity")
@@ -415,7 +416,7 @@ class PortfolioBacktest(BacktestEngine):
                 traded_bars[f.bar, a] += f.units * f.price
         pnl = pd.DataFrame(np.cumsum(flows, axis=0) + values, index=index, columns=names)
         trades = _concat(
-            [trades_frame(trade_columns(r.trades, clock), index) for r in records],
+            [trades_frame(trade_columns(r.trades, r.trade_tags, clock), index) for r in records],
             names,
             "ExitBar",
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -9,7 +11,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tradenn.account import ORDER_FIELDS
 from tradenn.data.timezones import bar_times
 
 
@@ -37,7 +38,6 @@ class Result:
 
     stats: pd.Series
     trades: pd.DataFrame
-    orders: pd.DataFrame
     equity: pd.Series
     position: pd.Series
     data: pd.DataFrame = field(repr=False)
@@ -45,6 +45,14 @@ class Result:
     strategy_name: str = ""
     indicators: dict[str, Any] = field(default_factory=dict, repr=False)
     diagnostics: dict[str, Any] = field(default_factory=dict)
+    order_table: Callable[[], pd.DataFrame] = field(default=pd.DataFrame, repr=False, compare=False)
+    """Builds :attr:`orders` when it is first read (picklable, e.g. a ``functools.partial``)."""
+
+    @functools.cached_property
+    def orders(self) -> pd.DataFrame:
+        """Every order placed, filled or not, with its status and, when rejected, the reason;
+        built when first read (a long run's order table can cost more than its statistics)."""
+        return self.order_table()
 
     @property
     def label(self) -> str:
@@ -74,20 +82,19 @@ class Result:
 # ------------------------------------------------------------------ tables from the account
 
 
-def account_path(fills: list[tuple], cash: float, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Units and cash held at each of ``n`` bars' closes from ``(bar, units, cash)`` rows, one
-    per fill in order (:attr:`Record.fills <tradenn.account.Record>`): step functions that
-    start flat with ``cash``."""
-    if not fills:
+def account_path(fills: np.ndarray, cash: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Units and cash held at each of ``n`` bars' closes from the fills' rows of bar, units
+    held after and cash after, in order (:attr:`Record.fills <tradenn.account.Record>`): step
+    functions that start flat with ``cash``."""
+    if not len(fills):
         return np.zeros(n), np.full(n, float(cash))
-    rows = np.array(fills, dtype=np.float64)  # bars are integers well below 2**53
-    bars = rows[:, 0].astype(np.int64)
+    bars = fills[:, 0].astype(np.int64)
     # After the last fill of each bar: each value holds from its bar to the next fill's.
     last = np.flatnonzero(np.diff(bars, append=n))
     spans = np.diff(bars[last], append=n)
     first = int(bars[0])
-    units = np.concatenate([np.zeros(first), np.repeat(rows[last, 1], spans)])
-    money = np.concatenate([np.full(first, float(cash)), np.repeat(rows[last, 2], spans)])
+    units = np.concatenate([np.zeros(first), np.repeat(fills[last, 1], spans)])
+    money = np.concatenate([np.full(first, float(cash)), np.repeat(fills[last, 2], spans)])
     return units, money
 
 
@@ -107,16 +114,16 @@ _TRADE_COLUMNS = (
 )
 
 
-def trade_columns(trades: list[tuple], clock: np.ndarray) -> dict[str, Any]:
-    """A run's closed trades (:attr:`Record.trades <tradenn.account.Record>`) as numpy columns
-    named as in ``Result.trades``, the times left out: what
+def trade_columns(trades: np.ndarray, tags: list, clock: np.ndarray) -> dict[str, Any]:
+    """A run's closed trades (the rows and tags of :attr:`Record.trades
+    <tradenn.account.Record>`) as numpy columns named as in ``Result.trades``, the times left
+    out: what
     :func:`~tradenn.backtest.stats.compute_stats` reads. ``clock`` is the index's wall-clock
     time per bar (a ``datetime64`` array, :func:`~tradenn.data.timezones.wall_clock`)."""
-    if not trades:
+    if not len(trades):
         return {}
-    numbers = np.array([row[:6] for row in trades], dtype=np.float64)  # all but the tags
-    size, entry_price, exit_price, commission = (numbers[:, k] for k in (0, 3, 4, 5))
-    entry_bar, exit_bar = numbers[:, 1].astype(np.int64), numbers[:, 2].astype(np.int64)
+    size, entry_price, exit_price, commission = (trades[:, k] for k in (0, 3, 4, 5))
+    entry_bar, exit_bar = trades[:, 1].astype(np.int64), trades[:, 2].astype(np.int64)
     pnl = size * (exit_price - entry_price) - commission
     return {
         "Size": size,
@@ -129,7 +136,7 @@ def trade_columns(trades: list[tuple], clock: np.ndarray) -> dict[str, Any]:
         "Commission": commission,
         # Wall-clock time: a trade held over a DST change is not an hour longer or shorter.
         "Duration": clock[exit_bar] - clock[entry_bar],
-        "Tag": [row[6] for row in trades],
+        "Tag": tags,
     }
 
 
@@ -149,25 +156,24 @@ def _times(bars: list, index: pd.DatetimeIndex) -> pd.DatetimeIndex:
     return bar_times(index, bars)
 
 
-def orders_frame(orders: list[tuple], index: pd.DatetimeIndex) -> pd.DataFrame:
-    """Orders (:attr:`Record.orders <tradenn.account.Record>`, rows of
+def orders_frame(orders: dict[str, Any], index: pd.DatetimeIndex) -> pd.DataFrame:
+    """Orders (:attr:`Record.orders <tradenn.account.Record>`, columns named by
     :data:`~tradenn.account.ORDER_FIELDS`) as the ``Result.orders`` table (bars mapped to
     ``index``)."""
-    field = dict(zip(ORDER_FIELDS, zip(*orders, strict=True), strict=True)) if orders else {}
-    column = lambda name: list(field.get(name, ()))  # noqa: E731
-    columns = {
-        "PlacedTime": _times(column("placed_bar"), index),
-        "Side": ["buy" if side > 0 else "sell" for side in column("side")],
-        "Size": column("size"),
-        "Type": column("kind"),
-        "Limit": column("limit"),
-        "Stop": column("stop"),
-        "SL": column("sl"),
-        "TP": column("tp"),
-        "Status": column("status"),
-        "FillTime": _times(column("fill_bar"), index),
-        "FillPrice": column("fill_price"),
-        "Reason": column("reason"),
-        "Tag": column("tag"),
-    }
-    return pd.DataFrame(columns)
+    return pd.DataFrame(
+        {
+            "PlacedTime": _times(orders["placed_bar"], index),
+            "Side": np.where(np.asarray(orders["side"]) > 0, "buy", "sell").astype(object),
+            "Size": orders["size"],
+            "Type": orders["kind"],
+            "Limit": orders["limit"],
+            "Stop": orders["stop"],
+            "SL": orders["sl"],
+            "TP": orders["tp"],
+            "Status": orders["status"],
+            "FillTime": _times(orders["fill_bar"], index),
+            "FillPrice": orders["fill_price"],
+            "Reason": orders["reason"],
+            "Tag": orders["tag"],
+        }
+    )

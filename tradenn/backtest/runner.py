@@ -54,6 +54,7 @@ from tradenn.backtest.series import (
     LookAheadError,
     PanelData,
     check_causal,
+    check_cuts,
 )
 from tradenn.backtest.strategy import Strategy, StrategyBase
 from tradenn.data.panel import panel_assets
@@ -252,7 +253,7 @@ class Runner:
         ``check=False``."""
         frame, n = self.frame, len(self.frame)
         targets = target_array(self._call(self.strategy.positions, frame.copy()), n, self.name)
-        cuts = sorted({n // 3, 2 * n // 3} - {0}) if self.check else []
+        cuts = check_cuts(n) if self.check else []
         for cut in cuts:
             early = target_array(
                 self._call(self.strategy.positions, frame.iloc[:cut].copy()), cut, self.name
@@ -559,7 +560,7 @@ class PortfolioRunner:
         n = len(panel)
         label = f"{type(strategy).__name__}.weights"
         full = self._weight_matrix(strategy.weights(panel.copy()), n, label)
-        for cut in sorted({n // 3, 2 * n // 3} - {0}):
+        for cut in check_cuts(n):
             early = self._weight_matrix(strategy.weights(panel.iloc[:cut].copy()), cut, label)
             for a, name in enumerate(self.assets):
                 try:

@@ -156,9 +156,10 @@ def _div(a: float, b: float) -> float:
 
 def _drawdown_array(values: np.ndarray) -> np.ndarray:
     peak = np.fmax.accumulate(values) if len(values) else values  # fmax: NaN bars do not reset it
-    out = np.full(len(values), np.nan)
-    np.divide(values, peak, out=out, where=peak > 0)
-    return 1.0 - out
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = 1.0 - values / peak
+    out[~(peak > 0)] = np.nan
+    return out
 
 
 def drawdown(equity: pd.Series) -> pd.Series:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from tradenn.account import Account, Order, Position, Trade
-from tradenn.backtest.series import BarData, BarSeries, Clock, check_causal
+from tradenn.backtest.series import BarData, BarSeries, Clock, check_causal, check_cuts
 from tradenn.errors import TradennError
 
 _RESERVED = frozenset({"history_bars"})  # class attributes that configure, not parameters
@@ -270,7 +270,7 @@ class Strategy(StrategyBase):
         label = name or _describe(func, args)
         outputs = _outputs(func(*_unwrap(args), **kwargs), n, label)
         if check_lookahead and not self.data.live:  # live bars have no future to peek at
-            for cut in sorted({n // 3, 2 * n // 3} - {0}):
+            for cut in check_cuts(n):
                 try:
                     early = _outputs(func(*_unwrap(args, cut), **kwargs), cut, label)
                 except (ValueError, IndexError, TypeError) as error:

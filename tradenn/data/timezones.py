@@ -94,7 +94,10 @@ def bar_times(index: pd.DatetimeIndex, bars: Sequence[int | None] | np.ndarray) 
     DatetimeIndex
         One timestamp per position, with the dtype (unit and zone) of ``index``, unnamed.
     """
-    positions = np.array([-1 if b is None else b for b in bars], dtype=np.int64)
+    if isinstance(bars, np.ndarray) and bars.dtype.kind in "iu":
+        positions = bars.astype(np.int64)  # a copy
+    else:
+        positions = np.array([-1 if b is None else b for b in bars], dtype=np.int64)
     positions[(positions < 0) | (positions >= len(index))] = -1
     # take() with allow_fill maps -1 to NaT and keeps the zone; numpy datetime64 arrays cannot
     # hold a zone (np.full(..., dtype=index.dtype) fails on tz-aware dtypes).

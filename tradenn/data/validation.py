@@ -69,19 +69,21 @@ def validate(df: pd.DataFrame, source: str = "<frame>", *, line_offset: int | No
                     f"{source}: non-numeric {column} {str(values.iloc[bad[0]])!r} at "
                     f"{_where(df, bad[0], line_offset)}"
                 )
-    values = df[numeric_columns].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
-    nan_rows = np.flatnonzero(np.isnan(values).any(axis=1))
-    if len(nan_rows):
-        row = nan_rows[0]
-        column = numeric_columns[int(np.flatnonzero(np.isnan(values[row]))[0])]
+    if all(pd.api.types.is_numeric_dtype(df[c]) for c in numeric_columns):
+        columns = [df[c].to_numpy(dtype=np.float64) for c in numeric_columns]
+    else:
+        coerced = df[numeric_columns].apply(pd.to_numeric, errors="coerce")
+        columns = [coerced[c].to_numpy(dtype=np.float64) for c in numeric_columns]
+    nans = [np.isnan(col) for col in columns]
+    if any(m.any() for m in nans):
+        row = min(int(np.argmax(m)) for m in nans if m.any())
+        column = next(c for c, m in zip(numeric_columns, nans, strict=True) if m[row])
         raise DataError(
             f"{source}: missing value (NaN) in {column} at {_where(df, row, line_offset)}"
         )
-    open_, high, low, close, volume = values[:, :5].T
+    open_, high, low, close, volume = columns[:5]
     prices = [*PRICE_COLUMNS, *numeric_columns[5:]]
-    for column, col in zip(
-        prices, values[:, [0, 1, 2, 3, *range(5, values.shape[1])]].T, strict=True
-    ):
+    for column, col in zip(prices, [*columns[:4], *columns[5:]], strict=True):
         bad = np.flatnonzero(col <= 0)
         if len(bad):
             raise DataError(
