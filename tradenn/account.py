@@ -40,7 +40,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -308,10 +308,11 @@ class Trade:
         return self.book.account.submit(self.book, side, units, parent=self, reduce_only=True)
 
 
-@dataclass(frozen=True, slots=True)
-class Fill:
+class Fill(NamedTuple):
     """One execution: ``units`` of ``asset`` traded at ``price`` (costs included) for ``order``;
-    ``position`` and ``cash`` are the account right after it. ``id`` counts fills from 1."""
+    ``position`` and ``cash`` are the account right after it. ``id`` counts fills from 1.
+    Immutable (a named tuple: a frozen dataclass took three times as long to build, and a
+    backtest builds one per fill)."""
 
     id: int
     order: Order
@@ -1044,8 +1045,8 @@ def trade_targets(
     finalize: bool = False,
 ) -> Record:
     """Trade one asset to a target exposure per bar, as :meth:`Account.trade_to` would, with no
-    Python object per fill (the loop is :func:`tradenn.targets.trade_loop`, compiled when numba
-    is installed).
+    Python object per fill (the loop is :func:`tradenn.targets.trade_loop`, compiled for long
+    runs when numba is installed).
 
     The target decided at bar ``t`` (``targets[t]``, a signed fraction of equity) is traded,
     with the asset's ``costs``, at ``quotes[t + delay]`` on bar ``t + delay``; only bars where
@@ -1057,7 +1058,7 @@ def trade_targets(
     equity ``cash + units x close`` reaches 0 it is liquidated at that close and halted (a
     margin call). ``finalize`` closes what is open at the last close (``"end of data"``).
     """
-    from tradenn.targets import COMPILED, trade_loop
+    from tradenn import targets as kernel
 
     n = len(close)
     targets = np.asarray(targets, dtype=np.float64)
@@ -1077,14 +1078,15 @@ def trade_targets(
         bool(settings.fractional),
         bool(finalize),
     )
-    if COMPILED is not None:
+    loop = kernel.compiled() if m >= kernel.JIT_CHANGES else None
+    if loop is not None:
         buffers = [np.empty(size) for size in sizes]
         inputs = (bars, targets[changes], np.asarray(quotes, dtype=np.float64)[bars])
-        found = COMPILED(*inputs, close, *values, *buffers)
+        found = loop(*inputs, close, *values, *buffers)
     else:  # CPython indexes lists several times faster than arrays
         buffers = [[0.0] * size for size in sizes]
         inputs = (bars.tolist(), targets[changes].tolist(), np.asarray(quotes)[bars].tolist())
-        found = trade_loop(*inputs, close, *values, *buffers)
+        found = kernel.trade_loop(*inputs, close, *values, *buffers)
     nf, no, nt, _, _, fees, halted = found
     fills, orders, trades = (
         np.asarray(buffer[: width * rows], dtype=np.float64).reshape(rows, width)

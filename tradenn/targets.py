@@ -1,12 +1,13 @@
 """The account kernel's loop: a series of target changes traded on flat buffers of floats.
 
 :func:`tradenn.account.trade_targets` calls :func:`trade_loop` with the bars where the target
-changes. The loop is written once, in the subset of Python that numba compiles: with the
-optional extra ``tradenn[fast]`` (numba) installed it runs compiled, otherwise CPython runs the
-same source on Python lists (list indexing is several times cheaper than numpy's in CPython).
-Both give the same bits: the arithmetic is IEEE double precision in the same order either way
-(numba is not allowed to reassociate, no ``fastmath``), and ``tests/backtest/test_trade_targets``
-compares the two. Set ``TRADENN_JIT=0`` to run the CPython path with numba installed.
+changes. The loop is written once, in the subset of Python that numba compiles. With the
+optional extra ``tradenn[fast]`` (numba) installed, runs of :data:`JIT_CHANGES` target changes
+or more use it compiled; otherwise CPython runs the same source on Python lists (list indexing
+is several times cheaper than numpy's in CPython). Both give the same bits: the arithmetic is
+IEEE double precision in the same order either way (numba is not allowed to reassociate, no
+``fastmath``), and ``tests/backtest/test_trade_targets`` compares the two. ``TRADENN_JIT=0``
+keeps the CPython path with numba installed.
 
 Buffers (one flat list or array each, ``width`` values per row):
 
@@ -147,17 +148,25 @@ def trade_loop(
     return nf, no, nt, cash, units, fees, halted
 
 
-def _compiled():
-    """The loop compiled by numba (cached on disk), or None without numba or with
-    ``TRADENN_JIT=0``."""
-    if os.environ.get("TRADENN_JIT", "1") == "0":
-        return None
-    try:
-        import numba
-    except ImportError:
-        return None
-    return numba.njit(cache=True, nogil=True)(trade_loop)
+JIT_CHANGES = 2_000
+"""From this many target changes on, the compiled loop is used (when numba is installed): below
+it, importing numba and loading the compiled loop (about half a second per process, a few
+seconds the first time it compiles) costs more than CPython's loop (about 4 us per change)."""
+
+_COMPILED: list = []  # the compiled loop, once asked for (None: not available)
 
 
-COMPILED = _compiled()
-""":func:`trade_loop` compiled by numba, or None (the CPython path)."""
+def compiled():
+    """:func:`trade_loop` compiled by numba (cached on disk), or None without numba or with
+    ``TRADENN_JIT=0``; imported and compiled on first use."""
+    if not _COMPILED:
+        loop = None
+        if os.environ.get("TRADENN_JIT", "1") != "0":
+            try:
+                import numba
+            except ImportError:
+                pass
+            else:
+                loop = numba.njit(cache=True, nogil=True)(trade_loop)
+        _COMPILED.append(loop)
+    return _COMPILED[0]

@@ -103,5 +103,5 @@ def test_on_long_data_positions_is_proved_causal_on_prefixes_of_its_first_20000_
 
     Backtest(frame, Recorded).run()
     assert seen == [50_000, 6_666, 13_333]  # a third and two thirds of 20,000, not of 50,000
-    with pytest.raises(LookAheadError, match="Peeking.positions uses future data"):
+    with pytest.raises(LookAheadError, match=r"Peeking\.positions uses future data"):
         Backtest(frame, Peeking).run()

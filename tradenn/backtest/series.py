@@ -70,7 +70,7 @@ class BarSeries:
     and ``np.asarray(s)`` cover the window up to now.
     """
 
-    __slots__ = ("__offset", "__values", "_clock", "name")
+    __slots__ = ("__crossings", "__offset", "__values", "_clock", "name")
 
     def __init__(self, values: np.ndarray, clock: Clock, name: str, offset: int = 0) -> None:
         self._clock = clock
@@ -84,6 +84,7 @@ class BarSeries:
         values.flags.writeable = False
         self.__values = values
         self.__offset = offset
+        self.__crossings: dict = {}
 
     def __getitem__(self, key):
         i = self._clock.i - self.__offset  # the current bar's position in the values
@@ -112,13 +113,32 @@ class BarSeries:
         return self._clock.i + 1
 
     def crossed_above(self, other: BarSeries) -> bool:
-        """``self[-2] < other[-2] and self[-1] > other[-1]``; False before the second bar. The
-        hot path of :func:`~tradenn.backtest.lib.crossover` (one call, no tuples: most
-        strategies ask this on every bar)."""
-        j, k = self._clock.i - self.__offset, other._clock.i - other.__offset
+        """``self[-2] < other[-2] and self[-1] > other[-1]``; False before the second bar.
+
+        The hot path of :func:`~tradenn.backtest.lib.crossover`, which most strategies ask on
+        every bar: for two series over the same bars the answer for every bar is worked out
+        once, with numpy, and each call reads it (bar ``t`` compares bars ``t - 1`` and ``t``
+        only, so nothing later is used). Rebinding either series starts over.
+        """
+        known = self.__crossings.get(other)
+        j = self._clock.i - self.__offset
+        if (
+            known is not None
+            and known[0] is other.__values
+            and known[1] == other.__offset
+            and 0 <= j < len(known[2])
+        ):
+            return known[2][j]
+        k = other._clock.i - other.__offset
         if j < 1 or k < 1:
             return False
         a, b = self.__values, other.__values
+        if j == k:
+            m = min(len(a), len(b))
+            crossed = (a[: m - 1] < b[: m - 1]) & (a[1:m] > b[1:m])
+            self.__crossings[other] = (b, other.__offset, [False, *crossed.tolist()])
+            if j < m:
+                return bool(crossed[j - 1])
         return bool(a[j - 1] < b[k - 1] and a[j] > b[k])
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
