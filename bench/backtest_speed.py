@@ -13,9 +13,13 @@ synthetic one-minute GBM bars (``tradenn.data.gbm``, seed 0). Four runs, in one 
   ``Backtest(...).run()``.
 
 Every time is the best of ``--repeat`` runs (default 3) and covers the whole run: indicators,
-the simulation, statistics and the trade and order tables. Trades and final equity are
-printed for each tool (the three should agree closely; backtesting.py sizes an all-in order on
-cash, tradenn on equity after costs, so a unit here and there may differ). Run:
+the simulation, statistics and the trades table (``Result.orders`` is built when first read;
+backtesting.py has no order table). The first run's time is printed too: with the optional
+extra ``tradenn[fast]`` it includes importing numba and loading the compiled account loop (or
+compiling it, the first time on a machine); ``TRADENN_JIT=0`` shows the CPython loop. Trades
+and final equity are printed for each tool (the three should agree closely; backtesting.py
+sizes an all-in order on cash, tradenn on equity after costs, so a unit here and there may
+differ). Run:
 ``python bench/backtest_speed.py`` (``--bars N`` for another length, ``--repeat K``).
 """
 
@@ -76,13 +80,20 @@ class SmaCrossBt(backtesting.Strategy):
             self.sell()
 
 
-def best_of(repeat: int, run) -> tuple[float, object]:
+def best_of(repeat: int, run) -> tuple[float, float, object]:
+    """The best time of ``repeat`` runs, the first run's time, and the last result."""
     times, out = [], None
     for _ in range(repeat):
         start = time.perf_counter()
         out = run()
         times.append(time.perf_counter() - start)
-    return min(times), out
+    return min(times), times[0], out
+
+
+def _numba() -> bool:
+    from tradenn import targets
+
+    return targets.compiled() is not None
 
 
 def main() -> None:
@@ -95,7 +106,7 @@ def main() -> None:
         f"{len(frame):,} one-minute GBM bars; os.cpu_count() = {os.cpu_count()}, load average "
         f"{os.getloadavg()[0]:.2f}; backtesting {version('backtesting')}"
     )
-    rows = []  # (label, seconds, trades, final equity)
+    rows = []  # (label, best seconds, first run's seconds, trades, final equity)
 
     def tradenn(strategy):
         return Backtest(frame, strategy, cash=CASH).run()
@@ -104,25 +115,28 @@ def main() -> None:
         ("tradenn next()", SmaCross),
         ("tradenn positions()", SmaCrossVectorized),
     ):
-        seconds, result = best_of(args.repeat, lambda s=strategy: tradenn(s))
-        rows.append((label, seconds, len(result.trades), result.stats["Equity Final [$]"]))
+        seconds, first, result = best_of(args.repeat, lambda s=strategy: tradenn(s))
+        rows.append((label, seconds, first, len(result.trades), result.stats["Equity Final [$]"]))
 
     def reference():
         return backtesting.Backtest(frame, SmaCrossBt, cash=CASH, finalize_trades=False).run()
 
-    seconds, stats = best_of(args.repeat, reference)
-    rows.append(("backtesting.py next()", seconds, len(stats._trades), stats["Equity Final [$]"]))
+    seconds, first, stats = best_of(args.repeat, reference)
+    trades, final = len(stats._trades), stats["Equity Final [$]"]
+    rows.append(("backtesting.py next()", seconds, first, trades, final))
 
     base = rows[-1][1]
     print()
-    print(f"{'tool':<24} {'seconds':>9} {'bars/s':>12} {'vs backtesting.py':>18} {'trades':>8} "
-          f"{'final equity':>14}")  # fmt: skip
-    for label, seconds, trades, final in rows:
+    print(f"{'tool':<24} {'seconds':>9} {'bars/s':>12} {'vs backtesting.py':>18} "
+          f"{'first run [s]':>14} {'trades':>8} {'final equity':>14}")  # fmt: skip
+    for label, seconds, first, trades, final in rows:
         print(
             f"{label:<24} {seconds:>9.3f} {len(frame) / seconds:>12,.0f} "
-            f"{base / seconds:>17.1f}x {trades:>8,} {final:>14,.2f}"
+            f"{base / seconds:>17.1f}x {first:>14.3f} {trades:>8,} {final:>14,.2f}"
         )
     events, vectorized = base / rows[0][1], base / rows[1][1]
+    jit = "numba" if _numba() else "CPython (numba not installed or TRADENN_JIT=0)"
+    print(f"account loop for positions(): {jit}")
     for name, found, goal in (
         ("positions()", vectorized, TARGET_VECTORIZED),
         ("next()", events, TARGET_EVENTS),

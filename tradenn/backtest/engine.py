@@ -117,7 +117,8 @@ class Backtest(BacktestEngine):
         ``positions()`` when the strategy defines it.
     check_positions : bool
         Prove ``positions()`` causal on every run: it is called again on the first third and
-        two thirds of the data, whose targets must not change (see
+        two thirds of the data (of its first 20,000 bars when longer), whose targets must not
+        change (see
         :meth:`~tradenn.backtest.runner.Runner.targets`). A sweep checks a sample of its
         combinations this way and runs the rest without (see :func:`~tradenn.backtest.optimize.
         optimize`); ``tradenn check-lookahead`` is the thorough audit.

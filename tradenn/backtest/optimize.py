@@ -13,10 +13,11 @@ to each worker once; each trial sends back only its statistics and its per-bar e
 (float64, one array of length ``T - 1``), never the full result.
 
 Look-ahead: a single run proves a ``positions()`` strategy causal by calling it again on the
-first third and two thirds of the data (see :meth:`Backtest.run`). A sweep does that for
-:data:`CHECKED_TRIALS` combinations evenly spaced over it (the first and the last included) and
-runs the others without the two extra calls, which tripled a sweep's ``positions()`` cost; the
-best combination is re-run checked. ``tradenn check-lookahead`` is the thorough audit.
+first third and two thirds of the data, or of its first 20,000 bars (see :meth:`Backtest.run`).
+A sweep does that for :data:`CHECKED_TRIALS` combinations evenly spaced over it (the first and
+the last included) and runs the others without the two extra calls, which tripled a sweep's
+``positions()`` cost; the best combination is re-run checked. ``tradenn check-lookahead`` is
+the thorough audit.
 
 A combination that the strategy rejects (the engine turns its ``ValueError``/``TypeError`` into a
 :class:`BacktestError`) is a failed row with a NaN metric and the reason; the sweep goes on.

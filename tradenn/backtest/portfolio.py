@@ -8,7 +8,8 @@ trades towards those targets at the next bar's open (the close of the same bar w
 
 * **vectorized**: ``weights(self, data) -> DataFrame`` with one row per bar and one column per
   asset, computed once on the whole panel. Like ``positions()`` for one asset it is re-run on the
-  first third and the first two thirds of the data; if any weight it gave there changes, it used
+  first third and the first two thirds of the data (of its first 20,000 bars when longer); if
+  any weight it gave there changes, it used
   later bars and :class:`~tradenn.backtest.LookAheadError` is raised.
 * **event-driven**: ``next()`` calls ``self.rebalance({"SPX": 0.5, "MSFT": -0.2})``; the mapping is
   the whole target portfolio (assets not named go to 0). ``self.data[asset]`` is that asset's

@@ -16,7 +16,8 @@ Per bar ``i`` (open ``O``, high ``H``, low ``L``, close ``C``), always in this o
 
 **Finished frames** (:meth:`Runner.run`). Indicators are computed once over the whole frame;
 ``next()`` runs for every bar after the warm-up. ``positions()`` is called once on the whole
-frame (and on its first third and two thirds, to prove it causal), and only the bars where the
+frame (and on its first third and two thirds, of at most 20,000 bars, to prove it causal), and
+only the bars where the
 target changes are stepped: nothing else can happen between them, so the loop is over
 changes, not bars.
 
@@ -248,9 +249,9 @@ class Runner:
                 break
 
     def targets(self) -> np.ndarray:
-        """``positions()`` on the whole frame, proved causal on its first third and two
-        thirds (the values there must not change) unless the runner was made with
-        ``check=False``."""
+        """``positions()`` on the whole frame, proved causal on the prefixes that
+        :func:`~tradenn.backtest.series.check_cuts` gives (the values there must not change)
+        unless the runner was made with ``check=False``."""
         frame, n = self.frame, len(self.frame)
         targets = target_array(self._call(self.strategy.positions, frame.copy()), n, self.name)
         cuts = check_cuts(n) if self.check else []

@@ -262,7 +262,8 @@ class Strategy(StrategyBase):
         (a tuple for several outputs).
 
         With ``check_lookahead`` (the default) the indicator is computed again on the first
-        third and the first two thirds of the data; if any value it gave there changes, it used
+        third and the first two thirds of the data (of its first 20,000 bars when longer,
+        :func:`~tradenn.backtest.series.check_cuts`); if any value it gave there changes, it used
         later bars, and :class:`LookAheadError` is raised. Pass ``check_lookahead=False`` only
         for an indicator too costly to compute three times, and only if it is causal.
         """
