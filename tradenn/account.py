@@ -38,6 +38,7 @@ that cannot be afforded is rejected and recorded, never silently resized.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple
@@ -209,7 +210,7 @@ def _check_number(name: str, value: Any, ok, rule: str) -> None:
 # ---------------------------------------------------------------------------- records
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Order:
     """An instruction to trade, as placed by ``Strategy.buy``/``sell``, a bracket or a target.
 
@@ -253,7 +254,7 @@ class Order:
         )
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Trade:
     """One position lot: opened by a fill, closed (wholly or in parts) by later fills.
 
@@ -1021,13 +1022,15 @@ class Record:
         name, closed = book.name, book.closed_trades
         fills = [(f.bar, f.position, f.cash) for f in account.fills if f.asset == name]
         orders = [o for o in account.order_log if o.asset == name]
+        rows = list(map(operator.attrgetter(*ORDER_FIELDS), orders))
+        columns = zip(*rows, strict=True) if rows else ([] for _ in ORDER_FIELDS)
         return cls(
             fills=np.array(fills, dtype=np.float64).reshape(-1, 3),
             trades=np.array(
-                [[getattr(t, k) for k in TRADE_FIELDS[:-1]] for t in closed], dtype=np.float64
+                list(map(operator.attrgetter(*TRADE_FIELDS[:-1]), closed)), dtype=np.float64
             ).reshape(-1, 6),
             trade_tags=[t.tag for t in closed],
-            orders={k: [getattr(o, k) for o in orders] for k in ORDER_FIELDS},
+            orders={k: list(c) for k, c in zip(ORDER_FIELDS, columns, strict=True)},
             commissions=book.commissions,
             halted=account.halted,
             rejected=sum(o.status == "rejected" for o in orders),

@@ -20,6 +20,7 @@ from tradenn.backtest.result import (
     trades_frame,
 )
 from tradenn.backtest.runner import Runner, parameter_values
+from tradenn.backtest.series import frame_arrays
 from tradenn.backtest.strategy import Strategy
 from tradenn.data.panel import is_panel
 from tradenn.data.validation import validate
@@ -208,6 +209,7 @@ class Backtest(BacktestEngine):
             self.data,
             vectorized=self.vectorized,
             check=self.check_positions,
+            arrays=self._derive("arrays", lambda: frame_arrays(self.data)),
         )
 
     # --------------------------------------------------------------------------- results

@@ -143,6 +143,8 @@ class Runner:
         Let the strategy's training show progress bars (``strategy.progress``).
     check : bool
         Prove ``positions()`` causal in :meth:`run` (see :meth:`targets`).
+    arrays : dict, optional
+        ``frame``'s columns as arrays, when the caller already has them (a sweep reuses them).
     """
 
     def __init__(
@@ -158,6 +160,7 @@ class Runner:
         store: Any = None,
         progress: bool = False,
         check: bool = True,
+        arrays: dict[str, np.ndarray] | None = None,
     ) -> None:
         self.strategy_class = strategy
         self.check = check
@@ -173,7 +176,10 @@ class Runner:
         self.frame = frame
         self.window = BarWindow(frame) if live else None
         self.strategy = strategy(
-            self.account, BarData(frame, self.clock, live=live), self.clock, self.params
+            self.account,
+            BarData(frame, self.clock, live=live, arrays=arrays),
+            self.clock,
+            self.params,
         )
         self.strategy.store, self.strategy.progress = store, progress
         # Live state: bars seen, the window kept, whether next() has started, the target.

@@ -170,6 +170,11 @@ class BarSeries:
         return self.__values
 
 
+def frame_arrays(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The columns of ``frame`` as numpy arrays, by name (what :class:`BarData` shows)."""
+    return {str(c): frame[c].to_numpy() for c in frame.columns}
+
+
 class BarData:
     """The price frame as seen from the current bar.
 
@@ -179,12 +184,20 @@ class BarData:
     """
 
     def __init__(
-        self, frame: pd.DataFrame, clock: Clock, offset: int = 0, *, live: bool = False
+        self,
+        frame: pd.DataFrame,
+        clock: Clock,
+        offset: int = 0,
+        *,
+        live: bool = False,
+        arrays: dict[str, np.ndarray] | None = None,
     ) -> None:
         self._clock = clock
         self.live = live  # bars arrive one by one (paper trading): nothing later exists yet
+        if arrays is None:  # ``arrays``: the frame's columns, when the caller already has them
+            arrays = frame_arrays(frame)
         self._columns = {
-            str(c): BarSeries(frame[c].to_numpy(), clock, str(c), offset) for c in frame.columns
+            name: BarSeries(values, clock, name, offset) for name, values in arrays.items()
         }
         for name, series in self._columns.items():
             if name.isidentifier():
