@@ -37,6 +37,7 @@ that cannot be afforded is rejected and recorded, never silently resized.
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
 from collections.abc import Mapping, Sequence
@@ -86,7 +87,7 @@ class CostModel:
     spread: float = 0.0
     slippage_bps: float = 0.0
 
-    @property
+    @functools.cached_property
     def price_impact(self) -> float:
         """Fraction of the quoted price a buy pays above it (and a sell receives below it)."""
         return self.spread / 2 + self.slippage_bps / 10_000
@@ -515,9 +516,10 @@ class Account:
                     f"size {size} is neither a fraction of equity (0 < size < 1) nor whole units; "
                     "pass fractional=True to Backtest for fractional units"
                 )
-        for name, value in (("limit", limit), ("stop", stop), ("sl", sl), ("tp", tp)):
-            if value is not None and not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a positive price, got {value}")
+        if limit is not None or stop is not None or sl is not None or tp is not None:
+            for name, value in (("limit", limit), ("stop", stop), ("sl", sl), ("tp", tp)):
+                if value is not None and not (math.isfinite(value) and value > 0):
+                    raise ValueError(f"{name} must be a positive price, got {value}")
         order = Order(int(side), size, limit, stop, sl, tp, tag, self.bar, parent, reduce_only)
         if self.settings.exclusive_orders and parent is None and not reduce_only:
             for pending in book.orders:
