@@ -12,7 +12,8 @@ synthetic one-minute GBM bars (``tradenn.data.gbm``, seed 0). Four runs, in one 
 * backtesting.py ``next()``: the same rule in its API (``position.close()`` then ``buy()``),
   ``Backtest(...).run()``.
 
-Every time is the best of ``--repeat`` runs (default 3) and covers the whole run: indicators,
+The tools run in turn, ``--repeat`` rounds (default 5); each time is a tool's best round and
+covers the whole run: indicators,
 the simulation, statistics and the trades table (``Result.orders`` is built when first read;
 backtesting.py has no order table). The first run's time is printed too: with the optional
 extra ``tradenn[fast]`` it includes importing numba and loading the compiled account loop (or
@@ -80,16 +81,6 @@ class SmaCrossBt(backtesting.Strategy):
             self.sell()
 
 
-def best_of(repeat: int, run) -> tuple[float, float, object]:
-    """The best time of ``repeat`` runs, the first run's time, and the last result."""
-    times, out = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        out = run()
-        times.append(time.perf_counter() - start)
-    return min(times), times[0], out
-
-
 def _numba() -> bool:
     from tradenn import targets
 
@@ -99,31 +90,36 @@ def _numba() -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bars", type=int, default=200_000, help="bars (default 200,000)")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per tool; the best counts")
+    parser.add_argument("--repeat", type=int, default=5, help="rounds; each tool's best counts")
     args = parser.parse_args()
     frame = gbm(args.bars, sigma=0.2, bars_per_year=252 * 390, freq="min", seed=0)
     print(
         f"{len(frame):,} one-minute GBM bars; os.cpu_count() = {os.cpu_count()}, load average "
         f"{os.getloadavg()[0]:.2f}; backtesting {version('backtesting')}"
     )
+    tools = {
+        "tradenn next()": lambda: Backtest(frame, SmaCross, cash=CASH).run(),
+        "tradenn positions()": lambda: Backtest(frame, SmaCrossVectorized, cash=CASH).run(),
+        "backtesting.py next()": lambda: backtesting.Backtest(
+            frame, SmaCrossBt, cash=CASH, finalize_trades=False
+        ).run(),
+    }
+    # Round robin, one run of each tool per round: a slow spell of this shared machine then
+    # slows every tool, not only the one that happened to be running.
+    times: dict[str, list[float]] = {label: [] for label in tools}
+    outcome = {}
+    for _ in range(args.repeat):
+        for label, run in tools.items():
+            start = time.perf_counter()
+            outcome[label] = run()
+            times[label].append(time.perf_counter() - start)
     rows = []  # (label, best seconds, first run's seconds, trades, final equity)
-
-    def tradenn(strategy):
-        return Backtest(frame, strategy, cash=CASH).run()
-
-    for label, strategy in (
-        ("tradenn next()", SmaCross),
-        ("tradenn positions()", SmaCrossVectorized),
-    ):
-        seconds, first, result = best_of(args.repeat, lambda s=strategy: tradenn(s))
-        rows.append((label, seconds, first, len(result.trades), result.stats["Equity Final [$]"]))
-
-    def reference():
-        return backtesting.Backtest(frame, SmaCrossBt, cash=CASH, finalize_trades=False).run()
-
-    seconds, first, stats = best_of(args.repeat, reference)
-    trades, final = len(stats._trades), stats["Equity Final [$]"]
-    rows.append(("backtesting.py next()", seconds, first, trades, final))
+    for label, found in outcome.items():
+        if label.startswith("backtesting.py"):
+            trades, final = len(found._trades), found["Equity Final [$]"]
+        else:
+            trades, final = len(found.trades), found.stats["Equity Final [$]"]
+        rows.append((label, min(times[label]), times[label][0], trades, final))
 
     base = rows[-1][1]
     print()

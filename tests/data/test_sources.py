@@ -88,3 +88,13 @@ def test_bundled_files_ship_inside_the_package():
     for dataset in BUNDLED.values():
         assert dataset.path.is_file() and os.sep + "tradenn" + os.sep in str(dataset.path)
     assert np.isfinite(load("GOOGL")["Adj Close"]).all()
+
+
+def test_bars_per_year_is_remembered_per_index_object_only():
+    daily = pd.date_range("2020-01-01", periods=800, freq="B")
+    hourly = pd.date_range("2020-01-01", periods=800, freq="h")
+    assert bars_per_year(daily) == 252.0
+    assert bars_per_year(hourly) == 8766.0  # 24 x 365.25
+    assert bars_per_year(daily) == 252.0  # remembered, and not confused with the other index
+    weekly = pd.DatetimeIndex(daily[::5])  # a new index: measured afresh
+    assert bars_per_year(weekly) == 52.0

@@ -19,7 +19,7 @@ from tradenn.backtest.result import (
     trade_columns,
     trades_frame,
 )
-from tradenn.backtest.runner import Runner, parameter_values
+from tradenn.backtest.runner import Runner, fewer_collections, parameter_values
 from tradenn.backtest.series import frame_arrays
 from tradenn.backtest.strategy import Strategy
 from tradenn.data.panel import is_panel
@@ -189,16 +189,18 @@ class Backtest(BacktestEngine):
     def run(self, **params: Any) -> Result:
         """Run the strategy with its parameters overridden by ``params``; return a Result."""
         values = parameter_values(self.strategy, params)
-        runner = self._runner(values)
-        return self._result(runner, runner.run(finalize=self.finalize_trades), values)
+        with fewer_collections():
+            runner = self._runner(values)
+            return self._result(runner, runner.run(finalize=self.finalize_trades), values)
 
     def evaluate(self, **params: Any) -> tuple[pd.Series, np.ndarray]:
         """The statistics and the per-bar equity of one run, without the tables a
         :class:`Result` holds (orders, positions, indicators): what a sweep keeps of each
         combination. ``stats`` equals ``run(**params).stats``."""
         values = parameter_values(self.strategy, params)
-        record = self._runner(values).run(finalize=self.finalize_trades)
-        stats, equity, _, _ = self._statistics(record)
+        with fewer_collections():
+            record = self._runner(values).run(finalize=self.finalize_trades)
+            stats, equity, _, _ = self._statistics(record)
         return stats, equity
 
     def _runner(self, values: dict[str, Any]) -> Runner:
@@ -238,7 +240,7 @@ class Backtest(BacktestEngine):
             return self.bars_per_year
         from tradenn.data.calendar import bars_per_year
 
-        return self._derive("bpy", lambda: bars_per_year(pd.DatetimeIndex(self.data.index)))
+        return self._derive("bpy", lambda: bars_per_year(self.data.index))
 
     def _close(self) -> np.ndarray:
         return self._derive("close", lambda: self.data["Close"].to_numpy(dtype=np.float64))

@@ -40,6 +40,8 @@ first decision is at the first bar :meth:`Runner.advance` takes in.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -101,6 +103,27 @@ def warmup(strategy: Strategy, n: int) -> int:
             valid = np.flatnonzero(~np.isnan(values))
             start = max(start, int(valid[0]) if len(valid) else n)
     return start
+
+
+@contextlib.contextmanager
+def fewer_collections(every: int = 50_000):
+    """Run the block with Python's cyclic garbage collector triggered every ``every``
+    allocations instead of every 700, and blind to the objects that existed before it
+    (``gc.freeze``, unless someone else froze objects already). An event loop creates an order,
+    a fill and a lot per trade that live to the end of the run; re-scanning them, and whatever
+    else the process holds, cost a fifth of a long backtest. Garbage is still collected, only
+    less often; the thresholds and the frozen objects are restored afterwards."""
+    before = gc.get_threshold()
+    freeze = gc.get_freeze_count() == 0
+    if freeze:
+        gc.freeze()
+    gc.set_threshold(max(every, before[0]), *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        if freeze:
+            gc.unfreeze()
 
 
 def target_array(raw: Any, n: int, label: str) -> np.ndarray:
@@ -459,6 +482,10 @@ class PortfolioRunner:
 
     def run(self) -> None:
         """Step through every bar of the panel."""
+        with fewer_collections():
+            self._run()
+
+    def _run(self) -> None:
         strategy, account, prices, clock = self.strategy, self.account, self.prices, self.clock
         label = type(strategy).__name__
         names, n = self.assets, len(self.panel)

@@ -158,7 +158,8 @@ def _drawdown_array(values: np.ndarray) -> np.ndarray:
     peak = np.fmax.accumulate(values) if len(values) else values  # fmax: NaN bars do not reset it
     with np.errstate(divide="ignore", invalid="ignore"):
         out = 1.0 - values / peak
-    out[~(peak > 0)] = np.nan
+    if not (len(values) and values[0] > 0):  # else the running peak is positive throughout
+        out[~(peak > 0)] = np.nan
     return out
 
 
@@ -326,9 +327,12 @@ def compute_stats(
 
     # Per-bar returns; a bar after non-positive equity has none.
     previous = values[:-1]
-    returns = np.full(n - 1, np.nan)
-    np.divide(values[1:], previous, out=returns, where=previous > 0)
-    returns = returns[~np.isnan(returns)] - 1.0
+    if n > 1 and values.min() > 0:  # the usual case: every bar has a return
+        returns = values[1:] / previous - 1.0
+    else:
+        returns = np.full(n - 1, np.nan)
+        np.divide(values[1:], previous, out=returns, where=previous > 0)
+        returns = returns[~np.isnan(returns)] - 1.0
     excess = returns - risk_free_rate / bpy
     m = len(returns)
     std = float(np.std(returns, ddof=1)) if m > 1 else _NAN

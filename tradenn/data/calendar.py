@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import pandas as pd
 
@@ -35,13 +37,30 @@ def bar_label(index: pd.DatetimeIndex) -> str:
     return f"{seconds / _DAY:g}-day"
 
 
+_MEASURED: dict[int, tuple[weakref.ref, float]] = {}  # id(index) -> (the index, bars a year)
+
+
 def bars_per_year(index: pd.DatetimeIndex) -> float:
     """Bars in a year of this data, for annualizing returns, volatility and Sharpe ratios.
 
     Measured, not assumed: the number of bars per calendar year over the data's span, rounded to
     the conventions (252 trading days for daily equity data; 52 weekly; 12 monthly). Hourly FX
-    (about 24 x 5 bars a week) comes out near 6,200; 24/7 crypto hourly near 8,760.
+    (about 24 x 5 bars a week) comes out near 6,200; 24/7 crypto hourly near 8,760. An index is
+    immutable, so the answer is remembered for as long as the index lives (every backtest of the
+    same frame asks again).
     """
+    known = _MEASURED.get(id(index))
+    if known is not None and known[0]() is index:
+        return known[1]
+    value = _bars_per_year(index)
+    if isinstance(index, pd.DatetimeIndex):
+        for key in [k for k, (ref, _) in _MEASURED.items() if ref() is None]:
+            del _MEASURED[key]  # indexes that are gone
+        _MEASURED[id(index)] = (weakref.ref(index), value)
+    return value
+
+
+def _bars_per_year(index: pd.DatetimeIndex) -> float:
     if len(index) < 2:
         return 252.0
     index = wall_clock(pd.DatetimeIndex(index))  # the same answer with or without a zone
