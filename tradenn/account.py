@@ -1067,7 +1067,9 @@ def trade_targets(
 
     n = len(close)
     targets = np.asarray(targets, dtype=np.float64)
-    changes = np.flatnonzero(np.diff(targets, prepend=0.0))
+    changes = np.flatnonzero(targets[1:] != targets[:-1]) + 1  # bars where the target moves
+    if n and targets[0] != 0:
+        changes = np.concatenate(([0], changes))
     changes = changes[changes + delay < n]  # a change on the last bar never fills
     bars = changes + delay
     m = len(changes)
@@ -1126,7 +1128,9 @@ def _target_orders(rows: np.ndarray) -> dict[str, Sequence]:
         "fill_bar": bars,
         "fill_price": rows[:, 3],
         "reason": [""] * k,
-        "tag": np.array(_TAGS, dtype=object)[rows[:, 5].astype(np.int64)].tolist(),
+        "tag": [None] * k
+        if not rows[:, 5].any()
+        else np.array(_TAGS, dtype=object)[rows[:, 5].astype(np.int64)].tolist(),
     }
     if not filled.all():  # canceled orders (nothing to trade) have no fill
         columns["status"] = ["filled" if f else "canceled" for f in filled]

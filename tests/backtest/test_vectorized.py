@@ -111,3 +111,20 @@ def test_a_rebalance_smaller_than_one_unit_is_units_not_a_fraction():
     # the second change adds 5% of equity: well under one unit of a 1,100-point index
     assert 0 < after - before < 1
     assert after * close[20] == pytest.approx(0.55 * result.equity.iloc[20], rel=1e-9)
+
+
+def test_positions_may_change_the_frame_it_is_given_without_touching_the_data():
+    data = load("SPX").iloc[:300]
+    before = data.copy()
+
+    class Vandal(Strategy):
+        def positions(self, frame):
+            frame["Close"] *= 2.0
+            frame.iloc[0, 0] = -1.0
+            frame["Extra"] = 1.0
+            return np.ones(len(frame))
+
+    bt = Backtest(data, Vandal)
+    bt.run()
+    pd.testing.assert_frame_equal(bt.data, before)
+    pd.testing.assert_frame_equal(data, before)

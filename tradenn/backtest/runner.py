@@ -105,6 +105,16 @@ def warmup(strategy: Strategy, n: int) -> int:
     return start
 
 
+_COPY_ON_WRITE = int(pd.__version__.split(".")[0]) >= 3
+
+
+def _private(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` for a strategy to do as it likes with: a shallow copy where pandas copies on
+    write (pandas 3: changing it copies what changes, the data stays untouched), a deep copy
+    otherwise."""
+    return frame.copy(deep=not _COPY_ON_WRITE)
+
+
 @contextlib.contextmanager
 def fewer_collections(every: int = 50_000):
     """Run the block with Python's cyclic garbage collector triggered every ``every``
@@ -282,11 +292,11 @@ class Runner:
         :func:`~tradenn.backtest.series.check_cuts` gives (the values there must not change)
         unless the runner was made with ``check=False``."""
         frame, n = self.frame, len(self.frame)
-        targets = target_array(self._call(self.strategy.positions, frame.copy()), n, self.name)
+        targets = target_array(self._call(self.strategy.positions, _private(frame)), n, self.name)
         cuts = check_cuts(n) if self.check else []
         for cut in cuts:
             early = target_array(
-                self._call(self.strategy.positions, frame.iloc[:cut].copy()), cut, self.name
+                self._call(self.strategy.positions, _private(frame.iloc[:cut])), cut, self.name
             )
             try:
                 check_causal(targets[:cut], early, f"{self.name}.positions")
@@ -593,9 +603,9 @@ class PortfolioRunner:
         panel, strategy = self.panel, self.strategy
         n = len(panel)
         label = f"{type(strategy).__name__}.weights"
-        full = self._weight_matrix(strategy.weights(panel.copy()), n, label)
+        full = self._weight_matrix(strategy.weights(_private(panel)), n, label)
         for cut in check_cuts(n):
-            early = self._weight_matrix(strategy.weights(panel.iloc[:cut].copy()), cut, label)
+            early = self._weight_matrix(strategy.weights(_private(panel.iloc[:cut])), cut, label)
             for a, name in enumerate(self.assets):
                 try:
                     check_causal(full[:cut, a], early[:, a], f"{label} for {name!r}")

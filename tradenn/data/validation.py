@@ -7,6 +7,7 @@ are allowed. :func:`validate` enforces it and names the first offending row.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 
 import numpy as np
@@ -74,23 +75,26 @@ def validate(df: pd.DataFrame, source: str = "<frame>", *, line_offset: int | No
     else:
         coerced = df[numeric_columns].apply(pd.to_numeric, errors="coerce")
         columns = [coerced[c].to_numpy(dtype=np.float64) for c in numeric_columns]
-    nans = [np.isnan(col) for col in columns]
-    if any(m.any() for m in nans):
-        row = min(int(np.argmax(m)) for m in nans if m.any())
-        column = next(c for c, m in zip(numeric_columns, nans, strict=True) if m[row])
-        raise DataError(
-            f"{source}: missing value (NaN) in {column} at {_where(df, row, line_offset)}"
-        )
+    # Whole-column reductions first (one pass, no temporary array); where one reports a
+    # problem, the mask finds the first row.
+    if any(math.isnan(float(col.sum())) for col in columns):  # a NaN (or inf - inf) somewhere
+        nans = [np.isnan(col) for col in columns]
+        if any(m.any() for m in nans):
+            row = min(int(np.argmax(m)) for m in nans if m.any())
+            column = next(c for c, m in zip(numeric_columns, nans, strict=True) if m[row])
+            raise DataError(
+                f"{source}: missing value (NaN) in {column} at {_where(df, row, line_offset)}"
+            )
     open_, high, low, close, volume = columns[:5]
     prices = [*PRICE_COLUMNS, *numeric_columns[5:]]
     for column, col in zip(prices, [*columns[:4], *columns[5:]], strict=True):
-        bad = np.flatnonzero(col <= 0)
-        if len(bad):
+        if col.min() <= 0:
+            bad = np.flatnonzero(col <= 0)
             raise DataError(
                 f"{source}: non-positive {column} {col[bad[0]]:g} at "
                 f"{_where(df, bad[0], line_offset)}"
             )
-    bad = np.flatnonzero(volume < 0)
+    bad = np.flatnonzero(volume < 0) if volume.min() < 0 else ()
     if len(bad):
         raise DataError(
             f"{source}: negative Volume {volume[bad[0]]:g} at {_where(df, bad[0], line_offset)}"
