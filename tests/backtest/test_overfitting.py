@@ -186,6 +186,15 @@ def test_pbo_rejects_bad_input():
         probability_of_backtest_overfitting(np.zeros(100))
 
 
+def test_trial_sharpes_are_trial_moments_sharpes_to_the_bit():
+    rng = np.random.default_rng(8)
+    matrix = rng.normal(0.0003, 0.01, (700, 40))
+    matrix[:, 5] = 0.002  # a trial that does not vary: NaN in both
+    np.testing.assert_array_equal(
+        overfitting.trial_sharpes(matrix), trial_moments(matrix)[0], strict=True
+    )
+
+
 def test_trial_moments_match_one_column_at_a_time():
     rng = np.random.default_rng(7)
     matrix = rng.standard_t(5, (300, 4)) * 0.01 + 0.001
@@ -198,3 +207,15 @@ def test_trial_moments_match_one_column_at_a_time():
         assert skews[k] == pytest.approx(np.mean(centered**3) / np.std(column) ** 3, rel=1e-10)
         assert kurtoses[k] == pytest.approx(np.mean(centered**4) / np.var(column) ** 2, rel=1e-10)
     assert np.isnan([sharpes[2], skews[2], kurtoses[2]]).all()
+
+
+def test_pbo_counts_a_missing_return_as_zero():
+    rng = np.random.default_rng(9)
+    matrix = rng.normal(0.0, 0.01, (96, 5))
+    holes = matrix.copy()
+    holes[[3, 40, 77], [0, 2, 4]] = np.nan
+    zeros = np.nan_to_num(holes, nan=0.0)
+    found = probability_of_backtest_overfitting(holes, n_blocks=6)
+    np.testing.assert_array_equal(
+        found.logits, probability_of_backtest_overfitting(zeros, 6).logits
+    )

@@ -48,6 +48,7 @@ from tradenn.backtest.overfitting import (
     deflated_sharpe_ratio,
     probability_of_backtest_overfitting,
     trial_moments,
+    trial_sharpes,
 )
 from tradenn.backtest.result import Result
 from tradenn.backtest.stats import STAT_KEYS, compute_stats
@@ -620,17 +621,18 @@ def _guards(
     """Deflated Sharpe ratio of trial ``best`` and the PBO of all trials (excess returns)."""
     index = backtest.data.index
     bpy = backtest.bars_per_year or (_infer_bars_per_year(index) if len(index) > 1 else 1.0)
-    excess = returns - backtest.risk_free_rate / bpy
-    sharpes, skews, kurtoses = trial_moments(excess)
+    excess = returns - backtest.risk_free_rate / bpy if backtest.risk_free_rate else returns
+    sharpes = trial_sharpes(excess)
     finite = sharpes[np.isfinite(sharpes)]
     dsr = math.nan
     if math.isfinite(sharpes[best]) and len(excess) >= 2:
+        _, skew, kurtosis = (float(v[0]) for v in trial_moments(excess[:, best : best + 1]))
         variance = float(np.var(finite, ddof=1)) if len(finite) > 1 else 0.0
         dsr = deflated_sharpe_ratio(
             float(sharpes[best]),
             len(excess),
-            float(skews[best]),
-            float(kurtoses[best]),
+            skew,
+            kurtosis,
             n_trials=excess.shape[1],
             sr_variance=variance,
         )

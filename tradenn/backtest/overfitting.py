@@ -52,6 +52,7 @@ __all__ = [
     "probability_of_backtest_overfitting",
     "sharpe_moments",
     "trial_moments",
+    "trial_sharpes",
 ]
 
 EULER_GAMMA = 0.5772156649015329
@@ -123,6 +124,22 @@ def sharpe_moments(returns: np.ndarray) -> tuple[float, int, float, float]:
     return sr, len(r), skew, kurtosis
 
 
+def trial_sharpes(matrix: np.ndarray) -> np.ndarray:
+    """Per-bar Sharpe ratio of each column of a ``(T, N)`` matrix of returns, as
+    :func:`trial_moments` gives it (the same arithmetic), without the higher moments: two
+    passes over the matrix instead of five (a sweep needs every trial's Sharpe ratio but the
+    skewness and kurtosis of one)."""
+    n = len(matrix)
+    if n < 2:
+        return np.full(matrix.shape[1], np.nan)
+    return _sharpe(matrix.mean(axis=0), np.var(matrix, axis=0), n)
+
+
+def _sharpe(mean: np.ndarray, m2: np.ndarray, n: int) -> np.ndarray:
+    varies = m2 > 0
+    return np.where(varies, mean / np.sqrt(np.where(varies, m2, 1.0) * n / (n - 1)), np.nan)
+
+
 def trial_moments(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-bar Sharpe ratio, skewness and non-excess kurtosis of each column of a ``(T, N)``
     matrix of returns (``T`` finite returns per trial), as arrays of shape ``(N,)``; NaN where
@@ -139,10 +156,9 @@ def trial_moments(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     m4 = (squared * squared).mean(axis=0)
     varies = m2 > 0
     safe = np.where(varies, m2, 1.0)
-    sr = np.where(varies, mean / np.sqrt(safe * n / (n - 1)), np.nan)
     skew = np.where(varies, m3 / safe**1.5, np.nan)
     kurtosis = np.where(varies, m4 / safe**2, np.nan)
-    return sr, skew, kurtosis
+    return _sharpe(mean, m2, n), skew, kurtosis
 
 
 def probabilistic_sharpe_ratio(
@@ -304,7 +320,9 @@ def probability_of_backtest_overfitting(
             f"probability_of_backtest_overfitting: {t} bars are too few for {n_blocks} blocks "
             f"(need at least 2 bars per block)"
         )
-    matrix = np.nan_to_num(matrix[t - size * n_blocks :], nan=0.0)
+    matrix = matrix[t - size * n_blocks :]
+    if math.isnan(float(matrix.sum())):  # one pass; a NaN anywhere (or inf - inf) makes it NaN
+        matrix = np.nan_to_num(matrix, nan=0.0)
     blocks = matrix.reshape(n_blocks, size, n)
     # Every split as a boolean mask over the blocks: (C, S), True = in-sample. Combinations
     # come in lexicographic order, so split C - 1 - k is the complement of split k: one split's
