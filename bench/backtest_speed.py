@@ -11,6 +11,9 @@ synthetic one-minute GBM bars (``tradenn.data.gbm``, seed 0). Four runs, in one 
   on the first third and two thirds of the data, ``check_positions=True``, the default).
 * backtesting.py ``next()``: the same rule in its API (``position.close()`` then ``buy()``),
   ``Backtest(...).run()``.
+* vectorbt: the crossings as long and short entries, shifted one bar and filled at the open
+  (``Portfolio.from_signals(..., short_entries=..., price=open, size=inf, size_granularity=1)``)
+  and its ``stats()``. Its first run compiles with numba (or loads numba's on-disk cache).
 
 The tools run in turn, ``--repeat`` rounds (default 7); each time is a tool's best round and
 covers the whole run: indicators,
@@ -45,6 +48,7 @@ from tradenn.data import gbm
 from tradenn.features import sma
 
 CASH = 100_000
+VECTORBT = "vectorbt from_signals()"
 TARGET_VECTORIZED, TARGET_EVENTS = 100.0, 5.0  # the issue's goals: times faster than backtesting.py
 
 
@@ -88,6 +92,28 @@ def _numba() -> bool:
     return targets.compiled() is not None
 
 
+def vectorbt_run(frame: pd.DataFrame):
+    """The reversal in vectorbt: the portfolio and its statistics."""
+    import vectorbt as vbt
+
+    close, open_ = frame["Close"], frame["Open"]
+    fast = pd.Series(sma(close.to_numpy(), 10), index=frame.index)
+    slow = pd.Series(sma(close.to_numpy(), 20), index=frame.index)
+    up = (fast > slow) & (fast.shift(1) < slow.shift(1))  # crossed above at this close
+    down = (fast < slow) & (fast.shift(1) > slow.shift(1))
+    portfolio = vbt.Portfolio.from_signals(
+        close,
+        entries=up.shift(1, fill_value=False),  # traded at the next bar's open
+        short_entries=down.shift(1, fill_value=False),
+        price=open_,
+        size=np.inf,
+        size_granularity=1,  # whole units, as tradenn and backtesting.py here
+        init_cash=CASH,
+        freq="1min",
+    )
+    return portfolio, portfolio.stats()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bars", type=int, default=200_000, help="bars (default 200,000)")
@@ -98,7 +124,8 @@ def main() -> None:
     frame = gbm(args.bars, sigma=0.2, bars_per_year=252 * 390, freq="min", seed=0)
     print(
         f"{len(frame):,} one-minute GBM bars; os.cpu_count() = {os.cpu_count()}, load average "
-        f"{os.getloadavg()[0]:.2f}; backtesting {version('backtesting')}"
+        f"{os.getloadavg()[0]:.2f}; backtesting {version('backtesting')}, vectorbt "
+        f"{version('vectorbt')}"
     )
     tools = {
         "tradenn next()": lambda: Backtest(frame, SmaCross, cash=CASH).run(),
@@ -108,23 +135,30 @@ def main() -> None:
         ).run(),
     }
     # Round robin, one run of each tool per round: a slow spell of this shared machine then
-    # slows every tool, not only the one that happened to be running.
-    times: dict[str, list[float]] = {label: [] for label in tools}
+    # slows every tool, not only the one that happened to be running. vectorbt runs after the
+    # others: numba's threads keep spinning for a while after it and slow whatever runs next.
+    times: dict[str, list[float]] = {label: [] for label in [*tools, VECTORBT]}
     outcome = {}
-    for _ in range(args.repeat):
-        for label, run in tools.items():
-            start = time.perf_counter()
-            outcome[label] = run()
-            times[label].append(time.perf_counter() - start)
+    for rounds, group in (
+        (args.repeat, tools),
+        (args.repeat, {VECTORBT: lambda: vectorbt_run(frame)}),
+    ):
+        for _ in range(rounds):
+            for label, run in group.items():
+                start = time.perf_counter()
+                outcome[label] = run()
+                times[label].append(time.perf_counter() - start)
     rows = []  # (label, best seconds, first run's seconds, trades, final equity)
     for label, found in outcome.items():
         if label.startswith("backtesting.py"):
             trades, final = len(found._trades), found["Equity Final [$]"]
+        elif label.startswith("vectorbt"):  # it counts the trade still open; the others do not
+            trades, final = found[0].trades.closed.count(), found[0].final_value()
         else:
             trades, final = len(found.trades), found.stats["Equity Final [$]"]
         rows.append((label, min(times[label]), times[label][0], trades, final))
 
-    base = rows[-1][1]
+    base = rows[2][1]  # backtesting.py
     print()
     print(f"{'tool':<24} {'seconds':>9} {'bars/s':>12} {'vs backtesting.py':>18} "
           f"{'first run [s]':>14} {'trades':>8} {'final equity':>14}")  # fmt: skip

@@ -333,7 +333,7 @@ def compute_stats(
         returns = np.full(n - 1, np.nan)
         np.divide(values[1:], previous, out=returns, where=previous > 0)
         returns = returns[~np.isnan(returns)] - 1.0
-    excess = returns - risk_free_rate / bpy
+    excess = returns - risk_free_rate / bpy if risk_free_rate else returns
     m = len(returns)
     std = float(np.std(returns, ddof=1)) if m > 1 else _NAN
     mean_excess = float(np.mean(excess)) if m > 1 else _NAN
@@ -353,7 +353,7 @@ def compute_stats(
     if clock is None:  # durations in wall-clock time: no DST jumps
         clock = wall_clock(index).to_numpy()
     depths, durations = _episodes(dd, clock)
-    max_dd = float(np.nanmax(dd)) if not np.isnan(dd).all() else _NAN
+    max_dd = float(np.fmax.reduce(dd))  # NaN bars ignored; NaN only if every bar is
     if len(depths):
         avg_dd = float(depths.mean())
         max_dd_duration = pd.Timedelta(durations.max())
@@ -375,7 +375,7 @@ def compute_stats(
                 100.0 * float(np.mean(np.abs(position) > 0)) if len(position) else _NAN
             ),
             "Equity Final [$]": last,
-            "Equity Peak [$]": float(np.nanmax(values)) if not np.isnan(values).all() else _NAN,
+            "Equity Peak [$]": float(np.fmax.reduce(values)),
             "Return [%]": 100.0 * (growth - 1.0),
             "Buy & Hold Return [%]": buy_hold,
             "Return (Ann.) [%]": 100.0 * annual,
