@@ -92,9 +92,9 @@ def account_path(fills: np.ndarray, cash: float, n: int) -> tuple[np.ndarray, np
     # After the last fill of each bar: each value holds from its bar to the next fill's.
     last = np.flatnonzero(np.diff(bars, append=n))
     spans = np.diff(bars[last], append=n)
-    first = int(bars[0])
-    units = np.concatenate([np.zeros(first), np.repeat(fills[last, 1], spans)])
-    money = np.concatenate([np.full(first, float(cash)), np.repeat(fills[last, 2], spans)])
+    counts = np.concatenate(([bars[0]], spans))  # bars before the first fill, then each span
+    units = np.repeat(np.concatenate(([0.0], fills[last, 1])), counts)
+    money = np.repeat(np.concatenate(([float(cash)], fills[last, 2])), counts)
     return units, money
 
 

@@ -157,7 +157,8 @@ def _div(a: float, b: float) -> float:
 def _drawdown_array(values: np.ndarray) -> np.ndarray:
     peak = np.fmax.accumulate(values) if len(values) else values  # fmax: NaN bars do not reset it
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = 1.0 - values / peak
+        out = values / peak
+    np.subtract(1.0, out, out=out)
     if not (len(values) and values[0] > 0):  # else the running peak is positive throughout
         out[~(peak > 0)] = np.nan
     return out
@@ -328,7 +329,8 @@ def compute_stats(
     # Per-bar returns; a bar after non-positive equity has none.
     previous = values[:-1]
     if n > 1 and values.min() > 0:  # the usual case: every bar has a return
-        returns = values[1:] / previous - 1.0
+        returns = values[1:] / previous
+        returns -= 1.0
     else:
         returns = np.full(n - 1, np.nan)
         np.divide(values[1:], previous, out=returns, where=previous > 0)
