@@ -70,6 +70,37 @@ def available() -> dict[str, type[StrategyBase]]:
     return {name: load_strategy(name) for name in _ready_names()}
 
 
+def _run_file(path: Path, label: str):
+    """Run a user's strategy file as a module (their own code, run as Python); what goes wrong
+    while it runs is one :class:`StrategyNotFound` naming the file."""
+    name = f"_tradenn_user_strategy_{abs(hash(path.resolve()))}"
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except SystemExit as stop:
+        sys.modules.pop(name, None)
+        raise StrategyNotFound(
+            f"{label}: the file called sys.exit({stop.code!r}) while loading"
+        ) from None
+    except (KeyboardInterrupt, MemoryError):
+        sys.modules.pop(name, None)
+        raise
+    except BaseException as error:
+        sys.modules.pop(name, None)
+        where = ""
+        tb = error.__traceback__
+        while tb is not None:  # the deepest frame in the user's file
+            if Path(tb.tb_frame.f_code.co_filename).resolve() == path.resolve():
+                where = f" (line {tb.tb_lineno})"
+            tb = tb.tb_next
+        raise StrategyNotFound(
+            f"{label}{where}: loading it failed: {type(error).__name__}: {error}"
+        ) from None
+    return module
+
+
 def load_strategy(spec: str) -> type[StrategyBase]:
     """Resolve ``sma_cross``, ``strategies.sma_cross``, ``file.py`` or ``file.py:ClassName``.
 
@@ -95,12 +126,17 @@ def load_strategy(spec: str) -> type[StrategyBase]:
         path = Path(path_part)
         if not path.is_file():
             raise StrategyNotFound(f"{path_part}: no such file")
-        name = f"_tradenn_user_strategy_{abs(hash(path.resolve()))}"
-        module_spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(module_spec)
-        sys.modules[name] = module
-        module_spec.loader.exec_module(module)  # the user's own strategy code, run as Python
-        return _strategy_in(module, path_part, class_name or None)
+        return _strategy_in(_run_file(path, path_part), path_part, class_name or None)
+    if not all(part.isidentifier() for part in path_part.split(".")):
+        hint = ""
+        if Path(path_part).is_file():
+            hint = (
+                f"; a data file goes to --data {path_part}" if not path_part.endswith(".py") else ""
+            )
+        raise StrategyNotFound(
+            f"{spec!r} is neither a ready strategy (names: {', '.join(available())}) nor a "
+            f"Python file (path.py or path.py:ClassName){hint}"
+        )
     module_name = path_part if path_part.startswith("strategies.") else f"strategies.{path_part}"
     name = module_name.removeprefix("strategies.")
     if "." not in name and name not in _ready_names():  # a private module or a subpackage

@@ -145,7 +145,7 @@ class Settings:
     max_leverage: float | None = None
 
     def __post_init__(self) -> None:
-        _check_number("cash", self.cash, lambda v: v > 0, "> 0")
+        _check_number("cash", self.cash, lambda v: 0 < v < 1e15, "> 0 and below 1e15")
         _check_number("margin", self.margin, lambda v: 0 < v <= 1, "in (0, 1]")
         for name, (ok, rule) in _COST_RULES.items():
             value = getattr(self, name)

@@ -10,16 +10,19 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
+import os
 import signal
 import sys
 import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from tradenn import __version__
-from tradenn.errors import TradennError
+from tradenn.errors import StrategyFailure, TradennError
 
 
 class UsageError(TradennError):
@@ -166,13 +169,20 @@ def parse_params(pairs: list[str], defaults: dict) -> dict:
                 value = text.lower() in ("true", "1", "yes")
             elif isinstance(default, int):
                 value = int(text)
+                if not -(2**63) <= value < 2**63:
+                    raise UsageError(f"--param {pair}: {name} is too large (an int below 2**63)")
             elif isinstance(default, float):
                 value = float(text)
+                if not math.isfinite(value):
+                    raise UsageError(f"--param {pair}: {name} takes a finite float, got {text!r}")
             else:
                 value = text
         except ValueError:
             kind = type(default).__name__
-            raise UsageError(f"--param {pair}: {name} takes a {kind}, got {text!r}") from None
+            article = "an" if kind[0] in "aeiou" else "a"
+            raise UsageError(
+                f"--param {pair}: {name} takes {article} {kind}, got {text!r}"
+            ) from None
         params[name] = value
     return params
 
@@ -217,6 +227,26 @@ def _backtest_options(args: argparse.Namespace) -> dict:
     }
 
 
+def check_output(option: str, path: str | None, *, folder: bool = False) -> None:
+    """Refuse, before any work, an output the run could not write: ``path`` (a file, or with
+    ``folder`` a directory that may be created) must have an existing, writable folder."""
+    if not path:
+        return
+    target = Path(path)
+    if folder and target.exists() and not target.is_dir():
+        raise UsageError(f"{option} {path}: exists and is not a folder")
+    if not folder and target.is_dir():
+        raise UsageError(f"{option} {path}: is a folder; give a file name")
+    parent = target if folder else target.parent
+    while folder and not parent.exists() and parent != parent.parent:
+        parent = parent.parent  # the report creates the folders that are missing
+    parent = parent if str(parent) else Path(".")
+    if not parent.is_dir():
+        raise UsageError(f"{option} {path}: there is no folder {parent}")
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"{option} {path}: the folder {parent} is not writable")
+
+
 def _load_market(args: argparse.Namespace):
     """The --data source: one price frame, or for ``A,B,C`` a dict of frames (a portfolio)."""
     from tradenn import data
@@ -234,6 +264,8 @@ def _backtest(args: argparse.Namespace) -> int:
     from tradenn.backtest import engine_for
     from tradenn.data.calendar import bar_label
 
+    check_output("--plot", args.plot)
+    check_output("--report", args.report, folder=True)
     strategy = load_strategy(args.strategy)
     params = parse_params(args.param, strategy.parameters())
     market = _load_market(args)
@@ -280,6 +312,7 @@ def _compare(args: argparse.Namespace) -> int:
     from tradenn.backtest.compare import compare
     from tradenn.data.calendar import bar_label
 
+    check_output("--plot", args.plot)
     names = list(args.strategies) or list(available())
     if len(set(names)) != len(names):
         raise UsageError("compare: a strategy is named twice")
@@ -362,8 +395,15 @@ def _parse_grid(specs: list[str], defaults: dict) -> dict[str, Sequence]:
                 else Steps(start, step, count)
             )
         else:
-            pairs = [f"{name}={item}" for item in text.split(",")]
-            values = [parse_params([pair], defaults)[name] for pair in pairs]
+            try:
+                values = [
+                    parse_params([f"{name}={item}"], defaults)[name] for item in text.split(",")
+                ]
+            except UsageError as error:
+                reason = str(error).partition(": ")[2]  # without the --param prefix
+                raise UsageError(
+                    f"--grid {spec}: {reason}; expected name=start:stop:step or name=a,b,c"
+                ) from None
         grid[name] = values
     if not grid:
         raise UsageError("optimize: give at least one --grid name=start:stop:step")
@@ -376,6 +416,7 @@ def _optimize(args: argparse.Namespace) -> int:
     from tradenn.backtest import engine_for
     from tradenn.backtest.optimize import optimize, walk_forward_optimize
 
+    check_output("--heatmap", args.heatmap)
     strategy = load_strategy(args.strategy)
     defaults = strategy.parameters()
     grid = _parse_grid(args.grid, defaults)
@@ -704,6 +745,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.showwarning = _one_line_warning
     try:
         return int(args.handler(args) or 0)
+    except StrategyFailure as error:  # the strategy's own code failed while running
+        if args.debug:
+            raise
+        print(f"tradenn: failed: {error} (--debug shows the traceback)", file=sys.stderr)
+        return 1
     except TradennError as error:
         if args.debug:
             raise

@@ -19,3 +19,9 @@ class DataError(TradennError, ValueError):
 
 class BacktestError(TradennError):
     """A backtest that cannot run as configured (bad argument, parameter or strategy output)."""
+
+
+class StrategyFailure(BacktestError):
+    """A strategy's own code raised while running; the message names the strategy class, its
+    file and line, the hook (``init``, ``next``, ``positions``) and the bar. The command line
+    exits 1 for it (a failure while running, not bad input)."""

@@ -32,7 +32,7 @@ def test_bad_input_is_one_line_and_exit_2(capsys):
     cases = [
         (["backtest", "nope", "--no-plot"], "unknown strategy 'nope'"),
         (["backtest", "--param", "fats=3", "--no-plot"], "SmaCross has no parameter 'fats'"),
-        (["backtest", "--param", "fast=abc", "--no-plot"], "fast takes a int, got 'abc'"),
+        (["backtest", "--param", "fast=abc", "--no-plot"], "fast takes an int, got 'abc'"),
         (["backtest", "--param", "fast=30", "--no-plot"], "need 0 < fast < slow"),
         (["backtest", "--commission", "-1", "--no-plot"], "commission must be in [0, 1)"),
         (["backtest", "--data", "NOPE", "--no-plot"], "NOPE: unknown data source"),

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import inspect
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -61,7 +62,7 @@ from tradenn.backtest.series import (
 )
 from tradenn.backtest.strategy import Strategy, StrategyBase
 from tradenn.data.panel import panel_assets
-from tradenn.errors import BacktestError, TradennError
+from tradenn.errors import BacktestError, StrategyFailure, TradennError
 
 __all__ = [
     "DEFAULT_HISTORY",
@@ -134,6 +135,14 @@ def fewer_collections(every: int = 50_000):
         gc.set_threshold(*before)
         if freeze:
             gc.unfreeze()
+
+
+def strategy_file(strategy: type) -> str:
+    """The file a strategy class was defined in ('' when unknown)."""
+    try:
+        return inspect.getsourcefile(strategy) or ""
+    except (TypeError, OSError):
+        return ""
 
 
 def target_array(raw: Any, n: int, label: str) -> np.ndarray:
@@ -229,11 +238,34 @@ class Runner:
         return self.strategy_class.__name__
 
     def _call(self, method, *args):
-        """A strategy hook; a ValueError or TypeError is the strategy rejecting its setup."""
+        """A strategy hook; a ValueError or TypeError is the strategy rejecting its setup,
+        anything else its code failing (:class:`StrategyFailure`, naming where)."""
         try:
             return method(*args)
         except (ValueError, TypeError) as error:
             raise BacktestError(f"{self.name}: {error}") from error
+        except TradennError:
+            raise
+        except Exception as error:
+            raise self._failure(error, method.__name__, None) from error
+
+    def _failure(self, error: BaseException, hook: str, bar: int | None) -> StrategyFailure:
+        """``error`` raised by the strategy's ``hook`` (at ``bar``), as one line naming the
+        class, its file and the line that raised."""
+        where = strategy_file(self.strategy_class)
+        tb = error.__traceback__
+        while tb is not None:  # the deepest frame in the strategy's own file
+            if where and tb.tb_frame.f_code.co_filename == where:
+                where = f"{where}, line {tb.tb_lineno}"
+            tb = tb.tb_next
+        at = ""
+        if bar is not None and 0 <= bar < len(self.frame):
+            at = f" at bar {bar} ({self.frame.index[bar]})"
+        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        return StrategyFailure(
+            f"{self.name}.{hook} ({where or 'unknown file'}) raised {type(error).__name__}"
+            f"{': ' + message if message else ''}{at}"
+        )
 
     # ------------------------------------------------------------------- finished frames
 
@@ -272,20 +304,26 @@ class Runner:
             frame[c].to_numpy(dtype=np.float64).tolist() for c in _COLUMNS[:4]
         )  # Python floats: cheaper to index and compare in the loop
         next_, on_close = strategy.next, self.settings.trade_on_close
-        for i in range(n):  # bars are sequential: each decision sees the account the last left
-            clock.i = account.bar = i
-            book.last_close = closes[i]
-            if book.orders:
-                account.process_bar(book, i, opens[i], highs[i], lows[i])
-            if i >= start:
-                next_()
-                if on_close and book.orders:
-                    account.process_close(book, i, closes[i])
-            # Equity = cash + units x close is gone past a known price; check that, not equity.
-            if not account.ruin_low < closes[i] < account.ruin_high:
-                account.liquidate(i, {book.name: closes[i]}, "margin call: equity exhausted")
-                account.halted = True
-                break
+        i = -1
+        try:
+            for i in range(n):  # bars are sequential: each decision sees the account as left
+                clock.i = account.bar = i
+                book.last_close = closes[i]
+                if book.orders:
+                    account.process_bar(book, i, opens[i], highs[i], lows[i])
+                if i >= start:
+                    next_()
+                    if on_close and book.orders:
+                        account.process_close(book, i, closes[i])
+                # Equity = cash + units x close is gone past a known price; check that instead.
+                if not account.ruin_low < closes[i] < account.ruin_high:
+                    account.liquidate(i, {book.name: closes[i]}, "margin call: equity exhausted")
+                    account.halted = True
+                    break
+        except TradennError:
+            raise
+        except Exception as error:
+            raise self._failure(error, "next", i) from error
 
     def targets(self) -> np.ndarray:
         """``positions()`` on the whole frame, proved causal on the prefixes that

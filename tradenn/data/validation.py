@@ -17,6 +17,9 @@ from tradenn.errors import DataError
 
 PRICE_COLUMNS = ("Open", "High", "Low", "Close")
 OHLCV = (*PRICE_COLUMNS, "Volume")
+MAX_PRICE = 1e15
+"""Prices at or above this are refused: no instrument trades there, and cash times such a price
+overflows a float (equity would print inf or nan)."""
 
 
 def _where(df: pd.DataFrame, position: int, line_offset: int | None) -> str:
@@ -33,7 +36,8 @@ def validate(df: pd.DataFrame, source: str = "<frame>", *, line_offset: int | No
     """Check that ``df`` is a valid price frame; raise :class:`DataError` on the first problem.
 
     Checks, in order: not empty; columns Open, High, Low, Close, Volume present; values numeric
-    (these and ``Adj Close`` if present); no NaN; prices positive and volume non-negative;
+    (these and ``Adj Close`` if present); no NaN; nothing infinite; prices positive and below
+    :data:`MAX_PRICE`, volume non-negative;
     ``High >= max(Open, Close)`` and ``Low <= min(Open, Close)``; a
     :class:`~pandas.DatetimeIndex` that strictly increases (sorted, no duplicate timestamps).
     The index may be naive or tz-aware in one zone; a backtest keeps that zone in its results
@@ -85,9 +89,22 @@ def validate(df: pd.DataFrame, source: str = "<frame>", *, line_offset: int | No
             raise DataError(
                 f"{source}: missing value (NaN) in {column} at {_where(df, row, line_offset)}"
             )
+    for column, col in zip(numeric_columns, columns, strict=True):
+        if math.isinf(float(col.max())) or math.isinf(float(col.min())):
+            bad = np.flatnonzero(np.isinf(col))
+            raise DataError(
+                f"{source}: infinite {column} at {_where(df, bad[0], line_offset)} (a number "
+                f"beyond 1.8e308, such as 1e400, reads as infinite)"
+            )
     open_, high, low, close, volume = columns[:5]
     prices = [*PRICE_COLUMNS, *numeric_columns[5:]]
     for column, col in zip(prices, [*columns[:4], *columns[5:]], strict=True):
+        if col.max() >= MAX_PRICE:
+            bad = np.flatnonzero(col >= MAX_PRICE)
+            raise DataError(
+                f"{source}: implausible {column} {col[bad[0]]:g} at "
+                f"{_where(df, bad[0], line_offset)}: prices must be below {MAX_PRICE:g}"
+            )
         if col.min() <= 0:
             bad = np.flatnonzero(col <= 0)
             raise DataError(

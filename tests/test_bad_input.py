@@ -1,0 +1,129 @@
+"""Bad input through the real command line: one line on stderr naming what is wrong, exit 2
+(1 for a strategy whose own code fails while running), no traceback, no work done first."""
+
+from __future__ import annotations
+
+import pytest
+
+from tradenn.cli import main
+
+HEADER = "Date,Open,High,Low,Close,Volume\n2020-01-01,10,11,9,10,100\n2020-01-02,10,11,9,10,100\n"
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "row,named",
+    [
+        ("2020-01-03,10,inf,9,10,100", "infinite High at line 4 (2020-01-03)"),
+        ("2020-01-03,10,11,9,1e400,100", "infinite Close at line 4 (2020-01-03)"),
+        ("2020-01-03,10,11,9,10,inf", "infinite Volume at line 4 (2020-01-03)"),
+        ("2020-01-03,1e308,1e308,9,10,100", "implausible Open 1e+308 at line 4"),
+    ],
+)
+@pytest.mark.parametrize(
+    "command", [["data", "validate"], ["backtest", "sma_cross", "--no-plot", "--data"]]
+)
+def test_infinite_and_overflowing_values_are_refused(capsys, write_csv, row, named, command):
+    path = write_csv(HEADER + row + "\n")
+    code, out, err = run(capsys, *command, str(path))
+    assert code == 2
+    line = one_line(err)
+    assert str(path) in line and named in line
+    assert "Equity Final" not in out
+
+
+def test_a_strategy_spec_that_is_neither_a_name_nor_a_file_is_one_line(capsys, write_csv):
+    code, _, err = run(capsys, "backtest", "strategies..sma_cross", "--no-plot")
+    assert code == 2 and "'strategies..sma_cross' is neither a ready strategy" in one_line(err)
+    csv = write_csv(HEADER)
+    code, _, err = run(capsys, "backtest", str(csv), "--no-plot")
+    assert code == 2 and f"a data file goes to --data {csv}" in one_line(err)
+
+
+def test_a_strategy_file_that_fails_to_load_is_named_with_its_line(capsys, tmp_path):
+    exits = tmp_path / "exits.py"
+    exits.write_text("import sys\nsys.exit(3)\n")
+    code, _, err = run(capsys, "backtest", str(exits), "--no-plot")
+    assert code == 2 and f"{exits}: the file called sys.exit(3) while loading" in one_line(err)
+    broken = tmp_path / "broken.py"
+    broken.write_text("from tradenn.backtest import Strategy\n\nx = 1 / 0\n")
+    code, _, err = run(capsys, "backtest", str(broken), "--no-plot")
+    line = one_line(err)
+    assert code == 2 and f"{broken} (line 3): loading it failed: ZeroDivisionError" in line
+
+
+STRATEGIES = {
+    "next": (
+        "class Failing(Strategy):\n    def next(self):\n        if len(self.data) > 25:\n"
+        "            1 / 0\n",
+        "Failing.next ({path}, line 7) raised ZeroDivisionError: division by zero at bar 25",
+    ),
+    "order": (
+        "class Failing(Strategy):\n    def next(self):\n        self.buy(size=-5)\n",
+        "Failing.next ({path}, line 6) raised ValueError: size must be a positive number",
+    ),
+    "positions": (
+        "class Failing(Strategy):\n    def positions(self, data):\n        return {}['x']\n",
+        "Failing.positions ({path}, line 6) raised KeyError: 'x'",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(STRATEGIES))
+def test_a_strategy_that_raises_is_named_with_its_file_line_and_bar(capsys, tmp_path, kind):
+    source, expected = STRATEGIES[kind]
+    path = tmp_path / "failing.py"
+    path.write_text("from tradenn.backtest import Strategy\n\n\n" + source)
+    code, out, err = run(capsys, "backtest", f"{path}:Failing", "--no-plot")
+    assert code == 1
+    assert expected.format(path=path) in one_line(err)
+    assert "Equity Final" not in out
+
+
+def test_compare_keeps_the_others_when_one_strategy_fails(capsys, tmp_path):
+    path = tmp_path / "failing.py"
+    path.write_text("from tradenn.backtest import Strategy\n\n\n" + STRATEGIES["next"][0])
+    code, out, err = run(capsys, "compare", "sma_cross", f"{path}:Failing", "--quiet", "--no-plot")
+    assert code == 1
+    assert "sma_cross" in out and "buy_and_hold" in out  # the leaderboard of the others
+    assert "Failing.next" in err and "ZeroDivisionError" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "argv,named",
+    [
+        (["--cash", "1e308"], "cash must be > 0 and below 1e15, got 1e+308"),
+        (["--param", "slow=99999999999999999999"], "slow is too large"),
+        (["--param", "fast=nan"], None),  # an int parameter: not an int
+        (
+            ["--plot", "/nonexistent/folder/x.png"],
+            "--plot /nonexistent/folder/x.png: there is no folder",
+        ),
+    ],
+)
+def test_bad_numbers_and_paths_are_refused_before_the_run(capsys, argv, named):
+    code, out, err = run(capsys, "backtest", "sma_cross", *argv)
+    assert code == 2
+    line = one_line(err)
+    assert named is None or named in line
+    assert "Equity Final" not in out  # nothing ran
+
+
+def test_a_grid_value_of_the_wrong_form_names_grid_and_the_forms(capsys):
+    code, _, err = run(capsys, "optimize", "sma_cross", "--grid", "fast=5-20")
+    line = one_line(err)
+    assert code == 2
+    assert line.startswith("tradenn: error: --grid fast=5-20: fast takes an int")
+    assert "name=start:stop:step or name=a,b,c" in line
