@@ -127,3 +127,35 @@ def test_a_grid_value_of_the_wrong_form_names_grid_and_the_forms(capsys):
     assert code == 2
     assert line.startswith("tradenn: error: --grid fast=5-20: fast takes an int")
     assert "name=start:stop:step or name=a,b,c" in line
+
+
+def test_data_shorter_than_the_warm_up_gets_a_warning_naming_file_bars_and_strategy(
+    capsys, write_csv
+):
+    rows = "".join(f"2020-01-{d:02d},10,11,9,10,100\n" for d in range(3, 16))
+    path = write_csv(HEADER + rows)  # 15 bars; sma_cross needs 20
+    code, out, err = run(capsys, "backtest", "sma_cross", "--data", str(path), "--no-plot")
+    assert code == 0 and "# Trades" in out
+    line = one_line(err)
+    assert line.startswith("tradenn: warning:")
+    assert f"{path} has 15 bars; SmaCross's indicators have no value" in line
+
+
+def test_a_file_named_like_a_bundled_data_set_wins(capsys, write_csv, monkeypatch, tmp_path):
+    write_csv(HEADER, name="spx")
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run(capsys, "data", "validate", "spx")
+    assert code == 0 and "2 bars" in out  # the local file, not the bundled S&P 500
+
+
+def test_an_unreadable_file_is_one_line(capsys, write_csv, monkeypatch):
+    import pandas as pd
+
+    path = write_csv(HEADER)
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(pd, "read_csv", denied)
+    code, _, err = run(capsys, "data", "validate", str(path))
+    assert code == 2 and f"{path}: permission denied" in one_line(err)

@@ -11,6 +11,7 @@ import math
 import pytest
 
 from tradenn.backtest import Backtest, BacktestError
+from tradenn.errors import StrategyFailure
 
 from .conftest import scripted
 
@@ -177,5 +178,7 @@ def test_unknown_parameters_and_bad_settings_are_clear_errors(bars):
         Backtest(bars, scripted({})).run(fats=3)
     with pytest.raises(BacktestError, match=r"commission must be in \[0, 1\), got 1.5"):
         Backtest(bars, scripted({}), commission=1.5)
-    with pytest.raises(ValueError, match="size must be a positive number"):
+    # a nonsense order names the strategy and where it was placed (issue 19); the cause is kept
+    with pytest.raises(StrategyFailure, match=r"Script\.next .* size must be a positive") as bad:
         run(bars, {0: lambda s: s.buy(size=-1)})
+    assert isinstance(bad.value.__cause__, ValueError)

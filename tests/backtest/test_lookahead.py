@@ -9,6 +9,7 @@ import pytest
 from strategies.sma_cross import SmaCross
 from tradenn.backtest import Backtest, LookAheadError, Strategy
 from tradenn.data import load
+from tradenn.errors import StrategyFailure
 from tradenn.features import sma
 
 
@@ -31,8 +32,10 @@ def test_init_cannot_read_prices_directly(bars):
         def init(self):
             self.last = self.data.Close[-1]
 
-    with pytest.raises(IndexError, match="only 0 bars so far"):
+    # named with the strategy and its line (issue 19); the cause is the series' IndexError
+    with pytest.raises(StrategyFailure, match=r"Peek\.init .* only 0 bars so far") as peek:
         Backtest(bars, Peek).run()
+    assert isinstance(peek.value.__cause__, IndexError)
 
 
 def test_an_indicator_that_uses_future_bars_is_rejected():

@@ -30,6 +30,7 @@ from __future__ import annotations
 import copy
 import math
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from tradenn.backtest.engine import Backtest
-from tradenn.backtest.runner import Runner, parameter_values, target_array
+from tradenn.backtest.runner import Runner, TooFewBarsWarning, parameter_values, target_array
 from tradenn.backtest.series import LookAheadError
 from tradenn.backtest.strategy import Strategy
 from tradenn.errors import BacktestError, TradennError
@@ -213,33 +214,34 @@ def check_lookahead(
     LookaheadReport
         ``clean``, ``first_bar`` (timestamp of the earliest changed decision), the findings.
     """
-    if isinstance(strategy, str):
-        raise LookaheadCheckError(
-            "check_lookahead: strategy must be a Strategy class, got the str "
-            f"{strategy!r}; load one by name with strategies.load_strategy({strategy!r})"
-        )
-    if isinstance(cuts, bool) or not isinstance(cuts, int) or cuts < 1:
-        raise LookaheadCheckError(f"check_lookahead: cuts must be an int >= 1, got {cuts!r}")
-    options = dict(backtest_options or {})
-    params = dict(params or {})
-    from tradenn.backtest.portfolio import PortfolioBacktest, PortfolioStrategy
+    with warnings.catch_warnings():  # truncated copies are short on purpose
+        warnings.simplefilter("ignore", TooFewBarsWarning)
+        if isinstance(strategy, str):
+            raise LookaheadCheckError(
+                "check_lookahead: strategy must be a Strategy class, got the str "
+                f"{strategy!r}; load one by name with strategies.load_strategy({strategy!r})"
+            )
+        if isinstance(cuts, bool) or not isinstance(cuts, int) or cuts < 1:
+            raise LookaheadCheckError(f"check_lookahead: cuts must be an int >= 1, got {cuts!r}")
+        options = dict(backtest_options or {})
+        params = dict(params or {})
+        from tradenn.backtest.portfolio import PortfolioBacktest, PortfolioStrategy
 
-    portfolio = isinstance(strategy, type) and issubclass(strategy, PortfolioStrategy)
-    engine = (PortfolioBacktest if portfolio else Backtest)(data, strategy, **options)
-    frame = engine.data
-    n = len(frame)
-    if n < 3:
-        raise LookaheadCheckError(f"check_lookahead: need at least 3 bars, got {n}")
-    label = _label(strategy, params)
-    rng = np.random.default_rng(seed)
-    if portfolio:
-        return _check_portfolio(engine, params, label, cuts, perturb, rng)
-    if engine.vectorized:
-        return _check_positions(engine, params, label, cuts, perturb, rng)
-    return _check_events(engine, params, label, cuts, perturb, rng)
+        portfolio = isinstance(strategy, type) and issubclass(strategy, PortfolioStrategy)
+        engine = (PortfolioBacktest if portfolio else Backtest)(data, strategy, **options)
+        frame = engine.data
+        n = len(frame)
+        if n < 3:
+            raise LookaheadCheckError(f"check_lookahead: need at least 3 bars, got {n}")
+        label = _label(strategy, params)
+        rng = np.random.default_rng(seed)
+        if portfolio:
+            return _check_portfolio(engine, params, label, cuts, perturb, rng)
+        if engine.vectorized:
+            return _check_positions(engine, params, label, cuts, perturb, rng)
+        return _check_events(engine, params, label, cuts, perturb, rng)
 
-
-# ------------------------------------------------------------------------ positions()
+    # ------------------------------------------------------------------------ positions()
 
 
 def _check_positions(engine, params, label, cuts, perturb, rng) -> LookaheadReport:

@@ -44,6 +44,7 @@ import contextlib
 import gc
 import inspect
 import math
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -69,6 +70,7 @@ __all__ = [
     "PanelPrices",
     "PortfolioRunner",
     "Runner",
+    "TooFewBarsWarning",
     "parameter_values",
     "rebalance_schedule",
     "target_array",
@@ -135,6 +137,10 @@ def fewer_collections(every: int = 50_000):
         gc.set_threshold(*before)
         if freeze:
             gc.unfreeze()
+
+
+class TooFewBarsWarning(UserWarning):
+    """The data ends before a strategy's indicators have a value: it makes no decision."""
 
 
 def strategy_file(strategy: type) -> str:
@@ -300,6 +306,14 @@ class Runner:
         frame = self.frame
         n = len(frame)
         start = warmup(strategy, n)
+        if start >= n and not self.live:
+            source = frame.attrs.get("source", "the data")
+            warnings.warn(
+                f"{source} has {n} bars; {self.name}'s indicators have no value by the last "
+                "one, so it makes no decision (give it more bars)",
+                TooFewBarsWarning,
+                stacklevel=2,
+            )
         opens, highs, lows, closes = (
             frame[c].to_numpy(dtype=np.float64).tolist() for c in _COLUMNS[:4]
         )  # Python floats: cheaper to index and compare in the loop

@@ -187,6 +187,12 @@ def read_csv(path: str | Path) -> pd.DataFrame:
         frame = pd.read_csv(path, skipinitialspace=True)
     except pd.errors.EmptyDataError:
         raise DataError(f"{source}: the file is empty") from None
+    except PermissionError:
+        raise DataError(f"{source}: permission denied (the file cannot be read)") from None
+    except IsADirectoryError:
+        raise DataError(f"{source}: is a folder, not a CSV file") from None
+    except OSError as error:
+        raise DataError(f"{source}: cannot be read ({error.strerror or error})") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as error:
         reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
         raise DataError(f"{source}: not a readable CSV file ({reason})") from None

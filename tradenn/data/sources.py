@@ -62,8 +62,9 @@ def load(source: str | os.PathLike, start=None, end=None, **yahoo_options) -> pd
     Parameters
     ----------
     source : str or path
-        A bundled name (``"SPX"``, ``"nasdaq"``, ... case-insensitive; see :data:`BUNDLED`), a CSV
-        path, or ``"yf:TICKER"`` (Yahoo Finance, adjusted prices, cached on disk).
+        A CSV path, a bundled name (``"SPX"``, ``"nasdaq"``, ... case-insensitive; see
+        :data:`BUNDLED`), or ``"yf:TICKER"`` (Yahoo Finance, adjusted prices, cached on disk). A
+        file that exists wins over the bundled data set of the same name.
     start, end : date-like, optional
         Keep bars from ``start`` to ``end`` inclusive; a date without a time includes that day.
     **yahoo_options
@@ -89,11 +90,11 @@ def load(source: str | os.PathLike, start=None, end=None, **yahoo_options) -> pd
         frame = yahoo.load(text[3:].strip(), start_ts, end_ts, **yahoo_options)
     elif yahoo_options:
         raise DataError(f"{text}: options {sorted(yahoo_options)} apply to yf: sources only")
+    elif Path(text).is_file():  # a file that exists wins over a bundled name ("spx" here)
+        frame = files.read_csv(text)
     elif text.upper() in BUNDLED:
         frame = files.read_csv(BUNDLED[text.upper()].path)
         text = text.upper()
-    elif Path(text).is_file():
-        frame = files.read_csv(text)
     else:
         raise DataError(
             f"{text}: unknown data source: not a bundled name ({', '.join(BUNDLED)}), not an "
