@@ -11,6 +11,14 @@ class BollingerBreakout(Strategy):
     n = 20
     k = 2.0
 
+    @classmethod
+    def check_parameters(cls, params):
+        super().check_parameters(params)
+        if not params["n"] >= 2:
+            raise ValueError(f"n must be at least 2, got {params['n']}")
+        if not params["k"] > 0:
+            raise ValueError(f"k must be > 0, got {params['k']}")
+
     def init(self):
         self.middle, self.upper, self.lower = self.I(bollinger, self.data.Close, self.n, self.k)
 

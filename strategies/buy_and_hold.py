@@ -14,7 +14,11 @@ class BuyAndHold(Strategy):
 
     exposure = 1.0
 
+    @classmethod
+    def check_parameters(cls, params):
+        super().check_parameters(params)
+        if not 0 < params["exposure"] <= 1:
+            raise ValueError(f"exposure must be in (0, 1], got {params['exposure']}")
+
     def positions(self, data: pd.DataFrame) -> pd.Series:
-        if not 0 < self.exposure <= 1:
-            raise ValueError(f"exposure must be in (0, 1], got {self.exposure}")
         return pd.Series(np.full(len(data), float(self.exposure)), index=data.index)

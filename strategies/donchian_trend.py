@@ -26,9 +26,16 @@ class DonchianTrend(Strategy):
     atr_n = 20
     atr_stop = 2.0
 
+    @classmethod
+    def check_parameters(cls, params):
+        super().check_parameters(params)
+        entry, exit_ = params["entry"], params["exit"]
+        if not 0 < exit_ <= entry:
+            raise ValueError(f"need 0 < exit <= entry, got exit={exit_}, entry={entry}")
+        if not params["atr_n"] >= 1 or not params["atr_stop"] > 0:
+            raise ValueError("need atr_n >= 1 and atr_stop > 0")
+
     def init(self):
-        if not 0 < self.exit <= self.entry:
-            raise ValueError(f"need 0 < exit <= entry, got exit={self.exit}, entry={self.entry}")
         d = self.data
         self.entry_high, self.entry_low = self.I(prior_channel, d.High, d.Low, self.entry)
         self.exit_high, self.exit_low = self.I(prior_channel, d.High, d.Low, self.exit)

@@ -16,8 +16,13 @@ class EmaMomentum(Strategy):
     fast = 12
     slow = 48
 
+    @classmethod
+    def check_parameters(cls, params):
+        super().check_parameters(params)
+        fast, slow = params["fast"], params["slow"]
+        if not 0 < fast < slow:
+            raise ValueError(f"need 0 < fast < slow, got fast={fast}, slow={slow}")
+
     def positions(self, data: pd.DataFrame) -> pd.Series:
-        if not 0 < self.fast < self.slow:
-            raise ValueError(f"need 0 < fast < slow, got fast={self.fast}, slow={self.slow}")
         fast, slow = ema(data["Close"], self.fast), ema(data["Close"], self.slow)
         return pd.Series(np.where(fast > slow, 1.0, 0.0), index=data.index)

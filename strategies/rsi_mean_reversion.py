@@ -14,9 +14,17 @@ class RsiMeanReversion(Strategy):
     exit_level = 55.0
     stop_pct = 0.08
 
-    def init(self):
-        if not 0 < self.oversold < self.exit_level < 100:
+    @classmethod
+    def check_parameters(cls, params):
+        super().check_parameters(params)
+        if not params["n"] >= 2:
+            raise ValueError(f"n must be at least 2, got {params['n']}")
+        if not 0 < params["oversold"] < params["exit_level"] < 100:
             raise ValueError("need 0 < oversold < exit_level < 100")
+        if not 0 < params["stop_pct"] < 1:
+            raise ValueError(f"stop_pct must be in (0, 1), got {params['stop_pct']}")
+
+    def init(self):
         self.rsi = self.I(rsi, self.data.Close, self.n)
 
     def next(self):

@@ -11,9 +11,14 @@ class SmaCross(Strategy):
     fast = 10
     slow = 20
 
+    @classmethod
+    def check_parameters(cls, params):
+        super().check_parameters(params)
+        fast, slow = params["fast"], params["slow"]
+        if not 0 < fast < slow:
+            raise ValueError(f"need 0 < fast < slow, got fast={fast}, slow={slow}")
+
     def init(self):
-        if not 0 < self.fast < self.slow:
-            raise ValueError(f"need 0 < fast < slow, got fast={self.fast}, slow={self.slow}")
         self.fast_sma = self.I(sma, self.data.Close, self.fast)
         self.slow_sma = self.I(sma, self.data.Close, self.slow)
 

@@ -159,3 +159,34 @@ def test_an_unreadable_file_is_one_line(capsys, write_csv, monkeypatch):
     monkeypatch.setattr(pd, "read_csv", denied)
     code, _, err = run(capsys, "data", "validate", str(path))
     assert code == 2 and f"{path}: permission denied" in one_line(err)
+
+
+@pytest.mark.parametrize(
+    "strategy,param,named",
+    [
+        ("bollinger_breakout", "k=-2", "BollingerBreakout: k must be > 0, got -2.0"),
+        ("bollinger_breakout", "k=inf", "k takes a finite float, got 'inf'"),
+        ("rsi_mean_reversion", "stop_pct=-1", "stop_pct must be in (0, 1), got -1.0"),
+        ("donchian_trend", "exit=50", "need 0 < exit <= entry, got exit=50, entry=20"),
+        ("buy_and_hold", "exposure=2", "exposure must be in (0, 1], got 2.0"),
+    ],
+)
+def test_each_strategy_refuses_values_it_cannot_run_with(capsys, strategy, param, named):
+    code, out, err = run(capsys, "backtest", strategy, "--param", param, "--no-plot")
+    assert code == 2 and named in one_line(err) and not out
+
+
+def test_a_finite_check_applies_to_every_numeric_parameter():
+    from strategies import load_strategy
+    from tradenn.backtest import Backtest, BacktestError
+
+    with pytest.raises(BacktestError, match="k must be a finite number, got nan"):
+        Backtest("SPX", load_strategy("bollinger_breakout")).run(k=float("nan"))
+
+
+def test_paper_run_refuses_its_parameters_before_creating_a_ledger(capsys, tmp_path):
+    ledger = tmp_path / "p.db"
+    argv = ["paper", "run", "sma_cross", "--feed", "replay:SPX", "--ledger", str(ledger)]
+    code, _, err = run(capsys, *argv, "--param", "fast=30")
+    assert code == 2 and "SmaCross: need 0 < fast < slow, got fast=30, slow=20" in one_line(err)
+    assert not ledger.exists()

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from strategies import load_strategy
-from tradenn.backtest import Backtest, Strategy
+from tradenn.backtest import Backtest, BacktestError, Strategy
 from tradenn.backtest.runner import DEFAULT_HISTORY
 from tradenn.data.synthetic import gbm
 from tradenn.features import sma
@@ -165,14 +165,8 @@ def test_a_portfolio_strategy_is_refused_by_paper_run_with_exit_2_and_no_ledger(
     assert not path.exists()
 
 
-def test_a_strategy_that_cannot_start_is_warned_about_once_and_never_trades(
-    prices, tmp_path, caplog
-):
-    caplog.set_level("WARNING", logger="tradenn.live")
+def test_a_strategy_that_refuses_its_parameters_is_an_error_at_once(prices, tmp_path):
+    # issue 19: one error before any bar (it used to warn and process every bar untraded)
     strategy = load_strategy("sma_cross")
-    summary, orders, fills, _ = _paper(
-        strategy, prices, tmp_path / "p.db", {"fast": 30, "slow": 20}
-    )
-    warnings = [r.getMessage() for r in caplog.records if "waiting for more data" in r.getMessage()]
-    assert len(warnings) == 1 and "need 0 < fast < slow" in warnings[0]
-    assert (orders, fills, summary.processed) == ([], [], len(prices))
+    with pytest.raises(BacktestError, match="SmaCross: need 0 < fast < slow"):
+        _paper(strategy, prices, tmp_path / "p.db", {"fast": 30, "slow": 20})

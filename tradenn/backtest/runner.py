@@ -92,7 +92,12 @@ def parameter_values(strategy: type[StrategyBase], params: Mapping[str, Any]) ->
         raise BacktestError(
             f"{strategy.__name__} has no parameter {unknown[0]!r}; its parameters: {listed}"
         )
-    return {**known, **params}
+    values = {**known, **params}
+    try:
+        strategy.check_parameters(values)
+    except (ValueError, TypeError) as error:
+        raise BacktestError(f"{strategy.__name__}: {error}") from None
+    return values
 
 
 def warmup(strategy: Strategy, n: int) -> int:

@@ -8,6 +8,7 @@ two siblings.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -69,6 +70,26 @@ class StrategyBase:
                     continue
                 found[name] = value
         return found
+
+    @classmethod
+    def check_parameters(cls, params: dict[str, Any]) -> None:
+        """Raise ``ValueError`` naming a parameter whose value the strategy cannot run with.
+
+        Called with every parameter's value before a run (a backtest, each combination of a
+        sweep, a paper run), so a bad value is one error at once. Here: every numeric parameter
+        must be a finite number. Strategies add their own rules (``super()`` first)::
+
+            @classmethod
+            def check_parameters(cls, params):
+                super().check_parameters(params)
+                if not 0 < params["fast"] < params["slow"]:
+                    raise ValueError("need 0 < fast < slow")
+        """
+        for name, default in cls.parameters().items():
+            value = params.get(name, default)
+            numeric = isinstance(default, int | float) and not isinstance(default, bool)
+            if numeric and isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value}")
 
     def parameters_now(self) -> dict[str, Any]:
         """The parameters with the values this instance runs with."""

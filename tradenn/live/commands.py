@@ -126,9 +126,11 @@ def _paper_run(args: argparse.Namespace) -> int:
             f"{args.strategy}: paper trading runs single-asset strategies; "
             f"{strategy.__name__} is a portfolio strategy"
         )
+    from tradenn.backtest.runner import parameter_values
+
     params = parse_params(args.param, strategy.parameters())
+    parameter_values(strategy, params)  # a value the strategy refuses: before a ledger exists
     if args.model is not None:  # refused before a ledger is created
-        from tradenn.backtest.runner import parameter_values
         from tradenn.live.artifacts import check_artifact, read_artifact
 
         if not hasattr(strategy, "use_model"):
