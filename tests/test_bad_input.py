@@ -190,3 +190,26 @@ def test_paper_run_refuses_its_parameters_before_creating_a_ledger(capsys, tmp_p
     code, _, err = run(capsys, *argv, "--param", "fast=30")
     assert code == 2 and "SmaCross: need 0 < fast < slow, got fast=30, slow=20" in one_line(err)
     assert not ledger.exists()
+
+
+def test_a_date_in_the_future_is_refused_naming_its_line(capsys, write_csv):
+    path = write_csv(HEADER + "3000-01-03,10,11,9,10,100\n")
+    code, _, err = run(capsys, "data", "validate", str(path))
+    assert code == 2 and f"{path}: line 4 (3000-01-03) is in the future" in one_line(err)
+
+
+def test_a_gap_of_years_in_daily_data_is_a_warning_naming_both_lines(capsys, write_csv):
+    rows = "2020-01-03,10,11,9,10,100\n2020-01-06,10,11,9,10,100\n2025-01-07,10,11,9,10,100\n"
+    path = write_csv(HEADER + rows)
+    code, out, err = run(capsys, "data", "validate", str(path))
+    assert code == 0 and "OK" in out
+    line = one_line(err)
+    assert "between line 5 (2020-01-06) and line 6 (2025-01-07): a mistyped date?" in line
+
+
+def test_sparse_data_annualizes_without_dividing_by_zero():
+    import pandas as pd
+
+    from tradenn.data.calendar import bars_per_year
+
+    assert bars_per_year(pd.DatetimeIndex(["1900-01-01", "1950-01-01", "2000-01-01"])) == 1.0

@@ -75,4 +75,4 @@ def _bars_per_year(index: pd.DatetimeIndex) -> float:
         return 12.0
     if abs(seconds - _DAY) < 1 and 340 <= observed <= 370:
         return 365.0
-    return float(round(observed))
+    return float(max(1, round(observed)))  # sparse data (a bar every few years): at least 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -164,6 +165,31 @@ def parse_dates(values: pd.Series, source: str, column: str) -> pd.DatetimeIndex
     return index
 
 
+def _check_dates(index: pd.DatetimeIndex, source: str) -> None:
+    """Dates a price file cannot hold: a bar after tomorrow is an error (no one has tomorrow's
+    prices; a year typed as 3000 or 2100 would annualize over a century); a gap of more than a
+    year between two bars of denser data is a warning naming both lines."""
+    stamps = index.tz_localize(None) if index.tz is not None else index
+    tomorrow = pd.Timestamp.now().normalize() + pd.Timedelta(days=2)
+    late = np.flatnonzero(stamps >= tomorrow)
+    if len(late):
+        raise DataError(
+            f"{source}: line {late[0] + 2} ({stamps[late[0]].date()}) is in the future "
+            f"(today is {pd.Timestamp.now().date()})"
+        )
+    if len(stamps) > 2:
+        days = np.diff(stamps.to_numpy()) / np.timedelta64(1, "D")  # whatever the index's unit
+        gaps = np.flatnonzero((days > 366) & (days > 50 * float(np.median(days))))
+        if len(gaps):
+            i = int(gaps[0])
+            warnings.warn(
+                f"{source}: {(stamps[i + 1] - stamps[i]).days:,} days between line {i + 2} "
+                f"({stamps[i].date()}) and line {i + 3} ({stamps[i + 1].date()}): a mistyped "
+                "date?",
+                stacklevel=3,
+            )
+
+
 def read_csv(path: str | Path) -> pd.DataFrame:
     """Read a price CSV into a validated price frame.
 
@@ -211,6 +237,7 @@ def read_csv(path: str | Path) -> pd.DataFrame:
         frame["Volume"] = 0.0
     frame.index = index.rename("Date")
     validate(frame, source, line_offset=2)
+    _check_dates(frame.index, source)
     numeric = [c for c in (*OHLCV, "Adj Close") if c in frame.columns]
     frame[numeric] = frame[numeric].apply(pd.to_numeric).astype(np.float64)
     return frame
