@@ -119,7 +119,7 @@ def timed(argv: list[str]) -> tuple[float, str]:
 
 
 def tradenn(*argv: str) -> list[str]:
-    return ["-c", "from tradenn.cli import run; run()", *argv]
+    return ["-c", "from tradenn.console import run; run()", *argv]
 
 
 def paper_result(ledger: Path) -> tuple[float, list[list], int]:

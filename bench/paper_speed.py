@@ -33,7 +33,7 @@ def timed(argv: list[str], repeat: int, fresh: Path | None = None) -> float:
                 path.unlink()
         start = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-c", "from tradenn.cli import run; run()", *argv],
+            [sys.executable, "-c", "from tradenn.console import run; run()", *argv],
             check=True,
             stdout=subprocess.DEVNULL,
         )

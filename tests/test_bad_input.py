@@ -213,3 +213,24 @@ def test_sparse_data_annualizes_without_dividing_by_zero():
     from tradenn.data.calendar import bars_per_year
 
     assert bars_per_year(pd.DatetimeIndex(["1900-01-01", "1950-01-01", "2000-01-01"])) == 1.0
+
+
+@pytest.mark.parametrize("delay", [0.3, 0.8])
+def test_ctrl_c_while_starting_up_is_one_line_and_exit_130(delay):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tradenn", "backtest", "lstm_forecast", "--no-plot"],  # long
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(delay)  # importing numpy and pandas, or just begun
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    # 130, or killed by the SIGINT after handling it: a shell reports both as 130
+    assert process.returncode in (130, -signal.SIGINT), err
+    assert "Traceback" not in err and err.strip() == "tradenn: interrupted"

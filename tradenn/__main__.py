@@ -1,5 +1,5 @@
 """``python -m tradenn`` runs the command line."""
 
-from tradenn.cli import run
+from tradenn.console import run
 
 run()

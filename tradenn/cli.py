@@ -778,8 +778,3 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
     """Warnings as one line, ``tradenn: warning: ...`` (no source file and line)."""
     text = str(message).strip().splitlines()[0] if str(message).strip() else category.__name__
     print(f"tradenn: warning: {text}", file=sys.stderr if file is None else file)
-
-
-def run() -> None:
-    """Console-script entry point."""
-    sys.exit(main())
