@@ -120,3 +120,17 @@ def test_an_explicit_range_is_sent_with_an_inclusive_end(cache, monkeypatch):
     monkeypatch.setattr(yfinance, "download", fake)
     download("SPY", start="2024-01-01", end="2024-01-05")
     assert fake.calls[0][1]["start"] == "2024-01-01" and fake.calls[0][1]["end"] == "2024-01-06"
+
+
+@pytest.mark.parametrize(
+    "damage", ["{}", "[1, 2]", '{"fetched_at": 5}', "not json", '{"fetched_at": "x"}']
+)
+def test_damaged_cache_metadata_is_refetched_not_a_traceback(cache, monkeypatch, damage):
+    monkeypatch.setattr(yfinance, "download", FakeYahoo(_yahoo_frame("SPY", "2024-01-01", 5)))
+    download("SPY")
+    (cache / "SPY_1d.json").write_text(damage)
+    again = FakeYahoo(_yahoo_frame("SPY", "2024-01-01", 8))
+    monkeypatch.setattr(yfinance, "download", again)
+    frame = load("yf:SPY")
+    assert len(again.calls) == 1 and len(frame) == 8  # fetched afresh, the damaged file replaced
+    assert json.loads((cache / "SPY_1d.json").read_text())["fetched_at"]

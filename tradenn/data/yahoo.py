@@ -46,6 +46,19 @@ def cache_dir(override: str | os.PathLike | None = None) -> Path:
     return Path(root) / "yf"
 
 
+def _readable_cache(csv_path: Path, meta_path: Path) -> dict | None:
+    """The cache's metadata when both files are there and readable (the prices validate and the
+    metadata is a JSON object), else None."""
+    if not (csv_path.exists() and meta_path.exists()):
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+        validate(pd.read_csv(csv_path, index_col=0, parse_dates=True), str(csv_path))
+    except (ValueError, TypeError, OSError, DataError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
 def _paths(ticker: str, interval: str, adjusted: bool, folder: Path) -> tuple[Path, Path]:
     stem = f"{quote(ticker.upper(), safe='')}_{interval}{'' if adjusted else '_raw'}"
     return folder / f"{stem}.csv", folder / f"{stem}.json"
@@ -158,8 +171,8 @@ def download(
         "start": None if start_ts is None else start_ts.isoformat(),
         "end": None if end_ts is None else end_ts.isoformat(),
     }
-    if csv_path.exists() and meta_path.exists():
-        old_meta = json.loads(meta_path.read_text())
+    old_meta = _readable_cache(csv_path, meta_path)
+    if old_meta is not None:  # a damaged cache is replaced, not merged
         old = pd.read_csv(csv_path, index_col=0, parse_dates=True)
         fresh = pd.concat([old, fresh])
         fresh = fresh[~fresh.index.duplicated(keep="last")].sort_index()
@@ -200,12 +213,14 @@ def load(
             meta = json.loads(meta_path.read_text())
             cached = pd.read_csv(csv_path, index_col=0, parse_dates=True)
             validate(cached, str(csv_path))
-        except (ValueError, OSError, DataError):
-            cached = None  # a damaged cache is refetched, never trusted
-        if cached is not None:
             fetched_at = pd.Timestamp(meta["fetched_at"])
             span_start = None if meta.get("start") is None else pd.Timestamp(meta["start"])
             span_end = pd.Timestamp(meta["end"]) if meta.get("end") else fetched_at
+            if any(t is not None and pd.isna(t) for t in (fetched_at, span_start, span_end)):
+                raise ValueError("a date in the cache's metadata is missing")
+        except (ValueError, TypeError, KeyError, AttributeError, OSError, DataError):
+            cached = None  # a damaged cache (data or metadata) is refetched, never trusted
+        if cached is not None:
             covers_start = span_start is None or (start_ts is not None and start_ts >= span_start)
             if end_ts is not None:
                 covers_end = span_end >= end_ts
