@@ -98,6 +98,7 @@ def test_compare_keeps_the_others_when_one_strategy_fails(capsys, tmp_path):
     code, out, err = run(capsys, "compare", "sma_cross", f"{path}:Failing", "--quiet", "--no-plot")
     assert code == 1
     assert "sma_cross" in out and "buy_and_hold" in out  # the leaderboard of the others
+    assert f"{path}:Failing failed: Failing.next" in out  # and a row for the failed one
     assert "Failing.next" in err and "ZeroDivisionError" in err and "Traceback" not in err
 
 

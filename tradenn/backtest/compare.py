@@ -64,7 +64,7 @@ class Leaderboard:
     data: pd.DataFrame | None = field(default=None, repr=False)
 
     def to_string(self) -> str:
-        """The table formatted for a terminal."""
+        """The table formatted for a terminal, a line per failed strategy at the end."""
         formats = {
             "Return [%]": "{:,.1f}",
             "Sharpe": "{:.2f}",
@@ -85,7 +85,11 @@ class Leaderboard:
                 else fmt.format(value)
                 for value in self.table[column]
             ]
-        return shown.to_string()
+        text = shown.to_string()
+        if self.errors:  # a failed strategy is a row too: its name and the reason
+            width = max(len(str(name)) for name in [*shown.index, *self.errors])
+            text += "".join(f"\n{name:<{width}} failed: {why}" for name, why in self.errors.items())
+        return text
 
     def records(self) -> list[dict[str, Any]]:
         """One JSON-safe dict per strategy (NaN as None)."""
