@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from tradenn.backtest import Strategy
+from tradenn.backtest import Strategy, increasing
 from tradenn.features import ema
 
 
@@ -19,9 +19,7 @@ class EmaMomentum(Strategy):
     @classmethod
     def check_parameters(cls, params):
         super().check_parameters(params)
-        fast, slow = params["fast"], params["slow"]
-        if not 0 < fast < slow:
-            raise ValueError(f"need 0 < fast < slow, got fast={fast}, slow={slow}")
+        increasing(params, "fast", "slow")
 
     def positions(self, data: pd.DataFrame) -> pd.Series:
         fast, slow = ema(data["Close"], self.fast), ema(data["Close"], self.slow)

@@ -1,6 +1,6 @@
 """Moving-average crossover: long when the fast SMA crosses above the slow one, short below."""
 
-from tradenn.backtest import Strategy, crossover
+from tradenn.backtest import Strategy, crossover, increasing
 from tradenn.features import sma
 
 
@@ -14,9 +14,7 @@ class SmaCross(Strategy):
     @classmethod
     def check_parameters(cls, params):
         super().check_parameters(params)
-        fast, slow = params["fast"], params["slow"]
-        if not 0 < fast < slow:
-            raise ValueError(f"need 0 < fast < slow, got fast={fast}, slow={slow}")
+        increasing(params, "fast", "slow")
 
     def init(self):
         self.fast_sma = self.I(sma, self.data.Close, self.fast)

@@ -11,7 +11,7 @@ See :mod:`tradenn.account` for the fill and cost model and
 
 from tradenn.account import Account, CostModel, Order, Position, Settings, Trade
 from tradenn.backtest.engine import Backtest, BacktestEngine, BacktestError, engine_for
-from tradenn.backtest.lib import barssince, cross, crossover
+from tradenn.backtest.lib import barssince, cross, crossover, increasing
 from tradenn.backtest.portfolio import (
     PortfolioBacktest,
     PortfolioResult,
@@ -44,4 +44,5 @@ __all__ = [
     "cross",
     "crossover",
     "engine_for",
+    "increasing",
 ]

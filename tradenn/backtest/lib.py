@@ -1,6 +1,8 @@
-"""Small helpers for writing ``next()``: crossings and bar counting."""
+"""Small helpers for writing strategies: crossings, bar counting, parameter rules."""
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 
@@ -36,3 +38,12 @@ def barssince(condition: BarSeries | np.ndarray, default: float = np.inf) -> flo
     values = np.asarray(condition, dtype=bool)
     hits = np.flatnonzero(values[::-1])
     return float(hits[0]) if len(hits) else default
+
+
+def increasing(params: dict, *names: str) -> None:
+    """Raise ``ValueError`` unless ``0 < params[names[0]] < params[names[1]] < ...`` (for
+    ``check_parameters``: ``increasing(params, "fast", "slow")``)."""
+    values = [params[name] for name in names]
+    if not (0 < values[0] and all(a < b for a, b in itertools.pairwise(values))):
+        shown = ", ".join(f"{name}={params[name]}" for name in names)
+        raise ValueError(f"need 0 < {' < '.join(names)}, got {shown}")
