@@ -134,3 +134,25 @@ def test_damaged_cache_metadata_is_refetched_not_a_traceback(cache, monkeypatch,
     frame = load("yf:SPY")
     assert len(again.calls) == 1 and len(frame) == 8  # fetched afresh, the damaged file replaced
     assert json.loads((cache / "SPY_1d.json").read_text())["fetched_at"]
+
+
+def test_offline_yfinance_noise_is_held_back_behind_one_line(cache, monkeypatch, capsys):
+    import logging
+    import sys
+    import warnings
+
+    from tradenn.cli import main
+
+    def noisy(ticker, **kwargs):
+        logging.getLogger("yfinance").error("1 Failed download: ['SPY']: ConnectionError")
+        print("\n1 Failed download:")
+        print("['SPY']: ConnectionError('no route to host')", file=sys.stderr)
+        warnings.warn("The default fill_method='pad' is deprecated", FutureWarning, stacklevel=1)
+        return pd.DataFrame()
+
+    monkeypatch.setattr(yfinance, "download", noisy)
+    code = main(["data", "show", "yf:SPY"])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("tradenn: error: yf:SPY:")
+    assert "Yahoo said: 1 Failed download: ['SPY']: ConnectionError" in err

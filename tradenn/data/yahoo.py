@@ -8,7 +8,10 @@ it otherwise, and falls back to a stale cache (with a warning) when the network 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import os
 import warnings
 from datetime import datetime, timedelta
@@ -109,15 +112,45 @@ def fetch(
             # yfinance's end is exclusive; ours is inclusive of the end date.
             kwargs["end"] = (end.normalize() + timedelta(days=1)).strftime("%Y-%m-%d")
     try:
-        raw = yfinance.download(ticker, **kwargs)
+        with _quiet_yfinance() as said:
+            raw = yfinance.download(ticker, **kwargs)
     except Exception as error:  # yfinance raises many kinds; all mean "no data this time"
         raise DataError(f"yf:{ticker}: download failed ({type(error).__name__}: {error})") from None
     if raw is None or raw.empty:
+        reason = f"; Yahoo said: {said[0]}" if said else ""
         raise DataError(
             f"yf:{ticker}: Yahoo Finance returned no data (offline, unknown ticker, or no bars in "
-            "the requested range)"
+            f"the requested range){reason}"
         )
     return _to_price_frame(raw, ticker)
+
+
+@contextlib.contextmanager
+def _quiet_yfinance():
+    """yfinance's own log lines, prints and warnings held back (offline, it writes a dozen
+    before tradenn's one-line error); yields the list of what it said, first line of each."""
+    said: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            text = record.getMessage().strip()
+            if text:
+                said.append(text.splitlines()[0][:200])
+
+    logger = logging.getLogger("yfinance")
+    handler, propagate = Keep(), logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    printed = io.StringIO()
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(printed):
+            warnings.simplefilter("ignore")
+            with contextlib.redirect_stderr(printed):
+                yield said
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+        said.extend(line.strip()[:200] for line in printed.getvalue().splitlines() if line.strip())
 
 
 def _to_price_frame(raw: pd.DataFrame, ticker: str) -> pd.DataFrame:
