@@ -165,3 +165,20 @@ def test_another_schema_version_is_refused(tmp_path):
     db.close()
     with pytest.raises(LedgerError, match="schema version 99"):
         Ledger(path)
+
+
+def test_a_corrupt_page_is_reported_in_one_line_with_the_full_report_kept(tmp_path):
+    path = tmp_path / "paper.db"
+    with Ledger(path) as ledger:
+        for i in range(300):
+            ledger.record(_bar(i))
+    data = bytearray(path.read_bytes())
+    page = 5 * 4096  # a table page: SQLite still opens the file, its check finds the damage
+    data[page : page + 4096] = b"\x0d" + b"\xff" * 4095
+    path.write_bytes(bytes(data))
+    with pytest.raises(LedgerError) as found:
+        Ledger(path, readonly=True)
+    message = str(found.value)
+    assert "\n" not in message and message.startswith(f"ledger {path} is corrupt: Page ")
+    assert "more; --debug shows all" in message
+    assert any("*** in database main ***" in note for note in found.value.__notes__)

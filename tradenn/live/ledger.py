@@ -525,9 +525,16 @@ class Ledger:
             raise
 
     def _check_schema(self) -> None:
-        problems = self._db.execute("PRAGMA quick_check").fetchone()[0]
-        if problems != "ok":
-            raise LedgerError(f"ledger {self.path} is corrupt: {problems}")
+        report = [row[0] for row in self._db.execute("PRAGMA quick_check").fetchall()]
+        if report != ["ok"]:
+            lines = [line for row in report for line in str(row).splitlines()]
+            problems = [line for line in lines if not line.startswith("***")] or lines
+            more = (
+                f" (and {len(problems) - 1} more; --debug shows all)" if len(problems) > 1 else ""
+            )
+            error = LedgerError(f"ledger {self.path} is corrupt: {problems[0]}{more}")
+            error.add_note("SQLite's report:\n" + "\n".join(lines))
+            raise error
         row = self._db.execute("SELECT version FROM schema_version").fetchone()
         if row is not None and row[0] in (1, 2) and not self.readonly:
             self._upgrade(row[0])
