@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tradenn.backtest.portfolio import PortfolioStrategy
 from tradenn.backtest.strategy import Strategy, StrategyBase
-from tradenn.errors import TradennError
+from tradenn.errors import TradennError, raised_at
 
 
 class StrategyNotFound(TradennError):
@@ -89,12 +89,8 @@ def _run_file(path: Path, label: str):
         raise
     except BaseException as error:
         sys.modules.pop(name, None)
-        where = ""
-        tb = error.__traceback__
-        while tb is not None:  # the deepest frame in the user's file
-            if Path(tb.tb_frame.f_code.co_filename).resolve() == path.resolve():
-                where = f" (line {tb.tb_lineno})"
-            tb = tb.tb_next
+        line = raised_at(error, path)
+        where = f" (line {line})" if line is not None else ""
         raise StrategyNotFound(
             f"{label}{where}: loading it failed: {type(error).__name__}: {error}"
         ) from None

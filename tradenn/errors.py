@@ -4,6 +4,11 @@ The CLI prints ``str(error)`` of any :class:`TradennError` as a single line and 
 (bad usage or input); anything else is a failure while running (exit code 1).
 """
 
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
 
 class TradennError(Exception):
     """Base class for errors caused by the user's input: bad data, arguments or files."""
@@ -25,3 +30,16 @@ class StrategyFailure(BacktestError):
     """A strategy's own code raised while running; the message names the strategy class, its
     file and line, the hook (``init``, ``next``, ``positions``) and the bar. The command line
     exits 1 for it (a failure while running, not bad input)."""
+
+
+def raised_at(error: BaseException, path: str | os.PathLike) -> int | None:
+    """The line of ``path`` (a source file) where ``error`` was raised: the deepest frame of
+    its traceback in that file, so a helper that raises is named rather than its caller;
+    None when no frame is in that file."""
+    target, line = Path(path).resolve(), None
+    tb = error.__traceback__
+    while tb is not None:
+        if Path(tb.tb_frame.f_code.co_filename).resolve() == target:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line

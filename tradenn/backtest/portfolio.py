@@ -72,7 +72,12 @@ from tradenn.backtest.result import (
     trade_columns,
     trades_frame,
 )
-from tradenn.backtest.runner import PanelPrices, PortfolioRunner, parameter_values
+from tradenn.backtest.runner import (
+    PanelPrices,
+    PortfolioRunner,
+    fewer_collections,
+    parameter_values,
+)
 from tradenn.backtest.series import Clock, PanelData
 from tradenn.backtest.strategy import StrategyBase
 from tradenn.data.calendar import bars_per_year as infer_bars_per_year
@@ -360,6 +365,10 @@ class PortfolioBacktest(BacktestEngine):
     def run(self, **params: Any) -> PortfolioResult:
         """Run the strategy with its parameters overridden by ``params``; return the result."""
         values = parameter_values(self.strategy, params)
+        with fewer_collections():  # as Backtest.run: the whole run, statistics included
+            return self._run(values)
+
+    def _run(self, values: dict[str, Any]) -> PortfolioResult:
         runner = PortfolioRunner(
             self.strategy,
             values,

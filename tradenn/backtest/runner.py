@@ -63,7 +63,7 @@ from tradenn.backtest.series import (
 )
 from tradenn.backtest.strategy import Strategy, StrategyBase
 from tradenn.data.panel import panel_assets
-from tradenn.errors import BacktestError, StrategyFailure, TradennError
+from tradenn.errors import BacktestError, StrategyFailure, TradennError, raised_at
 
 __all__ = [
     "DEFAULT_HISTORY",
@@ -264,11 +264,9 @@ class Runner:
         """``error`` raised by the strategy's ``hook`` (at ``bar``), as one line naming the
         class, its file and the line that raised."""
         where = strategy_file(self.strategy_class)
-        tb = error.__traceback__
-        while tb is not None:  # the deepest frame in the strategy's own file
-            if where and tb.tb_frame.f_code.co_filename == where:
-                where = f"{where}, line {tb.tb_lineno}"
-            tb = tb.tb_next
+        line = raised_at(error, where) if where else None
+        if line is not None:
+            where = f"{where}, line {line}"
         at = ""
         if bar is not None and 0 <= bar < len(self.frame):
             at = f" at bar {bar} ({self.frame.index[bar]})"
@@ -549,10 +547,6 @@ class PortfolioRunner:
 
     def run(self) -> None:
         """Step through every bar of the panel."""
-        with fewer_collections():
-            self._run()
-
-    def _run(self) -> None:
         strategy, account, prices, clock = self.strategy, self.account, self.prices, self.clock
         label = type(strategy).__name__
         names, n = self.assets, len(self.panel)
