@@ -74,6 +74,11 @@ STRATEGIES = {
         "class Failing(Strategy):\n    def next(self):\n        self.buy(size=-5)\n",
         "Failing.next ({path}, line 6) raised ValueError: size must be a positive number",
     ),
+    "helper": (
+        "class Failing(Strategy):\n    def next(self):\n        self.decide()\n\n"
+        "    def decide(self):\n        raise RuntimeError('broken')\n",
+        "Failing.next ({path}, line 9) raised RuntimeError: broken at bar 0",
+    ),
     "positions": (
         "class Failing(Strategy):\n    def positions(self, data):\n        return {}['x']\n",
         "Failing.positions ({path}, line 6) raised KeyError: 'x'",
