@@ -12,6 +12,7 @@ the top, and a finding names the file and the line.
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -106,14 +107,18 @@ def violations(folder: Path, forbidden: tuple[str, ...], root: Path = ROOT) -> l
 
 
 def nn_escapes(folder: Path, root: Path = ROOT) -> list[str]:
-    """``file:line: imports NAME`` for every import of ``tradenn`` outside ``tradenn.nn``."""
+    """``file:line: imports NAME`` for every import of ``tradenn`` outside ``tradenn.nn`` and
+    ``tradenn.errors`` (the exceptions every part raises; it imports only the standard
+    library)."""
     problems = []
     for path in sorted(folder.rglob("*.py")):
         for line, name in imported_names(path, root):
             where = f"{path.relative_to(root).as_posix()}:{line}"
             if name == "?":
                 problems.append(f"{where}: a dynamic import of a computed name")
-            elif _within(name, "tradenn") and not _within(name, "tradenn.nn"):
+            elif _within(name, "tradenn") and not (
+                _within(name, "tradenn.nn") or _within(name, "tradenn.errors")
+            ):
                 problems.append(f"{where}: imports {name}")
     return problems
 
@@ -133,6 +138,12 @@ def test_the_nn_library_imports_nothing_of_tradenn_outside_nn():
     assert len(list((PACKAGE / "nn").rglob("*.py"))) >= 10
     problems = nn_escapes(PACKAGE / "nn")
     assert not problems, "tradenn.nn stands alone:\n" + "\n".join(problems)
+
+
+def test_the_errors_module_imports_only_the_standard_library():
+    names = [name for _, name in imported_names(PACKAGE / "errors.py")]
+    assert "pathlib.Path" in names
+    assert not [name for name in names if name.split(".")[0] not in sys.stdlib_module_names]
 
 
 def test_every_module_of_the_package_parses_and_is_covered():
@@ -248,12 +259,12 @@ def test_the_checker_keeps_nn_to_itself(fake, tmp_path):
         "tradenn/nn/base.py",
         "from .registry import Registry\n"  # 1: fine, resolves to tradenn.nn.registry
         "from tradenn.nn.ops import softmax\n"  # 2: fine
-        "from .. import errors\n"  # 3
-        "\n"
+        "from .. import features\n"  # 3
+        "from ..errors import ModelFileError\n"
         "def f():\n"
         "    from tradenn.data import load\n",  # 6
     )
     assert nn_escapes(tmp_path / "tradenn" / "nn", tmp_path) == [
-        "tradenn/nn/base.py:3: imports tradenn.errors",
+        "tradenn/nn/base.py:3: imports tradenn.features",
         "tradenn/nn/base.py:6: imports tradenn.data.load",
     ]

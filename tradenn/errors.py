@@ -22,6 +22,13 @@ class DataError(TradennError, ValueError):
     """
 
 
+class ModelFileError(TradennError, ValueError):
+    """A saved model, agent or artifact file that cannot be loaded: foreign, damaged, of another
+    format version, or declaring more than it holds. The message names the file and the part
+    that is wrong. (The neural-network library raises it too: this module is the one part of
+    ``tradenn`` that ``tradenn.nn`` imports, and it imports nothing but the standard library.)"""
+
+
 class BacktestError(TradennError):
     """A backtest that cannot run as configured (bad argument, parameter or strategy output)."""
 

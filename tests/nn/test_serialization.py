@@ -123,7 +123,7 @@ def test_missing_file_raises_file_not_found(tmp_path):
 def test_text_file_is_not_a_model(tmp_path):
     path = tmp_path / "notes.npz"
     path.write_text("hello")
-    with pytest.raises(nn.ModelFileError, match=r"not a tradenn.nn model file"):
+    with pytest.raises(nn.ModelFileError, match=r"not a readable tradenn.nn model file"):
         nn.load(path)
 
 
@@ -144,7 +144,7 @@ def test_single_npy_array_is_not_a_model(tmp_path):
 def test_pickled_content_is_refused(tmp_path):
     path = tmp_path / "pickle.npz"
     np.savez(path, **{CONFIG_KEY: np.array([{"evil": 1}], dtype=object)})
-    with pytest.raises(nn.ModelFileError, match=r"not a valid tradenn.nn model file"):
+    with pytest.raises(nn.ModelFileError, match=r"holds Python objects"):
         nn.load(path)
 
 
@@ -189,7 +189,7 @@ def test_corrupt_config_is_a_clear_error(tmp_path, rng):
     model.save(path)
     garbage = np.frombuffer(b"{not json", dtype=np.uint8)
     rewrite(path, lambda arrays: arrays.update({CONFIG_KEY: garbage}))
-    with pytest.raises(nn.ModelFileError, match=r"not a valid tradenn.nn model file"):
+    with pytest.raises(nn.ModelFileError, match=r"model config is not valid JSON"):
         nn.load(path)
 
 

@@ -35,7 +35,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tradenn.errors import TradennError
+from tradenn.errors import ModelFileError
+from tradenn.nn.serialization import parse_json, read_npz
 
 __all__ = [
     "ArtifactError",
@@ -54,7 +55,7 @@ _PREFIX = "artifact/"
 _MAX_HEADER = 1 << 20  # bytes: a header larger than this is refused before decoding
 
 
-class ArtifactError(TradennError, ValueError):
+class ArtifactError(ModelFileError):
     """A model artifact that cannot be used: missing, damaged, foreign, altered since it was
     recorded, or made for another strategy or parameters."""
 
@@ -95,8 +96,7 @@ def save_artifact(
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=path.name, suffix=".tmp")
     try:
         model.save(inner)
-        with np.load(inner, allow_pickle=False) as saved:
-            content = {name: saved[name] for name in saved.files}
+        content = read_npz(inner, "model")
         clash = sorted(n for n in content if n == HEADER_KEY or n.startswith(_PREFIX))
         if clash:
             raise ArtifactError(f"{type(model).__name__}.save writes {clash[0]!r}, a reserved key")
@@ -140,22 +140,18 @@ def read_artifact(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np
     if not path.is_file():
         raise ArtifactError(f"{path}: no such model file")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if not isinstance(archive, np.lib.npyio.NpzFile) or HEADER_KEY not in archive.files:
-                raise ArtifactError(f"{path} is not a tradenn model artifact (no header)")
-            raw = archive[HEADER_KEY]
-            if raw.dtype != np.uint8 or raw.ndim != 1 or raw.size > _MAX_HEADER:
-                raise ArtifactError(f"{path} is not a tradenn model artifact (bad header)")
-            header = json.loads(raw.tobytes().decode("utf-8"))
-            arrays = {
-                name[len(_PREFIX) :]: archive[name]
-                for name in archive.files
-                if name.startswith(_PREFIX)
-            }
+        archive = read_npz(path, "model artifact")
+        if HEADER_KEY not in archive:
+            raise ArtifactError(f"{path} is not a tradenn model artifact (no header)")
+        raw = archive[HEADER_KEY]
+        if raw.dtype != np.uint8 or raw.ndim != 1 or raw.size > _MAX_HEADER:
+            raise ArtifactError(f"{path} is not a tradenn model artifact (bad header)")
+        header = parse_json(raw, path, "artifact header")
     except ArtifactError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as error:
-        raise ArtifactError(f"{path} is not a readable model artifact ({error})") from None
+    except ModelFileError as error:
+        raise ArtifactError(str(error)) from None
+    arrays = {name[len(_PREFIX) :]: archive[name] for name in archive if name.startswith(_PREFIX)}
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ArtifactError(f"{path} is not a tradenn model artifact (wrong format)")
     if header.get("version") != VERSION:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from tradenn.nn.serialization import CONFIG_KEY as NETWORK_CONFIG_KEY
-from tradenn.nn.serialization import ModelFileError, write_npz
+from tradenn.nn.serialization import ModelFileError, check_finite, parse_json, read_npz, write_npz
 
 __all__ = [
     "FILE_FORMAT",
@@ -245,37 +244,29 @@ def load_npz(
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{cls.__name__}: no model file at {path}")
-    try:
-        archive = np.load(path, allow_pickle=False)
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise ModelFileError(f"{path} is not a {cls.__name__} file (a single .npy array)")
-        with archive:
-            if _CONFIG_KEY not in archive.files:
-                if NETWORK_CONFIG_KEY in archive.files:
-                    raise ModelFileError(f"{path} holds a tradenn.nn network, not a {cls.__name__}")
-                raise ModelFileError(f"{path} is not a tradenn tabular model file (no config)")
-            document = json.loads(archive[_CONFIG_KEY].item())
-            if not isinstance(document, dict) or document.get("format") != FILE_FORMAT:
-                raise ModelFileError(f"{path} is not a tradenn tabular model file (wrong format)")
-            if document.get("version") != FILE_VERSION:
-                raise ModelFileError(
-                    f"{path} has tabular model file version {document.get('version')}; "
-                    f"this tradenn reads {FILE_VERSION}"
-                )
-            if document.get("class_name") != cls.__name__:
-                raise ModelFileError(
-                    f"{path} holds a {document.get('class_name')}, not a {cls.__name__}"
-                )
-            missing = [name for name in names if name not in archive.files]
-            if missing:
-                raise ModelFileError(f"{path}: {cls.__name__} file lacks array '{missing[0]}'")
-            arrays = {name: archive[name] for name in names}
-            config = dict(document["config"])
-    except ModelFileError:
-        raise
-    except (KeyError, ValueError, TypeError, EOFError, OSError, zipfile.BadZipFile) as error:
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ModelFileError(f"{path} is not a readable {cls.__name__} file ({message})") from None
+    archive = read_npz(path, cls.__name__)
+    if _CONFIG_KEY not in archive:
+        if NETWORK_CONFIG_KEY in archive:
+            raise ModelFileError(f"{path} holds a tradenn.nn network, not a {cls.__name__}")
+        raise ModelFileError(f"{path} is not a tradenn tabular model file (no config)")
+    document = parse_json(archive[_CONFIG_KEY], path, f"{cls.__name__} config")
+    if not isinstance(document, dict) or document.get("format") != FILE_FORMAT:
+        raise ModelFileError(f"{path} is not a tradenn tabular model file (wrong format)")
+    if document.get("version") != FILE_VERSION:
+        raise ModelFileError(
+            f"{path} has tabular model file version {document.get('version')}; "
+            f"this tradenn reads {FILE_VERSION}"
+        )
+    if document.get("class_name") != cls.__name__:
+        raise ModelFileError(f"{path} holds a {document.get('class_name')}, not a {cls.__name__}")
+    missing = [name for name in names if name not in archive]
+    if missing:
+        raise ModelFileError(f"{path}: {cls.__name__} file lacks array '{missing[0]}'")
+    arrays = {name: archive[name] for name in names}
+    check_finite(arrays, path)
+    config = document.get("config")
+    if not isinstance(config, dict):
+        raise ModelFileError(f"{path}: the {cls.__name__} config is not a JSON object")
     try:
         model = cls(**config)
     except (TypeError, ValueError) as error:

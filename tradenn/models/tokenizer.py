@@ -35,6 +35,8 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import pandas as pd
 
+from tradenn.nn.serialization import ModelFileError, parse_json
+
 __all__ = ["PriceTokenizer"]
 
 Mode = Literal["log_return", "mean_scaled"]
@@ -43,6 +45,7 @@ Kind = Literal["prices", "returns"]
 _DEFAULT_LIMIT = {"log_return": 0.1, "mean_scaled": 15.0}
 _FILE_FORMAT = "tradenn.models.PriceTokenizer"
 _FILE_VERSION = 1
+_MAX_FILE_BYTES = 1 << 20  # a tokenizer file is a few hundred bytes of JSON
 
 
 class PriceTokenizer:
@@ -261,13 +264,20 @@ class PriceTokenizer:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> PriceTokenizer:
-        """Read a tokenizer written by :meth:`save`."""
-        document = json.loads(Path(path).read_text())
+        """Read a tokenizer written by :meth:`save` (:class:`ModelFileError` naming the file
+        when it is not one)."""
+        raw = Path(path).read_bytes()
+        if len(raw) > _MAX_FILE_BYTES:
+            raise ModelFileError(f"{path} is not a saved PriceTokenizer ({len(raw)} bytes)")
+        document = parse_json(raw, path, "tokenizer file")
         if not isinstance(document, dict) or document.get("format") != _FILE_FORMAT:
-            raise ValueError(f"path {path} is not a saved PriceTokenizer")
+            raise ModelFileError(f"{path} is not a saved PriceTokenizer")
         if document.get("version") != _FILE_VERSION:
-            raise ValueError(f"path {path} has tokenizer file version {document.get('version')}")
-        return cls.from_config(document["config"])
+            raise ModelFileError(f"{path} has tokenizer file version {document.get('version')}")
+        try:
+            return cls.from_config(dict(document["config"]))
+        except (KeyError, TypeError, ValueError) as error:
+            raise ModelFileError(f"{path} holds an invalid PriceTokenizer ({error})") from None
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, PriceTokenizer):

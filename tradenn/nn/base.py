@@ -25,9 +25,12 @@ saved models find it), create weights in ``build`` with :meth:`Layer.add_weight`
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from collections import defaultdict
 from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +41,43 @@ from . import regularizers as reg_lib
 from .registry import Registry
 
 Shape = tuple  # a shape; None stands for an unknown size (the batch axis)
+
+# values that layers built in this context may still allocate (None: no limit); see weight_budget
+_budget: ContextVar[list[int] | None] = ContextVar("tradenn_nn_weight_budget", default=None)
+
+
+class WeightBudgetError(ValueError):
+    """A layer built inside :func:`weight_budget` asked for more values than the budget left."""
+
+
+@contextmanager
+def weight_budget(values: int) -> Iterator[None]:
+    """Within the block, the layers built may allocate at most ``values`` parameter and state
+    values in all; one that asks for more raises :class:`WeightBudgetError` *before* allocating.
+
+    Loading a model builds it from its config under a budget of the values its file holds, so a
+    config declaring a layer of 10**12 units is refused instead of exhausting memory.
+    """
+    token = _budget.set([int(values)])
+    try:
+        yield
+    finally:
+        _budget.reset(token)
+
+
+def _spend(layer: Layer, name: str, shape: tuple) -> None:
+    """Charge ``shape``'s values to the active budget (if any)."""
+    left = _budget.get()
+    if left is None:
+        return
+    count = math.prod(int(size) for size in shape)
+    if count > left[0]:
+        raise WeightBudgetError(
+            f"{layer.name}'s {name!r} of shape {shape} is {count} values, more than the "
+            f"{left[0]} left"
+        )
+    left[0] -= count
+
 
 LAYERS = Registry("layer")
 
@@ -238,6 +278,7 @@ class Layer:
         regularizer: Any = None,
     ) -> np.ndarray:
         """Create trainable parameter ``name`` and its (zeroed) gradient buffer."""
+        _spend(self, name, tuple(shape))
         value = init_lib.get(initializer)(tuple(shape), self.dtype)
         self.params[name] = value
         self.grads[name] = np.zeros_like(value)
@@ -248,6 +289,7 @@ class Layer:
 
     def add_state(self, name: str, shape: Shape, initializer: Any = "zeros") -> np.ndarray:
         """Create non-trainable array ``name`` (saved with the model, not optimized)."""
+        _spend(self, name, tuple(shape))
         value = init_lib.get(initializer)(tuple(shape), self.dtype)
         self.state[name] = value
         return value

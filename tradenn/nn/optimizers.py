@@ -155,7 +155,10 @@ class Optimizer:
 
     def set_state(self, state: dict[str, np.ndarray]) -> None:
         """Restore what :meth:`get_state` returned (slot shapes are checked on the next step)."""
-        self.iterations = int(state.get("iterations", 0))
+        iterations = np.asarray(state.get("iterations", 0))
+        if iterations.ndim or iterations.dtype.kind not in "iu" or iterations < 0:
+            raise ValueError(f"{type(self).__name__}: step count {iterations} is not a count")
+        self.iterations = int(iterations)
         self._slots = {}
         for key, value in state.items():
             if key == "iterations":

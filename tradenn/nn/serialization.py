@@ -28,17 +28,23 @@ from typing import Any
 
 import numpy as np
 
+from tradenn.errors import ModelFileError
+
 from . import losses as loss_lib
 from . import optimizers as optimizer_lib
-from .base import LAYERS, Layer, walk
+from .base import LAYERS, Layer, WeightBudgetError, walk, weight_budget
 
 FORMAT = "tradenn.nn.model"
 VERSION = 1
 CONFIG_KEY = "__tradenn_config__"
 
 
-class ModelFileError(ValueError):
-    """A file that is not a readable tradenn.nn model (corrupt, foreign or incompatible)."""
+# values a config may declare beyond those its file holds before loading refuses it unallocated
+# (a missing or misshapen weight within this is named as such, after the build)
+_BUDGET_SLACK = 1 << 20
+# the most DEFLATE can shrink data (a run of one byte): a compressed member whose declared size
+# exceeds this many times its stored size lies about it
+_DEFLATE_RATIO = 1032
 
 
 def serialize_layer(layer: Layer) -> dict[str, Any]:
@@ -111,53 +117,162 @@ def write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
 def load_model(path: str | os.PathLike) -> Any:
     """Rebuild a model saved with ``model.save(path)``: weights, loss and optimizer state.
 
+    The file is read with :func:`read_npz` (nothing in it can execute code or make the reader
+    allocate more than the file holds), and the model its config declares is built under a
+    :func:`~tradenn.nn.base.weight_budget` of the values the file holds (plus 2**20), so a
+    config that declares a layer larger than its weights is refused before it is allocated.
+
     Raises
     ------
     FileNotFoundError
         If ``path`` does not exist.
     ModelFileError
-        If the file is not a tradenn.nn model, is damaged, or does not fit its config.
+        If the file is not a tradenn.nn model, is damaged, holds NaN or infinite weights, or
+        does not fit its config.
     """
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"No model file at {path}")
+    arrays = read_npz(path, "tradenn.nn model")
     try:
-        archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise ModelFileError(f"{path} is not a tradenn.nn model file ({error})") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise ModelFileError(f"{path} is not a tradenn.nn model file (a single .npy array)")
-    with archive:
-        try:
-            return _restore(archive, path)
-        except ModelFileError:
-            raise
-        except (KeyError, ValueError, TypeError, EOFError, zipfile.BadZipFile, OSError) as error:
-            raise ModelFileError(f"{path} is not a valid tradenn.nn model file ({error})") from None
+        return _restore(arrays, path)
+    except ModelFileError:
+        raise
+    except (KeyError, ValueError, TypeError, AttributeError, RecursionError) as error:
+        raise ModelFileError(
+            f"{path} is not a valid tradenn.nn model file ({_first_line(error)})"
+        ) from None
 
 
 def read_metadata(path: str | os.PathLike) -> dict:
     """The ``metadata`` dict saved with the model at ``path`` (empty if none was given)."""
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"No model file at {path}")
+    config = _read_config(read_npz(path, "tradenn.nn model"), path)
+    metadata = config.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise ModelFileError(f"{path}: the model's metadata is not a JSON object")
+    return dict(metadata)
+
+
+def read_npz(path: str | os.PathLike, what: str = "tradenn model") -> dict[str, np.ndarray]:
+    """Every array of the ``.npz`` file at ``path``, each checked before it is allocated.
+
+    Reads the zip archive member by member. Each member must be an ``.npy`` array of a plain
+    (non-object) dtype whose header declares exactly as many bytes as the member holds, and
+    the member's declared size must be one its stored bytes can hold (a DEFLATE member expands
+    at most 1032-fold). So a small file cannot make the reader allocate gigabytes, and nothing
+    in a file can execute code (no pickles). ``what`` names the kind of file in messages.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no file at ``path``.
+    ModelFileError
+        Naming the file and the member, if the file is not such an archive or a member breaks
+        one of the rules above.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No {what} file at {path}")
+    arrays: dict[str, np.ndarray] = {}
     try:
-        archive = np.load(path, allow_pickle=False)
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise ModelFileError(f"{path} is not a tradenn.nn model file (a single .npy array)")
-        with archive:
-            config = _read_config(archive, path)
+        with open(path, "rb") as file:
+            if file.read(6) == b"\x93NUMPY":
+                raise ModelFileError(f"{path} is not a {what} file (a single .npy array)")
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                name = info.filename.removesuffix(".npy")
+                if name == info.filename:
+                    raise ModelFileError(f"{path}: member {info.filename!r} is not a numpy array")
+                if name in arrays:
+                    raise ModelFileError(f"{path}: array {name!r} is stored twice")
+                arrays[name] = _read_member(archive, info, path)
     except ModelFileError:
         raise
-    except (KeyError, ValueError, TypeError, EOFError, zipfile.BadZipFile, OSError) as error:
-        raise ModelFileError(f"{path} is not a valid tradenn.nn model file ({error})") from None
-    return dict(config.get("metadata") or {})
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, NotImplementedError) as error:
+        reason = _first_line(error)
+        raise ModelFileError(f"{path} is not a readable {what} file ({reason})") from None
+    return arrays
 
 
-def _read_config(archive: Any, path: Path) -> dict:
-    if CONFIG_KEY not in archive.files:
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> np.ndarray:
+    """One ``.npy`` member of ``archive``, its declared size checked before allocating."""
+    name = info.filename
+    if info.compress_type == zipfile.ZIP_STORED:
+        possible = info.compress_size
+    elif info.compress_type == zipfile.ZIP_DEFLATED:
+        possible = info.compress_size * _DEFLATE_RATIO
+    else:
+        raise ModelFileError(f"{path}: member {name!r} uses an unsupported compression")
+    if info.file_size > possible:
+        raise ModelFileError(
+            f"{path}: member {name!r} declares {info.file_size} bytes "
+            f"but stores {info.compress_size}"
+        )
+    with archive.open(info) as member:
+        try:
+            version = np.lib.format.read_magic(member)
+        except ValueError:
+            raise ModelFileError(f"{path}: member {name!r} has no numpy array header") from None
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(member)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(member)
+        else:
+            raise ModelFileError(f"{path}: member {name!r} has numpy format {version}")
+        if dtype.hasobject:
+            raise ModelFileError(f"{path}: member {name!r} holds Python objects (refused)")
+        count = 1
+        for size in shape:
+            count *= size
+        declared = count * dtype.itemsize
+        if member.tell() + declared != info.file_size:
+            raise ModelFileError(
+                f"{path}: member {name!r} declares shape {shape} of {dtype} "
+                f"({declared} bytes) but holds {info.file_size - member.tell()}"
+            )
+        data = bytearray(member.read(declared))
+    return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+
+
+def check_finite(
+    arrays: dict[str, np.ndarray], path: str | os.PathLike, names=None, nan_only: bool = False
+) -> None:
+    """Refuse (:class:`ModelFileError`, naming ``path`` and the array) NaN or infinite values in
+    the floating-point arrays among ``names`` (all of ``arrays`` when None): weights like that
+    would make every forecast NaN without a word. ``nan_only`` lets infinities pass (bounds)."""
+    for name in arrays if names is None else names:
+        value = arrays[name]
+        if value.dtype.kind not in "fc":
+            continue
+        if np.isnan(value).any():
+            raise ModelFileError(f"{path}: array {name!r} holds NaN values")
+        if not nan_only and not np.isfinite(value).all():
+            raise ModelFileError(f"{path}: array {name!r} holds infinite values")
+
+
+def parse_json(raw: np.ndarray | bytes | str, path: str | os.PathLike, what: str) -> Any:
+    """The JSON document stored as ``raw`` (uint8 bytes, bytes or text) in the file at
+    ``path``; :class:`ModelFileError` naming ``what`` when it is not valid UTF-8 JSON or is
+    nested too deeply to read."""
+    if isinstance(raw, np.ndarray):
+        raw = raw.tobytes() if raw.dtype == np.uint8 else str(raw.item())
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as error:
+        reason = _first_line(error)
+        raise ModelFileError(f"{path}: the {what} is not valid JSON ({reason})") from None
+    except RecursionError:
+        raise ModelFileError(f"{path}: the {what} is nested too deeply to read") from None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error)
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _read_config(arrays: dict[str, np.ndarray], path: Path) -> dict:
+    if CONFIG_KEY not in arrays:
         raise ModelFileError(f"{path} is not a tradenn.nn model file (no {CONFIG_KEY} entry)")
-    config = json.loads(archive[CONFIG_KEY].tobytes().decode("utf-8"))
+    config = parse_json(arrays[CONFIG_KEY], path, "model config")
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise ModelFileError(f"{path} is not a tradenn.nn model file (wrong format tag)")
     if config.get("version") != VERSION:
@@ -167,22 +282,30 @@ def _read_config(archive: Any, path: Path) -> dict:
     return config
 
 
-def _restore(archive: Any, path: Path) -> Any:
-    config = _read_config(archive, path)
+def _restore(arrays: dict[str, np.ndarray], path: Path) -> Any:
+    config = _read_config(arrays, path)
+    weights = [name for name in arrays if name.startswith("layers/")]
+    check_finite(arrays, path, weights)
     model_config = config["model"]
-    model = deserialize_layer(model_config)
-    if model_config.get("build_input_shape") is not None:
-        model.build(tuple(model_config["build_input_shape"]))
+    try:
+        with weight_budget(sum(arrays[name].size for name in weights) + _BUDGET_SLACK):
+            model = deserialize_layer(model_config)
+            if model_config.get("build_input_shape") is not None:
+                model.build(tuple(model_config["build_input_shape"]))
+    except WeightBudgetError as error:
+        raise ModelFileError(
+            f"{path}: the config declares more weights than the file holds ({error})"
+        ) from None
 
     expected = set()
     for index, layer in enumerate(walk(model)):
-        for group, arrays in (("params", layer.params), ("state", layer.state)):
-            for key, target in arrays.items():
+        for group, values in (("params", layer.params), ("state", layer.state)):
+            for key, target in values.items():
                 name = f"layers/{index}/{group}/{key}"
                 expected.add(name)
-                if name not in archive.files:
+                if name not in arrays:
                     raise ModelFileError(f"{path}: weight '{name}' ({layer.name}) is missing")
-                value = archive[name]
+                value = arrays[name]
                 if value.shape != target.shape:
                     raise ModelFileError(
                         f"{path}: weight '{name}' ({layer.name}) has shape {value.shape}, "
@@ -190,7 +313,7 @@ def _restore(archive: Any, path: Path) -> Any:
                     )
                 # copy into the existing array: it is the live array forward reads
                 np.copyto(target, value, casting="same_kind")
-    stray = [name for name in archive.files if name.startswith("layers/") and name not in expected]
+    stray = [name for name in weights if name not in expected]
     if stray:
         raise ModelFileError(f"{path}: weights {stray[:3]} do not belong to the saved model")
 
@@ -199,8 +322,8 @@ def _restore(archive: Any, path: Path) -> Any:
     if config.get("optimizer") is not None:
         optimizer = optimizer_lib.get(config["optimizer"])
         prefix = "optimizer/"
-        optimizer.set_state(
-            {n[len(prefix) :]: archive[n] for n in archive.files if n.startswith(prefix)}
-        )
+        state = {n[len(prefix) :]: arrays[n] for n in arrays if n.startswith(prefix)}
+        check_finite(state, path)
+        optimizer.set_state(state)
         model.optimizer = optimizer
     return model

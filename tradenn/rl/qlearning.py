@@ -62,7 +62,6 @@ import json
 import math
 import numbers
 import os
-import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -72,7 +71,7 @@ import numpy as np
 from gymnasium import spaces
 from tqdm import tqdm
 
-from tradenn.nn.serialization import ModelFileError, write_npz
+from tradenn.nn.serialization import ModelFileError, check_finite, parse_json, read_npz, write_npz
 
 from .schedules import Schedule, as_schedule, deserialize_schedule, serialize_schedule
 
@@ -670,19 +669,13 @@ class QLearningAgent:
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"{cls.__name__}: no agent file at {path}")
-        try:
-            with np.load(path, allow_pickle=False) as archive:
-                if _CONFIG_KEY not in archive.files:
-                    raise ModelFileError(f"{path} is not a tradenn agent file (no config)")
-                document = json.loads(archive[_CONFIG_KEY].item())
-                arrays = {name: archive[name] for name in archive.files if name != _CONFIG_KEY}
-        except ModelFileError:
-            raise
-        except (KeyError, ValueError, TypeError, EOFError, OSError, zipfile.BadZipFile) as error:
-            message = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise ModelFileError(
-                f"{path} is not a readable {cls.__name__} file ({message})"
-            ) from None
+        arrays = read_npz(path, cls.__name__)
+        if _CONFIG_KEY not in arrays:
+            raise ModelFileError(f"{path} is not a tradenn agent file (no config)")
+        document = parse_json(arrays.pop(_CONFIG_KEY), path, f"{cls.__name__} config")
+        check_finite(arrays, path, ["q_table"] if "q_table" in arrays else [])
+        # a Box may be unbounded and the discretizer's edge rows are padded with +inf
+        check_finite(arrays, path, [name for name in arrays if name != "q_table"], nan_only=True)
         if not isinstance(document, dict) or document.get("format") != FILE_FORMAT:
             raise ModelFileError(f"{path} is not a tradenn agent file (wrong format)")
         if document.get("version") != FILE_VERSION:
