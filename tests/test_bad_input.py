@@ -240,3 +240,66 @@ def test_ctrl_c_while_starting_up_is_one_line_and_exit_130(delay):
     # 130, or killed by the SIGINT after handling it: a shell reports both as 130
     assert process.returncode in (130, -signal.SIGINT), err
     assert "Traceback" not in err and err.strip() == "tradenn: interrupted"
+
+
+# --------------------------------------------------------------------- ledgers edited by SQL
+
+
+@pytest.fixture(scope="module")
+def paper_ledger(tmp_path_factory):
+    """A paper ledger of sma_cross(5, 15) over 150 bars of SPX, with fills."""
+    from tradenn import data
+
+    folder = tmp_path_factory.mktemp("ledger")
+    prices = folder / "prices.csv"
+    data.load("SPX").iloc[:150].to_csv(prices, index_label="Date")
+    ledger = folder / "paper.db"
+    argv = ["paper", "run", "sma_cross", "--feed", f"replay:{prices}", "--ledger", str(ledger)]
+    assert main([*argv, "--quiet", "--param=fast=5", "--param=slow=15"]) == 0
+    return ledger
+
+
+EDITS = {
+    "equity value": (
+        "UPDATE equity SET equity = equity + 100 WHERE seq = 50",
+        "equity row seq 50 (1999-03-17T00:00:00): equity 8,562.78, but cash + units x close "
+        "is 8,462.78",
+    ),
+    "equity cash": ("UPDATE equity SET cash = cash - 1 WHERE seq = 99", "equity row seq 99 ("),
+    "fill price": (
+        "UPDATE fills SET price = price * 2 WHERE id = 3",
+        "fills row id 3 (1999-02-10T00:00:00): cash 18,042.50, but the cash before it and this "
+        "fill give 26,555.48",
+    ),
+    "fill units": ("UPDATE fills SET units = -8 WHERE id = 2", "fills row id 2 ("),
+    "bar high": ("UPDATE bars SET high = 1 WHERE seq = 10", "bars row seq 10 ("),
+    "bar text": ("UPDATE bars SET close = 'abc' WHERE seq = 5", "close 'abc' is not a number"),
+    "position": (
+        "UPDATE positions SET units = 7",
+        "prices.csv: units 7, but the last fill leaves -5",
+    ),
+    "missing row": ("DELETE FROM equity WHERE seq = 30", "equity: 149 rows for 150 traded bars"),
+    "order status": ("UPDATE orders SET status = 'lost' WHERE id = 1", "orders row id 1: status"),
+    "snapshot": ("UPDATE state SET seq = 3", "state: the restart snapshot is of bar 3"),
+}
+
+
+@pytest.mark.parametrize("command", ["status", "trades"])
+@pytest.mark.parametrize("edit", list(EDITS))
+def test_a_ledger_edited_by_sql_is_refused_naming_the_row(
+    capsys, tmp_path, paper_ledger, edit, command
+):
+    import shutil
+    import sqlite3
+
+    ledger = tmp_path / "edited.db"
+    shutil.copyfile(paper_ledger, ledger)
+    assert run(capsys, "paper", command, "--ledger", str(ledger))[0] == 0  # intact: read
+    statement, named = EDITS[edit]
+    with sqlite3.connect(ledger) as db:
+        assert db.execute(statement).rowcount == 1
+    code, out, err = run(capsys, "paper", command, "--ledger", str(ledger))
+    line = one_line(err)
+    assert code == 2 and out == ""
+    assert line.startswith(f"tradenn: error: ledger {ledger} is inconsistent: ")
+    assert named in line and line.endswith("`tradenn paper verify` replays it whole)")

@@ -115,7 +115,7 @@ def _bar(seq: int, orders: int = 0) -> BarRecord:
         for k in range(orders)
     ]
     return BarRecord(
-        seq, time_, 100.0, 101.0, 99.0, 100.5, 1e6, 1e4 - seq, float(seq), 1e4, symbol="X",
+        seq, time_, 100.0, 101.0, 99.0, 100.5, 1e6, 1e4, 0.0, 1e4, symbol="X",
         orders=rows,
     )  # fmt: skip
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 
@@ -160,6 +161,22 @@ def test_a_ledger_that_disagrees_with_the_replay_is_refused(prices, tmp_path):
     _paper(strategy, prices.iloc[:120], path, params={"fast": 5, "slow": 15})
     db = sqlite3.connect(path)
     db.execute("UPDATE equity SET cash = cash + 1 WHERE seq = (SELECT MAX(seq) FROM equity)")
+    db.commit()
+    db.close()
+    with pytest.raises(LedgerError, match=r"equity row seq 119 .*: cash .*, the fills leave"):
+        _paper(strategy, prices, path, params={"fast": 5, "slow": 15})
+
+
+def test_a_restart_snapshot_that_disagrees_with_the_last_bar_is_refused(prices, tmp_path):
+    path = tmp_path / "p.db"
+    strategy = load_strategy("sma_cross")
+    _paper(strategy, prices.iloc[:120], path, params={"fast": 5, "slow": 15})
+    db = sqlite3.connect(path)
+    (snapshot,) = db.execute("SELECT snapshot FROM state").fetchone()
+    cash = json.loads(snapshot)["account"]["cash"]
+    edited = snapshot.replace(f'"cash":{json.dumps(cash)}', f'"cash":{json.dumps(cash + 1)}', 1)
+    assert edited != snapshot
+    db.execute("UPDATE state SET snapshot = ?", (edited,))
     db.commit()
     db.close()
     with pytest.raises(LedgerError, match=r"resuming gives cash .*its last bar says"):

@@ -201,6 +201,7 @@ def _paper_status(args: argparse.Namespace) -> int:
     from tradenn.live.loop import trained_on
 
     with _existing(args.ledger) as ledger:
+        ledger.check()
         info = ledger.run_info()
         last = ledger.last()
         if info is None or last is None:
@@ -238,6 +239,7 @@ def _paper_status(args: argparse.Namespace) -> int:
 @_disk_failure_exits_1
 def _paper_trades(args: argparse.Namespace) -> int:
     with _existing(args.ledger) as ledger:
+        ledger.check()
         ledger.fills().to_csv(sys.stdout, index=False)
     return 0
 

@@ -70,6 +70,7 @@ import pandas as pd
 
 from tradenn.data.timezones import parse_timestamp_texts, timestamp_text
 from tradenn.errors import TradennError
+from tradenn.live import audit
 
 SCHEMA_VERSION = 3
 APPLICATION_ID = 0x74726E6E  # "trnn": marks an SQLite file as a tradenn ledger
@@ -814,6 +815,32 @@ class Ledger:
         except sqlite3.OperationalError:  # a version 1 ledger opened read-only
             return None
         return None if row is None else (row[0], row[1])
+
+    def check(self) -> None:
+        """Refuse (:class:`LedgerError`, naming the table and row) a ledger whose stored rows
+        break an accounting identity of :mod:`tradenn.live.audit`: a value edited by hand,
+        say. Reads every row but replays no strategy (``tradenn paper verify`` does that)."""
+        info = self.run_info()
+        if info is None:
+            return
+        keys = {"bars": "seq", "orders": "id", "fills": "id", "equity": "seq"}
+        keys["positions"] = "symbol"
+        tables = {
+            table: pd.read_sql_query(f"SELECT * FROM {table} ORDER BY {key}", self._db)
+            for table, key in keys.items()
+        }
+        state = self.state()
+        problem = audit.first_problem(
+            tables,
+            cash=float(info.settings["cash"]),
+            history=self.history(),
+            state_seq=None if state is None else state[0],
+        )
+        if problem:
+            raise LedgerError(
+                f"ledger {self.path} is inconsistent: {problem} (was it edited? "
+                "`tradenn paper verify` replays it whole)"
+            )
 
     def counts(self) -> dict[str, int]:
         """Rows in ``bars``, ``orders`` and ``fills``."""

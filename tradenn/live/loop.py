@@ -369,6 +369,7 @@ class PaperTrader:
 
     def _resume(self) -> tuple[_Recorder, int, pd.Timestamp | None]:
         """The recorder at the ledger's last bar: from its snapshot, or by replay."""
+        self.ledger.check()
         saved = self.ledger.state()
         symbol = self.broker.symbol
         store = self.store()
