@@ -303,3 +303,61 @@ def test_a_ledger_edited_by_sql_is_refused_naming_the_row(
     assert code == 2 and out == ""
     assert line.startswith(f"tradenn: error: ledger {ledger} is inconsistent: ")
     assert named in line and line.endswith("`tradenn paper verify` replays it whole)")
+
+
+# ------------------------------------------------------------------------- ambiguous dates
+
+MONTHLY_DAY_FIRST = "Date,Open,High,Low,Close,Volume\n" + "".join(
+    f"01/{month:02d}/2020,10,11,9,10,100\n" for month in range(1, 13)
+)
+
+
+def test_dates_that_read_both_ways_warn_and_the_other_reading_can_be_forced(capsys, write_csv):
+    path = write_csv(MONTHLY_DAY_FIRST)
+    code, out, err = run(capsys, "data", "validate", str(path))
+    assert code == 0 and "12 bars, 2020-01-01 .. 2020-01-12" in out
+    line = one_line(err)
+    assert line.startswith(f"tradenn: warning: {path}: dates like '01/02/2020' read month-first")
+    assert "(2020-01-01 .. 2020-01-12, 1 day apart)" in line
+    assert "day-first they read 2020-01-01 .. 2020-12-01, 31 days apart" in line
+    assert "tradenn --date-format '%d/%m/%Y'" in line
+    code, out, err = run(capsys, "--date-format", "%d/%m/%Y", "data", "validate", str(path))
+    assert (code, err) == (0, "") and "12 bars, 2020-01-01 .. 2020-12-01" in out
+
+
+def test_a_forced_date_format_that_does_not_match_names_the_line(capsys, write_csv):
+    path = write_csv(MONTHLY_DAY_FIRST)
+    code, _, err = run(
+        capsys,
+        "--date-format",
+        "%Y-%m-%d",
+        "backtest",
+        "sma_cross",
+        "--data",
+        str(path),
+        "--no-plot",
+    )
+    assert code == 2
+    assert one_line(err) == (
+        f"tradenn: error: {path}: date '01/01/2020' in column 'Date' at line 2 does not match "
+        "the date format '%Y-%m-%d'"
+    )
+
+
+def test_a_forced_date_format_leaves_the_bundled_data_alone(capsys):
+    code, out, _ = run(capsys, "--date-format", "%d/%m/%Y", "data", "show", "SPX")
+    assert code == 0 and "SPX: 5031 daily bars, 1999-01-04 .. 2018-12-31" in out
+
+
+def test_utc_offsets_from_different_places_are_a_warning(capsys, write_csv):
+    path = write_csv(
+        "Date,Open,High,Low,Close,Volume\n2020-01-01T00:00:00+05:00,10,11,9,10,100\n"
+        "2020-01-02T00:00:00-08:00,10,11,9,10,100\n2020-01-03,10,11,9,10,100\n"
+    )
+    code, _, err = run(capsys, "data", "validate", str(path))
+    assert code == 0
+    assert one_line(err) == (
+        f"tradenn: warning: {path}: dates carry UTC offsets -08:00 (line 3) and +05:00 (line 2) "
+        "and some none (line 4); read as wall-clock times with the offsets dropped (write the "
+        "file in UTC or one offset if they are instants)"
+    )

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from tradenn import __version__
+from tradenn.data.files import date_format
 from tradenn.errors import StrategyFailure, TradennError
 
 
@@ -728,6 +729,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"tradenn {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    parser.add_argument(
+        "--date-format",
+        metavar="FMT",
+        help="read the dates of every price CSV with this strftime format (e.g. %%d/%%m/%%Y) "
+        "instead of detecting one",
+    )
     commands = parser.add_subparsers(
         dest="command", metavar="COMMAND", required=True, parser_class=_Parser
     )
@@ -744,7 +751,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.debug:
         warnings.showwarning = _one_line_warning
     try:
-        return int(args.handler(args) or 0)
+        with date_format(args.date_format):
+            return int(args.handler(args) or 0)
     except StrategyFailure as error:  # the strategy's own code failed while running
         if args.debug:
             raise

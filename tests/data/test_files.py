@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pandas as pd
 import pytest
 
@@ -32,7 +34,14 @@ ROWS = "{d1},10,11,9,10.5,100\n{d2},10.5,12,10,11,200\n"
 )
 def test_common_date_formats_are_detected(write_csv, d1, d2, expected):
     path = write_csv("Date,Open,High,Low,Close,Volume\n" + ROWS.format(d1=d1, d2=d2))
-    assert list(read_csv(path).index) == [pd.Timestamp(e) for e in expected]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        index = read_csv(path).index
+    assert list(index) == [pd.Timestamp(e) for e in expected]
+    # 1/4/1999, 1/5/1999 read day-first too (a month apart): the one ambiguity, said in a warning
+    assert [str(w.message).split(":")[1].split("(")[0] for w in caught] == (
+        [" dates like '1/5/1999' read month-first "] if d1 == "1/4/1999" else []
+    )
 
 
 def test_column_names_match_case_insensitively_and_by_alias(write_csv):

@@ -93,7 +93,7 @@ def load(source: str | os.PathLike, start=None, end=None, **yahoo_options) -> pd
     elif Path(text).is_file():  # a file that exists wins over a bundled name ("spx" here)
         frame = files.read_csv(text)
     elif text.upper() in BUNDLED:
-        frame = files.read_csv(BUNDLED[text.upper()].path)
+        frame = files.read_csv(BUNDLED[text.upper()].path, date_format="ISO8601")
         text = text.upper()
     else:
         raise DataError(
