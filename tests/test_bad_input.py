@@ -33,11 +33,20 @@ def one_line(err: str) -> str:
     ],
 )
 @pytest.mark.parametrize(
-    "command", [["data", "validate"], ["backtest", "sma_cross", "--no-plot", "--data"]]
+    "command",
+    [
+        ["data", "validate", "{path}"],
+        ["backtest", "sma_cross", "--no-plot", "--data", "{path}"],
+        ["paper", "run", "sma_cross", "--ledger", "{ledger}", "--feed", "replay:{path}"],
+    ],
+    ids=["validate", "backtest", "paper"],
 )
 def test_infinite_and_overflowing_values_are_refused(capsys, write_csv, row, named, command):
     path = write_csv(HEADER + row + "\n")
-    code, out, err = run(capsys, *command, str(path))
+    ledger = path.parent / "paper.db"
+    argv = [part.format(path=path, ledger=ledger) for part in command]
+    code, out, err = run(capsys, *argv)
+    assert not ledger.exists()
     assert code == 2
     line = one_line(err)
     assert str(path) in line and named in line
@@ -83,6 +92,19 @@ STRATEGIES = {
         "class Failing(Strategy):\n    def positions(self, data):\n        return {}['x']\n",
         "Failing.positions ({path}, line 6) raised KeyError: 'x'",
     ),
+    "init": (
+        "class Failing(Strategy):\n    def init(self):\n        self.window = {}['window']\n",
+        "Failing.init ({path}, line 6) raised KeyError: 'window'",
+    ),
+    "size nan": (
+        "class Failing(Strategy):\n    def next(self):\n        self.buy(size=float('nan'))\n",
+        "Failing.next ({path}, line 6) raised ValueError: size must be a positive number of "
+        "units or a fraction, got nan at bar 0",
+    ),
+    "limit": (
+        "class Failing(Strategy):\n    def next(self):\n        self.buy(limit=-10)\n",
+        "Failing.next ({path}, line 6) raised ValueError: limit must be a positive price, got -10",
+    ),
 }
 
 
@@ -95,6 +117,42 @@ def test_a_strategy_that_raises_is_named_with_its_file_line_and_bar(capsys, tmp_
     assert code == 1
     assert expected.format(path=path) in one_line(err)
     assert "Equity Final" not in out
+
+
+@pytest.mark.parametrize("kind", ["single", "portfolio"])
+def test_a_strategy_rejecting_its_setup_is_bad_input_named_with_file_and_line(
+    capsys, tmp_path, kind
+):
+    base, data = ("Strategy", "SPX") if kind == "single" else ("PortfolioStrategy", "SPX,NASDAQ")
+    path = tmp_path / "rejecting.py"
+    path.write_text(
+        f"from tradenn.backtest import {base}\n\n\nclass Rejecting({base}):\n"
+        "    def init(self):\n        raise ValueError('window must be odd')\n"
+    )
+    code, out, err = run(capsys, "backtest", f"{path}:Rejecting", "--data", data, "--no-plot")
+    assert code == 2 and "Equity Final" not in out
+    assert one_line(err) == f"tradenn: error: Rejecting ({path}, line 6): window must be odd"
+
+
+@pytest.mark.parametrize("hook", ["init", "next", "weights"])
+def test_a_portfolio_strategy_that_raises_is_named_with_its_file_line_and_hook(
+    capsys, tmp_path, hook
+):
+    body = {
+        "init": "    def init(self):\n        self.x = {}['x']\n",
+        "next": "    def next(self):\n        if len(self.data) > 30:\n            1 / 0\n",
+        "weights": "    def weights(self, data):\n        return data.missing_attribute\n",
+    }[hook]
+    path = tmp_path / "failing.py"
+    path.write_text(
+        "from tradenn.backtest import PortfolioStrategy\n\n\n"
+        f"class Failing(PortfolioStrategy):\n{body}"
+    )
+    code, out, err = run(capsys, "backtest", f"{path}:Failing", "--data", "SPX,NASDAQ", "--no-plot")
+    line = one_line(err)
+    assert code == 1 and "Equity Final" not in out
+    assert line.startswith(f"tradenn: failed: Failing.{hook} ({path}, line ")
+    assert ("at bar 30" in line) == (hook == "next")
 
 
 def test_compare_keeps_the_others_when_one_strategy_fails(capsys, tmp_path):
@@ -125,6 +183,15 @@ def test_bad_numbers_and_paths_are_refused_before_the_run(capsys, argv, named):
     line = one_line(err)
     assert named is None or named in line
     assert "Equity Final" not in out  # nothing ran
+
+
+def test_a_report_folder_that_cannot_be_made_is_refused_before_the_run(capsys, write_csv):
+    blocker = write_csv(HEADER)  # a file where the report's parent folder would be
+    code, out, err = run(capsys, "backtest", "sma_cross", "--report", f"{blocker}/report")
+    assert code == 2 and out == ""
+    assert one_line(err) == (
+        f"tradenn: error: --report {blocker}/report: there is no folder {blocker}"
+    )
 
 
 def test_a_grid_value_of_the_wrong_form_names_grid_and_the_forms(capsys):
@@ -361,3 +428,19 @@ def test_utc_offsets_from_different_places_are_a_warning(capsys, write_csv):
         "and some none (line 4); read as wall-clock times with the offsets dropped (write the "
         "file in UTC or one offset if they are instants)"
     )
+
+
+def test_a_corrupt_ledger_is_one_line_through_the_command_line(capsys, tmp_path, paper_ledger):
+    import shutil
+
+    ledger = tmp_path / "corrupt.db"
+    shutil.copyfile(paper_ledger, ledger)
+    data = bytearray(ledger.read_bytes())
+    assert len(data) > 6 * 4096
+    data[5 * 4096 : 6 * 4096] = b"\x0d" + b"\xff" * 4095  # a table page SQLite's check rejects
+    ledger.write_bytes(bytes(data))
+    for command in ("status", "trades", "verify"):
+        code, out, err = run(capsys, "paper", command, "--ledger", str(ledger))
+        line = one_line(err)
+        assert code == 2 and out == ""
+        assert line.startswith(f"tradenn: error: ledger {ledger} is corrupt: ")

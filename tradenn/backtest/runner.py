@@ -170,6 +170,40 @@ def target_array(raw: Any, n: int, label: str) -> np.ndarray:
     return values
 
 
+def _where(cls: type, error: BaseException) -> str:
+    """``FILE, line N`` of the strategy class's file where ``error`` was raised."""
+    where = strategy_file(cls)
+    line = raised_at(error, where) if where else None
+    return f"{where}, line {line}" if line is not None else (where or "unknown file")
+
+
+def setup_rejected(cls: type, error: BaseException) -> BacktestError:
+    """A ValueError or TypeError from a strategy's setup (``init``, ``positions``,
+    ``weights``): the strategy rejecting its parameters or data, as one line (exit code 2)
+    naming the class and where in its file."""
+    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return BacktestError(f"{cls.__name__} ({_where(cls, error)}): {message}")
+
+
+def strategy_failure(
+    cls: type,
+    error: BaseException,
+    hook: str,
+    bar: int | None = None,
+    index: pd.Index | None = None,
+) -> StrategyFailure:
+    """``error`` raised by strategy ``cls``'s ``hook`` (at ``bar`` of ``index``), as one line
+    naming the class, its file and the line that raised."""
+    at = ""
+    if bar is not None and index is not None and 0 <= bar < len(index):
+        at = f" at bar {bar} ({index[bar]})"
+    message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return StrategyFailure(
+        f"{cls.__name__}.{hook} ({_where(cls, error)}) raised {type(error).__name__}"
+        f"{': ' + message if message else ''}{at}"
+    )
+
+
 class Runner:
     """One single-asset strategy stepping through bars against one :class:`Account`.
 
@@ -254,27 +288,15 @@ class Runner:
         try:
             return method(*args)
         except (ValueError, TypeError) as error:
-            raise BacktestError(f"{self.name}: {error}") from error
+            raise setup_rejected(self.strategy_class, error) from error
         except TradennError:
             raise
         except Exception as error:
             raise self._failure(error, method.__name__, None) from error
 
     def _failure(self, error: BaseException, hook: str, bar: int | None) -> StrategyFailure:
-        """``error`` raised by the strategy's ``hook`` (at ``bar``), as one line naming the
-        class, its file and the line that raised."""
-        where = strategy_file(self.strategy_class)
-        line = raised_at(error, where) if where else None
-        if line is not None:
-            where = f"{where}, line {line}"
-        at = ""
-        if bar is not None and 0 <= bar < len(self.frame):
-            at = f" at bar {bar} ({self.frame.index[bar]})"
-        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        return StrategyFailure(
-            f"{self.name}.{hook} ({where or 'unknown file'}) raised {type(error).__name__}"
-            f"{': ' + message if message else ''}{at}"
-        )
+        """``error`` raised by the strategy's ``hook`` (at ``bar``)."""
+        return strategy_failure(self.strategy_class, error, hook, bar, self.frame.index)
 
     # ------------------------------------------------------------------- finished frames
 
@@ -547,19 +569,40 @@ class PortfolioRunner:
 
     def run(self) -> None:
         """Step through every bar of the panel."""
-        strategy, account, prices, clock = self.strategy, self.account, self.prices, self.clock
+        strategy = self.strategy
         label = type(strategy).__name__
-        names, n = self.assets, len(self.panel)
-        books = list(account.books.values())
         schedule = rebalance_schedule(self.params["rebalance_every"], self.panel.index, label)
         drift = self.params["drift_threshold"]
         if not (isinstance(drift, int | float) and math.isfinite(drift) and drift >= 0):
             raise BacktestError(f"{label}: drift_threshold must be >= 0, got {drift!r}")
+        self._hook(strategy.init, "init")
+        targets = self._hook(self._weights, "weights") if self.vectorized else None
+        self._hook(self._steps, "next", targets, schedule, drift)
+
+    def _hook(self, method: Callable, hook: str, *args: Any) -> Any:
+        """``method(*args)``, the strategy's ``hook`` or a loop calling it: a ValueError or
+        TypeError from setup is the strategy rejecting it; anything else raised by the
+        strategy's code is a :class:`StrategyFailure` naming the hook (and bar)."""
+        cls = type(self.strategy)
         try:
-            strategy.init()
-            targets = self._weights() if self.vectorized else None
-        except (ValueError, TypeError) as error:  # a strategy rejecting its parameters
-            raise BacktestError(f"{label}: {error}") from error
+            return method(*args)
+        except (ValueError, TypeError) as error:
+            if hook == "next":
+                raise strategy_failure(cls, error, hook, self.clock.i, self.panel.index) from error
+            raise setup_rejected(cls, error) from error
+        except TradennError:
+            raise
+        except Exception as error:
+            bar = self.clock.i if hook == "next" else None
+            raise strategy_failure(cls, error, hook, bar, self.panel.index) from error
+
+    def _steps(self, targets: np.ndarray | None, schedule: Any, drift: float) -> None:
+        """The bar loop of :meth:`run` (bars are sequential: each rebalance is sized on the
+        equity the last one left)."""
+        strategy, account, prices, clock = self.strategy, self.account, self.prices, self.clock
+        label = type(strategy).__name__
+        names, n = self.assets, len(self.panel)
+        books = list(account.books.values())
         on_close = self.settings.trade_on_close
         quotes = prices.close if on_close else prices.open
         target = np.zeros(len(names))
