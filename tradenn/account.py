@@ -61,6 +61,7 @@ __all__ = [
     "Record",
     "Settings",
     "Trade",
+    "Trail",
     "trade_targets",
 ]
 
@@ -211,21 +212,78 @@ def _check_number(name: str, value: Any, ok, rule: str) -> None:
 # ---------------------------------------------------------------------------- records
 
 
+@dataclass(frozen=True, slots=True)
+class Trail:
+    """How far a trailing stop-loss follows the close: a fixed price ``distance``, a fraction
+    ``pct`` of the close, or ``atr`` times the average true range over ``period`` bars.
+
+    After each bar's close ``C_t`` the stop of a long trade becomes
+    ``max(sl, C_t - d_t)`` and of a short ``min(sl, C_t + d_t)``, with ``d_t`` the distance,
+    ``pct x C_t`` or ``atr x ATR_t``, where ``ATR_t = mean(TR_{t-period+1..t})`` and
+    ``TR_j = max(H_j - L_j, |H_j - C_{j-1}|, |L_j - C_{j-1}|)`` (a simple mean, as in
+    backtesting.py's ``TrailingStrategy``). The stop only ever tightens; before ``period + 1``
+    bars exist an ATR trail waits.
+    """
+
+    distance: float | None = None
+    pct: float | None = None
+    atr: float | None = None
+    period: int = 14
+
+    def __post_init__(self) -> None:
+        given = [(n, v) for n, v in (("distance", self.distance), ("pct", self.pct),
+                                     ("atr", self.atr)) if v is not None]  # fmt: skip
+        if len(given) != 1:
+            raise ValueError("a trailing stop takes exactly one of distance=, pct= or atr=")
+        name, value = given[0]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"trail {name} must be a number, got {value!r}")
+        if not (math.isfinite(value) and value > 0 and (name != "pct" or value < 1)):
+            rule = "in (0, 1)" if name == "pct" else "a positive number"
+            raise ValueError(f"trail {name} must be {rule}, got {value}")
+        if isinstance(self.period, bool) or not isinstance(self.period, int) or self.period < 1:
+            raise ValueError(f"trail period must be a whole number >= 1, got {self.period!r}")
+
+    def gap(self, book: Book, bar: int) -> float:
+        """The stop's distance below (long) or above (short) bar ``bar``'s close; NaN when
+        the bars to measure it are not there yet."""
+        if self.distance is not None:
+            return self.distance
+        if self.pct is not None:
+            return self.pct * book.close_at(bar)
+        bars = book.history(bar - self.period, bar + 1)
+        if bars is None:
+            return math.nan
+        highs, lows, closes = bars
+        total = 0.0
+        for j in range(1, self.period + 1):
+            high, low, before = highs[j], lows[j], closes[j - 1]
+            total += max(high - low, abs(high - before), abs(low - before))
+        return self.atr * total / self.period
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as JSON-ready values (what a snapshot stores)."""
+        return {"distance": self.distance, "pct": self.pct, "atr": self.atr,
+                "period": self.period}  # fmt: skip
+
+
 @dataclass(eq=False, slots=True)
 class Order:
     """An instruction to trade, as placed by ``Strategy.buy``/``sell``, a bracket or a target.
 
     ``size`` is positive (``None``: all in); ``side`` +1 buys, -1 sells. ``status`` is
     ``"pending"``, ``"filled"``, ``"rejected"`` or ``"canceled"``. ``id`` numbers every order
-    of an account from 1, in placement order.
+    of an account from 1, in placement order. A pending order can be canceled
+    (:meth:`cancel`) and its ``sl``/``tp`` changed by assignment (checked: a positive price,
+    or None for none); a bracket's own price is changed through its trade (``trade.sl = x``).
     """
 
     side: int
     size: float | None
     limit: float | None = None
     stop: float | None = None
-    sl: float | None = None
-    tp: float | None = None
+    _sl: float | None = None
+    _tp: float | None = None
     tag: object = None
     placed_bar: int = 0
     parent: Trade | None = field(default=None, repr=False)  # a bracket or a trade.close()
@@ -239,6 +297,33 @@ class Order:
     reason: str = ""
     asset: str = ""
     id: int = 0
+    trail: Trail | None = None
+    book: Book | None = field(default=None, repr=False)
+
+    @property
+    def sl(self) -> float | None:
+        """The stop-loss the trade this order opens will get (None: none)."""
+        return self._sl
+
+    @sl.setter
+    def sl(self, price: float | None) -> None:
+        self._sl = _price_or_none("sl", price)
+
+    @property
+    def tp(self) -> float | None:
+        """The take-profit the trade this order opens will get (None: none)."""
+        return self._tp
+
+    @tp.setter
+    def tp(self, price: float | None) -> None:
+        self._tp = _price_or_none("tp", price)
+
+    def cancel(self) -> None:
+        """Cancel this order if it is still pending (a filled, rejected or canceled order is
+        left as it is). Canceling a bracket leaves its trade without that stop or target."""
+        if self.book is None:
+            raise ValueError("this order was never placed with an account")
+        self.book.account.cancel(self)
 
     @property
     def kind(self) -> str:
@@ -273,6 +358,8 @@ class Trade:
     sl_order: Order | None = None
     tp_order: Order | None = None
     book: Book | None = field(default=None, repr=False)
+    trailing: Trail | None = None
+    entry_quote: float = math.nan  # the market price at entry (before costs), for that bar
 
     @property
     def is_long(self) -> bool:
@@ -295,11 +382,41 @@ class Trade:
 
     @property
     def sl(self) -> float | None:
+        """The stop-loss price (None: none). Assign to move it or set one (a stop order that
+        closes the whole trade), or None to remove it."""
         return None if self.sl_order is None else self.sl_order.stop
+
+    @sl.setter
+    def sl(self, price: float | None) -> None:
+        self.book.account.set_bracket(self, "sl", price)
 
     @property
     def tp(self) -> float | None:
+        """The take-profit price (None: none); assignable like :attr:`sl`."""
         return None if self.tp_order is None else self.tp_order.limit
+
+    @tp.setter
+    def tp(self, price: float | None) -> None:
+        self.book.account.set_bracket(self, "tp", price)
+
+    def trail(
+        self,
+        distance: float | None = None,
+        *,
+        pct: float | None = None,
+        atr: float | None = None,
+        period: int = 14,
+    ) -> None:
+        """Trail this trade's stop-loss behind the close (see :class:`Trail`): from now on,
+        after every bar, by ``distance`` in price, ``pct`` of the close or ``atr`` times the
+        ``period``-bar average true range. The stop moves at once to the current close's
+        level if that is tighter; :meth:`stop_trailing` ends it (the stop stays where it is).
+        """
+        self.book.account.trail(self, Trail(distance, pct, atr, period))
+
+    def stop_trailing(self) -> None:
+        """Stop moving the stop-loss (it stays where it is)."""
+        self.trailing = None
 
     def close(self, portion: float = 1.0) -> Order:
         """Close ``portion`` (0..1] of this trade with a market order."""
@@ -395,6 +512,23 @@ class Book:
         self.orders: list[Order] = []  # pending, in placement order
         self.trades: list[Trade] = []  # open, oldest first (FIFO)
         self.closed_trades: list[Trade] = []
+        self.trailing = False  # some open trade trails its stop (see Account.trail)
+        # (start, stop) -> the highs, lows and closes of bars start..stop-1, or None when they
+        # are not all there; set by whoever steps the account through bars (trailing stops)
+        self.bars: Any = None
+
+    def history(self, start: int, stop: int) -> tuple[Sequence[float], ...] | None:
+        """Highs, lows and closes of bars ``start .. stop - 1`` (None when not available)."""
+        if start < 0 or self.bars is None:
+            return None
+        return self.bars(start, stop)
+
+    def close_at(self, bar: int) -> float:
+        """Bar ``bar``'s close (the current one: ``last_close``)."""
+        if bar == self.account.bar:
+            return self.last_close
+        bars = self.history(bar, bar + 1)
+        return math.nan if bars is None else float(bars[2][0])
 
     def __repr__(self) -> str:
         return f"<Book {self.name}: {self.units:g} units, {len(self.orders)} pending orders>"
@@ -498,8 +632,10 @@ class Account:
         tag: object = None,
         parent: Trade | None = None,
         reduce_only: bool = False,
+        trail: Trail | None = None,
     ) -> Order:
-        """Queue an order on ``book`` (validated here; sized and priced when it fills)."""
+        """Queue an order on ``book`` (validated here; sized and priced when it fills);
+        ``trail`` makes the trade it opens trail its stop-loss (:meth:`trail`)."""
         if size is not None:
             if not (math.isfinite(size) and size > 0):
                 raise ValueError(
@@ -520,7 +656,10 @@ class Account:
             for name, value in (("limit", limit), ("stop", stop), ("sl", sl), ("tp", tp)):
                 if value is not None and not (math.isfinite(value) and value > 0):
                     raise ValueError(f"{name} must be a positive price, got {value}")
+        if trail is not None and not isinstance(trail, Trail):
+            raise ValueError(f"trail must be a Trail(distance=, pct= or atr=), got {trail!r}")
         order = Order(int(side), size, limit, stop, sl, tp, tag, self.bar, parent, reduce_only)
+        order.trail = trail
         if self.settings.exclusive_orders and parent is None and not reduce_only:
             for pending in book.orders:
                 if not pending.is_contingent:
@@ -541,15 +680,74 @@ class Account:
 
     def _log(self, book: Book, order: Order) -> None:
         self.order_count += 1
-        order.asset, order.id = book.name, self.order_count
+        order.asset, order.id, order.book = book.name, self.order_count, book
         self.order_log.append(order)
+
+    def set_bracket(self, trade: Trade, which: str, price: float | None) -> None:
+        """Give open ``trade`` a stop-loss (``which="sl"``) or take-profit (``"tp"``) at
+        ``price``, move the one it has there, or remove it (``price=None``). A level the
+        market is already past fills from the next bar on, as any stop or limit does."""
+        price = _price_or_none(which, price)
+        book = trade.book
+        if trade not in book.trades:
+            raise ValueError(f"cannot set {which} of a closed trade")
+        key = "sl_order" if which == "sl" else "tp_order"
+        leg = getattr(trade, key)
+        if leg is not None and leg.status != "pending":
+            leg = None
+        if price is None:
+            if leg is not None:
+                self.cancel(leg, f"{which} removed")
+            setattr(trade, key, None)
+        elif leg is not None:
+            if which == "sl":
+                leg.stop = price
+            else:
+                leg.limit = price
+        else:
+            stop, limit = (price, None) if which == "sl" else (None, price)
+            setattr(trade, key, self._bracket(book, trade, stop=stop, limit=limit))
+
+    def trail(self, trade: Trade, spec: Trail) -> None:
+        """Make open ``trade`` trail its stop-loss as ``spec`` says, from the current bar."""
+        if trade not in trade.book.trades:
+            raise ValueError("cannot trail a closed trade")
+        trade.trailing = spec
+        trade.book.trailing = True
+        self._trail(trade, self.bar)
+
+    def _trail(self, trade: Trade, bar: int) -> None:
+        """Move ``trade``'s stop to bar ``bar``'s close less (long) or plus (short) its trail
+        gap, if that is tighter than where it is."""
+        book = trade.book
+        gap = trade.trailing.gap(book, bar)
+        if not gap > 0:  # NaN: not measurable yet
+            return
+        close = book.close_at(bar)
+        level = close - gap if trade.size > 0 else close + gap
+        if not level > 0:
+            return
+        current = trade.sl
+        if current is None or (level > current if trade.size > 0 else level < current):
+            self.set_bracket(trade, "sl", level)
+
+    def _update_trails(self, book: Book, bar: int) -> None:
+        """Move every trailing stop of ``book`` to bar ``bar``'s close."""
+        trailing = False
+        for trade in book.trades:
+            if trade.trailing is not None:
+                self._trail(trade, bar)
+                trailing = True
+        book.trailing = trailing
 
     # ------------------------------------------------------------------- bars
 
     def process_bar(self, book: Book, i: int, open_: float, high: float, low: float) -> None:
         """Fill what bar ``i`` allows on ``book``, in the order a trading day unfolds: market
         orders at the open, then stops and limits over the bar's range (stop-loss before
-        take-profit)."""
+        take-profit). Trailing stops first move to bar ``i - 1``'s close."""
+        if book.trailing:
+            self._update_trails(book, i - 1)
         for order in list(book.orders):
             if order.status != "pending" or order.is_contingent or order.placed_bar >= i:
                 continue
@@ -582,10 +780,13 @@ class Account:
         if order.limit is not None and (lo <= order.limit if buy else h >= order.limit):
             self._fill(book, order, min(o, order.limit) if buy else max(o, order.limit), i)
 
-    def _check_brackets(self, book: Book, o: float, h: float, lo: float, i: int) -> None:
+    def _check_brackets(self, book: Book, open_: float, h: float, lo: float, i: int) -> None:
+        """Stop-loss or take-profit of each open trade over the bar's range; a trade opened
+        in this bar after its open starts from its entry quote, not from the open."""
         for trade in list(book.trades):
             sl, tp = trade.sl_order, trade.tp_order
             long = trade.size > 0
+            o = trade.entry_quote if trade.entry_bar == i else open_
             if sl is not None and (lo <= sl.stop if long else h >= sl.stop):
                 self._fill(book, sl, min(o, sl.stop) if long else max(o, sl.stop), i)
             elif tp is not None and (h >= tp.limit if long else lo <= tp.limit):
@@ -652,7 +853,11 @@ class Account:
                         f"insufficient buying power: {opening:g} units need {need:.2f} "
                         f"of margin, equity after costs {after:.2f}",
                     )
-        self._settle(book, order, price, i, closing=self._fifo(book, closing), opening=opening)
+        trade = self._settle(
+            book, order, price, i, closing=self._fifo(book, closing), opening=opening
+        )
+        if trade is not None:
+            self._attach_brackets(book, order, trade, quote, i)
 
     @staticmethod
     def _fifo(book: Book, units: float) -> list[tuple[Trade, float]]:
@@ -666,8 +871,10 @@ class Account:
             units -= take
         return plan
 
-    def _settle(self, book, order: Order, price: float, i: int, *, closing, opening) -> None:
-        """Book one fill: cash, units, lots, brackets, the fill record."""
+    def _settle(
+        self, book, order: Order, price: float, i: int, *, closing, opening
+    ) -> Trade | None:
+        """Book one fill: cash, units, lots, the fill record; returns the lot it opened."""
         side = order.side
         traded = opening
         for _, units in closing:
@@ -682,10 +889,10 @@ class Account:
             book.units = 0.0
         for trade, units in closing:
             self._close_lot(book, trade, units, price, i, fee * units / traded)
+        trade = None
         if opening > FLAT:
             trade = Trade(side * opening, price, i, fee * opening / traded, order.tag, book=book)
             book.trades.append(trade)
-            self._attach_brackets(book, order, trade)
         order.status, order.fill_bar, order.fill_price = "filled", i, price
         self.fill_count += 1
         self.fills.append(
@@ -708,6 +915,7 @@ class Account:
             self.ruin_high = cash / -units if units < 0 else math.inf
             if units == 0:
                 self.ruin_low = -math.inf if cash > 0 else math.inf
+        return trade
 
     def _close_lot(
         self, book: Book, trade: Trade, units: float, price: float, i: int, fee: float
@@ -737,18 +945,25 @@ class Account:
         trade.size -= math.copysign(units, trade.size)
         book.closed_trades.append(part)
 
-    def _attach_brackets(self, book: Book, order: Order, trade: Trade) -> None:
+    def _attach_brackets(self, book: Book, order: Order, trade: Trade, quote: float, i: int):
+        """Give the trade ``order`` opened its ``sl``/``tp`` legs and trail. A leg the market
+        (``quote``, the price the entry filled at before costs) is already past fills at once
+        at ``quote``, as an exchange fills a marketable order: a long's take-profit at or
+        below the market, a long's stop at or above it (shorts mirror), stop-loss first."""
         long = trade.size > 0
+        trade.entry_quote = quote
         if order.sl is not None:
-            if (order.sl >= trade.entry_price) if long else (order.sl <= trade.entry_price):
-                order.reason = f"sl {order.sl:g} on the wrong side of entry {trade.entry_price:g}"
-            else:
-                trade.sl_order = self._bracket(book, trade, stop=order.sl)
+            trade.sl_order = self._bracket(book, trade, stop=order.sl)
         if order.tp is not None:
-            if (order.tp <= trade.entry_price) if long else (order.tp >= trade.entry_price):
-                order.reason = f"tp {order.tp:g} on the wrong side of entry {trade.entry_price:g}"
-            else:
-                trade.tp_order = self._bracket(book, trade, limit=order.tp)
+            trade.tp_order = self._bracket(book, trade, limit=order.tp)
+        if order.trail is not None:
+            trade.trailing = order.trail
+            book.trailing = True
+        sl, tp = trade.sl_order, trade.tp_order
+        if sl is not None and (quote <= sl.stop if long else quote >= sl.stop):
+            self._fill(book, sl, quote, i)
+        elif tp is not None and (quote >= tp.limit if long else quote <= tp.limit):
+            self._fill(book, tp, quote, i)
 
     def _bracket(self, book: Book, trade: Trade, *, stop=None, limit=None) -> Order:
         side = -1 if trade.size > 0 else 1
@@ -952,6 +1167,9 @@ class Account:
                     row["tag"],
                     book=book,
                 )
+                if row.get("trailing") is not None:
+                    trade.trailing = Trail(**row["trailing"])
+                    book.trailing = True
                 for key in ("sl_order", "tp_order"):
                     if row[key] is not None:
                         bracket = _order_from(row[key], name)
@@ -960,6 +1178,8 @@ class Account:
                 book.trades.append(trade)
             pending = [_order_from(row, name, book.trades) for row in saved["orders"]]
             pending += [o for t in book.trades for o in (t.sl_order, t.tp_order) if o is not None]
+            for order in pending:
+                order.book = book
             book.orders = sorted(pending, key=lambda o: o.id)
         return account
 
@@ -1142,6 +1362,7 @@ def _target_orders(rows: np.ndarray) -> dict[str, Sequence]:
 
 def _order_state(order: Order, book: Book | None = None) -> dict[str, Any]:
     row = {name: getattr(order, name) for name in _ORDER_FIELDS}
+    row["trail"] = None if order.trail is None else order.trail.to_dict()
     if book is not None:  # a trade.close() order: which open lot it closes (-1: already closed)
         parent = order.parent
         row["parent"] = (
@@ -1154,6 +1375,7 @@ def _order_state(order: Order, book: Book | None = None) -> dict[str, Any]:
 
 def _trade_state(trade: Trade) -> dict[str, Any]:
     row = {name: getattr(trade, name) for name in _TRADE_FIELDS}
+    row["trailing"] = None if trade.trailing is None else trade.trailing.to_dict()
     for key in ("sl_order", "tp_order"):
         bracket = getattr(trade, key)
         row[key] = None if bracket is None else _order_state(bracket)
@@ -1165,10 +1387,23 @@ def _order_from(row: Mapping[str, Any], asset: str, trades: Sequence[Trade] = ()
     for name in _ORDER_FIELDS:
         setattr(order, name, row[name])
     order.asset = asset
+    if row.get("trail") is not None:  # snapshots before trailing stops have no such key
+        order.trail = Trail(**row["trail"])
     parent = row.get("parent")
     if parent is not None:  # a closed lot stands in as a trade that is no longer open
         order.parent = trades[parent] if parent >= 0 else Trade(0.0, 0.0, -1, 0.0)
     return order
+
+
+def _price_or_none(name: str, price: Any) -> float | None:
+    """``price`` as a float when it is a positive finite number; None stays None."""
+    if price is None:
+        return None
+    if isinstance(price, bool) or not isinstance(price, int | float | np.floating | np.integer):
+        raise ValueError(f"{name} must be a positive price or None, got {price!r}")
+    if not (math.isfinite(price) and price > 0):
+        raise ValueError(f"{name} must be a positive price, got {price}")
+    return float(price)
 
 
 def _cost_per_unit(costs: CostModel, quote: float, price: float) -> float:

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from strategies import load_strategy
-from tradenn.backtest import Backtest, Strategy
+from tradenn.backtest import Backtest, Strategy, Trail
 from tradenn.data.synthetic import gbm
 from tradenn.live import Bar, Ledger, LedgerError, PaperTrader, SimulatedBroker, commands
 
@@ -118,6 +118,39 @@ def test_a_restart_replays_the_ledger_and_continues_as_one_run(prices, tmp_path)
     assert (orders, fills) == (whole[1], whole[2])
     pd.testing.assert_frame_equal(equity, whole[3])
     assert last.equity == whole[0].equity
+
+
+class Trailing(Strategy):
+    """Trailing stops of all three kinds, a stop moved by hand and a canceled limit order."""
+
+    def next(self):
+        bar = len(self.data) - 1
+        close = self.data.Close[-1]
+        if bar % 30 == 10 and not self.position:
+            trail = (Trail(atr=2.0, period=10), Trail(pct=0.04), Trail(distance=3.0))[bar % 3]
+            (self.buy if bar % 60 == 10 else self.sell)(size=5, trail=trail)
+            self.buy(size=1, limit=close * 0.5)  # far below: canceled at the next bar
+        elif bar % 30 == 11:
+            for order in self.orders:
+                order.cancel()
+        elif bar % 30 == 13 and self.trades:
+            self.trades[-1].tp = close * (1.10 if self.trades[-1].is_long else 0.90)
+
+
+def test_order_management_and_trailing_stops_trade_as_in_the_backtest_across_restarts(
+    prices, tmp_path
+):
+    _assert_same_as_backtest(Trailing, prices, tmp_path)
+    whole = _paper(Trailing, prices, tmp_path / "whole.db")
+    path = tmp_path / "parts.db"
+    for end in (14, 45, 195):  # restarts while trades trail and orders wait
+        _paper(Trailing, prices.iloc[:end], path)
+    _, orders, fills, equity = _paper(Trailing, prices, path)
+    assert (orders, fills) == (whole[1], whole[2])
+    pd.testing.assert_frame_equal(equity, whole[3])
+    statuses = {o["status"] for o in orders}
+    assert {"filled", "canceled"} <= statuses
+    assert sum(o["type"] == "stop" and o["status"] == "filled" for o in orders) >= 2
 
 
 def test_each_bar_is_recorded_once_in_order(prices, tmp_path):

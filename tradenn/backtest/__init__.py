@@ -9,7 +9,7 @@ See :mod:`tradenn.account` for the fill and cost model and
 :mod:`tradenn.backtest.stats` for the definition of every statistic.
 """
 
-from tradenn.account import Account, CostModel, Order, Position, Settings, Trade
+from tradenn.account import Account, CostModel, Order, Position, Settings, Trade, Trail
 from tradenn.backtest.engine import Backtest, BacktestEngine, BacktestError, engine_for
 from tradenn.backtest.lib import barssince, cross, crossover, increasing
 from tradenn.backtest.portfolio import (
@@ -40,6 +40,7 @@ __all__ = [
     "Strategy",
     "StrategyBase",
     "Trade",
+    "Trail",
     "barssince",
     "cross",
     "crossover",

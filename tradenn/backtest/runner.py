@@ -262,6 +262,8 @@ class Runner:
         self.clock = Clock(-1)  # nothing is revealed during init(): indicators go through self.I
         self.frame = frame
         self.window = BarWindow(frame) if live else None
+        if live:
+            self.book.bars = self._window_bars
         self.strategy = strategy(
             self.account,
             BarData(frame, self.clock, live=live, arrays=arrays),
@@ -343,12 +345,13 @@ class Runner:
             frame[c].to_numpy(dtype=np.float64).tolist() for c in _COLUMNS[:4]
         )  # Python floats: cheaper to index and compare in the loop
         next_, on_close = strategy.next, self.settings.trade_on_close
+        book.bars = lambda start, stop: (highs[start:stop], lows[start:stop], closes[start:stop])
         i = -1
         try:
             for i in range(n):  # bars are sequential: each decision sees the account as left
                 clock.i = account.bar = i
                 book.last_close = closes[i]
-                if book.orders:
+                if book.orders or book.trailing:
                     account.process_bar(book, i, opens[i], highs[i], lows[i])
                 if i >= start:
                     next_()
@@ -398,7 +401,7 @@ class Runner:
         book.last_close = close
         if account.halted:
             return None
-        if book.orders:
+        if book.orders or book.trailing:
             account.process_bar(book, i, open_, high, low)
         if self.pending_target is not None:
             account.trade_to(book, self.pending_target, open_, i)
@@ -414,6 +417,15 @@ class Runner:
             account.liquidate(i, {book.name: close}, "margin call: equity exhausted")
             account.halted = True
         return decided
+
+    def _window_bars(self, start: int, stop: int) -> tuple[np.ndarray, ...] | None:
+        """Highs, lows and closes of bars ``start .. stop - 1`` from the live window (None
+        once they have left it); the account's trailing stops read them."""
+        offset = self.offset
+        if start < offset:
+            return None
+        columns = self.window.columns()
+        return tuple(columns[name][start - offset : stop - offset] for name in _COLUMNS[1:4])
 
     def _append(self, time: pd.Timestamp, values: tuple) -> None:
         """Add a bar to the window, dropping the oldest once the window is full."""
@@ -516,6 +528,7 @@ class Runner:
         runner = cls(strategy, params, settings, window, live=True, store=store, progress=progress)
         runner.account = Account.restore(settings, state["account"])
         (runner.book,) = runner.account.books.values()
+        runner.book.bars = runner._window_bars
         runner.bars = state["bars"]
         runner.history = state["history"]
         runner.started = state["started"]

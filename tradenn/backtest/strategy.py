@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from tradenn.account import Account, Order, Position, Trade
+from tradenn.account import Account, Order, Position, Trade, Trail
 from tradenn.backtest.series import BarData, BarSeries, Clock, check_causal, check_cuts
 from tradenn.errors import TradennError
 
@@ -321,15 +321,17 @@ class Strategy(StrategyBase):
         sl: float | None = None,
         tp: float | None = None,
         tag: object = None,
+        trail: Trail | None = None,
     ) -> Order:
         """Place a buy order (see :mod:`tradenn.account` for sizing and fill rules).
 
         ``size``: None = all free buying power in whole units; ``0 < size < 1`` = fraction of
         equity; ``size >= 1`` = units. ``limit``/``stop`` make it a limit, stop or stop-limit
-        order; ``sl``/``tp`` attach a stop-loss and a take-profit to the trade it opens.
+        order; ``sl``/``tp`` attach a stop-loss and a take-profit to the trade it opens, and
+        ``trail`` (a :class:`~tradenn.account.Trail`) makes that stop trail the close.
         """
         return self._account.submit(
-            self._book, 1, size, limit=limit, stop=stop, sl=sl, tp=tp, tag=tag
+            self._book, 1, size, limit=limit, stop=stop, sl=sl, tp=tp, tag=tag, trail=trail
         )
 
     def sell(
@@ -341,10 +343,11 @@ class Strategy(StrategyBase):
         sl: float | None = None,
         tp: float | None = None,
         tag: object = None,
+        trail: Trail | None = None,
     ) -> Order:
         """Place a sell order: closes longs first (FIFO), then opens a short with the rest."""
         return self._account.submit(
-            self._book, -1, size, limit=limit, stop=stop, sl=sl, tp=tp, tag=tag
+            self._book, -1, size, limit=limit, stop=stop, sl=sl, tp=tp, tag=tag, trail=trail
         )
 
 
