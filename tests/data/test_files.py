@@ -74,3 +74,51 @@ def test_load_reads_a_csv_path_and_slices_inclusive_dates(write_csv):
     )
     assert len(load(str(path), start="2020-01-03")) == 1
     assert len(load(path, end="2020-01-02")) == 1
+
+
+def test_a_dataframe_is_accepted_as_the_csv_reader_accepts_a_file(write_csv):
+    from tradenn.backtest import Backtest, PortfolioBacktest
+    from tradenn.data import price_frame
+    from tradenn.rl import MarketEnv
+
+    spx = load("SPX").iloc[:300]
+    loose = spx.drop(columns="Volume").rename(columns=str.lower).reset_index()  # date column
+    loose = loose.rename(columns={"close": "Last", "Date": "date"})
+    frame = price_frame(loose, "loose")
+    assert list(frame.columns) == ["Open", "High", "Low", "Close", "Adj Close", "Volume"]
+    assert (frame["Volume"] == 0).all() and frame.index.equals(spx.index.rename("Date"))
+    assert price_frame(spx) is spx  # a frame that keeps the contract is used as it is
+
+    from strategies.sma_cross import SmaCross
+
+    strict = Backtest(spx.assign(Volume=0.0), SmaCross).run()
+    relaxed = Backtest(loose, SmaCross).run()
+    pd.testing.assert_series_equal(relaxed.stats, strict.stats)
+    equal = _equal_weight_strategy()
+    both = PortfolioBacktest({"A": loose, "B": spx}, equal).run()
+    pd.testing.assert_series_equal(
+        both.stats, PortfolioBacktest({"A": spx, "B": spx}, equal).run().stats
+    )
+    assert MarketEnv(loose, window=5).reset(seed=0)[0] is not None
+
+
+def test_a_dataframe_with_a_doubled_column_or_unreadable_dates_is_one_line():
+    from tradenn.data import DataError, price_frame
+
+    spx = load("SPX").iloc[:5]
+    with pytest.raises(DataError, match=r"^frame: column 'Close' appears more than once$"):
+        price_frame(spx.assign(close=1.0), "frame")
+    dated = spx.reset_index().assign(Date=["2020-01-01", "soon", "x", "y", "z"])
+    with pytest.raises(DataError, match=r"^frame: cannot read the dates in column 'Date'"):
+        price_frame(dated, "frame")
+
+
+def _equal_weight_strategy():
+    from tradenn.backtest import PortfolioStrategy
+
+    class EqualWeight(PortfolioStrategy):
+        def weights(self, panel):
+            assets = panel.columns.get_level_values("asset").unique()
+            return pd.DataFrame(1.0 / len(assets), index=panel.index, columns=assets)
+
+    return EqualWeight

@@ -23,7 +23,7 @@ from tradenn.backtest.runner import Runner, fewer_collections, parameter_values
 from tradenn.backtest.series import frame_arrays
 from tradenn.backtest.strategy import Strategy
 from tradenn.data.panel import is_panel
-from tradenn.data.validation import validate
+from tradenn.data.validation import price_frame
 from tradenn.errors import BacktestError
 
 __all__ = ["Backtest", "BacktestEngine", "BacktestError", "engine_for"]
@@ -162,7 +162,7 @@ class Backtest(BacktestEngine):
 
             data = load(data)
         else:
-            validate(data, data.attrs.get("source", "data"))
+            data = price_frame(data, getattr(data, "attrs", {}).get("source", "data"))
         self.settings = Settings(
             cash=cash,
             commission=commission,

@@ -17,7 +17,7 @@ from tradenn.data.panel import align
 from tradenn.data.resample import resample
 from tradenn.data.sources import BUNDLED, BundledDataset, load
 from tradenn.data.synthetic import garch, gbm, ornstein_uhlenbeck, regime_switching
-from tradenn.data.validation import OHLCV, validate
+from tradenn.data.validation import OHLCV, price_frame, validate
 from tradenn.data.yahoo import download
 from tradenn.errors import DataError
 
@@ -32,6 +32,7 @@ __all__ = [
     "gbm",
     "load",
     "ornstein_uhlenbeck",
+    "price_frame",
     "regime_switching",
     "resample",
     "validate",

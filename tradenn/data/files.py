@@ -12,33 +12,8 @@ import numpy as np
 import pandas as pd
 
 from tradenn.data.timezones import split_utc_offsets, wall_clock
-from tradenn.data.validation import OHLCV, validate
+from tradenn.data.validation import OHLCV, canonical_columns, date_column, validate
 from tradenn.errors import DataError
-
-# Header spellings seen in exports from brokers, Yahoo, Stooq, Dukascopy, MetaTrader and Kaggle.
-_COLUMN_ALIASES = {
-    "open": "Open",
-    "o": "Open",
-    "high": "High",
-    "h": "High",
-    "low": "Low",
-    "l": "Low",
-    "close": "Close",
-    "c": "Close",
-    "last": "Close",
-    "price": "Close",
-    "adj close": "Adj Close",
-    "adj_close": "Adj Close",
-    "adjclose": "Adj Close",
-    "adjusted close": "Adj Close",
-    "adjusted_close": "Adj Close",
-    "volume": "Volume",
-    "vol": "Volume",
-    "v": "Volume",
-    "tickvol": "Volume",
-    "tick_volume": "Volume",
-}
-_DATE_NAMES = {"date", "datetime", "time", "timestamp", "gmt time", "local time", "day", "dt"}
 
 # Tried in order; the first that reads every value wins. Month-first before day-first, as in the
 # US exports that dominate; an all-day-first file fails month-first on its first day above 12.
@@ -88,16 +63,8 @@ def date_format(fmt: str | None) -> Iterator[None]:
         _forced_format.reset(token)
 
 
-def _canonical(name: object) -> str:
-    text = str(name).strip()
-    return _COLUMN_ALIASES.get(text.lower(), text)
-
-
 def _find_date_column(frame: pd.DataFrame) -> str:
-    for column in frame.columns:
-        if str(column).strip().lower() in _DATE_NAMES:
-            return column
-    return frame.columns[0]
+    return date_column(frame) or frame.columns[0]
 
 
 class _MixedOffsets(Exception):
@@ -326,12 +293,7 @@ def read_csv(path: str | Path, date_format: str | None = None) -> pd.DataFrame:
         raise DataError(f"{source}: missing date in column {date_column!r} at line {line}")
     fmt = date_format if date_format is not None else _forced_format.get()
     index = parse_dates(frame.pop(date_column), source, str(date_column), fmt)
-    frame.columns = [_canonical(c) for c in frame.columns]
-    duplicated = frame.columns[frame.columns.duplicated()]
-    if len(duplicated):
-        raise DataError(f"{source}: column {duplicated[0]!r} appears more than once")
-    if "Volume" not in frame.columns and all(c in frame.columns for c in OHLCV[:4]):
-        frame["Volume"] = 0.0
+    frame = canonical_columns(frame, source)
     frame.index = index.rename("Date")
     validate(frame, source, line_offset=2)
     _check_dates(frame.index, source)

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 import pandas as pd
 
 from tradenn.data.timezones import same_zone
-from tradenn.data.validation import OHLCV, validate
+from tradenn.data.validation import OHLCV, price_frame
 from tradenn.errors import DataError
 
 __all__ = ["align", "is_panel", "panel_assets", "panel_frame"]
@@ -65,9 +65,9 @@ def align(frames: Mapping[str, pd.DataFrame], how: str = "outer") -> pd.DataFram
     for name in names:
         if not isinstance(name, str) or not name:
             raise DataError(f"align: asset names must be non-empty strings, got {name!r}")
-        validate(frames[name], name)
+    frames = {name: price_frame(frames[name], name) for name in names}
     try:
-        frames = same_zone({name: frames[name] for name in names})
+        frames = same_zone(frames)
     except DataError as error:
         raise DataError(f"align: {error}") from None
     parts = {name: frames[name][list(OHLCV)].astype("float64") for name in names}

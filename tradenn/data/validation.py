@@ -22,6 +22,83 @@ MAX_PRICE = 1e15
 overflows a float (equity would print inf or nan)."""
 
 
+# Header spellings seen in exports from brokers, Yahoo, Stooq, Dukascopy, MetaTrader and Kaggle.
+COLUMN_ALIASES = {
+    "open": "Open",
+    "o": "Open",
+    "high": "High",
+    "h": "High",
+    "low": "Low",
+    "l": "Low",
+    "close": "Close",
+    "c": "Close",
+    "last": "Close",
+    "price": "Close",
+    "adj close": "Adj Close",
+    "adj_close": "Adj Close",
+    "adjclose": "Adj Close",
+    "adjusted close": "Adj Close",
+    "adjusted_close": "Adj Close",
+    "volume": "Volume",
+    "vol": "Volume",
+    "v": "Volume",
+    "tickvol": "Volume",
+    "tick_volume": "Volume",
+}
+DATE_NAMES = frozenset(
+    {"date", "datetime", "time", "timestamp", "gmt time", "local time", "day", "dt"}
+)
+
+
+def date_column(frame: pd.DataFrame) -> object | None:
+    """The column named like a date (``Date``, ``time``, ``Timestamp``, ...), if any."""
+    for column in frame.columns:
+        if str(column).strip().lower() in DATE_NAMES:
+            return column
+    return None
+
+
+def canonical_columns(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    """``frame`` with its columns named as the contract names them (``close``, ``Last``,
+    ``vol``, ``adj_close`` -> ``Close``, ``Close``, ``Volume``, ``Adj Close``; case and spaces
+    ignored) and ``Volume = 0`` when it has prices but no volume (FX and index exports often
+    have none). Returns ``frame`` itself when nothing changes, else a shallow copy."""
+    names = [COLUMN_ALIASES.get(str(c).strip().lower(), str(c).strip()) for c in frame.columns]
+    duplicated = pd.Index(names)[pd.Index(names).duplicated()]
+    if len(duplicated):
+        raise DataError(f"{source}: column {duplicated[0]!r} appears more than once")
+    add_volume = "Volume" not in names and all(c in names for c in PRICE_COLUMNS)
+    if names == list(frame.columns) and not add_volume:
+        return frame
+    frame = frame.copy(deep=False)
+    frame.columns = names
+    if add_volume:
+        frame["Volume"] = 0.0
+    return frame
+
+
+def price_frame(df: pd.DataFrame, source: str = "<frame>") -> pd.DataFrame:
+    """``df`` as a valid price frame, accepting from a DataFrame what the CSV reader accepts
+    from a file: column names in any case or a common alias, no ``Volume`` column, and the
+    dates in a date-named column instead of the index. Returns ``df`` itself when it already
+    keeps the contract, else a normalized shallow copy; then :func:`validate` checks it.
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise DataError(f"{source}: expected a pandas DataFrame, got {type(df).__name__}")
+    frame = canonical_columns(df, source)
+    column = None if isinstance(frame.index, pd.DatetimeIndex) else date_column(frame)
+    if column is not None:
+        try:
+            index = pd.DatetimeIndex(pd.to_datetime(frame[column], format="ISO8601"))
+        except (ValueError, TypeError) as error:
+            raise DataError(
+                f"{source}: cannot read the dates in column {column!r} ({error})"
+            ) from None
+        frame = frame.drop(columns=[column]).set_axis(index.rename("Date"), axis=0)
+    validate(frame, source)
+    return frame
+
+
 def _where(df: pd.DataFrame, position: int, line_offset: int | None) -> str:
     """Describe row ``position`` for a message: its timestamp, and its line number in a file."""
     label = df.index[position]

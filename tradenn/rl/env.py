@@ -113,12 +113,12 @@ def _number(name: str, value: Any, ok: Callable[[float], bool], rule: str) -> fl
 
 
 def _load(data: Any, start: Any, end: Any) -> pd.DataFrame:
-    from tradenn.data import load, validate
+    from tradenn.data import load
+    from tradenn.data.validation import price_frame
 
     if isinstance(data, pd.DataFrame):
-        frame = data.loc[start:end] if start is not None or end is not None else data
-        validate(frame, data.attrs.get("source", "data"))
-        return frame
+        frame = price_frame(data, data.attrs.get("source", "data"))
+        return frame.loc[start:end] if start is not None or end is not None else frame
     if isinstance(data, str) or hasattr(data, "__fspath__"):
         return load(data, start=start, end=end)
     raise ValueError(
