@@ -270,10 +270,6 @@ def _backtest(args: argparse.Namespace) -> int:
     strategy = load_strategy(args.strategy)
     params = parse_params(args.param, strategy.parameters())
     market = _load_market(args)
-    from tradenn.backtest.portfolio import PortfolioStrategy
-
-    if args.report and (isinstance(market, dict) or issubclass(strategy, PortfolioStrategy)):
-        raise UsageError("--report is for single-asset backtests; use --plot for a portfolio")
     result = engine_for(strategy)(market, strategy, **_backtest_options(args)).run(**params)
     frame = result.equity
     if args.json:

@@ -66,6 +66,11 @@ def test_a_portfolio_from_a_comma_list_of_sources(capsys, tmp_path):
     assert main([*argv, "--end", "2011-12-31", "--fractional", "--json", "--no-plot"]) == 0
     payload = json.loads(capsys.readouterr().out)
     assert payload["strategy"] == "EqualWeight" and payload["stats"]["# Assets"] == 2
-    assert main([*argv, "--report", str(tmp_path / "r"), "--no-plot"]) == 2
-    assert "--report is for single-asset" in capsys.readouterr().err
+    # a portfolio gets a report too (it was refused: the issue asked for one)
+    assert main([*argv, "--end", "2011-12-31", "--report", str(tmp_path / "r"), "--no-plot"]) == 0
+    capsys.readouterr()
+    page = (tmp_path / "r" / "index.html").read_text()
+    assert "<h2>Assets</h2>" in page and "MSFT" in page and "SPX, MSFT (aligned)" in page
+    files = {p.name for p in (tmp_path / "r").iterdir()}
+    assert {"weights.csv", "asset_stats.csv", "setup.json", "stats.json", "trades.csv"} <= files
     assert main(["backtest", "equal_weight", "--data", "SPX,,MSFT", "--no-plot"]) == 2

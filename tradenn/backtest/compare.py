@@ -106,6 +106,12 @@ class Leaderboard:
         """All equity curves on one chart; see :func:`plot_comparison`."""
         return plot_comparison(self, path)
 
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the table, failures and the equity curves."""
+        from tradenn.backtest.report import leaderboard_html
+
+        return leaderboard_html(self)
+
 
 def compare(
     data: pd.DataFrame,

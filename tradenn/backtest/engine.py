@@ -15,6 +15,7 @@ from tradenn.account import Record, Settings
 from tradenn.backtest.result import (
     Result,
     account_path,
+    describe_setup,
     orders_frame,
     trade_columns,
     trades_frame,
@@ -242,6 +243,9 @@ class Backtest(BacktestEngine):
 
         return self._derive("bpy", lambda: bars_per_year(self.data.index))
 
+    def _setup(self) -> dict[str, str]:
+        return describe_setup(self.settings, self.data, risk_free_rate=self.risk_free_rate)
+
     def _close(self) -> np.ndarray:
         return self._derive("close", lambda: self.data["Close"].to_numpy(dtype=np.float64))
 
@@ -298,4 +302,5 @@ class Backtest(BacktestEngine):
             strategy_name=type(strategy).__name__,
             indicators=indicators,
             diagnostics=dict(strategy.diagnostics()),
+            setup=dict(self._derive("setup", self._setup)),
         )

@@ -163,6 +163,12 @@ class OptimizeResult:
         ]
         return "\n".join(lines)
 
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the sweep, the guards, the top rows and the best run."""
+        from tradenn.backtest.report import optimize_html
+
+        return optimize_html(self)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe: best parameters and stats, guards, every row of the table."""
         return {

@@ -68,6 +68,7 @@ from tradenn.account import Account, Record, Settings
 from tradenn.backtest.engine import BacktestEngine
 from tradenn.backtest.result import (
     account_path,
+    describe_setup,
     orders_frame,
     trade_columns,
     trades_frame,
@@ -491,6 +492,12 @@ class PortfolioBacktest(BacktestEngine):
             params=params,
             strategy_name=type(strategy).__name__,
             diagnostics=dict(strategy.diagnostics()),
+            setup=describe_setup(
+                self.settings,
+                panel,
+                source=", ".join(names) + " (aligned)",
+                risk_free_rate=self.risk_free_rate,
+            ),
         )
 
 
@@ -564,6 +571,8 @@ class PortfolioResult:
     params: dict[str, Any] = field(default_factory=dict)
     strategy_name: str = ""
     diagnostics: dict[str, Any] = field(default_factory=dict)
+    setup: dict[str, str] = field(default_factory=dict, repr=False)
+    """How the run was set up (see :func:`~tradenn.backtest.result.describe_setup`)."""
 
     @property
     def label(self) -> str:
@@ -616,5 +625,18 @@ class PortfolioResult:
             fig.savefig(path)
         return fig
 
+    def report(self, directory: str | Path) -> Path:
+        """Write a self-contained HTML report plus trades.csv, equity.csv, weights.csv,
+        asset_stats.csv and stats.json (see :mod:`tradenn.backtest.report`)."""
+        from tradenn.backtest.report import write_report
+
+        return write_report(self, directory)
+
     def __repr__(self) -> str:
         return f"<PortfolioResult {self.label}>\n{self.stats.to_string()}"
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the setup, the figure and the statistics."""
+        from tradenn.backtest.report import html_summary
+
+        return html_summary(self)

@@ -3,8 +3,10 @@
 :func:`write_report` writes into ``directory``:
 
 ``index.html``
-    the strategy, its data range and parameters, the figure of :func:`~tradenn.backtest.plotting.
-    plot_result` (embedded as a base64 PNG), the statistics and the trades. It loads nothing from
+    the strategy, its setup (data source and range, cash, costs, fill timing, units, margin,
+    tradenn version) and parameters, the figure of :func:`~tradenn.backtest.plotting.
+    plot_result` (a portfolio's own figure and per-asset table) embedded as a base64 PNG, the
+    statistics and the trades. It loads nothing from
     anywhere: no external CSS, scripts, fonts or images, so it renders the same offline and years
     later. Backtests with more than 2,000 trades show the first and last 1,000 (all are in
     ``trades.csv``).
@@ -15,6 +17,13 @@
 ``stats.json``
     the statistics as a JSON object in their order; timestamps and durations as strings, undefined
     values (NaN, NaT, infinities) as ``null``.
+``setup.json``
+    the setup shown in the header, and the parameters.
+``weights.csv``, ``asset_stats.csv``
+    a portfolio's realized weights per bar and its per-asset statistics.
+
+:func:`html_summary` is the same page's head, figure and statistics as a fragment: what a
+result shows in a notebook.
 """
 
 from __future__ import annotations
@@ -34,7 +43,14 @@ from tradenn import __version__
 from tradenn.backtest.plotting import DPI, plot_result
 from tradenn.data.calendar import bar_label
 
-__all__ = ["MAX_TRADE_ROWS", "stats_to_json", "write_report"]
+__all__ = [
+    "MAX_TRADE_ROWS",
+    "html_summary",
+    "leaderboard_html",
+    "optimize_html",
+    "stats_to_json",
+    "write_report",
+]
 
 MAX_TRADE_ROWS = 2_000
 """Most trades listed in the HTML page; beyond it the first and last half are shown."""
@@ -71,7 +87,18 @@ table.stats td { text-align: right; min-width: 10rem; }
 tr.gap td { text-align: center; color: #666; font-style: italic; background: #fffbe6; }
 .note { color: #555; font-size: .9rem; }
 footer { margin-top: 2.5rem; color: #888; font-size: .8rem; }
+dl.setup { display: grid; grid-template-columns: max-content auto; gap: .1rem 1rem;
+           margin: .5rem 0; color: #444; font-size: .9rem; }
+dl.setup dt { font-weight: 600; }
+dl.setup dd { margin: 0; }
 """
+
+# a notebook cell's styles: scoped to the fragment
+_FRAGMENT_CSS = (
+    ".tradenn-result dl.setup { display: grid; grid-template-columns: max-content auto; "
+    "gap: .1rem 1rem; font-size: .85rem; } .tradenn-result dl.setup dd { margin: 0; } "
+    ".tradenn-result img { max-width: 100%; } .tradenn-result td { text-align: right; }"
+)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -170,10 +197,21 @@ def stats_to_json(stats: pd.Series) -> dict[str, object]:
 # HTML parts
 
 
+def _setup_list(result) -> str:
+    """The run's setup (data, cash, costs, fills, units, margin, version) as a list."""
+    setup = getattr(result, "setup", None) or {}
+    items = "".join(
+        f"<dt>{html.escape(str(k))}</dt><dd>{html.escape(str(v))}</dd>" for k, v in setup.items()
+    )
+    return f'<dl class="setup">{items}</dl>' if items else ""
+
+
 def _header(result, index: pd.DatetimeIndex, params: Mapping) -> str:
     name = str(getattr(result, "strategy_name", "") or "Backtest")
     parts = [f"<h1>{html.escape(name)}</h1>"]
-    if len(index):
+    if getattr(result, "setup", None):
+        parts.append(_setup_list(result))
+    elif len(index):
         span = (
             f"{_timestamp_text(index[0])} to {_timestamp_text(index[-1])} "
             f"· {len(index):,} {bar_label(index)} bars"
@@ -253,11 +291,102 @@ def _trades_table(trades: pd.DataFrame) -> str:
     return f"{note}\n{table}<tbody>{''.join(rows)}</tbody></table></div>"
 
 
+def _is_portfolio(result) -> bool:
+    return hasattr(result, "asset_stats")
+
+
 def _figure_png(result) -> str:
+    return _png(result.plot() if _is_portfolio(result) else plot_result(result))
+
+
+def _table(frame: pd.DataFrame) -> str:
+    """A small numeric table (a portfolio's per-asset statistics)."""
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in [frame.index.name or "", *frame])
+    rows = []
+    for label, row in frame.iterrows():
+        cells = [f"<th>{html.escape(str(label))}</th>"]
+        for column, value in row.items():
+            text = _text(value, str(column) if "[" in str(column) else "")
+            cells.append(_cell(text, numeric=True, negative=_is_negative(value)))
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _figure(result, image: str) -> str:
+    name = str(getattr(result, "strategy_name", "") or "Backtest")
+    what = (
+        "Equity against the equal-weight buy and hold, and the weights"
+        if _is_portfolio(result)
+        else "Price, equity, drawdown and position"
+    )
+    return (
+        f'<figure><img alt="{html.escape(f"{what} of {name}")}" '
+        f'src="data:image/png;base64,{image}"></figure>'
+    )
+
+
+def html_summary(result) -> str:
+    """An HTML fragment for a notebook (Jupyter's ``_repr_html_``): the strategy and its
+    parameters, the setup, the figure (PNG) and the statistics. Self-contained."""
+    label = getattr(result, "label", "") or str(getattr(result, "strategy_name", "Backtest"))
+    return (
+        f'<div class="tradenn-result"><style>{_FRAGMENT_CSS}</style>'
+        f"<h3>{html.escape(label)}</h3>{_setup_list(result)}"
+        f"{_figure(result, _figure_png(result))}"
+        f"<details open><summary>Statistics</summary>{_stats_table(result.stats)}</details>"
+        "</div>"
+    )
+
+
+def _png(figure) -> str:
     buffer = io.BytesIO()
-    figure = plot_result(result)
     figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
     return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _rows_table(frame: pd.DataFrame) -> str:
+    """A table of rows (a sweep's combinations, a leaderboard) with statistics formatted as
+    the statistics table formats them."""
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    rows = []
+    for _, row in frame.iterrows():
+        cells = "".join(
+            _cell(_text(v, str(c) if "[" in str(c) else ""), numeric=not isinstance(v, str))
+            for c, v in row.items()
+        )
+        rows.append(f"<tr>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def optimize_html(optimized, top: int = 10) -> str:
+    """A notebook's view of an :class:`~tradenn.backtest.optimize.OptimizeResult`: the sweep,
+    the best combination and the overfitting guards, the ``top`` rows, and the best run."""
+    head, best, metric, dsr, pbo = optimized.summary(top).splitlines()[:5]
+    ok = optimized.table[optimized.table["Error"].isna()]
+    ranked = ok.sort_values(optimized.metric, ascending=not optimized.maximize, kind="stable")
+    lines = "".join(f"<p>{html.escape(line)}</p>" for line in (head, best, metric, dsr, pbo))
+    return (
+        f'<div class="tradenn-result"><style>{_FRAGMENT_CSS}</style>{lines}'
+        f"<details open><summary>Top {top}</summary>"
+        f"{_rows_table(ranked.drop(columns=['Error']).head(top))}</details>"
+        f"<details><summary>The best run</summary>{html_summary(optimized.best)}</details></div>"
+    )
+
+
+def leaderboard_html(board) -> str:
+    """A notebook's view of a :class:`~tradenn.backtest.compare.Leaderboard`: the table, the
+    strategies that failed and why, and the equity curves."""
+    table = board.table.reset_index(names="Strategy")
+    failed = "".join(
+        f"<p>{html.escape(str(name))} failed: {html.escape(str(why))}</p>"
+        for name, why in board.errors.items()
+    )
+    image = _png(board.plot()) if board.results else ""
+    figure = f'<figure><img alt="Equity curves" src="data:image/png;base64,{image}"></figure>'
+    return (
+        f'<div class="tradenn-result"><style>{_FRAGMENT_CSS}</style>{_rows_table(table)}'
+        f"{failed}{figure if image else ''}</div>"
+    )
 
 
 def _page(result) -> str:
@@ -267,6 +396,11 @@ def _page(result) -> str:
     stats = result.stats
     trades = result.trades if result.trades is not None else pd.DataFrame()
     image = _figure_png(result)
+    assets = f"<h2>Assets</h2>\n{_table(result.asset_stats)}" if _is_portfolio(result) else ""
+    files = ["trades.csv", "equity.csv", "stats.json", "setup.json"]
+    if _is_portfolio(result):
+        files += ["weights.csv", "asset_stats.csv"]
+    links = ", ".join(f'<a href="{f}">{f}</a>' for f in files)
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -279,15 +413,14 @@ def _page(result) -> str:
 <header>
 {_header(result, index, params)}
 </header>
-<figure><img alt="{html.escape(f"Price, equity, drawdown and position of {name}")}"
-src="data:image/png;base64,{image}"></figure>
+{_figure(result, image)}
 <h2>Statistics</h2>
 {_stats_table(stats)}
+{assets}
 <h2>Trades</h2>
 {_trades_table(trades)}
 <footer>Written by tradenn {html.escape(__version__)}. Data files next to this page:
-<a href="trades.csv">trades.csv</a>, <a href="equity.csv">equity.csv</a>,
-<a href="stats.json">stats.json</a>.</footer>
+{links}.</footer>
 </body>
 </html>
 """
@@ -299,10 +432,10 @@ src="data:image/png;base64,{image}"></figure>
 def write_report(result, directory: str | Path) -> Path:
     """Write the report of a backtest into ``directory`` (created if needed).
 
-    ``result`` needs ``data``, ``equity``, ``trades``, ``position``, ``stats`` and
-    ``strategy_name``, and may have ``params`` (a dict shown in the header). Writes ``index.html``,
-    ``trades.csv``, ``equity.csv`` and ``stats.json`` (see the module docstring) and returns the
-    path of ``index.html``.
+    ``result`` is a :class:`~tradenn.backtest.Result` or a
+    :class:`~tradenn.backtest.PortfolioResult` (anything with ``data``, ``equity``, ``trades``,
+    ``stats`` and ``strategy_name``, and optionally ``params`` and ``setup``). Writes the files
+    of the module docstring and returns the path of ``index.html``.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -317,6 +450,12 @@ def write_report(result, directory: str | Path) -> Path:
     frame.to_csv(directory / "equity.csv")
     stats_json = json.dumps(stats_to_json(result.stats), indent=2, allow_nan=False)
     (directory / "stats.json").write_text(stats_json + "\n", encoding="utf-8")
+    setup = {**(getattr(result, "setup", None) or {}), "parameters": getattr(result, "params", {})}
+    setup_json = json.dumps(setup, indent=2, default=str)
+    (directory / "setup.json").write_text(setup_json + "\n", encoding="utf-8")
+    if _is_portfolio(result):
+        result.weights.to_csv(directory / "weights.csv", index_label="Date")
+        result.asset_stats.to_csv(directory / "asset_stats.csv")
 
     page = directory / "index.html"
     page.write_text(_page(result), encoding="utf-8")

@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tradenn import __version__
+from tradenn.data.calendar import bar_label
 from tradenn.data.timezones import bar_times
 
 
@@ -47,6 +49,9 @@ class Result:
     diagnostics: dict[str, Any] = field(default_factory=dict)
     order_table: Callable[[], pd.DataFrame] = field(default=pd.DataFrame, repr=False, compare=False)
     """Builds :attr:`orders` when it is first read (picklable, e.g. a ``functools.partial``)."""
+    setup: dict[str, str] = field(default_factory=dict, repr=False)
+    """How the run was set up, for people: data, cash, costs, fill timing, units mode,
+    margin, tradenn version (see :func:`describe_setup`); reports and notebooks show it."""
 
     @functools.cached_property
     def orders(self) -> pd.DataFrame:
@@ -77,6 +82,69 @@ class Result:
 
     def __repr__(self) -> str:
         return f"<Result {self.label}>\n{self.stats.to_string()}"
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the setup, the figure and the statistics."""
+        from tradenn.backtest.report import html_summary
+
+        return html_summary(self)
+
+
+def _money(value: float) -> str:
+    return f"{value:,.2f}".removesuffix(".00")
+
+
+def _costs(value: Any, text) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{asset} {text(v)}" for asset, v in value.items())
+    return text(value)
+
+
+def describe_setup(
+    settings: Any,
+    data: pd.DataFrame,
+    *,
+    source: str | None = None,
+    risk_free_rate: float = 0.0,
+    assets: list[str] | None = None,
+) -> dict[str, str]:
+    """How a run was set up, as ``{label: text}`` for a report's header and a notebook: the
+    data (source, first and last bar, bar count and size), cash, every cost, when orders fill,
+    whole or fractional units, margin and leverage, exclusive orders, the risk-free rate and
+    the tradenn version. ``settings`` is a :class:`~tradenn.account.Settings`."""
+    index = pd.DatetimeIndex(data.index)
+    source = source or data.attrs.get("source") or "a DataFrame"
+    first, last = (str(t).removesuffix(" 00:00:00") for t in (index[0], index[-1]))
+    setup = {"Data": f"{source}: {first} .. {last}, {len(index):,} {bar_label(index)} bars"}
+    if assets:
+        setup["Assets"] = ", ".join(assets)
+    setup["Cash"] = _money(settings.cash)
+    setup["Commission"] = _costs(
+        settings.commission, lambda v: f"{100 * v:g}% of traded value" if v else "none"
+    ) + (
+        ""
+        if not settings.fixed_commission
+        else f" + {_costs(settings.fixed_commission, _money)} per fill"
+    )
+    setup["Spread"] = _costs(
+        settings.spread, lambda v: f"{100 * v:g}% (half on each side)" if v else "none"
+    )
+    setup["Slippage"] = _costs(settings.slippage_bps, lambda v: f"{v:g} bps" if v else "none")
+    setup["Fills"] = (
+        "market orders at the signal bar's close"
+        if settings.trade_on_close
+        else "market orders at the next bar's open"
+    )
+    setup["Units"] = "fractional" if settings.fractional else "whole"
+    margin = settings.margin
+    setup["Margin"] = f"{margin:g}" + (" (no leverage)" if margin == 1 else f" ({1 / margin:g}x)")
+    if getattr(settings, "max_leverage", None) is not None:
+        setup["Max. leverage"] = f"{settings.max_leverage:g}x"
+    if settings.exclusive_orders:
+        setup["Orders"] = "exclusive (a new order cancels pending ones and closes the position)"
+    setup["Risk-free rate"] = f"{100 * risk_free_rate:g}% a year"
+    setup["tradenn"] = __version__
+    return setup
 
 
 # ------------------------------------------------------------------ tables from the account
