@@ -21,9 +21,14 @@ Fill rules (a bar has open O, high H, low L, close C):
 * **Stop-limit**: once the stop triggers it becomes a limit order; it fills in the same bar only if
   the limit is marketable at the trigger price, otherwise from the next bar on.
 * **Brackets** ``sl=``/``tp=`` attach a stop and a limit order to the trade an entry opens; they
-  are checked from the entry's bar (the rest of that bar follows a fill at its open). When one bar
-  reaches both, the stop-loss is assumed to fill first: the worse outcome, since the path inside
-  a bar is unknown. One cancels the other.
+  are checked from the entry's bar (the rest of that bar follows the entry's fill, from its
+  quote). When one bar reaches both, the stop-loss is assumed to fill first: the worse outcome,
+  since the path inside a bar is unknown. One cancels the other. A leg already marketable when
+  the entry fills fills at once at the entry's quote, as on an exchange.
+* **Order management**: :meth:`Order.cancel`; ``order.sl``/``order.tp`` and ``trade.sl``/
+  ``trade.tp`` are assignable (:meth:`Account.set_bracket`); :class:`Trail` makes a trade's
+  stop-loss trail the close by a distance, a percentage or an ATR multiple
+  (:meth:`Account.trail`), updated at the start of each bar from the previous close.
 
 Costs: every fill pays ``commission x traded value + fixed_commission``; buys fill
 ``spread/2 + slippage_bps/10_000`` above the quoted price and sells as far below it.
