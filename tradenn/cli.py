@@ -267,6 +267,11 @@ def _backtest(args: argparse.Namespace) -> int:
 
     check_output("--plot", args.plot)
     check_output("--report", args.report, folder=True)
+    check_output("--html", args.html)
+    if args.html:
+        from tradenn.backtest.interactive import require_bokeh
+
+        require_bokeh()
     strategy = load_strategy(args.strategy)
     params = parse_params(args.param, strategy.parameters())
     market = _load_market(args)
@@ -297,6 +302,9 @@ def _backtest(args: argparse.Namespace) -> int:
     if args.plot:
         result.plot(args.plot)
         print(f"plot: {args.plot}", file=sys.stderr if args.json else sys.stdout)
+    if args.html:
+        result.plot(args.html, interactive=True)
+        print(f"chart: {args.html}", file=sys.stderr if args.json else sys.stdout)
     if args.report:
         page = result.report(args.report)
         print(f"report: {page}", file=sys.stderr if args.json else sys.stdout)
@@ -619,6 +627,11 @@ def _add_backtest_commands(commands) -> None:
     _add_market_options(p)
     add_param_option(p, "NAME=VALUE", "set a strategy parameter (repeatable)")
     _add_plot_options(p, "backtest.png", "the plot")
+    p.add_argument(
+        "--html",
+        metavar="FILE.html",
+        help="write an interactive chart (zoom, pan, trade tooltips; one offline page) to FILE",
+    )
     p.add_argument("--report", metavar="DIR", help="write an HTML report to DIR")
     p.add_argument("--json", action="store_true", help="print the statistics as JSON")
     p.set_defaults(handler=_backtest)

@@ -92,3 +92,45 @@ def test_a_sweep_and_a_leaderboard_show_themselves(spx):
     board = compare(spx, [("sma", SmaCross, {}), ("hold", SmaCross, {"fast": 2, "slow": 3})])
     html = board._repr_html_()
     assert "sma" in html and "hold" in html and _image(html).startswith(b"\x89PNG")
+
+
+# -------------------------------------------------------------- the interactive chart, wired in
+
+
+def test_plot_interactive_returns_and_writes_the_page(result, tmp_path):
+    pytest.importorskip("bokeh", reason="the interactive chart needs tradenn[plot]")
+    page = result.plot(tmp_path / "c.html", interactive=True)
+    assert page == (tmp_path / "c.html").read_text()
+    assert "Bokeh" in page and "SmaCross(fast=5, slow=25)" in page
+
+
+def test_the_cli_writes_an_interactive_chart_and_the_report_shows_it(tmp_path, capsys):
+    pytest.importorskip("bokeh", reason="the interactive chart needs tradenn[plot]")
+    from tradenn.cli import main
+
+    chart, folder = tmp_path / "chart.html", tmp_path / "report"
+    argv = ["backtest", "sma_cross", "--start", "2015-01-01", "--no-plot"]
+    assert main([*argv, "--html", str(chart), "--report", str(folder)]) == 0
+    assert f"chart: {chart}" in capsys.readouterr().out
+    assert chart.stat().st_size > 100_000
+    page = (folder / "index.html").read_text()
+    assert '<iframe class="chart" src="chart.html"' in page
+    assert (folder / "chart.html").read_text().count("<script") >= 2
+
+
+def test_without_bokeh_the_interactive_chart_is_one_line_before_the_run(
+    tmp_path, capsys, monkeypatch
+):
+    import sys
+
+    from tradenn.cli import main
+
+    monkeypatch.setitem(sys.modules, "bokeh", None)  # as if not installed
+    code = main(["backtest", "sma_cross", "--no-plot", "--html", str(tmp_path / "c.html")])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    assert (
+        err.strip() == "tradenn: error: interactive charts need bokeh: pip install 'tradenn[plot]'"
+    )
+    page = Backtest(data.load("SPX").iloc[:300], SmaCross).run().report(tmp_path / "r")
+    assert not (tmp_path / "r" / "chart.html").exists() and "<iframe" not in page.read_text()

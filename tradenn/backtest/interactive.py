@@ -34,7 +34,7 @@ from tradenn.data.calendar import bar_label, bar_seconds
 from tradenn.data.timezones import wall_clock
 from tradenn.errors import TradennError
 
-__all__ = ["MAX_CANDLE_BARS", "MAX_POINTS", "interactive_chart"]
+__all__ = ["MAX_CANDLE_BARS", "MAX_POINTS", "interactive_chart", "require_bokeh"]
 
 MAX_POINTS = 5_000
 """Most points kept per line, and most bars in view drawn as candlesticks."""
@@ -126,7 +126,7 @@ def interactive_chart(result, path: str | Path | None = None, *, title: str | No
     TradennError
         Bokeh is not installed.
     """
-    _require_bokeh()
+    require_bokeh()
     from bokeh.embed import file_html
     from bokeh.resources import INLINE
 
@@ -137,7 +137,9 @@ def interactive_chart(result, path: str | Path | None = None, *, title: str | No
     return html
 
 
-def _require_bokeh() -> None:
+def require_bokeh() -> None:
+    """Raise a one-line :class:`TradennError` saying how to install Bokeh when it is missing
+    (the command line checks this before a backtest runs)."""
     try:
         import bokeh  # noqa: F401
     except ImportError:

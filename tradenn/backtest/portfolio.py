@@ -585,11 +585,20 @@ class PortfolioResult:
         """Gross units held per bar (sum of |units|), for code written for one asset."""
         return self.positions.abs().sum(axis=1).rename("Position")
 
-    def plot(self, path: str | Path | None = None, *, title: str | None = None):
+    def plot(
+        self, path: str | Path | None = None, *, title: str | None = None, interactive: bool = False
+    ):
         """Equity against the equal-weight buy and hold, and the weights over time.
 
-        Saves a PNG to ``path`` when given; returns the matplotlib Figure.
+        Saves a PNG to ``path`` when given; returns the matplotlib Figure. With
+        ``interactive=True``: a self-contained HTML page instead (see
+        :func:`~tradenn.backtest.interactive.interactive_chart`), saved to ``path`` when given;
+        returns its HTML.
         """
+        if interactive:
+            from tradenn.backtest.interactive import interactive_chart
+
+            return interactive_chart(self, path, title=title)
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 

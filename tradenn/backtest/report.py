@@ -19,6 +19,9 @@
     values (NaN, NaT, infinities) as ``null``.
 ``setup.json``
     the setup shown in the header, and the parameters.
+``chart.html``
+    the interactive chart (:func:`~tradenn.backtest.interactive.interactive_chart`), also shown
+    in the page, when Bokeh is installed (``tradenn[plot]``).
 ``weights.csv``, ``asset_stats.csv``
     a portfolio's realized weights per bar and its per-asset statistics.
 
@@ -91,6 +94,7 @@ dl.setup { display: grid; grid-template-columns: max-content auto; gap: .1rem 1r
            margin: .5rem 0; color: #444; font-size: .9rem; }
 dl.setup dt { font-weight: 600; }
 dl.setup dd { margin: 0; }
+iframe.chart { width: 100%; height: 980px; border: 1px solid #e5e5e5; }
 """
 
 # a notebook cell's styles: scoped to the fragment
@@ -389,7 +393,7 @@ def leaderboard_html(board) -> str:
     )
 
 
-def _page(result) -> str:
+def _page(result, chart: bool = False) -> str:
     name = str(getattr(result, "strategy_name", "") or "Backtest")
     params = getattr(result, "params", None) or {}
     index = pd.DatetimeIndex(result.data.index)
@@ -398,6 +402,14 @@ def _page(result) -> str:
     image = _figure_png(result)
     assets = f"<h2>Assets</h2>\n{_table(result.asset_stats)}" if _is_portfolio(result) else ""
     files = ["trades.csv", "equity.csv", "stats.json", "setup.json"]
+    interactive = ""
+    if chart:
+        files.insert(0, "chart.html")
+        interactive = (
+            '<h2>Interactive chart</h2>\n<p class="note">Zoom and pan (linked across panels); '
+            'hover a trade for its details. Also on its own: <a href="chart.html">chart.html</a>.'
+            '</p>\n<iframe class="chart" src="chart.html" title="Interactive chart"></iframe>'
+        )
     if _is_portfolio(result):
         files += ["weights.csv", "asset_stats.csv"]
     links = ", ".join(f'<a href="{f}">{f}</a>' for f in files)
@@ -414,6 +426,7 @@ def _page(result) -> str:
 {_header(result, index, params)}
 </header>
 {_figure(result, image)}
+{interactive}
 <h2>Statistics</h2>
 {_stats_table(stats)}
 {assets}
@@ -457,6 +470,21 @@ def write_report(result, directory: str | Path) -> Path:
         result.weights.to_csv(directory / "weights.csv", index_label="Date")
         result.asset_stats.to_csv(directory / "asset_stats.csv")
 
+    chart = _interactive_chart(result, directory / "chart.html")
     page = directory / "index.html"
-    page.write_text(_page(result), encoding="utf-8")
+    page.write_text(_page(result, chart), encoding="utf-8")
     return page
+
+
+def _interactive_chart(result, path: Path) -> bool:
+    """Write the interactive chart beside the page when Bokeh is installed; whether it did."""
+    from tradenn.backtest.interactive import interactive_chart, require_bokeh
+    from tradenn.errors import TradennError
+
+    try:
+        require_bokeh()  # an optional extra: tradenn[plot]
+    except TradennError:
+        return False
+
+    interactive_chart(result, path)
+    return True

@@ -65,11 +65,21 @@ class Result:
         params = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         return f"{self.strategy_name}({params})"
 
-    def plot(self, path: str | Path | None = None, *, title: str | None = None):
+    def plot(
+        self, path: str | Path | None = None, *, title: str | None = None, interactive: bool = False
+    ):
         """Price with entries and exits, equity vs buy & hold, drawdown and position.
 
-        Saves a PNG to ``path`` when given; returns the matplotlib Figure.
+        Saves a PNG to ``path`` when given; returns the matplotlib Figure. With
+        ``interactive=True`` it draws the same panels as a self-contained HTML page instead
+        (zoom and pan linked across panels, tooltips on trades; needs ``tradenn[plot]``, see
+        :func:`~tradenn.backtest.interactive.interactive_chart`), saves it to ``path`` when
+        given and returns its HTML.
         """
+        if interactive:
+            from tradenn.backtest.interactive import interactive_chart
+
+            return interactive_chart(self, path, title=title)
         from tradenn.backtest.plotting import plot_result
 
         return plot_result(self, path, title=title)
