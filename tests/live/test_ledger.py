@@ -63,9 +63,13 @@ def test_a_bar_with_its_orders_and_equity_is_recorded_and_read_back(tmp_path):
         record = _bar(0, orders=[_order(1, "pending", "2024-01-01T00:00:00")])
         ledger.record(record)
         update = {"id": 1, "status": "filled", "fill_time": "2024-01-02T00:00:00"}
-        ledger.record(_bar(1, order_updates=[{**update, "fill_price": 100.5, "reason": ""}]))
+        prices = {"limit_price": None, "stop_price": None, "sl": 95.0, "tp": None}
+        ledger.record(
+            _bar(1, order_updates=[{**update, **prices, "fill_price": 100.5, "reason": ""}])
+        )
         assert ledger.counts() == {"bars": 2, "orders": 1, "fills": 0}
         assert ledger.rows("orders")[0]["status"] == "filled"
+        assert ledger.rows("orders")[0]["sl"] == 95.0  # an update carries the order's prices
         assert ledger.last()["cash"] == record.cash - 1
         assert list(ledger.bars()["Close"]) == [100.5, 101.5]
         assert ledger.positions()["units"].tolist() == [1.0]

@@ -150,6 +150,12 @@ def test_order_management_and_trailing_stops_trade_as_in_the_backtest_across_res
     pd.testing.assert_frame_equal(equity, whole[3])
     statuses = {o["status"] for o in orders}
     assert {"filled", "canceled"} <= statuses
+    # the ledger keeps each stop where it last was: trailed stops were moved in place
+    result = Backtest(prices, Trailing, cash=10_000.0, **COSTS).run()
+    assert [o["stop_price"] for o in orders] == [
+        None if pd.isna(v) else v for v in result.orders["Stop"]
+    ]
+    assert [o["tp"] for o in orders] == [None if pd.isna(v) else v for v in result.orders["TP"]]
     assert sum(o["type"] == "stop" and o["status"] == "filled" for o in orders) >= 2
 
 

@@ -673,7 +673,8 @@ class Ledger:
             )
             db.executemany(
                 "UPDATE orders SET status=:status, fill_time=:fill_time, fill_price=:fill_price,"
-                " reason=:reason WHERE id=:id",
+                " reason=:reason, limit_price=:limit_price, stop_price=:stop_price, sl=:sl,"
+                " tp=:tp WHERE id=:id",
                 bar.order_updates,
             )
             if hook is not None:

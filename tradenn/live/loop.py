@@ -107,7 +107,7 @@ class _Recorder:
         self.last_time: pd.Timestamp | None = None
         self.waiting: str | None = None  # the last "cannot decide yet" reason logged
         self.log_waiting = True
-        # Pending orders as last written: id -> (status, fill_bar, fill_price, reason).
+        # Pending orders as last written: id -> what _mutable reads.
         self.pending = {o.id: _mutable(o) for o in runner.book.orders}
         self.tracked = {o.id: o for o in runner.book.orders}
         self.snapshots = True
@@ -136,6 +136,10 @@ class _Recorder:
                         "reason": order.reason,
                         "fill_time": None if order.fill_bar is None else _text(time),
                         "fill_price": order.fill_price,
+                        "limit_price": order.limit,
+                        "stop_price": order.stop,
+                        "sl": order.sl,
+                        "tp": order.tp,
                     }
                 )
             if order.status == "pending":
@@ -217,7 +221,18 @@ def _text(time: pd.Timestamp) -> str:
 
 
 def _mutable(order) -> tuple:
-    return (order.status, order.fill_bar, order.fill_price, order.reason)
+    """What can change about a pending order: its state, and its prices (a trailing stop
+    moves, a strategy edits a bracket)."""
+    return (
+        order.status,
+        order.fill_bar,
+        order.fill_price,
+        order.reason,
+        order.limit,
+        order.stop,
+        order.sl,
+        order.tp,
+    )
 
 
 class PaperTrader:
