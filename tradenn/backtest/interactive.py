@@ -130,7 +130,7 @@ def interactive_chart(result, path: str | Path | None = None, *, title: str | No
     from bokeh.embed import file_html
     from bokeh.resources import INLINE
 
-    heading = title if title is not None else result.label
+    heading = _title(result, title)
     html = file_html(_layout(result, title=title), INLINE, title=heading)
     if path is not None:
         _write_atomically(Path(path), html)
@@ -175,7 +175,7 @@ def _single_asset_layout(result, title: str | None):
     price = _panel(time, "price", label="Price", height=340)
     _draw_prices(price, time, data)
     _draw_trades(price, time, result.trades)
-    overlays, own = _split_indicators(result.indicators, close)
+    overlays, own = _split_indicators(getattr(result, "indicators", None) or {}, close)
     _draw_lines(price, time, overlays)
     indicator_panels = []
     for name, lines in own:
@@ -647,7 +647,15 @@ def _headline(result, title: str | None) -> tuple[str, str]:
             f"{index[0]:%Y-%m-%d} to {index[-1]:%Y-%m-%d}, {len(index):,} {bar_label(index)} bars",
         ]
     )
-    return (title if title is not None else result.label), summary
+    return _title(result, title), summary
+
+
+def _title(result, title: str | None) -> str:
+    """``title``, else the strategy with its parameters (its name for a result without a
+    label, as :func:`~tradenn.backtest.report.write_report` accepts)."""
+    if title is not None:
+        return title
+    return getattr(result, "label", None) or str(getattr(result, "strategy_name", "Backtest"))
 
 
 def _stat(stats: pd.Series, key: str, fmt: str) -> str:
