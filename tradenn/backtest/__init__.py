@@ -17,6 +17,7 @@ from tradenn.backtest.lib import (
     cross,
     crossover,
     increasing,
+    resample_apply,
     risk_size,
 )
 from tradenn.backtest.portfolio import (
@@ -54,5 +55,6 @@ __all__ = [
     "crossover",
     "engine_for",
     "increasing",
+    "resample_apply",
     "risk_size",
 ]
