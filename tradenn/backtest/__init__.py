@@ -11,7 +11,15 @@ See :mod:`tradenn.account` for the fill and cost model and
 
 from tradenn.account import Account, CostModel, Order, Position, Settings, Trade, Trail
 from tradenn.backtest.engine import Backtest, BacktestEngine, BacktestError, engine_for
-from tradenn.backtest.lib import barssince, cross, crossover, increasing
+from tradenn.backtest.lib import (
+    atr_size,
+    barssince,
+    cross,
+    crossover,
+    increasing,
+    resample_apply,
+    risk_size,
+)
 from tradenn.backtest.portfolio import (
     PortfolioBacktest,
     PortfolioResult,
@@ -41,9 +49,12 @@ __all__ = [
     "StrategyBase",
     "Trade",
     "Trail",
+    "atr_size",
     "barssince",
     "cross",
     "crossover",
     "engine_for",
     "increasing",
+    "resample_apply",
+    "risk_size",
 ]
