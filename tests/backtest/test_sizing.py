@@ -105,3 +105,19 @@ def test_a_size_of_one_unit_is_ordered_as_one_unit_not_as_all_the_equity(bars):
     result = Backtest(bars, OneUnit, cash=10_000, trade_on_close=True).run()
     assert result.orders["Status"].tolist() == ["filled"]
     assert result.position.tolist() == [1.0] * len(bars)
+
+
+def test_the_strategy_methods_size_from_the_runs_equity_close_and_units_mode(bars):
+    sizes = {}
+
+    class Methods(Strategy):
+        def next(self):
+            if len(self.data) == 1:  # close 100, equity 10,000
+                sizes["risk"] = self.risk_size(95.0)
+                sizes["entry"] = self.risk_size(95.0, 0.02, entry=99.0)
+                sizes["atr"] = self.atr_size(2.5, multiple=2.0)
+
+    Backtest(bars, Methods).run()
+    assert sizes == {"risk": 20.0, "entry": 50.0, "atr": 20.0}
+    Backtest(bars, Methods, fractional=True).run()
+    assert sizes["entry"] == pytest.approx(0.02 * 10_000 / 4)

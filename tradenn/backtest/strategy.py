@@ -312,6 +312,26 @@ class Strategy(StrategyBase):
 
     # ------------------------------------------------------------------- orders
 
+    def risk_size(self, stop: float, risk: float = 0.01, *, entry: float | None = None) -> float:
+        """Units whose loss at ``stop`` is ``risk`` of the equity, entering at ``entry`` (the
+        last close by default): :func:`tradenn.backtest.lib.risk_size` with this run's equity
+        and units mode. Use it as ``self.buy(size=self.risk_size(stop), sl=stop)``."""
+        from tradenn.backtest.lib import risk_size
+
+        entry = self.data.Close[-1] if entry is None else entry
+        return risk_size(
+            self.equity, entry, stop, risk, fractional=self._account.settings.fractional
+        )
+
+    def atr_size(self, atr: float, multiple: float = 2.0, risk: float = 0.01) -> float:
+        """Units whose loss over ``multiple`` ATRs is ``risk`` of the equity:
+        :func:`tradenn.backtest.lib.atr_size` with this run's equity and units mode."""
+        from tradenn.backtest.lib import atr_size
+
+        return atr_size(
+            self.equity, atr, multiple, risk, fractional=self._account.settings.fractional
+        )
+
     def buy(
         self,
         *,
