@@ -427,7 +427,7 @@ class Trade:
         """Close ``portion`` (0..1] of this trade with a market order."""
         if not 0 < portion <= 1:
             raise ValueError(f"portion must be in (0, 1], got {portion}")
-        units = abs(self.size) * portion
+        units = self.book.account.portion_units(abs(self.size), portion)
         side = -1 if self.size > 0 else 1
         return self.book.account.submit(self.book, side, units, parent=self, reduce_only=True)
 
@@ -494,7 +494,8 @@ class Position:
             return None
         side = -1 if units > 0 else 1
         book = self._book
-        return book.account.submit(book, side, abs(units) * portion, reduce_only=True)
+        size = book.account.portion_units(abs(units), portion)
+        return book.account.submit(book, side, size, reduce_only=True)
 
     def __repr__(self) -> str:
         return f"<Position size={self.size:g} pl={self.pl:.2f}>"
@@ -687,6 +688,15 @@ class Account:
         self.order_count += 1
         order.asset, order.id, order.book = book.name, self.order_count, book
         self.order_log.append(order)
+
+    def portion_units(self, units: float, portion: float) -> float:
+        """How many of ``units`` closing ``portion`` of them closes: exactly that with
+        fractional units, else rounded to whole units and at least one (as backtesting.py
+        rounds ``trade.close(portion)``), so a whole-unit run never trades a fraction."""
+        wanted = units * portion
+        if self.settings.fractional or portion == 1:
+            return wanted
+        return float(min(units, max(1, round(wanted))))
 
     def set_bracket(self, trade: Trade, which: str, price: float | None) -> None:
         """Give open ``trade`` a stop-loss (``which="sl"``) or take-profit (``"tp"``) at
@@ -893,7 +903,7 @@ class Account:
         if abs(book.units) <= FLAT:
             book.units = 0.0
         for trade, units in closing:
-            self._close_lot(book, trade, units, price, i, fee * units / traded)
+            self._close_lot(book, trade, units, price, i, fee * units / traded, order)
         trade = None
         if opening > FLAT:
             trade = Trade(side * opening, price, i, fee * opening / traded, order.tag, book=book)
@@ -923,15 +933,24 @@ class Account:
         return trade
 
     def _close_lot(
-        self, book: Book, trade: Trade, units: float, price: float, i: int, fee: float
+        self,
+        book: Book,
+        trade: Trade,
+        units: float,
+        price: float,
+        i: int,
+        fee: float,
+        closing: Order | None = None,
     ) -> None:
+        """Close ``units`` of ``trade`` at ``price`` (paying ``fee``) for order ``closing``;
+        the trade's other pending bracket legs are canceled when it closes whole."""
         if units >= abs(trade.size) - FLAT:
             trade.commission += fee
             trade.exit_price, trade.exit_bar = price, i
             book.trades.remove(trade)
             book.closed_trades.append(trade)
             for bracket in (trade.sl_order, trade.tp_order):
-                if bracket is not None and bracket.status == "pending":
+                if bracket is not None and bracket is not closing and bracket.status == "pending":
                     _cancel(bracket, "its trade closed")
             return
         # Split: the closed part becomes its own closed trade with its share of the entry fee.

@@ -267,3 +267,30 @@ def test_a_limit_entry_with_a_marketable_leg_closes_at_the_limit_price(bars):
     result = run(bars, {0: lambda s: s.buy(size=1, limit=101.5, sl=102.0)})
     trade = result.trades.iloc[0]
     assert trade.EntryPrice == 101.5 and trade.ExitPrice == 101.5 and trade.ExitBar == 1
+
+
+# ------------------------------------------------------------------------ partial closes
+
+
+def test_partial_closes_trade_whole_units_unless_fractional(bars):
+    actions = {
+        0: lambda s: s.buy(size=5),
+        1: lambda s: s.trades[0].close(0.5),  # 2.5 -> 2 (rounded as backtesting.py does)
+        2: lambda s: s.buy(size=10),
+        3: lambda s: s.position.close(0.5),  # 13 held: 6.5 -> 6
+    }
+    whole = run(bars, actions)
+    assert whole.trades.Size.tolist() == [2.0, 3.0, 3.0]  # FIFO: the 3 left, then 3 of the 10
+    assert whole.position.tolist()[-1] == 7.0 and whole.position.iloc[2] == 3.0
+    fractional = run(bars, actions, fractional=True)
+    assert fractional.trades.Size.tolist() == [2.5, 2.5, 3.75]  # 12.5 held: 6.25 closed
+    assert fractional.position.iloc[-1] == 6.25
+    one = run(bars, {0: lambda s: s.buy(size=1), 1: lambda s: s.position.close(0.3)})
+    assert one.trades.Size.tolist() == [1.0]  # at least one unit
+
+
+def test_a_filled_bracket_leg_has_no_cancel_reason_and_the_other_is_canceled(bars):
+    result = run(bars, {0: lambda s: s.buy(size=1, sl=100.5, tp=105.5)})
+    orders = result.orders
+    assert orders.Status.tolist() == ["filled", "canceled", "filled"]
+    assert orders.Reason.tolist() == ["", "its trade closed", ""]
