@@ -281,7 +281,8 @@ class Backtest(BacktestEngine):
         frame = self.data
         strategy = runner.strategy
         stats, equity, units, columns = self._statistics(record)
-        trades = trades_frame(columns, frame.index)
+        arrays = self._derive("arrays", lambda: frame_arrays(frame))
+        trades = trades_frame(columns, frame.index, arrays["High"], arrays["Low"])
         indicators = {
             series.name: series.full()
             for indicator in strategy.indicators

@@ -425,8 +425,17 @@ class PortfolioBacktest(BacktestEngine):
                 flows[f.bar, a] -= f.side * f.units * f.price + f.commission
                 traded_bars[f.bar, a] += f.units * f.price
         pnl = pd.DataFrame(np.cumsum(flows, axis=0) + values, index=index, columns=names)
+        high, low = panel["High"], panel["Low"]
         trades = _concat(
-            [trades_frame(trade_columns(r.trades, r.trade_tags, clock), index) for r in records],
+            [
+                trades_frame(
+                    trade_columns(r.trades, r.trade_tags, clock),
+                    index,
+                    high[name].to_numpy(dtype=np.float64),
+                    low[name].to_numpy(dtype=np.float64),
+                )
+                for name, r in zip(names, records, strict=True)
+            ],
             names,
             "ExitBar",
         )
