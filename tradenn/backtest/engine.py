@@ -255,7 +255,7 @@ class Backtest(BacktestEngine):
 
     def _statistics(self, record: Record) -> tuple[pd.Series, np.ndarray, np.ndarray, dict]:
         """Stats, equity and units per bar, and the closed trades' columns of a finished run."""
-        from tradenn.backtest.stats import compute_stats
+        from tradenn.backtest.stats import compute_stats, log_returns
 
         frame = self.data
         close = self._close()
@@ -274,6 +274,7 @@ class Backtest(BacktestEngine):
             risk_free_rate=self.risk_free_rate,
             extra={"# Orders Rejected": record.rejected},
             clock=clock,
+            market_returns=self._derive("log returns", lambda: log_returns(close)),
         )
         return stats, equity, units, trades
 
