@@ -21,6 +21,7 @@ from tradenn.backtest.result import (
 )
 from tradenn.backtest.runner import Runner, fewer_collections, parameter_values
 from tradenn.backtest.series import frame_arrays
+from tradenn.backtest.stats import warn_if_implausible
 from tradenn.backtest.strategy import Strategy
 from tradenn.data.panel import is_panel
 from tradenn.data.validation import validate
@@ -47,7 +48,10 @@ class BacktestEngine:
         return self.settings.cash
 
     def run(self, **params: Any) -> Any:
-        """Run the strategy with its parameters overridden by ``params``."""
+        """Run the strategy with its parameters overridden by ``params``; warn once
+        (:func:`~tradenn.backtest.stats.warn_if_implausible`) when the result is too good to
+        be true. Sweeps call :meth:`evaluate`, which does not warn, and warn for their best
+        combination only, when they re-run it."""
         raise NotImplementedError
 
     def evaluate(self, **params: Any) -> tuple[pd.Series, np.ndarray]:
@@ -191,7 +195,9 @@ class Backtest(BacktestEngine):
         values = parameter_values(self.strategy, params)
         with fewer_collections():
             runner = self._runner(values)
-            return self._result(runner, runner.run(finalize=self.finalize_trades), values)
+            result = self._result(runner, runner.run(finalize=self.finalize_trades), values)
+        warn_if_implausible(result.label, result.stats, len(result.equity))
+        return result
 
     def evaluate(self, **params: Any) -> tuple[pd.Series, np.ndarray]:
         """The statistics and the per-bar equity of one run, without the tables a

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +52,12 @@ from tradenn.backtest.overfitting import (
     trial_sharpes,
 )
 from tradenn.backtest.result import Result
-from tradenn.backtest.stats import STAT_KEYS, compute_stats
+from tradenn.backtest.stats import (
+    STAT_KEYS,
+    ImplausibleResultWarning,
+    compute_stats,
+    warn_if_implausible,
+)
 from tradenn.backtest.strategy import Strategy
 from tradenn.data.calendar import bars_per_year as _infer_bars_per_year
 
@@ -750,58 +756,61 @@ def walk_forward_optimize(
 
     runner = make_executor(executor, jobs)
     rows, pieces, positions, trades, commissions = [], [], [], [], 0.0
-    try:
-        for is_lo, is_hi, lo, hi in _windows(n, train, test):
-            inside = copy.copy(base)
-            inside.data = backtest.data.iloc[is_lo:is_hi]
-            sweep = optimize(
-                inside,
-                maximize=maximize,
-                minimize=minimize,
-                constraint=constraint,
-                method=method,
-                max_tries=max_tries,
-                random_state=random_state,
-                executor=runner,
-                progress=progress,
-                **ranges,
-            )
-            if sweep.interrupted:  # a window cut short cannot be traded out of sample
-                raise KeyboardInterrupt
-            outside = copy.copy(base)
-            outside.data = backtest.data.iloc[:hi]
-            outside.strategy = _trading_from(backtest.strategy, lo)
-            outside.finalize_trades = True
-            result = outside.run(**sweep.best_params)
-            segment = result.equity.iloc[lo - 1 : hi]  # from the flat bar before the window
-            window_stats = compute_stats(
-                segment,
-                result.trades,
-                backtest.data["Close"].iloc[lo - 1 : hi],
-                result.position.to_numpy()[lo - 1 : hi],
-                commissions=float(result.stats["Commissions [$]"]),
-                bars_per_year=bpy,
-                risk_free_rate=backtest.risk_free_rate,
-            )
-            pieces.append(_equity_returns(segment.to_numpy(dtype=np.float64)))
-            positions.append(result.position.to_numpy()[lo:hi])
-            trades.append(result.trades)
-            commissions += float(result.stats["Commissions [$]"])
-            swept = {k: sweep.best_params[k] for k in ranges}
-            rows.append(
-                {
-                    "IS Start": index[is_lo],
-                    "IS End": index[is_hi - 1],
-                    "OOS Start": index[lo],
-                    "OOS End": index[hi - 1],
-                    **swept,
-                    f"IS {label}": _as_float(metric_of(sweep.best_stats)),
-                    f"OOS {label}": _as_float(metric_of(window_stats)),
-                }
-            )
-    finally:
-        if not isinstance(executor, Executor):
-            runner.close()
+    # The windows' runs stay quiet about implausible results: the stitched result warns once.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ImplausibleResultWarning)
+        try:
+            for is_lo, is_hi, lo, hi in _windows(n, train, test):
+                inside = copy.copy(base)
+                inside.data = backtest.data.iloc[is_lo:is_hi]
+                sweep = optimize(
+                    inside,
+                    maximize=maximize,
+                    minimize=minimize,
+                    constraint=constraint,
+                    method=method,
+                    max_tries=max_tries,
+                    random_state=random_state,
+                    executor=runner,
+                    progress=progress,
+                    **ranges,
+                )
+                if sweep.interrupted:  # a window cut short cannot be traded out of sample
+                    raise KeyboardInterrupt
+                outside = copy.copy(base)
+                outside.data = backtest.data.iloc[:hi]
+                outside.strategy = _trading_from(backtest.strategy, lo)
+                outside.finalize_trades = True
+                result = outside.run(**sweep.best_params)
+                segment = result.equity.iloc[lo - 1 : hi]  # from the flat bar before the window
+                window_stats = compute_stats(
+                    segment,
+                    result.trades,
+                    backtest.data["Close"].iloc[lo - 1 : hi],
+                    result.position.to_numpy()[lo - 1 : hi],
+                    commissions=float(result.stats["Commissions [$]"]),
+                    bars_per_year=bpy,
+                    risk_free_rate=backtest.risk_free_rate,
+                )
+                pieces.append(_equity_returns(segment.to_numpy(dtype=np.float64)))
+                positions.append(result.position.to_numpy()[lo:hi])
+                trades.append(result.trades)
+                commissions += float(result.stats["Commissions [$]"])
+                swept = {k: sweep.best_params[k] for k in ranges}
+                rows.append(
+                    {
+                        "IS Start": index[is_lo],
+                        "IS End": index[is_hi - 1],
+                        "OOS Start": index[lo],
+                        "OOS End": index[hi - 1],
+                        **swept,
+                        f"IS {label}": _as_float(metric_of(sweep.best_stats)),
+                        f"OOS {label}": _as_float(metric_of(window_stats)),
+                    }
+                )
+        finally:
+            if not isinstance(executor, Executor):
+                runner.close()
 
     first = train  # the first out-of-sample bar
     oos_returns = np.concatenate(pieces)
@@ -820,6 +829,7 @@ def walk_forward_optimize(
         bars_per_year=bpy,
         risk_free_rate=backtest.risk_free_rate,
     )
+    warn_if_implausible(f"{backtest.strategy.__name__} walk-forward", stats, len(equity))
     return WalkForwardOptimization(
         windows=pd.DataFrame(rows),
         equity=equity,

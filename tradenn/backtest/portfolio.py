@@ -79,6 +79,7 @@ from tradenn.backtest.runner import (
     parameter_values,
 )
 from tradenn.backtest.series import Clock, PanelData
+from tradenn.backtest.stats import warn_if_implausible
 from tradenn.backtest.strategy import StrategyBase
 from tradenn.data.calendar import bars_per_year as infer_bars_per_year
 from tradenn.data.panel import align, is_panel, panel_assets
@@ -366,7 +367,17 @@ class PortfolioBacktest(BacktestEngine):
         """Run the strategy with its parameters overridden by ``params``; return the result."""
         values = parameter_values(self.strategy, params)
         with fewer_collections():  # as Backtest.run: the whole run, statistics included
-            return self._run(values)
+            result = self._run(values)
+        warn_if_implausible(result.label, result.stats, len(result.equity))
+        return result
+
+    def evaluate(self, **params: Any) -> tuple[pd.Series, np.ndarray]:
+        """The statistics and the per-bar equity of one run, as :meth:`run` gives them but
+        without its warning about implausible results (a sweep warns once, for its best)."""
+        values = parameter_values(self.strategy, params)
+        with fewer_collections():
+            result = self._run(values)
+        return result.stats, result.equity.to_numpy(dtype=np.float64)
 
     def _run(self, values: dict[str, Any]) -> PortfolioResult:
         runner = PortfolioRunner(

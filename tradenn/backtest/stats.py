@@ -118,12 +118,21 @@ Profit Factor and Kelly without both a winning and a losing trade; SQN with fewe
 or identical PnLs; Beta and Alpha with fewer than two returns or a constant benchmark. Everything
 is vectorized: a million bars take well under a second.
 
+Implausible results
+-------------------
+:func:`implausible` names statistics no honest backtest reaches (a total return over
+:data:`IMPLAUSIBLE_RETURN` percent, or over at least a quarter of a year and
+:data:`MIN_RETURNS` returns a Sharpe ratio over :data:`IMPLAUSIBLE_SHARPE` or a Sortino ratio
+over :data:`IMPLAUSIBLE_SORTINO`): the usual cause is a strategy that reads the future. The
+engines warn with it once per run (:func:`warn_if_implausible`).
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import warnings
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -132,10 +141,17 @@ from tradenn.data.calendar import bars_per_year as _infer_bars_per_year
 from tradenn.data.timezones import wall_clock
 
 __all__ = [
+    "IMPLAUSIBLE_RETURN",
+    "IMPLAUSIBLE_SHARPE",
+    "IMPLAUSIBLE_SORTINO",
+    "MIN_RETURNS",
     "STAT_KEYS",
+    "ImplausibleResultWarning",
     "compute_stats",
     "drawdown",
+    "implausible",
     "log_returns",
+    "warn_if_implausible",
 ]
 
 STAT_KEYS: tuple[str, ...] = (
@@ -176,6 +192,21 @@ STAT_KEYS: tuple[str, ...] = (
 
 _NAN = float("nan")
 _JULIAN_YEAR = pd.Timedelta(days=365.25)
+
+IMPLAUSIBLE_RETURN = 1e6
+"""A total return above this many percent (a 10,000-fold gain) is implausible."""
+IMPLAUSIBLE_SHARPE = 10.0
+"""An annualized Sharpe ratio above this is implausible (the best funds report 2 to 3)."""
+IMPLAUSIBLE_SORTINO = 20.0
+"""An annualized Sortino ratio above this is implausible: avoiding nearly every losing bar,
+which is what reading tomorrow's price does, lifts Sortino far more than Sharpe."""
+MIN_RETURNS = 30
+"""Fewest returns (and at least a quarter of a year) for the Sharpe and Sortino tests: on
+shorter runs a ratio annualized from a few bars can exceed any threshold by luck."""
+
+
+class ImplausibleResultWarning(UserWarning):
+    """A backtest's statistics are too good to be true (see :func:`implausible`)."""
 
 
 def _div(a: float, b: float) -> float:
@@ -473,6 +504,58 @@ def compute_stats(
         }
     )
     return _series(stats)
+
+
+def implausible(stats: pd.Series | Mapping[str, object], bars: int) -> str | None:
+    """What makes ``stats`` (of a run over ``bars`` bars) implausible, e.g. ``"a return of
+    +1.0e+16 % (Sharpe 37.2)"``, or None when nothing does.
+
+    Implausible: ``Return [%]`` above :data:`IMPLAUSIBLE_RETURN`; or, on a run of at least
+    :data:`MIN_RETURNS` returns spanning at least a quarter of a year (``Duration``), a
+    ``Sharpe Ratio`` above :data:`IMPLAUSIBLE_SHARPE` or a ``Sortino Ratio`` above
+    :data:`IMPLAUSIBLE_SORTINO`. A quarter of a year keeps the standard error of an annualized
+    Sharpe ratio (about ``1 / sqrt(years)``) at 2 or less, so 10 is five of them away from 0.
+    The Calmar ratio is not tested: on a short run with a shallow drawdown it is large for
+    honest strategies too.
+    """
+
+    def number(key: str) -> float:
+        value = stats.get(key, _NAN)
+        return float(value) if isinstance(value, int | float | np.number) else _NAN
+
+    total, sharpe, sortino = (number(k) for k in ("Return [%]", "Sharpe Ratio", "Sortino Ratio"))
+    duration = stats.get("Duration", pd.NaT)
+    long_enough = (
+        bars - 1 >= MIN_RETURNS
+        and isinstance(duration, pd.Timedelta)
+        and duration >= _JULIAN_YEAR / 4
+    )
+    too_sharp = long_enough and sharpe > IMPLAUSIBLE_SHARPE
+    too_smooth = long_enough and sortino > IMPLAUSIBLE_SORTINO
+    if not (total > IMPLAUSIBLE_RETURN or too_sharp or too_smooth):
+        return None
+    shown = f"{total:+.1e}" if abs(total) >= IMPLAUSIBLE_RETURN else f"{total:+,.1f}"
+    ratios = [f"Sharpe {sharpe:.1f}"] if math.isfinite(sharpe) else []
+    if too_smooth:
+        ratios.append(f"Sortino {sortino:.1f}")
+    return f"a return of {shown} %" + (f" ({', '.join(ratios)})" if ratios else "")
+
+
+def warn_if_implausible(
+    label: str, stats: pd.Series | Mapping[str, object], bars: int, *, stacklevel: int = 2
+) -> None:
+    """One :class:`ImplausibleResultWarning` when :func:`implausible` finds something, e.g.
+    ``SmaCross(fast=10, slow=20): a return of +1.0e+16 % (Sharpe 37.2) is implausible; check
+    for look-ahead: tradenn check-lookahead STRATEGY --data SOURCE``. ``stacklevel`` as for
+    :func:`warnings.warn`, counted from the caller (2: the line that called the caller)."""
+    found = implausible(stats, bars)
+    if found is not None:
+        warnings.warn(
+            f"{label}: {found} is implausible; check for look-ahead: "
+            "tradenn check-lookahead STRATEGY --data SOURCE",
+            ImplausibleResultWarning,
+            stacklevel=stacklevel + 1,
+        )
 
 
 def _series(stats: dict[str, object]) -> pd.Series:
