@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tradenn.backtest.stats import STAT_KEYS, compute_stats, drawdown
+from tradenn.backtest.stats import STAT_KEYS, compute_stats, drawdown, format_duration
 from tradenn.data.calendar import bars_per_year
 
 pytestmark = pytest.mark.filterwarnings("error")  # no RuntimeWarning from numpy, ever
@@ -361,6 +361,22 @@ def test_hourly_24x5_data_is_annualized_with_inferred_bars_per_year():
     # Mis-annualizing as daily would understate the volatility by sqrt(6261/252) ~ 5x.
     ratio = inferred["Volatility (Ann.) [%]"] / daily_bpy["Volatility (Ann.) [%]"]
     assert ratio == pytest.approx(math.sqrt(bpy / 252))
+
+
+@pytest.mark.parametrize(
+    ("duration", "text"),
+    [
+        (pd.Timedelta(days=7301), "7,301 days"),
+        (pd.Timedelta(days=1), "1 day"),
+        (pd.Timedelta(0), "0 days"),
+        (pd.Timedelta("27 days 20:40:37.4"), "27 days 20:40:37"),
+        (pd.Timedelta("1 days 23:59:59.6"), "2 days"),
+        (pd.Timedelta(hours=4), "0 days 04:00:00"),
+        (pd.Timedelta(milliseconds=500), "0 days 00:00:00.500000"),
+    ],
+)
+def test_format_duration(duration, text):
+    assert format_duration(duration) == text
 
 
 def test_a_million_bars_is_fast():

@@ -56,6 +56,7 @@ from tradenn.backtest.stats import (
     STAT_KEYS,
     ImplausibleResultWarning,
     compute_stats,
+    is_count,
     warn_if_implausible,
 )
 from tradenn.backtest.strategy import Strategy
@@ -219,7 +220,7 @@ class OptimizeResult:
         figure = Figure(figsize=(8.0, 6.0), dpi=110)
         FigureCanvasAgg(figure)
         ax = figure.add_subplot()
-        values = grid.to_numpy(dtype=np.float64)
+        values = grid.to_numpy(dtype=np.float64, na_value=np.nan)
         image = ax.imshow(
             np.ma.masked_invalid(values), origin="lower", aspect="auto", cmap="viridis"
         )
@@ -305,7 +306,21 @@ def _number(value: Any) -> str:
     return str(value)
 
 
+def _counts_as_integers(
+    table: pd.DataFrame, columns: Sequence[str], statistic: str | None = None
+) -> pd.DataFrame:
+    """``table`` with its ``columns`` that hold a count (:func:`~tradenn.backtest.stats.
+    is_count`; of ``statistic``, when given) as integers, ``<NA>`` where a combination failed:
+    ``# Trades`` prints 175, not 175.0."""
+    for column in dict.fromkeys(columns):
+        if column in table and is_count(column if statistic is None else statistic):
+            table[column] = table[column].astype("Int64")
+    return table
+
+
 def _json(value: Any) -> Any:
+    if value is pd.NA:
+        return None
     if isinstance(value, float | np.floating):
         return float(value) if np.isfinite(value) else None
     if isinstance(value, np.integer | np.bool_):
@@ -608,7 +623,7 @@ def optimize(
         best_params=dict(best.params),
         best_stats=best.stats,
         best=best,
-        table=table,
+        table=_counts_as_integers(table, [label, *KEY_STATS]),
         metric=label,
         maximize=not minimize,
         trials=len(kept_rows),
@@ -831,7 +846,7 @@ def walk_forward_optimize(
     )
     warn_if_implausible(f"{backtest.strategy.__name__} walk-forward", stats, len(equity))
     return WalkForwardOptimization(
-        windows=pd.DataFrame(rows),
+        windows=_counts_as_integers(pd.DataFrame(rows), [f"IS {label}", f"OOS {label}"], label),
         equity=equity,
         returns=pd.Series(oos_returns, index=index[first:], name="Return"),
         stats=stats,

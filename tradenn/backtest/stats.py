@@ -149,7 +149,9 @@ __all__ = [
     "ImplausibleResultWarning",
     "compute_stats",
     "drawdown",
+    "format_duration",
     "implausible",
+    "is_count",
     "log_returns",
     "warn_if_implausible",
 ]
@@ -556,6 +558,30 @@ def warn_if_implausible(
             ImplausibleResultWarning,
             stacklevel=stacklevel + 1,
         )
+
+
+def is_count(key: str) -> bool:
+    """True for a statistic that counts things (``# Trades``, ``# Orders Rejected``,
+    ``# Assets``: its name starts with ``#``), shown as an integer."""
+    return str(key).startswith("#")
+
+
+_DAY = pd.Timedelta(days=1)
+
+
+def format_duration(value: pd.Timedelta) -> str:
+    """A duration as the command line and the HTML report print it: ``7,301 days`` when it is
+    whole days, else days and the time of day to the second, ``27 days 21:36:00``
+    (``0 days 04:00:00`` below a day); below a second, or negative, pandas' own form."""
+    value = pd.Timedelta(value)
+    if value < pd.Timedelta(0) or pd.Timedelta(0) < value < pd.Timedelta(seconds=1):
+        return str(value)
+    days, rest = divmod(value.round("s"), _DAY)
+    text = f"{days:,} day{'' if days == 1 else 's'}"
+    if rest:
+        hours, seconds = divmod(int(rest.total_seconds()), 3600)
+        text += f" {hours:02d}:{seconds // 60:02d}:{seconds % 60:02d}"
+    return text
 
 
 def _series(stats: dict[str, object]) -> pd.Series:
