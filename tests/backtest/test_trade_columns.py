@@ -75,6 +75,7 @@ def test_excursions_of_many_overlapping_trades_equal_a_loop_over_each_trade():
     entry = rng.integers(0, n, k)
     exit_ = np.minimum(entry + rng.integers(0, 40, k), n - 1)  # some end on the last bar
     exit_[:5] = entry[:5]  # some open and close in one bar
+    entry[5:8], exit_[5:8] = (n - 1, n - 3, 0), (n - 1, n - 1, n - 1)  # to the last bar
     size = rng.choice([-3.0, 2.0], k)
     price = rng.uniform(90, 110, k)
     mae, mfe = excursions(size, entry, exit_, price, high, low)

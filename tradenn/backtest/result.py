@@ -184,11 +184,16 @@ def excursions(
     if not len(size):
         return np.empty(0), np.empty(0)
     # One reduceat over the interleaved bounds [entry_0, exit_0 + 1, entry_1, ...]: its even
-    # results reduce each trade's bars (a NaN sentinel makes exit + 1 = n a valid bound).
+    # results reduce each trade's bars. A bound must be below n, so a trade that lives to the
+    # last bar stops before it and takes the last bar in afterwards.
+    n = len(low)
+    to_end = exit_bar == n - 1
     bounds = np.empty(2 * len(size), dtype=np.int64)
-    bounds[0::2], bounds[1::2] = entry_bar, exit_bar + 1
-    lowest = np.fmin.reduceat(np.append(low, np.nan), bounds)[0::2]
-    highest = np.fmax.reduceat(np.append(high, np.nan), bounds)[0::2]
+    bounds[0::2], bounds[1::2] = entry_bar, np.where(to_end, n - 1, exit_bar + 1)
+    lowest = np.fmin.reduceat(low, bounds)[0::2]
+    highest = np.fmax.reduceat(high, bounds)[0::2]
+    lowest[to_end] = np.fmin(lowest[to_end], low[-1])
+    highest[to_end] = np.fmax(highest[to_end], high[-1])
     long = size > 0
     sign = np.where(long, 1.0, -1.0)
     adverse = sign * (np.where(long, lowest, highest) / entry_price - 1.0)
