@@ -350,7 +350,9 @@ class Trade:
     """One position lot: opened by a fill, closed (wholly or in parts) by later fills.
 
     ``size`` is signed units (positive long). ``commission`` is what this lot has paid so far,
-    entry share included; ``pl`` and ``pl_pct`` are marked at the last close.
+    entry share included; ``pl`` and ``pl_pct`` are marked at the last close. A closed lot
+    keeps in ``sl_at_exit`` and ``tp_at_exit`` the stop-loss and take-profit it had when it
+    closed (NaN: none).
     """
 
     size: float
@@ -365,6 +367,8 @@ class Trade:
     book: Book | None = field(default=None, repr=False)
     trailing: Trail | None = None
     entry_quote: float = math.nan  # the market price at entry (before costs), for that bar
+    sl_at_exit: float = math.nan  # the stop-loss and take-profit it closed with (NaN: none)
+    tp_at_exit: float = math.nan
 
     @property
     def is_long(self) -> bool:
@@ -681,6 +685,12 @@ class Account:
         if order.status != "pending":
             return
         _cancel(order, reason)
+        trade = order.parent
+        if trade is not None:  # a canceled bracket no longer protects its trade
+            if trade.sl_order is order:
+                trade.sl_order = None
+            if trade.tp_order is order:
+                trade.tp_order = None
         book = self.books[order.asset]
         book.orders = [o for o in book.orders if o.status == "pending"]
 
@@ -944,9 +954,15 @@ class Account:
     ) -> None:
         """Close ``units`` of ``trade`` at ``price`` (paying ``fee``) for order ``closing``;
         the trade's other pending bracket legs are canceled when it closes whole."""
+        # The levels the lot closes with (a leg still pending, or the one filling now), kept:
+        # its legs are canceled below.
+        sl, tp = trade.sl_order, trade.tp_order
+        sl_at_exit = sl.stop if sl is not None and sl.status == "pending" else math.nan
+        tp_at_exit = tp.limit if tp is not None and tp.status == "pending" else math.nan
         if units >= abs(trade.size) - FLAT:
             trade.commission += fee
             trade.exit_price, trade.exit_bar = price, i
+            trade.sl_at_exit, trade.tp_at_exit = sl_at_exit, tp_at_exit
             book.trades.remove(trade)
             book.closed_trades.append(trade)
             for bracket in (trade.sl_order, trade.tp_order):
@@ -964,6 +980,8 @@ class Account:
             price,
             i,
             book=book,
+            sl_at_exit=sl_at_exit,
+            tp_at_exit=tp_at_exit,
         )
         trade.commission *= 1 - share
         trade.size -= math.copysign(units, trade.size)
@@ -1235,7 +1253,10 @@ ORDER_FIELDS = (
     "placed_bar", "side", "size", "kind", "limit", "stop", "sl", "tp", "status", "fill_bar",
     "fill_price", "reason", "tag",
 )  # fmt: skip
-TRADE_FIELDS = ("size", "entry_bar", "exit_bar", "entry_price", "exit_price", "commission", "tag")
+TRADE_FIELDS = (
+    "size", "entry_bar", "exit_bar", "entry_price", "exit_price", "commission", "sl_at_exit",
+    "tp_at_exit", "tag",
+)  # fmt: skip
 
 
 _TAGS = (None, "margin call: equity exhausted", "end of data")  # tradenn.targets' tag codes
@@ -1247,15 +1268,16 @@ class Record:
     and statistics read.
 
     ``fills`` has one row per fill in order: bar, units held after, cash after. ``trades`` has
-    one row per closed trade: size, entry bar, exit bar, entry price, exit price, commission
-    (:data:`TRADE_FIELDS` but the tag, which is in ``trade_tags``). ``orders`` holds every order
+    one row per closed trade: size, entry bar, exit bar, entry price, exit price, commission,
+    and the stop-loss and take-profit it had when it closed (NaN: none) (:data:`TRADE_FIELDS`
+    but the tag, which is in ``trade_tags``). ``orders`` holds every order
     placed, one column per name in :data:`ORDER_FIELDS`; ``rejected`` counts the orders the
     account refused. :func:`trade_targets` builds it
     directly; :meth:`of` reads it off an account's objects.
     """
 
     fills: np.ndarray = field(default_factory=lambda: np.empty((0, 3)))
-    trades: np.ndarray = field(default_factory=lambda: np.empty((0, 6)))
+    trades: np.ndarray = field(default_factory=lambda: np.empty((0, len(TRADE_FIELDS) - 1)))
     trade_tags: list = field(default_factory=list)
     orders: dict[str, Sequence] = field(default_factory=lambda: {k: [] for k in ORDER_FIELDS})
     commissions: float = 0.0
@@ -1274,7 +1296,7 @@ class Record:
             fills=np.array(fills, dtype=np.float64).reshape(-1, 3),
             trades=np.array(
                 list(map(operator.attrgetter(*TRADE_FIELDS[:-1]), closed)), dtype=np.float64
-            ).reshape(-1, 6),
+            ).reshape(-1, len(TRADE_FIELDS) - 1),
             trade_tags=[t.tag for t in closed],
             orders={k: list(c) for k, c in zip(ORDER_FIELDS, columns, strict=True)},
             commissions=book.commissions,
@@ -1343,9 +1365,10 @@ def trade_targets(
         np.asarray(buffer[: width * rows], dtype=np.float64).reshape(rows, width)
         for buffer, width, rows in zip(buffers[:3], (3, 6, 6), (nf, no, nt), strict=True)
     )
+    levels = np.full((nt, 2), np.nan)  # target trades have no stop-loss or take-profit
     return Record(
         fills=fills,
-        trades=trades,
+        trades=np.hstack((trades, levels)),
         trade_tags=[None] * nt,
         orders=_target_orders(orders),
         commissions=fees,

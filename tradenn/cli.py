@@ -189,13 +189,15 @@ def parse_params(pairs: list[str], defaults: dict) -> dict:
 
 
 def _format_stats(stats: pd.Series) -> str:
+    from tradenn.backtest.stats import format_duration
+
     def show(value) -> str:
         if isinstance(value, float):
             return "nan" if value != value else f"{value:,.4f}".rstrip("0").rstrip(".")
         if isinstance(value, pd.Timestamp):
             return _stamp(value)
-        if isinstance(value, pd.Timedelta) and value >= pd.Timedelta(days=1):
-            return f"{value / pd.Timedelta(days=1):,.1f} days"
+        if isinstance(value, pd.Timedelta):
+            return format_duration(value)
         return str(value)
 
     shown = {k: show(v) for k, v in stats.items()}

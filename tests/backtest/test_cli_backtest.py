@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from tradenn.cli import main
 
@@ -26,6 +27,27 @@ def test_json_output_params_and_report(capsys, tmp_path):
     assert payload["strategy"] == "EmaMomentum" and payload["data"] == "MSFT"
     assert isinstance(payload["stats"]["Return [%]"], float)
     assert (tmp_path / "r" / "index.html").is_file()
+
+
+def test_durations_read_the_same_in_the_terminal_and_the_html_report(capsys, tmp_path):
+    argv = ["backtest", "--end", "2004-12-31", "--no-plot", "--report", str(tmp_path)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    page = (tmp_path / "index.html").read_text(encoding="utf-8")
+    keys = [
+        "Duration",
+        "Max. Drawdown Duration",
+        "Avg. Drawdown Duration",
+        "Max. Trade Duration",
+        "Avg. Trade Duration",
+    ]
+    for key in keys:
+        terminal = re.search(rf"^{re.escape(key)} +(.+)$", out, flags=re.MULTILINE)[1]
+        report = re.search(rf"<th>{re.escape(key)}</th><td[^>]*>([^<]+)</td>", page)[1]
+        assert terminal == report, key
+    assert re.search(r"^Duration +2,188 days$", out, flags=re.MULTILINE)  # not "2,188.0 days"
+    average = re.search(r"^Avg. Drawdown Duration +(.+)$", out, flags=re.MULTILINE)[1]
+    assert average == "164 days 03:41:32"  # not "164.2 days"
 
 
 def test_bad_input_is_one_line_and_exit_2(capsys):

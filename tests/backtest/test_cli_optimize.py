@@ -36,6 +36,9 @@ def test_text_summary_with_a_fixed_parameter(capsys):
     out = capsys.readouterr().out
     assert out.startswith("SmaCross: 3 trials, maximize Sharpe Ratio")
     assert "slow=30" in out and "Deflated Sharpe Ratio" in out and "Backtest Overfitting" in out
+    table = out[out.index("\n\n") + 2 :].splitlines()  # after the summary lines
+    assert table[0].split()[-2:] == ["#", "Trades"]
+    assert all(line.split()[-1].isdigit() for line in table[1:]), table  # 52, not 52.0
 
 
 def test_walk_forward(capsys):

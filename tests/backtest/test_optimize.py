@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -89,6 +90,31 @@ def test_rejected_combinations_are_recorded_not_fatal(backtest):
     assert "need 0 < fast < slow" in failed["Error"]
     assert found.trials == 1 and found.best_params["fast"] == 10
     assert found.returns.shape[1] == 1
+
+
+def test_counts_in_the_table_are_integers_and_missing_where_a_combination_failed(backtest):
+    found = optimize(backtest, fast=[5, 10, 30], slow=[20], jobs=1)  # fast=30 fails
+    trades = found.table["# Trades"]
+    assert trades.dtype == "Int64"  # not float64: 175, not 175.0
+    assert trades.isna().tolist() == [False, False, True]
+    for row in found.table.iloc[:2].itertuples():
+        by_hand = backtest.run(fast=row.fast, slow=row.slow).stats["# Trades"]
+        assert row[found.table.columns.get_loc("# Trades") + 1] == by_hand
+    lines = found.summary().splitlines()
+    header = next(k for k, line in enumerate(lines) if line.lstrip().startswith("fast"))
+    shown = [line.split()[-1] for line in lines[header + 1 :]]  # the ranked, working rows
+    assert sorted(shown) == sorted(str(n) for n in trades.dropna())
+    assert all(re.fullmatch(r"\d+", cell) for cell in shown), shown
+    rows = found.to_dict()["table"]
+    assert [row["# Trades"] for row in rows] == [*map(int, trades.iloc[:2]), None]
+    assert all(type(row["# Trades"]) is int for row in rows[:2])
+
+
+def test_a_count_as_the_metric_is_an_integer_column_with_a_heatmap(backtest, tmp_path):
+    found = optimize(backtest, maximize="# Trades", fast=[5, 10], slow=[20, 30], jobs=1)
+    assert found.table["# Trades"].dtype == "Int64"
+    found.heatmap("fast", "slow", tmp_path / "heat.png")
+    assert (tmp_path / "heat.png").stat().st_size > 0
 
 
 def test_all_combinations_failing_is_a_clear_error(backtest):
@@ -242,6 +268,15 @@ def test_wfo_vectorized_strategy_only_trades_inside_its_window(spx):
     first_window = found.returns.iloc[:100]
     assert first_window.iloc[0] == 0.0 and (first_window.iloc[2:] != 0).all()
     assert found.stats["# Trades"] == 2  # one per window, closed at the window end
+
+
+def test_wfo_windows_show_a_count_metric_as_integers(spx):
+    found = walk_forward_optimize(
+        Backtest(spx, AlwaysLong), train=200, test=100, level=[0.5, 1.0], jobs=1,
+        maximize="# Trades",
+    )  # fmt: skip
+    assert found.windows["IS # Trades"].dtype == found.windows["OOS # Trades"].dtype == "Int64"
+    assert found.windows["OOS # Trades"].tolist() == [1, 1]
 
 
 def test_wfo_rejects_bad_windows(backtest):

@@ -44,6 +44,18 @@ def test_canceling_a_filled_order_leaves_it_filled(bars):
     assert result.orders.Status.tolist() == ["filled"] and result.position.iloc[-1] == 1
 
 
+def test_canceling_a_bracket_leg_removes_it_from_its_trade(bars):
+    seen = {}
+
+    def cancel_stop(s):
+        s.trades[0].sl_order.cancel()
+        seen["sl"], seen["tp"] = s.trades[0].sl, s.trades[0].tp
+
+    result = run(bars, {0: lambda s: s.buy(size=1, sl=100.5, tp=200.0), 1: cancel_stop})
+    assert seen == {"sl": None, "tp": 200.0}
+    assert result.trades.empty and result.position.iloc[-1] == 1  # bar 3's low 98 closed nothing
+
+
 # ------------------------------------------------------------------- sl / tp of a trade
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
+from tradenn.backtest import Backtest, Strategy
 from tradenn.backtest.plotting import MAX_MARKERS, MAX_POINTS, plot_result
 from tradenn.backtest.report import MAX_TRADE_ROWS, write_report
 from tradenn.backtest.stats import STAT_KEYS, compute_stats
@@ -135,6 +136,22 @@ def test_entry_and_exit_markers_by_direction():
     assert markers["Long entry"] == 4
     assert markers["Short entry"] == 3
     assert markers["Exit"] == 7
+
+
+@pytest.mark.parametrize(("side", "shown"), [(1, "Long entry"), (-1, "Short entry")])
+def test_the_legend_names_only_the_sides_traded(side, shown):
+    result = make_result(n_trades=7)
+    result.trades = result.trades[np.sign(result.trades["Size"]) == side]
+    markers = _markers(plot_result(result).axes[0])
+    assert set(markers) == {shown, "Exit"}
+    assert markers[shown] == len(result.trades)
+
+
+def test_the_note_on_thinned_markers_goes_on_the_first_entry_shown():
+    result = make_result(n=20_000, n_trades=3_000, freq="min")
+    result.trades = result.trades[result.trades["Size"] < 0]  # 1,500 shorts: thinned to 1,000
+    labels = list(_markers(plot_result(result).axes[0]))
+    assert labels == ["Short entry (1,000 of 1,500 trades shown)", "Exit"]
 
 
 def test_custom_title_and_dollar_signs_do_not_break_rendering(tmp_path):
@@ -298,6 +315,29 @@ def test_report_csv_files_round_trip(report):
         np.testing.assert_array_equal(trades[column].to_numpy(), expected[column].to_numpy())
     for column in ("EntryTime", "ExitTime", "Duration"):
         assert (trades[column].to_numpy() == expected[column].to_numpy()).all(), column
+
+
+def test_report_shows_trade_returns_and_excursions_as_percentages(bars, tmp_path):
+    class Swing(Strategy):
+        def next(self):
+            if len(self.data) == 1:
+                self.buy(size=1, sl=90.0)
+            elif len(self.data) == 4:
+                self.position.close()
+
+    result = Backtest(bars, Swing).run()  # long 102 -> 99 over bars 1..4 (low 95, high 106)
+    page = write_report(result, tmp_path).read_text(encoding="utf-8")
+    row = page[page.index('<table class="trades">') :].split("<tr><td")[1]
+    cells = re.findall(r">([^<]*)</td>", row)
+    header = re.findall(r"<th>([^<]*)</th>", page[page.index('<table class="trades">') :])[1:]
+    shown = dict(zip(header, cells[1:], strict=True))
+    assert shown["ReturnPct"] == f"{100 * (99 / 102 - 1):.2f}%"  # -2.94%
+    assert shown["MAE"] == f"{100 * (95 / 102 - 1):.2f}%" == "-6.86%"
+    assert shown["MFE"] == f"{100 * (106 / 102 - 1):.2f}%" == "3.92%"
+    assert shown["SL"] == "90" and shown["TP"] == "n/a"
+    saved = pd.read_csv(tmp_path / "trades.csv")  # the CSV keeps the table's fractions
+    assert saved["MAE"].iloc[0] == pytest.approx(95 / 102 - 1)
+    assert saved["ReturnPct"].iloc[0] == pytest.approx(99 / 102 - 1)
 
 
 def test_report_stats_json_is_valid_json_with_strings_and_nulls(tmp_path):

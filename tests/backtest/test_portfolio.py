@@ -342,3 +342,26 @@ def test_portfolio_strategies_can_read_every_attribute_they_expose(spx):
     assert seen["closed"] == () and seen["orders"] == ()
     assert seen["equity"] == pytest.approx(result.equity.iloc[39])
     assert seen["cash"] == pytest.approx(seen["equity"] * (1 - seen["weights"]["SPX"]))
+
+
+# ------------------------------------------------------------------ alpha and beta
+
+
+def test_alpha_and_beta_are_against_the_equal_weight_buy_and_hold():
+    a = frame([100, 104, 101, 108, 110, 107, 112])
+    b = frame([50, 49, 51, 50, 53, 52, 51])
+    benchmark = (a["Close"] / 100 + b["Close"] / 50).to_numpy() / 2
+    settings = {"trade_on_close": True, "fractional": True}
+    # Half in each from the first close, never rebalanced: the equity is the benchmark.
+    held = fixed_weights({"A": np.full(7, 0.5), "B": np.full(7, 0.5)})
+    s = PortfolioBacktest({"A": a, "B": b}, held, **settings).run().stats
+    assert s["Buy & Hold Return [%]"] == pytest.approx(100 * (benchmark[-1] - 1))
+    assert s["Return [%]"] == pytest.approx(s["Buy & Hold Return [%]"])
+    assert s["Beta"] == pytest.approx(1.0) and s["Alpha [%]"] == pytest.approx(0.0, abs=1e-9)
+    # All in A: the slope of A's log returns on the benchmark's, not 1.
+    only_a = fixed_weights({"A": np.ones(7), "B": np.zeros(7)})
+    s = PortfolioBacktest({"A": a, "B": b}, only_a, **settings).run().stats
+    x, y = np.diff(np.log(a["Close"].to_numpy())), np.diff(np.log(benchmark))
+    beta = np.sum((x - x.mean()) * (y - y.mean())) / np.sum((y - y.mean()) ** 2)
+    assert s["Beta"] == pytest.approx(beta)
+    assert s["Alpha [%]"] == pytest.approx(12.0 - beta * 100 * (benchmark[-1] - 1))

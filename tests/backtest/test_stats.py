@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import math
+import statistics
 import time
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from tradenn.backtest.stats import STAT_KEYS, compute_stats, drawdown
+from tradenn.backtest.stats import STAT_KEYS, compute_stats, drawdown, format_duration
 from tradenn.data.calendar import bars_per_year
 
 pytestmark = pytest.mark.filterwarnings("error")  # no RuntimeWarning from numpy, ever
@@ -80,7 +82,7 @@ STD = math.sqrt(19.29) / 27
 def test_keys_are_exactly_the_documented_ones_in_order():
     stats = stats_of(daily(EQUITY), bars_per_year=3)
     assert list(stats.index) == list(STAT_KEYS)
-    assert len(STAT_KEYS) == 29
+    assert len(STAT_KEYS) == 32  # 29 before CAGR [%], Alpha [%] and Beta
     assert STAT_KEYS[0] == "Start" and STAT_KEYS[-1] == "Commissions [$]"
 
 
@@ -127,6 +129,74 @@ def test_risk_free_rate_lowers_sharpe_by_rf_over_annual_volatility():
     # DD = sqrt(0.11^2 / 3) -> Sortino = (2/27 - 0.01) / (0.11 / sqrt 3) * sqrt 3
     assert rf["Sortino Ratio"] == pytest.approx((2 / 27 - 0.01) * 3 / 0.11)
     assert rf["Volatility (Ann.) [%]"] == pytest.approx(base["Volatility (Ann.) [%]"])
+
+
+def test_cagr_compounds_over_calendar_years_of_365_25_days():
+    # Two bars 730.5 days apart (two Julian years): 100 -> 121 is 10% a year.
+    start = pd.Timestamp("2020-01-01")
+    index = pd.DatetimeIndex([start, start + pd.Timedelta(days=730.5)])
+    s = stats_of(pd.Series([100.0, 121.0], index=index), bars_per_year=252)
+    assert s["CAGR [%]"] == pytest.approx(10.0)
+    # Return (Ann.) counts the same growth over bars: one return of 252 a year -> 1.21 ** 252.
+    assert s["Return (Ann.) [%]"] == pytest.approx(100 * (1.21**252 - 1))
+    # Three calendar days: 1.21 ** (365.25 / 3) - 1, whatever bars_per_year says.
+    s = stats_of(daily(EQUITY), bars_per_year=3)
+    assert s["CAGR [%]"] == pytest.approx(100 * (1.21 ** (365.25 / 3) - 1))
+
+
+def test_cagr_of_a_lost_account_and_of_no_time():
+    assert stats_of(daily([100, 50, -10]))["CAGR [%]"] == -100.0
+    assert np.isnan(stats_of(daily([100.0]))["CAGR [%]"])  # Duration 0
+
+
+def test_beta_is_the_slope_of_log_returns_and_alpha_jensens_over_the_period():
+    # Equity = close ** 2 / 100: every log return of the equity is twice the close's.
+    close = daily([100.0, 110.0, 99.0, 121.0])
+    equity = close**2 / 100  # 100, 121, 98.01, 146.41
+    s = stats_of(equity, close=close, bars_per_year=3)
+    assert s["Beta"] == pytest.approx(2.0, rel=1e-12)
+    # Alpha = Return - Beta x Buy & Hold = 46.41 - 2 x 21 = 4.41
+    assert s["Return [%]"] == pytest.approx(46.41)
+    assert s["Buy & Hold Return [%]"] == pytest.approx(21.0)
+    assert s["Alpha [%]"] == pytest.approx(4.41)
+
+
+def test_beta_against_an_independent_covariance():
+    equity = [100.0, 103.0, 101.0, 106.0, 104.0, 108.0]
+    close = [50.0, 51.0, 50.5, 52.0, 53.0, 52.5]
+    x = [math.log(b / a) for a, b in itertools.pairwise(equity)]
+    y = [math.log(b / a) for a, b in itertools.pairwise(close)]
+    beta = statistics.covariance(x, y) / statistics.variance(y)
+    s = stats_of(daily(equity), close=daily(close), bars_per_year=252)
+    assert s["Beta"] == pytest.approx(beta, rel=1e-12)
+    assert s["Alpha [%]"] == pytest.approx(8.0 - beta * 5.0)  # 108 / 100, 52.5 / 50
+
+
+def test_alpha_subtracts_the_risk_free_return_over_the_period():
+    # bars_per_year = 3 and four bars: one year, so R_f = 5% (not 5% per year of the period).
+    close = daily([100.0, 110.0, 99.0, 121.0])
+    s = stats_of(close**2 / 100, close=close, bars_per_year=3, risk_free_rate=0.05)
+    assert s["Alpha [%]"] == pytest.approx(46.41 - 5 - 2 * (21 - 5))  # 9.41
+    # Over half a year (bars_per_year = 6) the risk-free return is 1.05 ** 0.5 - 1.
+    s = stats_of(close**2 / 100, close=close, bars_per_year=6, risk_free_rate=0.05)
+    rf = 100 * (math.sqrt(1.05) - 1)
+    assert s["Alpha [%]"] == pytest.approx(46.41 - rf - 2 * (21 - rf))
+
+
+def test_beta_uses_only_bars_with_positive_equity_at_both_ends():
+    equity = daily([100.0, 50.0, -10.0, -20.0, 30.0, 60.0])
+    close = daily([10.0, 11.0, 12.0, 13.0, 14.0, 15.0])
+    s = stats_of(equity, close=close, bars_per_year=252)
+    # Two pairs left, 100 -> 50 and 30 -> 60: the slope through two points.
+    slope = (math.log(2) - math.log(0.5)) / (math.log(15 / 14) - math.log(1.1))
+    assert s["Beta"] == pytest.approx(slope)
+
+
+def test_beta_and_alpha_are_nan_against_a_flat_benchmark_or_too_few_returns():
+    s = stats_of(daily(EQUITY), close=daily([50.0] * 4), bars_per_year=3)
+    assert np.isnan(s["Beta"]) and np.isnan(s["Alpha [%]"])
+    s = stats_of(daily([100.0, 101.0]), bars_per_year=252)  # one return
+    assert np.isnan(s["Beta"]) and np.isnan(s["Alpha [%]"])
 
 
 def test_drawdown_depths_and_durations_over_several_episodes():
@@ -291,6 +361,22 @@ def test_hourly_24x5_data_is_annualized_with_inferred_bars_per_year():
     # Mis-annualizing as daily would understate the volatility by sqrt(6261/252) ~ 5x.
     ratio = inferred["Volatility (Ann.) [%]"] / daily_bpy["Volatility (Ann.) [%]"]
     assert ratio == pytest.approx(math.sqrt(bpy / 252))
+
+
+@pytest.mark.parametrize(
+    ("duration", "text"),
+    [
+        (pd.Timedelta(days=7301), "7,301 days"),
+        (pd.Timedelta(days=1), "1 day"),
+        (pd.Timedelta(0), "0 days"),
+        (pd.Timedelta("27 days 20:40:37.4"), "27 days 20:40:37"),
+        (pd.Timedelta("1 days 23:59:59.6"), "2 days"),
+        (pd.Timedelta(hours=4), "0 days 04:00:00"),
+        (pd.Timedelta(milliseconds=500), "0 days 00:00:00.500000"),
+    ],
+)
+def test_format_duration(duration, text):
+    assert format_duration(duration) == text
 
 
 def test_a_million_bars_is_fast():

@@ -22,6 +22,7 @@ from tradenn.backtest.result import (
 )
 from tradenn.backtest.runner import Runner, fewer_collections, parameter_values
 from tradenn.backtest.series import frame_arrays
+from tradenn.backtest.stats import warn_if_implausible
 from tradenn.backtest.strategy import Strategy
 from tradenn.data.panel import is_panel
 from tradenn.data.validation import price_frame
@@ -48,7 +49,10 @@ class BacktestEngine:
         return self.settings.cash
 
     def run(self, **params: Any) -> Any:
-        """Run the strategy with its parameters overridden by ``params``."""
+        """Run the strategy with its parameters overridden by ``params``; warn once
+        (:func:`~tradenn.backtest.stats.warn_if_implausible`) when the result is too good to
+        be true. Sweeps call :meth:`evaluate`, which does not warn, and warn for their best
+        combination only, when they re-run it."""
         raise NotImplementedError
 
     def evaluate(self, **params: Any) -> tuple[pd.Series, np.ndarray]:
@@ -192,7 +196,9 @@ class Backtest(BacktestEngine):
         values = parameter_values(self.strategy, params)
         with fewer_collections():
             runner = self._runner(values)
-            return self._result(runner, runner.run(finalize=self.finalize_trades), values)
+            result = self._result(runner, runner.run(finalize=self.finalize_trades), values)
+        warn_if_implausible(result.label, result.stats, len(result.equity))
+        return result
 
     def evaluate(self, **params: Any) -> tuple[pd.Series, np.ndarray]:
         """The statistics and the per-bar equity of one run, without the tables a
@@ -259,7 +265,7 @@ class Backtest(BacktestEngine):
 
     def _statistics(self, record: Record) -> tuple[pd.Series, np.ndarray, np.ndarray, dict]:
         """Stats, equity and units per bar, and the closed trades' columns of a finished run."""
-        from tradenn.backtest.stats import compute_stats
+        from tradenn.backtest.stats import compute_stats, log_returns
 
         frame = self.data
         close = self._close()
@@ -278,6 +284,7 @@ class Backtest(BacktestEngine):
             risk_free_rate=self.risk_free_rate,
             extra={"# Orders Rejected": record.rejected},
             clock=clock,
+            market_returns=self._derive("log returns", lambda: log_returns(close)),
         )
         return stats, equity, units, trades
 
@@ -285,7 +292,8 @@ class Backtest(BacktestEngine):
         frame = self.data
         strategy = runner.strategy
         stats, equity, units, columns = self._statistics(record)
-        trades = trades_frame(columns, frame.index)
+        arrays = self._derive("arrays", lambda: frame_arrays(frame))
+        trades = trades_frame(columns, frame.index, arrays["High"], arrays["Low"])
         indicators = {
             series.name: series.full()
             for indicator in strategy.indicators

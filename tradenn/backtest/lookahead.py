@@ -40,6 +40,7 @@ import pandas as pd
 from tradenn.backtest.engine import Backtest
 from tradenn.backtest.runner import Runner, TooFewBarsWarning, parameter_values, target_array
 from tradenn.backtest.series import LookAheadError
+from tradenn.backtest.stats import ImplausibleResultWarning
 from tradenn.backtest.strategy import Strategy
 from tradenn.errors import BacktestError, TradennError
 
@@ -216,6 +217,7 @@ def check_lookahead(
     """
     with warnings.catch_warnings():  # truncated copies are short on purpose
         warnings.simplefilter("ignore", TooFewBarsWarning)
+        warnings.simplefilter("ignore", ImplausibleResultWarning)  # what this check answers
         if isinstance(strategy, str):
             raise LookaheadCheckError(
                 "check_lookahead: strategy must be a Strategy class, got the str "

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +52,13 @@ from tradenn.backtest.overfitting import (
     trial_sharpes,
 )
 from tradenn.backtest.result import Result
-from tradenn.backtest.stats import STAT_KEYS, compute_stats
+from tradenn.backtest.stats import (
+    STAT_KEYS,
+    ImplausibleResultWarning,
+    compute_stats,
+    is_count,
+    warn_if_implausible,
+)
 from tradenn.backtest.strategy import Strategy
 from tradenn.data.calendar import bars_per_year as _infer_bars_per_year
 
@@ -219,7 +226,7 @@ class OptimizeResult:
         figure = Figure(figsize=(8.0, 6.0), dpi=110)
         FigureCanvasAgg(figure)
         ax = figure.add_subplot()
-        values = grid.to_numpy(dtype=np.float64)
+        values = grid.to_numpy(dtype=np.float64, na_value=np.nan)
         image = ax.imshow(
             np.ma.masked_invalid(values), origin="lower", aspect="auto", cmap="viridis"
         )
@@ -305,7 +312,21 @@ def _number(value: Any) -> str:
     return str(value)
 
 
+def _counts_as_integers(
+    table: pd.DataFrame, columns: Sequence[str], statistic: str | None = None
+) -> pd.DataFrame:
+    """``table`` with its ``columns`` that hold a count (:func:`~tradenn.backtest.stats.
+    is_count`; of ``statistic``, when given) as integers, ``<NA>`` where a combination failed:
+    ``# Trades`` prints 175, not 175.0."""
+    for column in dict.fromkeys(columns):
+        if column in table and is_count(column if statistic is None else statistic):
+            table[column] = table[column].astype("Int64")
+    return table
+
+
 def _json(value: Any) -> Any:
+    if value is pd.NA:
+        return None
     if isinstance(value, float | np.floating):
         return float(value) if np.isfinite(value) else None
     if isinstance(value, np.integer | np.bool_):
@@ -608,7 +629,7 @@ def optimize(
         best_params=dict(best.params),
         best_stats=best.stats,
         best=best,
-        table=table,
+        table=_counts_as_integers(table, [label, *KEY_STATS]),
         metric=label,
         maximize=not minimize,
         trials=len(kept_rows),
@@ -756,58 +777,61 @@ def walk_forward_optimize(
 
     runner = make_executor(executor, jobs)
     rows, pieces, positions, trades, commissions = [], [], [], [], 0.0
-    try:
-        for is_lo, is_hi, lo, hi in _windows(n, train, test):
-            inside = copy.copy(base)
-            inside.data = backtest.data.iloc[is_lo:is_hi]
-            sweep = optimize(
-                inside,
-                maximize=maximize,
-                minimize=minimize,
-                constraint=constraint,
-                method=method,
-                max_tries=max_tries,
-                random_state=random_state,
-                executor=runner,
-                progress=progress,
-                **ranges,
-            )
-            if sweep.interrupted:  # a window cut short cannot be traded out of sample
-                raise KeyboardInterrupt
-            outside = copy.copy(base)
-            outside.data = backtest.data.iloc[:hi]
-            outside.strategy = _trading_from(backtest.strategy, lo)
-            outside.finalize_trades = True
-            result = outside.run(**sweep.best_params)
-            segment = result.equity.iloc[lo - 1 : hi]  # from the flat bar before the window
-            window_stats = compute_stats(
-                segment,
-                result.trades,
-                backtest.data["Close"].iloc[lo - 1 : hi],
-                result.position.to_numpy()[lo - 1 : hi],
-                commissions=float(result.stats["Commissions [$]"]),
-                bars_per_year=bpy,
-                risk_free_rate=backtest.risk_free_rate,
-            )
-            pieces.append(_equity_returns(segment.to_numpy(dtype=np.float64)))
-            positions.append(result.position.to_numpy()[lo:hi])
-            trades.append(result.trades)
-            commissions += float(result.stats["Commissions [$]"])
-            swept = {k: sweep.best_params[k] for k in ranges}
-            rows.append(
-                {
-                    "IS Start": index[is_lo],
-                    "IS End": index[is_hi - 1],
-                    "OOS Start": index[lo],
-                    "OOS End": index[hi - 1],
-                    **swept,
-                    f"IS {label}": _as_float(metric_of(sweep.best_stats)),
-                    f"OOS {label}": _as_float(metric_of(window_stats)),
-                }
-            )
-    finally:
-        if not isinstance(executor, Executor):
-            runner.close()
+    # The windows' runs stay quiet about implausible results: the stitched result warns once.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ImplausibleResultWarning)
+        try:
+            for is_lo, is_hi, lo, hi in _windows(n, train, test):
+                inside = copy.copy(base)
+                inside.data = backtest.data.iloc[is_lo:is_hi]
+                sweep = optimize(
+                    inside,
+                    maximize=maximize,
+                    minimize=minimize,
+                    constraint=constraint,
+                    method=method,
+                    max_tries=max_tries,
+                    random_state=random_state,
+                    executor=runner,
+                    progress=progress,
+                    **ranges,
+                )
+                if sweep.interrupted:  # a window cut short cannot be traded out of sample
+                    raise KeyboardInterrupt
+                outside = copy.copy(base)
+                outside.data = backtest.data.iloc[:hi]
+                outside.strategy = _trading_from(backtest.strategy, lo)
+                outside.finalize_trades = True
+                result = outside.run(**sweep.best_params)
+                segment = result.equity.iloc[lo - 1 : hi]  # from the flat bar before the window
+                window_stats = compute_stats(
+                    segment,
+                    result.trades,
+                    backtest.data["Close"].iloc[lo - 1 : hi],
+                    result.position.to_numpy()[lo - 1 : hi],
+                    commissions=float(result.stats["Commissions [$]"]),
+                    bars_per_year=bpy,
+                    risk_free_rate=backtest.risk_free_rate,
+                )
+                pieces.append(_equity_returns(segment.to_numpy(dtype=np.float64)))
+                positions.append(result.position.to_numpy()[lo:hi])
+                trades.append(result.trades)
+                commissions += float(result.stats["Commissions [$]"])
+                swept = {k: sweep.best_params[k] for k in ranges}
+                rows.append(
+                    {
+                        "IS Start": index[is_lo],
+                        "IS End": index[is_hi - 1],
+                        "OOS Start": index[lo],
+                        "OOS End": index[hi - 1],
+                        **swept,
+                        f"IS {label}": _as_float(metric_of(sweep.best_stats)),
+                        f"OOS {label}": _as_float(metric_of(window_stats)),
+                    }
+                )
+        finally:
+            if not isinstance(executor, Executor):
+                runner.close()
 
     first = train  # the first out-of-sample bar
     oos_returns = np.concatenate(pieces)
@@ -826,8 +850,9 @@ def walk_forward_optimize(
         bars_per_year=bpy,
         risk_free_rate=backtest.risk_free_rate,
     )
+    warn_if_implausible(f"{backtest.strategy.__name__} walk-forward", stats, len(equity))
     return WalkForwardOptimization(
-        windows=pd.DataFrame(rows),
+        windows=_counts_as_integers(pd.DataFrame(rows), [f"IS {label}", f"OOS {label}"], label),
         equity=equity,
         returns=pd.Series(oos_returns, index=index[first:], name="Return"),
         stats=stats,

@@ -135,27 +135,21 @@ def _trade_markers(ax, trades: pd.DataFrame | None) -> None:
     entry_p = shown["EntryPrice"].to_numpy(dtype=np.float64)
     exit_p = shown["ExitPrice"].to_numpy(dtype=np.float64)
     marker_size = 36 if len(shown) <= 200 else 14
-    long, short = size > 0, size < 0
-    ax.scatter(
-        entry_t[long],
-        entry_p[long],
-        marker="^",
-        s=marker_size,
-        color=_GREEN,
-        edgecolors="none",
-        zorder=3,
-        label=f"Long entry{note}",
-    )
-    ax.scatter(
-        entry_t[short],
-        entry_p[short],
-        marker="v",
-        s=marker_size,
-        color=_RED,
-        edgecolors="none",
-        zorder=3,
-        label="Short entry",
-    )
+    # A legend entry only for the sides traded; the note on the first one shown.
+    sides = ((size > 0, "^", _GREEN, "Long"), (size < 0, "v", _RED, "Short"))
+    for side, marker, color, name in sides:
+        if side.any():
+            ax.scatter(
+                entry_t[side],
+                entry_p[side],
+                marker=marker,
+                s=marker_size,
+                color=color,
+                edgecolors="none",
+                zorder=3,
+                label=f"{name} entry{note}",
+            )
+            note = ""
     ax.scatter(
         exit_t,
         exit_p,

@@ -80,6 +80,7 @@ from tradenn.backtest.runner import (
     parameter_values,
 )
 from tradenn.backtest.series import Clock, PanelData
+from tradenn.backtest.stats import warn_if_implausible
 from tradenn.backtest.strategy import StrategyBase
 from tradenn.data.calendar import bars_per_year as infer_bars_per_year
 from tradenn.data.panel import align, is_panel, panel_assets
@@ -367,7 +368,17 @@ class PortfolioBacktest(BacktestEngine):
         """Run the strategy with its parameters overridden by ``params``; return the result."""
         values = parameter_values(self.strategy, params)
         with fewer_collections():  # as Backtest.run: the whole run, statistics included
-            return self._run(values)
+            result = self._run(values)
+        warn_if_implausible(result.label, result.stats, len(result.equity))
+        return result
+
+    def evaluate(self, **params: Any) -> tuple[pd.Series, np.ndarray]:
+        """The statistics and the per-bar equity of one run, as :meth:`run` gives them but
+        without its warning about implausible results (a sweep warns once, for its best)."""
+        values = parameter_values(self.strategy, params)
+        with fewer_collections():
+            result = self._run(values)
+        return result.stats, result.equity.to_numpy(dtype=np.float64)
 
     def _run(self, values: dict[str, Any]) -> PortfolioResult:
         runner = PortfolioRunner(
@@ -426,8 +437,17 @@ class PortfolioBacktest(BacktestEngine):
                 flows[f.bar, a] -= f.side * f.units * f.price + f.commission
                 traded_bars[f.bar, a] += f.units * f.price
         pnl = pd.DataFrame(np.cumsum(flows, axis=0) + values, index=index, columns=names)
+        high, low = panel["High"], panel["Low"]
         trades = _concat(
-            [trades_frame(trade_columns(r.trades, r.trade_tags, clock), index) for r in records],
+            [
+                trades_frame(
+                    trade_columns(r.trades, r.trade_tags, clock),
+                    index,
+                    high[name].to_numpy(dtype=np.float64),
+                    low[name].to_numpy(dtype=np.float64),
+                )
+                for name, r in zip(names, records, strict=True)
+            ],
             names,
             "ExitBar",
         )

@@ -9,9 +9,12 @@
     statistics and the trades. It loads nothing from
     anywhere: no external CSS, scripts, fonts or images, so it renders the same offline and years
     later. Backtests with more than 2,000 trades show the first and last 1,000 (all are in
-    ``trades.csv``).
+    ``trades.csv``). The page shows ``ReturnPct``, ``MAE`` and ``MFE`` as percentages
+    (``5.00%``) and durations as the command line does (``27 days 21:36:00``, see
+    :func:`~tradenn.backtest.stats.format_duration`).
 ``trades.csv``
-    every closed trade, one row each, the columns of ``result.trades``.
+    every closed trade, one row each, the columns of ``result.trades`` as they are there
+    (``ReturnPct``, ``MAE`` and ``MFE`` as fractions: 0.05 is 5%).
 ``equity.csv``
     ``Date, Equity``: the equity at every bar.
 ``stats.json``
@@ -44,6 +47,7 @@ import pandas as pd
 
 from tradenn import __version__
 from tradenn.backtest.plotting import DPI, plot_result
+from tradenn.backtest.stats import format_duration
 from tradenn.data.calendar import bar_label
 
 __all__ = [
@@ -122,12 +126,6 @@ def _timestamp_text(value: pd.Timestamp) -> str:
     return str(value)
 
 
-def _timedelta_text(value: pd.Timedelta) -> str:
-    if value % pd.Timedelta(days=1) == pd.Timedelta(0):  # "7 days", not "7 days 00:00:00"
-        return f"{value.days:,} day{'' if abs(value.days) == 1 else 's'}"
-    return str(value.round("s")) if abs(value) >= pd.Timedelta(seconds=1) else str(value)
-
-
 def _number_text(value: float, key: str = "") -> str:
     if not math.isfinite(value):
         return "inf" if value > 0 else "-inf" if value < 0 else _MISSING
@@ -148,7 +146,7 @@ def _text(value, key: str = "") -> str:
     if isinstance(value, pd.Timestamp):
         return _timestamp_text(value)
     if isinstance(value, pd.Timedelta):
-        return _timedelta_text(value)
+        return format_duration(value)
     if isinstance(value, (bool, np.bool_)):
         return str(bool(value))
     if isinstance(value, (int, np.integer)):
@@ -242,7 +240,7 @@ def _stats_table(stats: pd.Series) -> str:
 
 
 def _trade_column_text(column: str, values: pd.Series) -> list[str]:
-    if column == "ReturnPct":
+    if column in ("ReturnPct", "MAE", "MFE"):  # fractions in the table, percentages here
         return [_MISSING if _is_missing(v) else f"{100 * float(v):,.2f}%" for v in values]
     if column in ("PnL", "Commission"):
         return [_MISSING if _is_missing(v) else f"{float(v):,.2f}" for v in values]

@@ -25,8 +25,13 @@ class Result:
     stats : Series
         Every statistic, readable top to bottom (see :mod:`tradenn.backtest.stats`).
     trades : DataFrame
-        Closed trades: Size, EntryBar, ExitBar, EntryPrice, ExitPrice, EntryTime, ExitTime, PnL
-        (net of commissions), ReturnPct, Commission, Duration, Tag.
+        Closed trades: Size, EntryBar, ExitBar, EntryPrice, ExitPrice, SL and TP (the
+        stop-loss and take-profit the trade had when it closed, NaN when none), EntryTime,
+        ExitTime, PnL (net of commissions), ReturnPct, MAE, MFE, Commission, Duration, Tag.
+        ``ReturnPct`` is a **fraction**, not a percentage, despite its name (kept from
+        backtesting.py): ``PnL / (|Size| x EntryPrice)``, so 0.05 is a 5% gain. ``MAE`` and
+        ``MFE`` (maximum adverse and favourable excursion, see :func:`excursions`) are
+        fractions of ``EntryPrice`` too, ``MAE <= 0 <= MFE``.
     orders : DataFrame
         Every order placed, filled or not, with its status and, when rejected, the reason.
     equity : Series
@@ -182,10 +187,14 @@ _TRADE_COLUMNS = (
     "ExitBar",
     "EntryPrice",
     "ExitPrice",
+    "SL",
+    "TP",
     "EntryTime",
     "ExitTime",
     "PnL",
     "ReturnPct",
+    "MAE",
+    "MFE",
     "Commission",
     "Duration",
     "Tag",
@@ -200,7 +209,7 @@ def trade_columns(trades: np.ndarray, tags: list, clock: np.ndarray) -> dict[str
     time per bar (a ``datetime64`` array, :func:`~tradenn.data.timezones.wall_clock`)."""
     if not len(trades):
         return {}
-    size, entry_price, exit_price, commission = (trades[:, k] for k in (0, 3, 4, 5))
+    size, entry_price, exit_price, commission, sl, tp = (trades[:, k] for k in (0, 3, 4, 5, 6, 7))
     entry_bar, exit_bar = trades[:, 1].astype(np.int64), trades[:, 2].astype(np.int64)
     pnl = size * (exit_price - entry_price) - commission
     return {
@@ -209,6 +218,8 @@ def trade_columns(trades: np.ndarray, tags: list, clock: np.ndarray) -> dict[str
         "ExitBar": exit_bar,
         "EntryPrice": entry_price,
         "ExitPrice": exit_price,
+        "SL": sl,
+        "TP": tp,
         "PnL": pnl,
         "ReturnPct": pnl / (np.abs(size) * entry_price),
         "Commission": commission,
@@ -218,15 +229,76 @@ def trade_columns(trades: np.ndarray, tags: list, clock: np.ndarray) -> dict[str
     }
 
 
-def trades_frame(columns: dict[str, Any], index: pd.DatetimeIndex) -> pd.DataFrame:
+def excursions(
+    size: np.ndarray,
+    entry_bar: np.ndarray,
+    exit_bar: np.ndarray,
+    entry_price: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Maximum adverse and favourable excursion (MAE, MFE) of each trade, as fractions of its
+    entry price.
+
+    Over the bars ``entry_bar .. exit_bar``, both included, with ``L`` the lowest ``low``,
+    ``H`` the highest ``high`` and ``P`` the entry price (the fill price, costs included)::
+
+        long:  MAE = min(0, L / P - 1)    MFE = max(0, H / P - 1)
+        short: MAE = min(0, 1 - H / P)    MFE = max(0, 1 - L / P)
+
+    so ``MAE <= 0 <= MFE`` (the entry price is a point of the path: a trade that never moved
+    against the position has MAE 0). A trade opened and closed in one bar uses that bar's
+    range. A bar's range cannot be split at a fill inside it, so the entry bar's and the exit
+    bar's whole ranges count: a move before an entry at the close, or after an exit at the
+    open, is included. NaN bars (an asset without a bar on a portfolio date) are skipped.
+
+    Parameters
+    ----------
+    size, entry_bar, exit_bar, entry_price : ndarray, shape (trades,)
+        Signed units (negative short), bar positions and entry prices of the trades.
+    high, low : ndarray, shape (bars,)
+        The bars' highs and lows.
+    """
+    if not len(size):
+        return np.empty(0), np.empty(0)
+    # One reduceat over the interleaved bounds [entry_0, exit_0 + 1, entry_1, ...]: its even
+    # results reduce each trade's bars. A bound must be below n, so a trade that lives to the
+    # last bar stops before it and takes the last bar in afterwards.
+    n = len(low)
+    to_end = exit_bar == n - 1
+    bounds = np.empty(2 * len(size), dtype=np.int64)
+    bounds[0::2], bounds[1::2] = entry_bar, np.where(to_end, n - 1, exit_bar + 1)
+    lowest = np.fmin.reduceat(low, bounds)[0::2]
+    highest = np.fmax.reduceat(high, bounds)[0::2]
+    lowest[to_end] = np.fmin(lowest[to_end], low[-1])
+    highest[to_end] = np.fmax(highest[to_end], high[-1])
+    long = size > 0
+    sign = np.where(long, 1.0, -1.0)
+    adverse = sign * (np.where(long, lowest, highest) / entry_price - 1.0)
+    favourable = sign * (np.where(long, highest, lowest) / entry_price - 1.0)
+    return np.minimum(adverse, 0.0) + 0.0, np.maximum(favourable, 0.0) + 0.0  # + 0.0: no -0.0
+
+
+def trades_frame(
+    columns: dict[str, Any], index: pd.DatetimeIndex, high: np.ndarray, low: np.ndarray
+) -> pd.DataFrame:
     """Closed trades as the ``Result.trades`` table, from their :func:`trade_columns` (bars
-    mapped to ``index`` for the entry and exit times)."""
+    mapped to ``index`` for the entry and exit times) and the bars' ``high`` and ``low`` (for
+    :func:`excursions`)."""
     if not columns:
         return pd.DataFrame(columns=list(_TRADE_COLUMNS))
     times = {"EntryTime": index[columns["EntryBar"]], "ExitTime": index[columns["ExitBar"]]}
+    mae, mfe = excursions(
+        columns["Size"],
+        columns["EntryBar"],
+        columns["ExitBar"],
+        columns["EntryPrice"],
+        np.asarray(high, dtype=np.float64),
+        np.asarray(low, dtype=np.float64),
+    )
     # One DataFrame from whole columns (column-by-column pandas arithmetic cost milliseconds
     # per backtest, which a sweep pays thousands of times).
-    return pd.DataFrame({**columns, **times}, columns=list(_TRADE_COLUMNS))
+    return pd.DataFrame({**columns, **times, "MAE": mae, "MFE": mfe}, columns=list(_TRADE_COLUMNS))
 
 
 def _times(bars: list, index: pd.DatetimeIndex) -> pd.DatetimeIndex:
