@@ -27,6 +27,7 @@ from tradenn.backtest.portfolio import (
 )
 from tradenn.backtest.result import Result
 from tradenn.backtest.series import BarData, BarSeries, LookAheadError
+from tradenn.backtest.stats import ImplausibleResultWarning
 from tradenn.backtest.strategy import Strategy, StrategyBase
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "BarData",
     "BarSeries",
     "CostModel",
+    "ImplausibleResultWarning",
     "LookAheadError",
     "Order",
     "PortfolioBacktest",
