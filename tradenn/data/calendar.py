@@ -12,8 +12,30 @@ from tradenn.data.timezones import wall_clock
 _DAY = 86_400.0
 
 
+_MEASURED: dict[tuple[int, str], tuple[weakref.ref, float]] = {}  # (id(index), what) -> answer
+
+
+def _remembered(index, what: str, measure) -> float:
+    """``measure(index)``, remembered for as long as ``index`` lives: an index is immutable, and
+    every backtest of the same frame (a sweep, a report, the setup line) asks again."""
+    if not isinstance(index, pd.DatetimeIndex):
+        return measure(index)
+    known = _MEASURED.get((id(index), what))
+    if known is not None and known[0]() is index:
+        return known[1]
+    value = measure(index)
+    for key in [k for k, (ref, _) in _MEASURED.items() if ref() is None]:
+        del _MEASURED[key]  # indexes that are gone
+    _MEASURED[(id(index), what)] = (weakref.ref(index), value)
+    return value
+
+
 def bar_seconds(index: pd.DatetimeIndex) -> float:
     """Median spacing between consecutive bars in seconds (robust to weekends and holidays)."""
+    return _remembered(index, "bar seconds", _bar_seconds)
+
+
+def _bar_seconds(index: pd.DatetimeIndex) -> float:
     if len(index) < 2:
         return _DAY
     index = wall_clock(pd.DatetimeIndex(index))  # a DST change is not a longer or shorter bar
@@ -37,9 +59,6 @@ def bar_label(index: pd.DatetimeIndex) -> str:
     return f"{seconds / _DAY:g}-day"
 
 
-_MEASURED: dict[int, tuple[weakref.ref, float]] = {}  # id(index) -> (the index, bars a year)
-
-
 def bars_per_year(index: pd.DatetimeIndex) -> float:
     """Bars in a year of this data, for annualizing returns, volatility and Sharpe ratios.
 
@@ -49,15 +68,7 @@ def bars_per_year(index: pd.DatetimeIndex) -> float:
     immutable, so the answer is remembered for as long as the index lives (every backtest of the
     same frame asks again).
     """
-    known = _MEASURED.get(id(index))
-    if known is not None and known[0]() is index:
-        return known[1]
-    value = _bars_per_year(index)
-    if isinstance(index, pd.DatetimeIndex):
-        for key in [k for k, (ref, _) in _MEASURED.items() if ref() is None]:
-            del _MEASURED[key]  # indexes that are gone
-        _MEASURED[id(index)] = (weakref.ref(index), value)
-    return value
+    return _remembered(index, "bars per year", _bars_per_year)
 
 
 def _bars_per_year(index: pd.DatetimeIndex) -> float:
