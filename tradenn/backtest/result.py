@@ -127,7 +127,7 @@ def describe_setup(
     data (source, first and last bar, bar count and size), cash, every cost, when orders fill,
     whole or fractional units, margin and leverage, exclusive orders, the risk-free rate and
     the tradenn version. ``settings`` is a :class:`~tradenn.account.Settings`."""
-    index = pd.DatetimeIndex(data.index)
+    index = data.index if isinstance(data.index, pd.DatetimeIndex) else pd.DatetimeIndex(data.index)
     source = source or data.attrs.get("source") or "a DataFrame"
     first, last = (str(t).removesuffix(" 00:00:00") for t in (index[0], index[-1]))
     setup = {"Data": f"{source}: {first} .. {last}, {len(index):,} {bar_label(index)} bars"}
