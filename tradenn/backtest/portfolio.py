@@ -14,6 +14,15 @@ trades towards those targets at the next bar's open (the close of the same bar w
 * **event-driven**: ``next()`` calls ``self.rebalance({"SPX": 0.5, "MSFT": -0.2})``; the mapping is
   the whole target portfolio (assets not named go to 0). ``self.data[asset]`` is that asset's
   causal :class:`~tradenn.backtest.BarData` (its own bars up to now).
+* **orders**: ``next()`` places orders per asset, ``self.buy("SPX", size=0.3, sl=..., tp=...,
+  trail=Trail(atr=3))``, ``self.sell("MSFT", limit=...)``, and manages them as a single-asset
+  strategy does (``order.cancel()``, ``trade.sl = ...``, ``trade.trail(...)``;
+  :meth:`PortfolioStrategy.trades_of`). The same account fills them, at each asset's own bars:
+  market orders at its next open (its close with ``trade_on_close=True``), stops and limits over
+  its bar's range, bracket legs and trailing stops as in :mod:`tradenn.account`. Orders and
+  :meth:`~PortfolioStrategy.rebalance` may be mixed: a rebalance trades an asset to its weight
+  whatever orders opened; a schedule (``rebalance_every``) only re-trades assets once
+  ``rebalance`` has been called.
 
 When trades happen (strategy parameters ``rebalance_every`` and ``drift_threshold``):
 
@@ -64,7 +73,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tradenn.account import Account, Record, Settings
+from tradenn.account import Account, Order, Record, Settings, Trade, Trail
 from tradenn.backtest.engine import BacktestEngine
 from tradenn.backtest.result import (
     account_path,
@@ -99,7 +108,8 @@ __all__ = [
 
 
 class PortfolioStrategy(StrategyBase):
-    """Base class of multi-asset strategies: decide target weights per asset.
+    """Base class of multi-asset strategies: decide target weights per asset (or place orders
+    per asset from ``next()``: :meth:`buy`, :meth:`sell`).
 
     Subclass it, give parameters as class attributes, and either define
     ``weights(self, data) -> DataFrame`` (vectorized; ``data`` is the panel, see
@@ -155,6 +165,60 @@ class PortfolioStrategy(StrategyBase):
                     f"{', '.join(books)}"
                 )
         self._request = dict(targets)
+
+    def buy(
+        self,
+        asset: str,
+        *,
+        size: float | None = None,
+        limit: float | None = None,
+        stop: float | None = None,
+        sl: float | None = None,
+        tp: float | None = None,
+        tag: object = None,
+        trail: Trail | None = None,
+    ) -> Order:
+        """Place a buy order on ``asset``, as :meth:`Strategy.buy
+        <tradenn.backtest.Strategy.buy>` does on its one asset: the same sizing (``size``
+        None = all free buying power, a fraction of equity below 1, else units), the same
+        limit, stop, stop-loss, take-profit and trailing stop, filled by the same account at
+        that asset's next bar. A later :meth:`rebalance` trades the asset to its weight
+        whatever orders opened."""
+        return self._submit(asset, 1, size, limit, stop, sl, tp, tag, trail)
+
+    def sell(
+        self,
+        asset: str,
+        *,
+        size: float | None = None,
+        limit: float | None = None,
+        stop: float | None = None,
+        sl: float | None = None,
+        tp: float | None = None,
+        tag: object = None,
+        trail: Trail | None = None,
+    ) -> Order:
+        """Place a sell order on ``asset``: closes its longs first (FIFO), then opens a short
+        with the rest (see :meth:`buy`)."""
+        return self._submit(asset, -1, size, limit, stop, sl, tp, tag, trail)
+
+    def _submit(self, asset, side, size, limit, stop, sl, tp, tag, trail) -> Order:
+        book = self._account.books.get(asset) if isinstance(asset, str) else None
+        if book is None:
+            raise BacktestError(
+                f"{type(self).__name__}.{'buy' if side > 0 else 'sell'}: unknown asset "
+                f"{asset!r}; assets: {', '.join(self._account.books)}"
+            )
+        return self._account.submit(
+            book, side, size, limit=limit, stop=stop, sl=sl, tp=tp, tag=tag, trail=trail
+        )
+
+    def trades_of(self, asset: str) -> tuple[Trade, ...]:
+        """The open trades of ``asset``, oldest first."""
+        book = self._account.books.get(asset)
+        if book is None:
+            raise BacktestError(f"{type(self).__name__}.trades_of: unknown asset {asset!r}")
+        return tuple(book.trades)
 
     @property
     def holdings(self) -> dict[str, float]:

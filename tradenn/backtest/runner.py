@@ -41,6 +41,7 @@ first decision is at the first bar :meth:`Runner.advance` takes in.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import inspect
 import math
@@ -579,6 +580,7 @@ class PortfolioRunner:
         self.strategy = strategy(self.account, self.view, self.clock, self.params)
         self.prices = PanelPrices(panel)
         self.target_log = np.zeros((len(panel), len(self.assets)))
+        self.settled = [0.0] * len(self.assets)  # units per asset after its last rebalance
 
     def run(self) -> None:
         """Step through every bar of the panel."""
@@ -620,11 +622,16 @@ class PortfolioRunner:
         quotes = prices.close if on_close else prices.open
         target = np.zeros(len(names))
         pending: dict[int, int] = {}  # asset -> bar its latest decision was made on
+        for a, book in enumerate(books):  # what ATR trailing stops measure
+            book.bars = functools.partial(_asset_bars, prices, a)
+        rebalanced = False  # a schedule re-trades only once next() has asked for weights
         for i in range(n):  # sequential: each rebalance is sized on the equity the last one left
             clock.i = account.bar = i
             marks = prices.marks[i].tolist()
             for book, mark in zip(books, marks, strict=True):
                 book.last_close = mark
+            if targets is None:  # only next() places orders
+                self._orders(books, i, close=False)
             if not on_close and pending:
                 self._execute(pending, target, i, quotes[i])
             scheduled = None if schedule is None else bool(schedule[i])
@@ -635,19 +642,43 @@ class PortfolioRunner:
                 strategy.next()
                 request = strategy.take_request()
                 if request is not None:
+                    rebalanced = True
                     row = self._request_row(request, i, label)
                     target = self._decide(target, row, pending, i, scheduled, drift)
-                elif scheduled:
+                elif scheduled and rebalanced:
                     target = self._decide(target, target, pending, i, scheduled, drift)
             self.target_log[i] = target
-            if on_close and pending:
-                self._execute(pending, target, i, quotes[i])
+            if on_close:
+                if targets is None:
+                    self._orders(books, i, close=True)
+                if pending:
+                    self._execute(pending, target, i, quotes[i])
             for a in prices.delisted_at.get(i, ()):
                 pending.pop(a, None)
+                for order in list(books[a].orders):  # no later bar can fill them
+                    account.cancel(order, "delisted")
                 if books[a].units:
                     account.close_position(books[a], float(prices.close[i, a]), i, "delisted")
+                self.settled[a] = 0.0
             if account.margin_call(i, dict(zip(names, marks, strict=True))):
                 break
+
+    def _orders(self, books: list, i: int, *, close: bool) -> None:
+        """Fill what bar ``i`` allows of the assets' orders (the same account steps as the
+        single-asset runner), for each asset with a bar at ``i``: at the open and over the
+        bar's range, or (``close``) market orders decided at this close."""
+        prices = self.prices
+        for a, book in enumerate(books):
+            if not (book.orders or book.trailing) or not prices.has_bar[i, a]:
+                continue
+            if close:
+                if book.orders:
+                    self.account.process_close(book, i, float(prices.close[i, a]))
+            else:
+                self.account.process_bar(
+                    book, i, float(prices.open[i, a]), float(prices.high[i, a]),
+                    float(prices.low[i, a]),
+                )  # fmt: skip
 
     def _request_row(self, request: Mapping[str, float], i: int, label: str) -> np.ndarray:
         row = np.zeros(len(self.assets))
@@ -665,12 +696,18 @@ class PortfolioRunner:
         scheduled: bool | None,
         drift: float,
     ) -> np.ndarray:
-        """Take the targets set at bar ``i``'s close; mark the assets that must trade."""
+        """Take the targets set at bar ``i``'s close; mark the assets that must trade: those
+        whose target changed (no schedule) or drifted (on schedule), and those that orders
+        traded since the last rebalance."""
+        if scheduled is False:
+            return row.copy()
+        books = self.account.books.values()
+        for a, book in enumerate(books):
+            if book.units != self.settled[a]:
+                pending[a] = i
         if scheduled is None:  # no schedule: trade what changed
             for a in np.flatnonzero(row != target).tolist():
                 pending[a] = i
-            return row.copy()
-        if not scheduled:
             return row.copy()
         equity = self.account.equity()
         for a, book in enumerate(self.account.books.values()):
@@ -702,8 +739,10 @@ class PortfolioRunner:
             marks=dict(zip(names, marks.tolist(), strict=True)),
             placed={names[a]: pending[a] for a in due},
         )
+        books = list(self.account.books.values())
         for a in due:
             del pending[a]
+            self.settled[a] = books[a].units
 
     def _weights(self) -> np.ndarray:
         """The vectorized targets, checked for shape, range, leverage and look-ahead."""
@@ -734,6 +773,15 @@ class PortfolioRunner:
         return frame.to_numpy(dtype=np.float64)  # NaN (no view yet) becomes 0 in check_weights
 
 
+def _asset_bars(prices: PanelPrices, a: int, start: int, stop: int) -> tuple[list, ...] | None:
+    """Asset ``a``'s highs, lows and closes of bars ``start .. stop - 1`` (a
+    :attr:`~tradenn.account.Book.bars` source); None if it misses a bar among them."""
+    closes = prices.close[start:stop, a]
+    if np.isnan(closes).any():
+        return None
+    return prices.high[start:stop, a].tolist(), prices.low[start:stop, a].tolist(), closes.tolist()
+
+
 class PanelPrices:
     """A panel's prices as arrays (bars x assets), and when each asset trades.
 
@@ -745,6 +793,8 @@ class PanelPrices:
 
     def __init__(self, panel: pd.DataFrame) -> None:
         self.open = panel["Open"].to_numpy(dtype=np.float64)
+        self.high = panel["High"].to_numpy(dtype=np.float64)
+        self.low = panel["Low"].to_numpy(dtype=np.float64)
         close = panel["Close"]
         self.close = close.to_numpy(dtype=np.float64)
         self.has_bar = close.notna().to_numpy()
