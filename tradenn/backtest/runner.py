@@ -701,10 +701,10 @@ class PortfolioRunner:
         traded since the last rebalance."""
         if scheduled is False:
             return row.copy()
-        books = self.account.books.values()
-        for a, book in enumerate(books):
-            if book.units != self.settled[a]:
-                pending[a] = i
+        if not self.vectorized:  # only next() places orders
+            for a, book in enumerate(self.account.books.values()):
+                if book.units != self.settled[a]:
+                    pending[a] = i
         if scheduled is None:  # no schedule: trade what changed
             for a in np.flatnonzero(row != target).tolist():
                 pending[a] = i
