@@ -245,7 +245,32 @@ class ConvLSTM2D(ConvLSTM):
 class ConvLSTM3D(ConvLSTM):
     """3-D convolutional LSTM: inputs ``(N, T, D, H, W, C)``, states ``(N, D', H', W', F)``.
 
-    The equations of :class:`ConvLSTM2D` with 3-D convolutions; same arguments.
+    Shapes: ``x (N, T, D, H, W, C)``; ``kernel (kd, kh, kw, C, 4F)``, ``recurrent_kernel
+    (kd, kh, kw, F, 4F)``, ``bias (4F,)``, gate order ``i, f, c, o``; states ``h, c
+    (N, D', H', W', F)`` with ``D', H', W'`` the input convolution's output size; output
+    ``(N, T, D', H', W', F)`` with ``return_sequences`` else ``(N, D', H', W', F)``.
+
+    A 3-D convolution of a map ``v (N, D, H, W, C)`` with a kernel ``K (kd, kh, kw, C, G)``,
+    stride ``s``, dilation ``r`` and ``v_pad`` the map padded as ``padding`` says, is
+    (``p`` an output position and ``a`` a kernel offset, both triples)::
+
+        (K * v)[n, p, g] = sum_{a, c} v_pad[n, p * s + a * r, c] K[a, c, g]
+
+    Forward, per step (``W *``: the layer's strides, padding and dilation; ``U *``: stride
+    1, ``'same'`` padding, no dilation, so ``h`` keeps its size), ``σ`` the recurrent
+    activation and ``φ`` the activation::
+
+        z = W * x_t + U * h_{t-1} + b           (N, D', H', W', 4F) = [z_i, z_f, z_c, z_o]
+        i = σ(z_i)  f = σ(z_f)  g = φ(z_c)  o = σ(z_o)
+        c_t = f c_{t-1} + i g                   h_t = o φ(c_t)
+
+    Backward through time as for :class:`~tradenn.nn.recurrent.LSTM`, the products
+    replaced by 3-D convolutions: ``dh_{t-1} = dy_{t-1} + U^T * dz_t`` (transposed
+    convolution), ``dU = Σ_t cols(h_{t-1}) dz_t``, ``dW = Σ_t cols(x_t) dz_t``,
+    ``db = Σ dz`` (over steps, samples and positions), ``dx_t = W^T * dz_t``, with ``cols``
+    the im2col matrix of :class:`~tradenn.nn.conv.ConvOp` (one row per kernel entry
+    ``(a, c)``, ``kd kh kw C`` rows; one column per output position ``(n, p)``).
+    Arguments as for :class:`ConvLSTM2D`.
     """
 
     rank = 3
