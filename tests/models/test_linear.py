@@ -121,6 +121,28 @@ def test_ridge_without_intercept():
     assert model.intercept_ == 0.0
 
 
+def test_ridge_without_intercept_stderr_is_the_sandwich_on_the_raw_design():
+    # docs/forecasting.md, "Linear regression: the maths": no centring, no intercept term
+    # in the degrees of freedom, df_resid = N - tr(H)
+    X, y = _regression_data()
+    n, p = X.shape
+    alpha = 3.0
+    gram = X.T @ X
+    shrink = np.linalg.inv(gram + alpha * np.eye(p))
+    coef = shrink @ X.T @ y
+    residuals = y - X @ coef
+    df_resid = n - np.trace(X @ shrink @ X.T)
+    sigma2 = residuals @ residuals / df_resid
+    stderr = np.sqrt(np.diag(sigma2 * shrink @ gram @ shrink))
+
+    model = LinearRegression(alpha=alpha, fit_intercept=False).fit(X, y)
+
+    np.testing.assert_allclose(model.df_resid_, df_resid, rtol=1e-12)
+    np.testing.assert_allclose(model.sigma2_, sigma2, rtol=1e-10)
+    np.testing.assert_allclose(model.stderr_, stderr, rtol=1e-10)
+    assert np.isnan(model.intercept_stderr_)
+
+
 @pytest.mark.parametrize("alpha", [0.0, 20.0])
 def test_stderr_matches_the_spread_of_estimates_over_noise_draws(alpha):
     # fixed design, many noise draws: the standard errors describe the estimator's spread

@@ -117,6 +117,9 @@ class LinearRegression:
 
     With ``df_resid_ <= 0`` sigma is undefined and every standard error is NaN.
 
+    Every step, symbol and function: see docs/forecasting.md, section "Linear regression:
+    the maths".
+
     Parameters
     ----------
     alpha : float
