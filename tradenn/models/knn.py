@@ -384,6 +384,18 @@ class _KNNBase:
 class KNNRegressor(_KNNBase):
     """k-nearest-neighbour regression: the (weighted) mean target of the ``k`` nearest rows.
 
+    On rows standardized with the training mean and (population) standard deviation,
+    ``x~ = (x - mean_) / scale_``, with ``N_k(a)`` the ``k`` training rows nearest to the
+    query ``a`` (ties in distance to the lowest training index)::
+
+        d(a, x) = |a - x|_2,  sum_j |a_j - x_j|  or  1 - a'x / (|a| |x|)
+        w_j     = 1  or  1 / d_j    (if some d_j = 0: w_j = [d_j = 0])
+        y_hat   = sum_{j in N_k(a)} w_j y_j / sum_{j in N_k(a)} w_j
+
+    The search is exact and blocked, ``Theta(n_queries n_train F)`` arithmetic within
+    ``max_memory_mb`` of working memory (module notes). See docs/forecasting.md, section
+    "KNN: the maths".
+
     Parameters
     ----------
     k : int
@@ -424,7 +436,14 @@ class KNNClassifier(_KNNBase):
 
     Labels may be integers, booleans, finite floats (e.g. ``np.sign`` of returns) or
     strings; ``classes_`` holds them sorted, and a tie in :meth:`predict_proba` goes to the
-    smallest class. Parameters as for :class:`KNNRegressor`.
+    smallest class. With the neighbours ``N_k(a)`` and weights ``w_j`` of
+    :class:`KNNRegressor`::
+
+        p_c(a)  = sum_{j in N_k(a)} w_j [y_j = c] / sum_{j in N_k(a)} w_j
+        predict = classes_[argmax_c p_c(a)]      (first maximum: the smallest class)
+
+    See docs/forecasting.md, section "KNN: the maths". Parameters as for
+    :class:`KNNRegressor`.
 
     Attributes
     ----------
