@@ -338,6 +338,15 @@ def _build_space(description: dict[str, Any], low: Any = None, high: Any = None)
 class QLearningAgent:
     """Tabular Q-learning with epsilon-greedy exploration (see the module notes).
 
+    With ``s`` the state id of an observation (a :class:`Discretizer` bin for Box spaces),
+    ``t`` the schedule clock (training steps or episodes so far)::
+
+        y        = r   (terminated)   or   r + gamma max_a' Q[s', a']   (otherwise)
+        Q[s, a] += learning_rate(t) (y - Q[s, a])
+        a        = uniform with probability epsilon(t), else argmax_a Q[s, a]
+
+    See docs/rl.md, section "Q-learning: the maths".
+
     Parameters
     ----------
     observation_space : gymnasium Space
