@@ -203,6 +203,27 @@ def test_target_network_follows_every_target_update_interval_steps():
     )
 
 
+def test_epsilon_decays_linearly_over_each_train_call_and_restarts_with_the_next():
+    # docs/rl.md, "DQN: the maths": epsilon_k = start + (end - start) k / (f T) at step k of
+    # a call train(env, T), counted from the call's own start
+    agent = DQNAgent(
+        hidden_sizes=(8,),
+        learning_starts=1000,  # no gradient steps: only the schedule runs
+        epsilon_start=1.0,
+        epsilon_end=0.2,
+        exploration_fraction=1.0,
+    )
+    env = ChainEnv(4)
+    agent.train(env, 10)
+    assert agent.epsilon == pytest.approx(1.0 + (0.2 - 1.0) * 9 / 10)
+    agent.train(env, 10)
+    assert agent.epsilon == pytest.approx(1.0 + (0.2 - 1.0) * 9 / 10)
+    assert agent.num_timesteps == 20
+    agent.exploration_fraction = 0.5
+    agent.train(env, 10)  # decays over 5 steps, then stays at the end value
+    assert agent.epsilon == 0.2
+
+
 # --------------------------------------------------------------------------- learning
 
 

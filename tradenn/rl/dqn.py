@@ -90,6 +90,17 @@ def polyak_update(target: Any, source: Any, tau: float) -> None:
 class DQNAgent:
     """Deep Q-network agent for a Box observation space and a Discrete action space.
 
+    Per gradient step, on ``B`` transitions drawn uniformly with replacement from the
+    replay buffer (``θ`` the online network, ``θ⁻`` the target network)::
+
+        y_i = r_i + gamma (1 - terminated_i) Q_θ⁻(s'_i, argmax_a Q_θ(s'_i, a))   (Double DQN;
+              plain DQN: max_a Q_θ⁻(s'_i, a))
+        L   = (1/B) sum_i huber_delta(Q_θ(s_i, a_i) - y_i)          Adam, global-norm clip
+        θ⁻ <- θ (tau = 1)  or  (1 - tau) θ⁻ + tau θ               every target_update_interval steps
+        epsilon_k = linear from epsilon_start to epsilon_end over exploration_fraction * T steps
+
+    See docs/rl.md, section "DQN: the maths".
+
     Parameters
     ----------
     hidden_sizes : sequence of int
