@@ -46,7 +46,8 @@ cosine forms and the chosen k are ordered by their directly recomputed distances
 different points at mathematically equal distance may compute one rounding error (about
 1e-16 relative) apart and be ordered by that. Exact duplicates of a training row always tie.
 
-Memory: besides the stored training copy (``8 N F`` bytes, plus ``8 N`` for the norms), the
+Memory: besides the stored training copy (``8 N F`` bytes, plus ``8 N`` for the norms of the
+euclidean and cosine metrics; manhattan keeps none), the
 (n_queries, k) outputs and a float64 copy of queries given in another dtype, a search
 allocates about ``max_memory_mb`` at most:
 
@@ -435,8 +436,8 @@ class KNNClassifier(_KNNBase):
     among the ``k`` nearest rows.
 
     Labels may be integers, booleans, finite floats (e.g. ``np.sign`` of returns) or
-    strings; ``classes_`` holds them sorted, and a tie in :meth:`predict_proba` goes to the
-    smallest class. With the neighbours ``N_k(a)`` and weights ``w_j`` of
+    strings; ``classes_`` holds them sorted, and :meth:`predict` gives a tie between the
+    probabilities of :meth:`predict_proba` to the smallest class. With the neighbours ``N_k(a)`` and weights ``w_j`` of
     :class:`KNNRegressor`::
 
         p_c(a)  = sum_{j in N_k(a)} w_j [y_j = c] / sum_{j in N_k(a)} w_j
