@@ -437,8 +437,8 @@ class KNNClassifier(_KNNBase):
 
     Labels may be integers, booleans, finite floats (e.g. ``np.sign`` of returns) or
     strings; ``classes_`` holds them sorted, and :meth:`predict` gives a tie between the
-    probabilities of :meth:`predict_proba` to the smallest class. With the neighbours ``N_k(a)`` and weights ``w_j`` of
-    :class:`KNNRegressor`::
+    probabilities of :meth:`predict_proba` to the smallest class. With the neighbours
+    ``N_k(a)`` and weights ``w_j`` of :class:`KNNRegressor`::
 
         p_c(a)  = sum_{j in N_k(a)} w_j [y_j = c] / sum_{j in N_k(a)} w_j
         predict = classes_[argmax_c p_c(a)]      (first maximum: the smallest class)
