@@ -194,9 +194,29 @@ def reference_run(kind: str, layer, x, states=None, mask=None, dy=None, d_final=
     return outputs, states, (dx, d_states, grads)
 
 
-def reference(kind: str, layer, x, states=None):
+def reference(kind: str, layer, x, states=None, mask=None):
     """Sequence output (N, T, H) in processing order and final states."""
-    return reference_run(kind, layer, x[:, ::-1] if layer.go_backwards else x, states)
+    if layer.go_backwards:
+        x, mask = x[:, ::-1], None if mask is None else mask[:, ::-1]
+    return reference_run(kind, layer, x, states, mask)
+
+
+# A batch of three sequences masked at the start, in the middle and at the end.
+MASK = np.array([[True, False, True, False], [True, True, False, False], [False, True, True, True]])
+
+
+class Masked:
+    """``forward(x, *states)`` with a fixed ``mask``, for gradcheck."""
+
+    def __init__(self, layer, mask=MASK):
+        self.layer, self.layers, self.mask = layer, [layer], mask
+
+    def forward(self, x, *states, training=False):
+        initial_state = list(states) if states else None
+        return self.layer.forward(x, initial_state=initial_state, mask=self.mask, training=training)
+
+    def backward(self, dy):
+        return self.layer.backward(dy)
 
 
 # --------------------------------------------------------------------------- values
@@ -205,14 +225,17 @@ def reference(kind: str, layer, x, states=None):
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("go_backwards", [False, True])
 @pytest.mark.parametrize("with_state", [False, True])
+@pytest.mark.parametrize("masked", [False, True])
 def test_outputs_and_states_match_a_per_step_reference(
-    kind, go_backwards, with_state, rng, float64
+    kind, go_backwards, with_state, masked, rng, float64
 ):
     layer = built(kind, rng, return_sequences=True, return_state=True, go_backwards=go_backwards)
-    x = rng.standard_normal((BATCH, STEPS, FEATURES))
-    states = random_states(kind, rng) if with_state else None
-    sequence, *final = layer.forward(x, initial_state=states)
-    expected_sequence, expected_final = reference(kind, layer, x, states)
+    mask = MASK if masked else None
+    batch = len(MASK)
+    x = rng.standard_normal((batch, STEPS, FEATURES))
+    states = random_states(kind, rng, batch) if with_state else None
+    sequence, *final = layer.forward(x, initial_state=states, mask=mask)
+    expected_sequence, expected_final = reference(kind, layer, x, states, mask)
     np.testing.assert_allclose(sequence, expected_sequence, rtol=0, atol=1e-12)
     for got, expected in zip(final, expected_final, strict=True):
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
@@ -220,17 +243,22 @@ def test_outputs_and_states_match_a_per_step_reference(
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("go_backwards", [False, True])
-def test_gradients_match_a_per_step_reference(kind, go_backwards, rng, float64):
+@pytest.mark.parametrize("masked", [False, True])
+def test_gradients_match_a_per_step_reference(kind, go_backwards, masked, rng, float64):
     layer = built(kind, rng, return_sequences=True, return_state=True, go_backwards=go_backwards)
-    x = rng.standard_normal((BATCH, STEPS, FEATURES))
-    states = random_states(kind, rng)
-    layer.forward(x, initial_state=states)
-    dy = rng.standard_normal((BATCH, STEPS, UNITS))
-    d_final = random_states(kind, rng)
+    mask = MASK if masked else None
+    batch = len(MASK)
+    x = rng.standard_normal((batch, STEPS, FEATURES))
+    states = random_states(kind, rng, batch)
+    layer.forward(x, initial_state=states, mask=mask)
+    dy = rng.standard_normal((batch, STEPS, UNITS))
+    d_final = random_states(kind, rng, batch)
     dx, *d_states = layer.backward([dy, *d_final])
-    ordered = x[:, ::-1] if go_backwards else x
+    ordered, ordered_mask = x, mask
+    if go_backwards:
+        ordered, ordered_mask = x[:, ::-1], None if mask is None else mask[:, ::-1]
     *_, (expected_dx, expected_d_states, expected_grads) = reference_run(
-        kind, layer, ordered, states, dy=dy, d_final=d_final
+        kind, layer, ordered, states, ordered_mask, dy=dy, d_final=d_final
     )
     expected_dx = expected_dx[:, ::-1] if go_backwards else expected_dx
     np.testing.assert_allclose(dx, expected_dx, rtol=0, atol=1e-12)
@@ -328,6 +356,109 @@ def test_gates_first_and_gates_last_convert_between_layouts(rng):
     assert gate_major.shape == (4, 2, 5, 3)
     np.testing.assert_array_equal(gate_major[1], channels_last[..., 3:6])
     np.testing.assert_array_equal(gates_last(gate_major), channels_last)
+
+
+# --------------------------------------------------------------------------- masking
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_masked_step_outputs_and_keeps_the_previous_state(kind, rng, float64):
+    layer = built(kind, rng, return_sequences=True, return_state=True)
+    x = rng.standard_normal((len(MASK), STEPS, FEATURES))
+    states = random_states(kind, rng, len(MASK))
+    sequence, h_last, *_ = layer.forward(x, initial_state=states, mask=MASK)
+    # row 0 is masked at steps 1 and 3, row 1 at steps 2 and 3, row 2 at step 0
+    np.testing.assert_array_equal(sequence[0, 1], sequence[0, 0])
+    np.testing.assert_array_equal(sequence[0, 3], sequence[0, 2])
+    np.testing.assert_array_equal(sequence[1, 3], sequence[1, 1])
+    np.testing.assert_array_equal(sequence[2, 0], states[0][2])  # Keras: the carried h_0
+    np.testing.assert_array_equal(h_last, sequence[:, -1])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_fully_masked_sequence_returns_its_initial_state(kind, rng, float64):
+    layer = built(kind, rng, return_state=True)
+    states = random_states(kind, rng)
+    _, *final = layer.forward(
+        rng.standard_normal((BATCH, STEPS, FEATURES)),
+        initial_state=states,
+        mask=np.zeros((BATCH, STEPS), dtype=bool),
+    )
+    for got, expected in zip(final, states, strict=True):
+        np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_all_true_mask_changes_nothing(kind, rng, float64):
+    layer = built(kind, rng, return_sequences=True)
+    x = rng.standard_normal((BATCH, STEPS, FEATURES))
+    dy = rng.standard_normal((BATCH, STEPS, UNITS))
+    plain = layer.forward(x), layer.backward(dy), layer.grads["kernel"].copy()
+    masked = (
+        layer.forward(x, mask=np.ones((BATCH, STEPS), dtype=int)),
+        layer.backward(dy),
+        layer.grads["kernel"].copy(),
+    )
+    for got, expected in zip(masked, plain, strict=True):
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"return_sequences": True}, {"return_sequences": True, "go_backwards": True}],
+    ids=["last", "sequences", "sequences-backwards"],
+)
+def test_masked_backward_matches_finite_differences(kind, options, rng, float64):
+    layer = built(kind, rng, **options)
+    x = rng.standard_normal((len(MASK), STEPS, FEATURES))
+    assert nn.gradcheck(Masked(layer), x) < TOLERANCE
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_masked_gradients_reach_the_initial_states(kind, rng, float64):
+    layer = built(kind, rng, return_sequences=True, return_state=True)
+    x = rng.standard_normal((len(MASK), STEPS, FEATURES))
+    errors = nn.gradcheck(
+        Masked(layer), (x, *random_states(kind, rng, len(MASK))), return_errors=True
+    )
+    assert {f"input_{k}" for k in range(1 + STATE_COUNT[kind])} <= set(errors)
+    assert max(errors.values()) < TOLERANCE
+
+
+def test_masked_steps_pass_no_gradient_to_their_inputs(rng, float64):
+    layer = built("lstm", rng, return_sequences=True)
+    x = rng.standard_normal((len(MASK), STEPS, FEATURES))
+    layer.forward(x, mask=MASK)
+    dx = layer.backward(rng.standard_normal((len(MASK), STEPS, UNITS)))
+    np.testing.assert_array_equal(dx[~MASK], 0.0)
+    assert np.all(np.abs(dx[MASK]).sum(axis=-1) > 0)
+
+
+@pytest.mark.parametrize("merge_mode", ["concat", "sum"])
+def test_bidirectional_masks_both_directions(merge_mode, rng, float64):
+    layer = Bidirectional(GRU(UNITS, return_sequences=True), merge_mode=merge_mode)
+    x = rng.standard_normal((len(MASK), STEPS, FEATURES))
+    assert nn.gradcheck(Masked(layer), x) < TOLERANCE
+    y = layer.forward(x, mask=MASK)
+    backward_layer = layer.backward_layer
+    expected_b, _ = reference("gru", backward_layer, x, mask=MASK)
+    y_b = (
+        y[..., UNITS:] if merge_mode == "concat" else y - layer.forward_layer.forward(x, mask=MASK)
+    )
+    np.testing.assert_allclose(y_b, expected_b[:, ::-1], rtol=0, atol=1e-12)
+
+
+def test_output_mask_follows_return_sequences_and_the_processing_order():
+    mask = np.array([[True, True, False]])
+    x = np.zeros((1, 3, 2))
+    assert GRU(2).compute_mask(x, mask) is None
+    np.testing.assert_array_equal(LSTM(2, return_sequences=True).compute_mask(x, mask), mask)
+    reversed_mask = RNN(2, return_sequences=True, go_backwards=True).compute_mask(x, mask)
+    np.testing.assert_array_equal(reversed_mask, [[False, True, True]])
+    bidirectional = Bidirectional(LSTM(2, return_sequences=True))
+    np.testing.assert_array_equal(bidirectional.compute_mask(x, mask), mask)
+    assert RNN(2).compute_mask(x, None) is None
 
 
 # --------------------------------------------------------------------------- gradients
@@ -748,6 +879,19 @@ def test_inputs_with_other_features_than_at_build_are_rejected(rng):
         ValueError, match=r"GRU 'g': expected input of shape \(None, None, 4\), got \(2, 5, 3\)"
     ):
         layer.forward(rng.standard_normal((2, 5, 3)))
+
+
+@pytest.mark.parametrize(
+    ("mask", "message"),
+    [
+        (np.ones((2, 4), dtype=bool), r"mask must have shape \(N, T\) = \(2, 5\), got \(2, 4\)"),
+        (np.array([["a"] * 5] * 2), r"mask must be boolean"),
+    ],
+)
+def test_bad_masks_are_rejected(mask, message, rng):
+    with pytest.raises(ValueError, match=message) as error:
+        LSTM(3).forward(rng.standard_normal((2, 5, 4)), mask=mask)
+    assert_one_line_error(error)
 
 
 @pytest.mark.parametrize(
