@@ -149,6 +149,95 @@ def test_a_fully_masked_query_row_gets_zero_weights_and_outputs_the_bias(rng):
     assert np.all(np.isfinite(dx))
 
 
+def padding_masks(rng, batch, length):
+    """Random (N, T) padding masks, one sample fully padded, every other with a real token."""
+    mask = rng.random((batch, length)) < 0.6
+    mask[:-1, 0] = True
+    mask[-1] = False
+    return mask
+
+
+def test_query_value_and_key_masks_combine_as_in_keras_3(rng, float64):
+    layer = nn.MultiHeadAttention(2, 3, value_dim=4, output_shape=5)
+    query, value, key = (rng.standard_normal(s) for s in ((3, 4, 6), (3, 5, 3), (3, 5, 7)))
+    query_mask = padding_masks(rng, 3, 4)
+    value_mask, key_mask = rng.random((3, 5)) < 0.7, rng.random((3, 5)) < 0.8
+    y = layer.forward(
+        query, value, key, query_mask=query_mask, value_mask=value_mask, key_mask=key_mask
+    )
+    allowed = query_mask[:, :, None] & value_mask[:, None, :] & key_mask[:, None, :]
+    expected, _ = reference_mha(layer, query, value, key, mask=allowed)
+    np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_padding_masks_and_with_the_attention_mask_and_the_causal_mask(rng, float64):
+    layer = nn.MultiHeadAttention(2, 3)
+    x = rng.standard_normal((3, 5, 4))
+    mask, attention_mask = padding_masks(rng, 3, 5), rng.random((3, 5, 5)) < 0.8
+    y = layer.forward(
+        x, attention_mask=attention_mask, use_causal_mask=True, query_mask=mask, value_mask=mask
+    )
+    allowed = attention_mask & mask[:, :, None] & mask[:, None, :]
+    expected, _ = reference_mha(layer, x, mask=allowed, causal=True)
+    np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_a_fully_padded_sequence_gives_finite_outputs_and_gradients(rng):
+    layer = nn.MultiHeadAttention(2, 4)
+    x = rng.standard_normal((2, 5, 8)).astype(np.float32)
+    layer.build(x.shape)
+    layer.params["output_bias"][:] = rng.standard_normal(8)
+    mask = np.array([[True, True, True, False, False], [False] * 5])
+    y, weights = layer.forward(x, query_mask=mask, value_mask=mask, return_attention_scores=True)
+    assert np.all(weights[1] == 0.0) and np.all(weights[0][..., 3:] == 0.0)
+    np.testing.assert_array_equal(y[1], np.broadcast_to(layer.params["output_bias"], (5, 8)))
+    dx = layer.backward(np.ones_like(y))
+    assert np.all(np.isfinite(dx)) and np.all(np.isfinite(layer.grads["query_kernel"]))
+
+
+def test_self_attention_backward_with_padding_masks(rng, float64):
+    layer = nn.MultiHeadAttention(2, 3)
+    x = rng.standard_normal((3, 5, 4))
+    mask = padding_masks(rng, 3, 5)
+
+    class Padded:
+        layers = (layer,)
+
+        def forward(self, x, training=False):
+            return layer.forward(x, query_mask=mask, value_mask=mask, training=training)
+
+        def backward(self, dy):
+            return layer.backward(dy)
+
+    check_gradients(Padded(), x)
+
+
+def test_cross_attention_backward_with_value_and_key_masks(rng, float64):
+    layer = nn.MultiHeadAttention(2, 3)
+    query, value, key = (rng.standard_normal(s) for s in ((2, 4, 6), (2, 5, 3), (2, 5, 7)))
+    value_mask = np.array([[True, True, False, True, False], [True, False, False, False, False]])
+    key_mask = np.array([[True, True, True, True, False], [True, True, True, False, False]])
+
+    class Masked:
+        layers = (layer,)
+
+        def forward(self, query, value, key, training=False):
+            return layer.forward(
+                query, value, key, value_mask=value_mask, key_mask=key_mask, training=training
+            )
+
+        def backward(self, dy):
+            return layer.backward(dy)
+
+    check_gradients(Masked(), (query, value, key))
+
+
+def test_padding_masks_of_the_wrong_shape_are_rejected(rng):
+    layer = nn.MultiHeadAttention(2, 3)
+    with pytest.raises(ValueError, match=r"value_mask of shape \(2, 4\) does not fit"):
+        layer.forward(rng.standard_normal((2, 5, 4)), value_mask=np.ones((2, 4), dtype=bool))
+
+
 def test_softmax_is_stable_for_huge_scores(rng):
     layer = nn.MultiHeadAttention(1, 4)
     x = 1e4 * rng.standard_normal((2, 5, 4)).astype(np.float32)
@@ -430,6 +519,27 @@ def test_transformer_block_backward_non_causal_with_mask_and_dropout(rng, float6
 
     block = Masked(8, 2, mlp_ratio=1, dropout=0.2, causal=False, seed=3)
     check_gradients(block, rng.standard_normal((2, 4, 8)), training=True)
+
+
+def test_transformer_block_mask_is_the_padding_of_its_self_attention(rng, float64):
+    block = nn.TransformerBlock(8, 2, causal=False)
+    x = rng.standard_normal((2, 5, 8))
+    mask = np.array([[True, True, True, False, False], [True, True, True, True, True]])
+    pairs = mask[:, :, None] & mask[:, None, :]
+    np.testing.assert_allclose(
+        block.forward(x, mask=mask), block.forward(x, attention_mask=pairs), rtol=0, atol=1e-14
+    )
+
+    class Padded:
+        layers = (block,)
+
+        def forward(self, x, training=False):
+            return block.forward(x, mask=mask, training=training)
+
+        def backward(self, dy):
+            return block.backward(dy)
+
+    check_gradients(Padded(), x)
 
 
 def test_transformer_block_is_causal_and_its_cache_reproduces_it(rng):

@@ -329,3 +329,24 @@ def test_convlstm2d_predicts_a_moving_squares_next_frame():
     # the last input frame alone scores 0 on this: the square has always moved
     assert exact.mean() > 0.95
     assert not (x_test[:, -1] == y_test).all(axis=(1, 2, 3)).any()
+
+
+def test_a_mask_carries_every_position_of_the_state_over_masked_steps(rng, float64):
+    mask = np.array([[True, False, True], [False, True, False]])
+    layer = nn.ConvLSTM2D(2, 3, padding="same", return_sequences=True)
+    x = random_input(rng, 2)
+
+    class Masked:
+        layers = (layer,)
+
+        def forward(self, x, training=False):
+            return layer.forward(x, mask=mask, training=training)
+
+        def backward(self, dy):
+            return layer.backward(dy)
+
+    assert nn.gradcheck(Masked(), x) < TOLERANCE
+    y = layer.forward(x, mask=mask)
+    np.testing.assert_array_equal(y[0, 1], y[0, 0])
+    np.testing.assert_array_equal(y[1, 0], 0.0)  # the initial state, zeros
+    np.testing.assert_array_equal(y[1, 2], y[1, 1])

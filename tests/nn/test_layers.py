@@ -240,6 +240,25 @@ def test_embedding_accepts_whole_number_floats():
     np.testing.assert_array_equal(layer.forward(np.array([[3.0]])), layer.forward(np.array([[3]])))
 
 
+def test_embedding_with_mask_zero_masks_the_padding_id():
+    layer = nn.Embedding(5, 2, mask_zero=True)
+    ids = np.array([[3, 1, 0, 0], [0, 2, 4, 0]])
+    np.testing.assert_array_equal(
+        layer.compute_mask(ids), [[True, True, False, False], [False, True, True, False]]
+    )
+    np.testing.assert_array_equal(layer.forward(ids)[0, 2], layer.params["embeddings"][0])
+
+
+def test_embedding_without_mask_zero_makes_no_mask():
+    assert nn.Embedding(5, 2).compute_mask(np.array([[0, 1]])) is None
+
+
+def test_embedding_config_round_trips_mask_zero():
+    config = nn.Embedding(5, 2, mask_zero=True).get_config()
+    assert config["mask_zero"] is True
+    assert nn.Embedding.from_config(config).mask_zero is True
+
+
 # ----------------------------------------------------------------------------- BatchNormalization
 
 

@@ -441,3 +441,75 @@ def test_skipping_the_input_gradient_leaves_parameter_gradients_unchanged(rng):
     skipped = [g for _, g in sorted(model.layers[0].grads.items())]
     for a, b in zip(full, skipped, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+# ----------------------------------------------------------------------------- masks
+
+# Token ids with padding (id 0) in the middle and at the end of a sequence.
+IDS = np.array([[3, 1, 0, 2, 0, 0], [4, 4, 2, 1, 3, 0], [0, 0, 1, 2, 3, 4]])
+
+
+def test_sequential_hands_the_embedding_mask_to_the_recurrent_layers(rng, float64):
+    embedding = nn.Embedding(5, 4, mask_zero=True)
+    lstm = nn.LSTM(3, return_sequences=True)
+    gru = nn.GRU(2, reset_after=False)
+    model = nn.Sequential([embedding, nn.Dense(4, activation="tanh"), lstm, gru, nn.Dense(1)])
+    y = model.forward(IDS)
+    mask = IDS != 0
+    h = model.layers[1].forward(embedding.forward(IDS))
+    expected = model.layers[-1].forward(gru.forward(lstm.forward(h, mask=mask), mask=mask))
+    np.testing.assert_allclose(y, expected, rtol=0, atol=1e-14)
+    unmasked = nn.Sequential([nn.Embedding(5, 4), *model.layers[1:]])
+    unmasked.build(IDS.shape)
+    unmasked.layers[0].params["embeddings"][...] = embedding.params["embeddings"]
+    assert not np.allclose(unmasked.forward(IDS), y)
+
+
+def test_a_masked_sequential_model_matches_finite_differences(rng, float64):
+    model = nn.Sequential(
+        [nn.Embedding(5, 3, mask_zero=True), nn.GRU(3, return_sequences=True), nn.LSTM(2)]
+    )
+    assert nn.gradcheck(model, IDS) < 1e-6
+
+
+def test_the_mask_stops_at_layers_that_do_not_pass_it_on(rng, float64):
+    embedding = nn.Embedding(5, 4, mask_zero=True)
+    ids = np.array([[3, 1, 0, 2]])
+    assert nn.LSTM(2).compute_mask(ids, embedding.compute_mask(ids)) is None
+    assert nn.Conv1D(4, 1).compute_mask(ids, embedding.compute_mask(ids)) is None
+    conv = nn.Conv1D(4, 1)
+    lstm = nn.LSTM(2)
+    y = nn.Sequential([embedding, conv, lstm]).forward(ids)
+    np.testing.assert_array_equal(y, lstm.forward(conv.forward(embedding.forward(ids))))
+
+
+@pytest.mark.parametrize(
+    "attention",
+    [lambda: nn.MultiHeadAttention(2, 2), lambda: nn.TransformerBlock(4, 2, causal=False)],
+    ids=["multi_head_attention", "transformer_block"],
+)
+def test_self_attention_in_a_sequential_model_ignores_padded_tokens(attention, rng, float64):
+    embedding = nn.Embedding(5, 4, mask_zero=True)
+    model = nn.Sequential([embedding, attention(), nn.GRU(3)])
+    y = model.forward(IDS)
+    x, mask = embedding.forward(IDS), IDS != 0
+    if isinstance(model.layers[1], nn.MultiHeadAttention):
+        attended = model.layers[1].forward(x, query_mask=mask, value_mask=mask)
+    else:
+        attended = model.layers[1].forward(x, mask=mask)
+    np.testing.assert_allclose(y, model.layers[2].forward(attended, mask=mask), atol=1e-14)
+    embedding.params["embeddings"][0] = rng.standard_normal(4) * 10  # the padding vector
+    np.testing.assert_allclose(model.forward(IDS), y, rtol=0, atol=1e-12)
+
+
+def test_a_model_with_mask_zero_trains_saves_and_loads(tmp_path, rng):
+    model = nn.Sequential(
+        [nn.Embedding(5, 4, mask_zero=True), nn.LSTM(3, return_sequences=True), nn.GRU(2)]
+    )
+    model.add(nn.Dense(1))
+    ids = rng.integers(0, 5, (16, 6))
+    model.fit(ids, rng.standard_normal((16, 1)), loss="mse", optimizer="adam", verbose=0)
+    model.save(tmp_path / "masked.npz")
+    loaded = nn.load(tmp_path / "masked.npz")
+    assert loaded.layers[0].mask_zero
+    np.testing.assert_array_equal(loaded.predict(ids), model.predict(ids))

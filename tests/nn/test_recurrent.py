@@ -22,11 +22,13 @@ from tradenn.nn.recurrent import (
 
 TOLERANCE = 1e-6
 BATCH, STEPS, FEATURES, UNITS = 2, 4, 3, 3
-KINDS = ["rnn", "lstm", "gru"]
-STATE_COUNT = {"rnn": 1, "lstm": 2, "gru": 1}
+KINDS = ["rnn", "lstm", "gru", "gru_reset_before"]
+STATE_COUNT = {"rnn": 1, "lstm": 2, "gru": 1, "gru_reset_before": 1}
 
 
 def make(kind: str, units: int = UNITS, **kwargs) -> nn.Layer:
+    if kind == "gru_reset_before":
+        return GRU(units, reset_after=False, **kwargs)
     return {"rnn": RNN, "lstm": LSTM, "gru": GRU}[kind](units, **kwargs)
 
 
@@ -57,40 +59,164 @@ class WithInitialState:
 
 
 # --------------------------------------------------------------------------- references
-# Plain per-step loops over Keras' equations, independent of the layers' implementation.
+# Plain per-step loops over Keras' equations, independent of the layers' implementation:
+# one step forward and its backward written out on (N, G H) arrays, tanh and sigmoid only.
 
 
 def sigmoid(z):
     return 1.0 / (1.0 + np.exp(-z))
 
 
-def reference(kind: str, layer, x, states=None):
-    """Sequence output (N, T, H) in processing order and final states, step by step."""
-    kernel, recurrent = layer.params["kernel"], layer.params["recurrent_kernel"]
-    bias = layer.params.get("bias", np.zeros((2, 3 * layer.units)) if kind == "gru" else 0.0)
-    units = layer.units
-    states = [np.zeros((len(x), units))] * STATE_COUNT[kind] if states is None else states
-    h, c = states[0], states[-1]
-    xs = x[:, ::-1] if layer.go_backwards else x
-    outputs = []
-    for t in range(x.shape[1]):
-        if kind == "rnn":
-            h = np.tanh(xs[:, t] @ kernel + h @ recurrent + bias)
-        elif kind == "lstm":
-            z = xs[:, t] @ kernel + h @ recurrent + bias
-            i, f = sigmoid(z[:, :units]), sigmoid(z[:, units : 2 * units])
-            g, o = np.tanh(z[:, 2 * units : 3 * units]), sigmoid(z[:, 3 * units :])
-            c = f * c + i * g
-            h = o * np.tanh(c)
-        else:  # GRU, reset_after: h~ = tanh(x W_h + b_xh + r * (h U_h + b_hh))
-            a = xs[:, t] @ kernel + bias[0]
-            u = h @ recurrent + bias[1]
-            z = sigmoid(a[:, :units] + u[:, :units])
-            r = sigmoid(a[:, units : 2 * units] + u[:, units : 2 * units])
-            candidate = np.tanh(a[:, 2 * units :] + r * u[:, 2 * units :])
-            h = z * h + (1.0 - z) * candidate
-        outputs.append(h)
-    return np.stack(outputs, axis=1), [h, c][: STATE_COUNT[kind]]
+def reference_step(kind: str, params: dict, x_t, states):
+    """One step: the new states and what :func:`reference_step_backward` needs."""
+    kernel, recurrent = params["kernel"], params["recurrent_kernel"]
+    units = recurrent.shape[0]
+    bias = params.get("bias", np.zeros(kernel.shape[1]))
+    h = states[0]
+    if kind == "rnn":
+        h_new = np.tanh(x_t @ kernel + h @ recurrent + bias)
+        return [h_new], (x_t, h, h_new)
+    if kind == "lstm":
+        c = states[1]
+        z = x_t @ kernel + h @ recurrent + bias
+        i, f = sigmoid(z[:, :units]), sigmoid(z[:, units : 2 * units])
+        g, o = np.tanh(z[:, 2 * units : 3 * units]), sigmoid(z[:, 3 * units :])
+        c_new = f * c + i * g
+        h_new = o * np.tanh(c_new)
+        return [h_new, c_new], (x_t, h, c, i, f, g, o, c_new)
+    if kind == "gru":  # reset_after: h~ = tanh(x W_h + b_xh + r * (h U_h + b_hh))
+        bias = params.get("bias", np.zeros((2, kernel.shape[1])))
+        a = x_t @ kernel + bias[0]
+        u = h @ recurrent + bias[1]
+        z = sigmoid(a[:, :units] + u[:, :units])
+        r = sigmoid(a[:, units : 2 * units] + u[:, units : 2 * units])
+        candidate = np.tanh(a[:, 2 * units :] + r * u[:, 2 * units :])
+        return [z * h + (1.0 - z) * candidate], (x_t, h, z, r, candidate, u)
+    # gru_reset_before: h~ = tanh(x W_h + b_h + (r * h) U_h)
+    a = x_t @ kernel + bias
+    z = sigmoid(a[:, :units] + h @ recurrent[:, :units])
+    r = sigmoid(a[:, units : 2 * units] + h @ recurrent[:, units : 2 * units])
+    reset = r * h
+    candidate = np.tanh(a[:, 2 * units :] + reset @ recurrent[:, 2 * units :])
+    return [z * h + (1.0 - z) * candidate], (x_t, h, z, r, candidate, reset)
+
+
+def reference_step_backward(kind: str, params: dict, cache, d_states):
+    """dL/dx_t, dL/d(previous states) and this step's parameter gradients."""
+    kernel, recurrent = params["kernel"], params["recurrent_kernel"]
+    units = recurrent.shape[0]
+    dh = d_states[0]
+    if kind == "rnn":
+        x_t, h, h_new = cache
+        d_pre = dh * (1.0 - h_new**2)
+        d_recurrent_pre = d_pre
+        d_states_prev = [d_pre @ recurrent.T]
+        d_bias = d_pre.sum(axis=0)
+    elif kind == "lstm":
+        x_t, h, c, i, f, g, o, c_new = cache
+        act_c = np.tanh(c_new)
+        dc = d_states[1] + dh * o * (1.0 - act_c**2)
+        d_pre = np.concatenate(
+            [
+                dc * g * i * (1.0 - i),
+                dc * c * f * (1.0 - f),
+                dc * i * (1.0 - g**2),
+                dh * act_c * o * (1.0 - o),
+            ],
+            axis=1,
+        )
+        d_recurrent_pre = d_pre
+        d_states_prev = [d_pre @ recurrent.T, dc * f]
+        d_bias = d_pre.sum(axis=0)
+    elif kind == "gru":
+        x_t, h, z, r, candidate, u = cache
+        dp_h = dh * (1.0 - z) * (1.0 - candidate**2)
+        dp_z = dh * (h - candidate) * z * (1.0 - z)
+        dp_r = dp_h * u[:, 2 * units :] * r * (1.0 - r)
+        d_pre = np.concatenate([dp_z, dp_r, dp_h], axis=1)
+        d_recurrent_pre = np.concatenate([dp_z, dp_r, dp_h * r], axis=1)
+        d_states_prev = [dh * z + d_recurrent_pre @ recurrent.T]
+        d_bias = np.stack([d_pre.sum(axis=0), d_recurrent_pre.sum(axis=0)])
+    else:  # gru_reset_before
+        x_t, h, z, r, candidate, reset = cache
+        dp_h = dh * (1.0 - z) * (1.0 - candidate**2)
+        dp_z = dh * (h - candidate) * z * (1.0 - z)
+        d_reset = dp_h @ recurrent[:, 2 * units :].T
+        dp_r = d_reset * h * r * (1.0 - r)
+        d_pre = np.concatenate([dp_z, dp_r, dp_h], axis=1)
+        d_states_prev = [dh * z + d_reset * r + d_pre[:, : 2 * units] @ recurrent[:, : 2 * units].T]
+        d_bias = d_pre.sum(axis=0)
+        d_recurrent = np.concatenate([h.T @ d_pre[:, : 2 * units], reset.T @ dp_h], axis=1)
+    if kind != "gru_reset_before":
+        d_recurrent = h.T @ d_recurrent_pre
+    grads = {"kernel": x_t.T @ d_pre, "recurrent_kernel": d_recurrent, "bias": d_bias}
+    return d_pre @ kernel.T, d_states_prev, grads
+
+
+def reference_run(kind: str, layer, x, states=None, mask=None, dy=None, d_final=None):
+    """Forward (and, given ``dy``, backward) over the sequence, one step at a time.
+
+    Keras' masking: at a step whose mask is False the states are carried over unchanged
+    (so the step's output is the previous state), and their gradient passes straight
+    back to the previous step. Sequences (``x``, ``mask``, outputs, ``dy``) are in
+    processing order: reversed by the caller for ``go_backwards``.
+
+    Returns ``(outputs (N, T, H), final states)``, and with ``dy`` also
+    ``(dx (N, T, F), d_initial_states, parameter gradients)``.
+    """
+    params = {key: value.astype(np.float64) for key, value in layer.params.items()}
+    count = STATE_COUNT[kind]
+    batch, steps = x.shape[:2]
+    states = [np.zeros((batch, layer.units))] * count if states is None else list(states)
+    mask = np.ones((batch, steps), dtype=bool) if mask is None else mask
+    outputs, caches, keeps = [], [], []
+    for t in range(steps):
+        new_states, cache = reference_step(kind, params, x[:, t], states)
+        keep = mask[:, t, None]
+        states = [np.where(keep, new, old) for new, old in zip(new_states, states, strict=True)]
+        outputs.append(states[0])
+        caches.append(cache)
+        keeps.append(keep)
+    outputs = np.stack(outputs, axis=1)
+    if dy is None:
+        return outputs, states
+    grads = {key: np.zeros_like(value) for key, value in params.items()}
+    d_states = [np.zeros((batch, layer.units)) if d is None else d for d in d_final]
+    dx = np.zeros(x.shape)
+    for t in range(steps - 1, -1, -1):
+        d_states[0] = d_states[0] + dy[:, t]
+        keep = keeps[t]
+        d_cell = [d * keep for d in d_states]
+        dx[:, t], d_prev, step_grads = reference_step_backward(kind, params, caches[t], d_cell)
+        d_states = [p + d * ~keep for p, d in zip(d_prev, d_states, strict=True)]
+        for key in grads:
+            grads[key] += step_grads[key]
+    return outputs, states, (dx, d_states, grads)
+
+
+def reference(kind: str, layer, x, states=None, mask=None):
+    """Sequence output (N, T, H) in processing order and final states."""
+    if layer.go_backwards:
+        x, mask = x[:, ::-1], None if mask is None else mask[:, ::-1]
+    return reference_run(kind, layer, x, states, mask)
+
+
+# A batch of three sequences masked at the start, in the middle and at the end.
+MASK = np.array([[True, False, True, False], [True, True, False, False], [False, True, True, True]])
+
+
+class Masked:
+    """``forward(x, *states)`` with a fixed ``mask``, for gradcheck."""
+
+    def __init__(self, layer, mask=MASK):
+        self.layer, self.layers, self.mask = layer, [layer], mask
+
+    def forward(self, x, *states, training=False):
+        initial_state = list(states) if states else None
+        return self.layer.forward(x, initial_state=initial_state, mask=self.mask, training=training)
+
+    def backward(self, dy):
+        return self.layer.backward(dy)
 
 
 # --------------------------------------------------------------------------- values
@@ -99,17 +225,61 @@ def reference(kind: str, layer, x, states=None):
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("go_backwards", [False, True])
 @pytest.mark.parametrize("with_state", [False, True])
+@pytest.mark.parametrize("masked", [False, True])
 def test_outputs_and_states_match_a_per_step_reference(
-    kind, go_backwards, with_state, rng, float64
+    kind, go_backwards, with_state, masked, rng, float64
 ):
     layer = built(kind, rng, return_sequences=True, return_state=True, go_backwards=go_backwards)
-    x = rng.standard_normal((BATCH, STEPS, FEATURES))
-    states = random_states(kind, rng) if with_state else None
-    sequence, *final = layer.forward(x, initial_state=states)
-    expected_sequence, expected_final = reference(kind, layer, x, states)
+    mask = MASK if masked else None
+    batch = len(MASK)
+    x = rng.standard_normal((batch, STEPS, FEATURES))
+    states = random_states(kind, rng, batch) if with_state else None
+    sequence, *final = layer.forward(x, initial_state=states, mask=mask)
+    expected_sequence, expected_final = reference(kind, layer, x, states, mask)
     np.testing.assert_allclose(sequence, expected_sequence, rtol=0, atol=1e-12)
     for got, expected in zip(final, expected_final, strict=True):
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("go_backwards", [False, True])
+@pytest.mark.parametrize("masked", [False, True])
+def test_gradients_match_a_per_step_reference(kind, go_backwards, masked, rng, float64):
+    layer = built(kind, rng, return_sequences=True, return_state=True, go_backwards=go_backwards)
+    mask = MASK if masked else None
+    batch = len(MASK)
+    x = rng.standard_normal((batch, STEPS, FEATURES))
+    states = random_states(kind, rng, batch)
+    layer.forward(x, initial_state=states, mask=mask)
+    dy = rng.standard_normal((batch, STEPS, UNITS))
+    d_final = random_states(kind, rng, batch)
+    dx, *d_states = layer.backward([dy, *d_final])
+    ordered, ordered_mask = x, mask
+    if go_backwards:
+        ordered, ordered_mask = x[:, ::-1], None if mask is None else mask[:, ::-1]
+    *_, (expected_dx, expected_d_states, expected_grads) = reference_run(
+        kind, layer, ordered, states, ordered_mask, dy=dy, d_final=d_final
+    )
+    expected_dx = expected_dx[:, ::-1] if go_backwards else expected_dx
+    np.testing.assert_allclose(dx, expected_dx, rtol=0, atol=1e-12)
+    for got, expected in zip(d_states, expected_d_states, strict=True):
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+    for key, expected in expected_grads.items():
+        np.testing.assert_allclose(layer.grads[key], expected, rtol=0, atol=1e-12)
+
+
+def test_gru_reset_before_takes_the_reset_state_into_the_candidate_product(rng, float64):
+    # one step from h0 with z forced to 0 (h_1 = h~): h~ = tanh(x W_h + b_h + (r * h0) U_h)
+    layer = GRU(2, reset_after=False)
+    layer.build((None, 1, 1))
+    layer.params["kernel"][...] = [[0.0, 0.0, 0.0, 0.0, 0.5, -0.25]]
+    layer.params["recurrent_kernel"][...] = [[0, 0, 0, 0, 1.0, 2.0], [0, 0, 0, 0, -1.0, 0.5]]
+    layer.params["bias"][...] = [-50.0, -50.0, 0.0, 0.0, 0.1, 0.2]  # z ~ 0, r = 1/2
+    h0 = np.array([[0.4, -0.6]])
+    h1 = layer.forward(np.array([[[2.0]]]), initial_state=[h0])
+    reset = 0.5 * h0
+    expected = np.tanh([[2.0 * 0.5 + 0.1, 2.0 * -0.25 + 0.2]] + reset @ [[1.0, 2.0], [-1.0, 0.5]])
+    np.testing.assert_allclose(h1, expected, rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -186,6 +356,109 @@ def test_gates_first_and_gates_last_convert_between_layouts(rng):
     assert gate_major.shape == (4, 2, 5, 3)
     np.testing.assert_array_equal(gate_major[1], channels_last[..., 3:6])
     np.testing.assert_array_equal(gates_last(gate_major), channels_last)
+
+
+# --------------------------------------------------------------------------- masking
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_masked_step_outputs_and_keeps_the_previous_state(kind, rng, float64):
+    layer = built(kind, rng, return_sequences=True, return_state=True)
+    x = rng.standard_normal((len(MASK), STEPS, FEATURES))
+    states = random_states(kind, rng, len(MASK))
+    sequence, h_last, *_ = layer.forward(x, initial_state=states, mask=MASK)
+    # row 0 is masked at steps 1 and 3, row 1 at steps 2 and 3, row 2 at step 0
+    np.testing.assert_array_equal(sequence[0, 1], sequence[0, 0])
+    np.testing.assert_array_equal(sequence[0, 3], sequence[0, 2])
+    np.testing.assert_array_equal(sequence[1, 3], sequence[1, 1])
+    np.testing.assert_array_equal(sequence[2, 0], states[0][2])  # Keras: the carried h_0
+    np.testing.assert_array_equal(h_last, sequence[:, -1])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_fully_masked_sequence_returns_its_initial_state(kind, rng, float64):
+    layer = built(kind, rng, return_state=True)
+    states = random_states(kind, rng)
+    _, *final = layer.forward(
+        rng.standard_normal((BATCH, STEPS, FEATURES)),
+        initial_state=states,
+        mask=np.zeros((BATCH, STEPS), dtype=bool),
+    )
+    for got, expected in zip(final, states, strict=True):
+        np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_all_true_mask_changes_nothing(kind, rng, float64):
+    layer = built(kind, rng, return_sequences=True)
+    x = rng.standard_normal((BATCH, STEPS, FEATURES))
+    dy = rng.standard_normal((BATCH, STEPS, UNITS))
+    plain = layer.forward(x), layer.backward(dy), layer.grads["kernel"].copy()
+    masked = (
+        layer.forward(x, mask=np.ones((BATCH, STEPS), dtype=int)),
+        layer.backward(dy),
+        layer.grads["kernel"].copy(),
+    )
+    for got, expected in zip(masked, plain, strict=True):
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"return_sequences": True}, {"return_sequences": True, "go_backwards": True}],
+    ids=["last", "sequences", "sequences-backwards"],
+)
+def test_masked_backward_matches_finite_differences(kind, options, rng, float64):
+    layer = built(kind, rng, **options)
+    x = rng.standard_normal((len(MASK), STEPS, FEATURES))
+    assert nn.gradcheck(Masked(layer), x) < TOLERANCE
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_masked_gradients_reach_the_initial_states(kind, rng, float64):
+    layer = built(kind, rng, return_sequences=True, return_state=True)
+    x = rng.standard_normal((len(MASK), STEPS, FEATURES))
+    errors = nn.gradcheck(
+        Masked(layer), (x, *random_states(kind, rng, len(MASK))), return_errors=True
+    )
+    assert {f"input_{k}" for k in range(1 + STATE_COUNT[kind])} <= set(errors)
+    assert max(errors.values()) < TOLERANCE
+
+
+def test_masked_steps_pass_no_gradient_to_their_inputs(rng, float64):
+    layer = built("lstm", rng, return_sequences=True)
+    x = rng.standard_normal((len(MASK), STEPS, FEATURES))
+    layer.forward(x, mask=MASK)
+    dx = layer.backward(rng.standard_normal((len(MASK), STEPS, UNITS)))
+    np.testing.assert_array_equal(dx[~MASK], 0.0)
+    assert np.all(np.abs(dx[MASK]).sum(axis=-1) > 0)
+
+
+@pytest.mark.parametrize("merge_mode", ["concat", "sum"])
+def test_bidirectional_masks_both_directions(merge_mode, rng, float64):
+    layer = Bidirectional(GRU(UNITS, return_sequences=True), merge_mode=merge_mode)
+    x = rng.standard_normal((len(MASK), STEPS, FEATURES))
+    assert nn.gradcheck(Masked(layer), x) < TOLERANCE
+    y = layer.forward(x, mask=MASK)
+    backward_layer = layer.backward_layer
+    expected_b, _ = reference("gru", backward_layer, x, mask=MASK)
+    y_b = (
+        y[..., UNITS:] if merge_mode == "concat" else y - layer.forward_layer.forward(x, mask=MASK)
+    )
+    np.testing.assert_allclose(y_b, expected_b[:, ::-1], rtol=0, atol=1e-12)
+
+
+def test_output_mask_follows_return_sequences_and_the_processing_order():
+    mask = np.array([[True, True, False]])
+    x = np.zeros((1, 3, 2))
+    assert GRU(2).compute_mask(x, mask) is None
+    np.testing.assert_array_equal(LSTM(2, return_sequences=True).compute_mask(x, mask), mask)
+    reversed_mask = RNN(2, return_sequences=True, go_backwards=True).compute_mask(x, mask)
+    np.testing.assert_array_equal(reversed_mask, [[False, True, True]])
+    bidirectional = Bidirectional(LSTM(2, return_sequences=True))
+    np.testing.assert_array_equal(bidirectional.compute_mask(x, mask), mask)
+    assert RNN(2).compute_mask(x, None) is None
 
 
 # --------------------------------------------------------------------------- gradients
@@ -483,6 +756,11 @@ def test_parameter_layout_follows_keras(rng):
     assert shapes["rnn"] == {"kernel": (3, 4), "recurrent_kernel": (4, 4), "bias": (4,)}
     assert shapes["lstm"] == {"kernel": (3, 16), "recurrent_kernel": (4, 16), "bias": (16,)}
     assert shapes["gru"] == {"kernel": (3, 12), "recurrent_kernel": (4, 12), "bias": (2, 12)}
+    assert shapes["gru_reset_before"] == {
+        "kernel": (3, 12),
+        "recurrent_kernel": (4, 12),
+        "bias": (12,),
+    }
 
 
 def test_lstm_forget_gate_bias_starts_at_one():
@@ -562,7 +840,6 @@ def assert_one_line_error(error):
     [
         (lambda: LSTM(0), r"LSTM 'lstm.*': units must be a positive integer, got 0"),
         (lambda: RNN(2.5), r"units must be a positive integer, got 2.5"),
-        (lambda: GRU(4, reset_after=False), r"only reset_after=True"),
         (lambda: LSTM(4, activation="softmax"), r"activation must be elementwise"),
         (lambda: GRU(4, recurrent_activation="softmax"), r"recurrent_activation must be"),
         (lambda: LSTM(4, activation="tanhh"), r"Unknown activation 'tanhh'"),
@@ -602,6 +879,19 @@ def test_inputs_with_other_features_than_at_build_are_rejected(rng):
         ValueError, match=r"GRU 'g': expected input of shape \(None, None, 4\), got \(2, 5, 3\)"
     ):
         layer.forward(rng.standard_normal((2, 5, 3)))
+
+
+@pytest.mark.parametrize(
+    ("mask", "message"),
+    [
+        (np.ones((2, 4), dtype=bool), r"mask must have shape \(N, T\) = \(2, 5\), got \(2, 4\)"),
+        (np.array([["a"] * 5] * 2), r"mask must be boolean"),
+    ],
+)
+def test_bad_masks_are_rejected(mask, message, rng):
+    with pytest.raises(ValueError, match=message) as error:
+        LSTM(3).forward(rng.standard_normal((2, 5, 4)), mask=mask)
+    assert_one_line_error(error)
 
 
 @pytest.mark.parametrize(
@@ -651,6 +941,7 @@ SAVE_CASES = {
     "simple_rnn": lambda: SimpleRNN(4, activation="relu"),
     "lstm": lambda: LSTM(4, go_backwards=True, kernel_regularizer=nn.regularizers.L2(1e-3)),
     "gru": lambda: GRU(4, recurrent_activation="tanh", use_bias=False),
+    "gru_reset_before": lambda: GRU(4, reset_after=False, return_sequences=True),
     "bidirectional_lstm": lambda: Bidirectional(LSTM(3)),
     "bidirectional_gru_sum": lambda: Bidirectional(GRU(3, return_sequences=True), merge_mode="sum"),
 }
@@ -669,6 +960,16 @@ def test_save_and_load_give_bit_identical_predictions(case, dtype, tmp_path, rng
     assert loaded.predict(x).dtype == dtype
     names = [(type(layer).__name__, layer.name) for layer in nn.walk(loaded)]
     assert names == [(type(layer).__name__, layer.name) for layer in nn.walk(model)]
+
+
+@pytest.mark.parametrize("reset_after", [False, True])
+def test_gru_config_round_trips_reset_after(reset_after):
+    config = GRU(3, reset_after=reset_after).get_config()
+    assert config["reset_after"] is reset_after
+    restored = GRU.from_config(config)
+    restored.build((None, 2, 4))
+    assert restored.reset_after is reset_after
+    assert restored.params["bias"].shape == ((2, 9) if reset_after else (9,))
 
 
 def test_simple_rnn_is_an_rnn_saved_under_its_keras_name():

@@ -544,9 +544,14 @@ class MultiHeadAttention(Layer):
     seed : int, optional
         Seeds this layer's dropout generator.
 
+    Padding masks (``query_mask``, ``value_mask``, ``key_mask``) follow Keras 3 (see
+    :meth:`forward`); the output keeps the query's mask (``supports_masking``).
+
     Not implemented: ``attention_axes`` (attention runs over axis 1), regularizers and
     constraints.
     """
+
+    supports_masking = True
 
     def __init__(
         self,
@@ -752,17 +757,29 @@ class MultiHeadAttention(Layer):
         use_causal_mask: bool = False,
         training: bool = False,
         return_attention_scores: bool = False,
+        query_mask: Any = None,
+        value_mask: Any = None,
+        key_mask: Any = None,
     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Attend from ``query`` to ``value`` (self-attention when ``value`` is None).
 
         ``attention_mask`` is boolean ``(N, Tq, Tk)`` (or broadcastable), True = attend;
-        ``use_causal_mask`` lets query ``i`` see keys ``j <= i`` only (combined with the
-        mask by "and"). With ``return_attention_scores`` the softmax weights
-        ``(N, H, Tq, Tk)`` (before dropout) are returned too.
+        ``use_causal_mask`` lets query ``i`` see keys ``j <= i`` only. ``query_mask (N,
+        Tq)``, ``value_mask (N, Tk)`` and ``key_mask (N, Tk)`` are Keras 3's padding masks
+        (True = real position): query ``i`` may attend key ``j`` only if
+        ``query_mask[i] and value_mask[j] and key_mask[j]``. All of these combine by "and".
+        A query whose keys are all masked (every padded query, with ``query_mask``) gets
+        zero attention weights and the output ``output_bias`` (Keras spreads its weights
+        uniformly instead); no gradient flows through its attention. With
+        ``return_attention_scores`` the softmax weights ``(N, H, Tq, Tk)`` (before dropout)
+        are returned too.
         """
         inputs = self._inputs(query, value, key)
         batch, query_length = inputs[0].shape[:2]
         key_length = inputs[-1].shape[1]
+        attention_mask = self._with_padding_masks(
+            attention_mask, (query_mask, value_mask, key_mask), batch, query_length, key_length
+        )
         projections = self._project(inputs)
         views = self._split(projections, batch)
         # contiguous copies of the per-head views (strided into the projection rows): the
@@ -809,6 +826,36 @@ class MultiHeadAttention(Layer):
         if return_attention_scores:
             return y, weights.copy()
         return y
+
+    def _with_padding_masks(
+        self,
+        attention_mask: Any,
+        padding_masks: tuple[Any, Any, Any],
+        batch: int,
+        query_length: int,
+        key_length: int,
+    ) -> Any:
+        """``attention_mask`` and-ed with the query, value and key masks (Keras 3's rule).
+
+        The query mask becomes ``(N, Tq, 1)`` (rows), the value and key masks ``(N, 1, Tk)``
+        (columns); the result is None when no mask is given.
+        """
+        combined = None
+        for name, mask in zip(("query_mask", "value_mask", "key_mask"), padding_masks, strict=True):
+            if mask is None:
+                continue
+            length = query_length if name == "query_mask" else key_length
+            mask = _boolean_mask(mask, (batch, length), self._label(), name)
+            mask = np.broadcast_to(mask, (batch, length))
+            mask = mask[:, :, None] if name == "query_mask" else mask[:, None, :]
+            combined = mask if combined is None else np.logical_and(combined, mask)
+        if combined is None:
+            return attention_mask
+        if attention_mask is None:
+            return combined
+        shape = (batch, query_length, key_length)
+        allowed = _boolean_mask(attention_mask, shape, self._label(), "attention_mask")
+        return np.logical_and(allowed, combined)
 
     def _score_mask(
         self, attention_mask: Any, causal: bool, batch: int, query_length: int, key_length: int
@@ -1010,6 +1057,8 @@ class SinusoidalPositionalEncoding(Layer):
         Add the encoding to the input, or return it.
     """
 
+    supports_masking = True
+
     def __init__(self, max_wavelength: float = 10000.0, mode: str = "add", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if max_wavelength <= 0:
@@ -1087,6 +1136,8 @@ class PositionEmbedding(Layer):
     mode : {"add", "encoding"}
         Add the embeddings to the input, or return them.
     """
+
+    supports_masking = True
 
     def __init__(
         self,
@@ -1193,6 +1244,8 @@ class TransformerBlock(Layer):
         Seeds the weight initializers and dropout masks of all sub-layers.
     """
 
+    supports_masking = True
+
     def __init__(
         self,
         d_model: int,
@@ -1280,13 +1333,28 @@ class TransformerBlock(Layer):
         super().build(input_shape)
 
     def forward(
-        self, x: np.ndarray, training: bool = False, attention_mask: Any = None
+        self,
+        x: np.ndarray,
+        training: bool = False,
+        attention_mask: Any = None,
+        mask: Any = None,
     ) -> np.ndarray:
-        """``x (N, T, d_model)``; ``attention_mask`` (boolean ``(N, T, T)``) for padding."""
+        """``x (N, T, d_model)``; ``attention_mask`` (boolean ``(N, T, T)``) and/or ``mask``.
+
+        ``mask (N, T)`` marks the real (not padded) positions, e.g. from
+        ``Embedding(mask_zero=True)``; it is the attention's ``query_mask`` and
+        ``value_mask``, so no position attends to padding (see
+        :meth:`MultiHeadAttention.forward` for what a padded position's output is).
+        """
         x = self._prepare(x)
         a = self.ln_1.forward(x)
         a = self.attention.forward(
-            a, attention_mask=attention_mask, use_causal_mask=self.causal, training=training
+            a,
+            attention_mask=attention_mask,
+            use_causal_mask=self.causal,
+            training=training,
+            query_mask=mask,
+            value_mask=mask,
         )
         h = x + self.attention_dropout.forward(a, training=training)
         m = self.mlp_hidden.forward(self.ln_2.forward(h))

@@ -235,6 +235,11 @@ class Layer:
     #: sets it for the duration of one ``backward`` call (see :func:`backward_without_input_grad`).
     needs_input_grad: bool = True
 
+    #: Whether the layer passes an incoming mask on unchanged (Keras' ``supports_masking``):
+    #: true of layers that work on each time step alone (Dense, Dropout, ...). See
+    #: :meth:`compute_mask`.
+    supports_masking: bool = False
+
     def __init_subclass__(cls, register: bool = True, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if register:
@@ -303,6 +308,16 @@ class Layer:
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
         """Given dL/dy of the last ``forward``, store dL/dparams in ``grads``; return dL/dx."""
         raise NotImplementedError
+
+    def compute_mask(self, x: Any, mask: Any = None) -> np.ndarray | None:
+        """The mask of the output for input ``x`` carrying ``mask`` (Keras' ``compute_mask``).
+
+        Masks are boolean ``(N, T)``, True at the time steps that hold data. By default a
+        layer that ``supports_masking`` passes ``mask`` on and any other layer drops it;
+        :class:`~tradenn.nn.core.Embedding` creates one, recurrent layers keep it only
+        with ``return_sequences``. :class:`~tradenn.nn.model.Sequential` chains them.
+        """
+        return mask if self.supports_masking else None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.forward(*args, **kwargs)

@@ -41,7 +41,11 @@ class Dense(Layer):
         Keras defaults: ``glorot_uniform`` and ``zeros``.
     kernel_regularizer
         Optional penalty on the kernel, e.g. ``nn.regularizers.L2(1e-4)``.
+
+    Works on each row alone, so an incoming mask passes through (``supports_masking``).
     """
+
+    supports_masking = True
 
     def __init__(
         self,
@@ -128,6 +132,8 @@ class Activation(Layer):
         Any name from :mod:`tradenn.nn.activations` (``"relu"``, ``"gelu"``, ...).
     """
 
+    supports_masking = True
+
     def __init__(self, activation: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.activation = act_lib.get(activation)
@@ -168,6 +174,8 @@ class Dropout(Layer):
         Seeds this layer's own generator; otherwise masks come from the package generator
         (:func:`tradenn.nn.set_seed`).
     """
+
+    supports_masking = True
 
     def __init__(self, rate: float, seed: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -287,6 +295,12 @@ class Embedding(Layer):
     were looked up, ``dE[i] = sum_{(n, t): ids[n, t] = i} dy[n, t]``; ids are not
     differentiable, so ``backward`` returns ``None``.
 
+    With ``mask_zero=True`` id 0 is padding: :meth:`compute_mask` returns the boolean mask
+    ``ids != 0`` (Keras), which :class:`~tradenn.nn.model.Sequential` hands to the layers
+    after it (recurrent layers skip the padded steps, attention ignores padded keys). The
+    lookup itself is unchanged: id 0 still has a row, as in Keras 3 (the vocabulary keeps
+    ``input_dim`` ids), and that row's gradient is whatever ``dy`` reaches it.
+
     Parameters
     ----------
     input_dim : int
@@ -297,6 +311,8 @@ class Embedding(Layer):
         Keras default: uniform on [-0.05, 0.05].
     embeddings_regularizer
         Optional penalty on the table.
+    mask_zero : bool
+        Treat id 0 as padding and produce a mask (see above).
     """
 
     def __init__(
@@ -305,6 +321,7 @@ class Embedding(Layer):
         output_dim: int,
         embeddings_initializer: Any = "uniform",
         embeddings_regularizer: Any = None,
+        mask_zero: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -316,6 +333,7 @@ class Embedding(Layer):
         self.input_dim, self.output_dim = int(input_dim), int(output_dim)
         self.embeddings_initializer = init_lib.get(embeddings_initializer)
         self.embeddings_regularizer = reg_lib.get(embeddings_regularizer)
+        self.mask_zero = bool(mask_zero)
         self._ids: np.ndarray | None = None
 
     def build(self, input_shape: Shape) -> None:
@@ -336,6 +354,12 @@ class Embedding(Layer):
             self.build(ids.shape)
         self._ids = ids
         return np.take(self.params["embeddings"], ids, axis=0)
+
+    def compute_mask(self, x: Any, mask: Any = None) -> np.ndarray | None:
+        """``ids != 0`` (boolean, the shape of ``x``) with ``mask_zero``, else None."""
+        if not self.mask_zero:
+            return None
+        return self._as_ids(x) != 0
 
     def backward(self, dy: np.ndarray) -> None:
         self._require_forward(self._ids)
@@ -372,4 +396,5 @@ class Embedding(Layer):
             "output_dim": self.output_dim,
             "embeddings_initializer": init_lib.serialize(self.embeddings_initializer),
             "embeddings_regularizer": reg_lib.serialize(self.embeddings_regularizer),
+            "mask_zero": self.mask_zero,
         }

@@ -8,8 +8,10 @@ the chain ``y = f_L(... f_1(x))`` whose backward runs the chain in reverse.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Iterable, Sequence
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -314,6 +316,15 @@ class Sequential(Model):
     Forward ``h_0 = x, h_l = f_l(h_{l-1})``; backward applies the layers' backward passes in
     reverse, ``dh_{l-1} = f_l.backward(dh_l)``, each storing its parameter gradients.
 
+    Masks propagate as in Keras: each layer's :meth:`~tradenn.nn.base.Layer.compute_mask`
+    turns the mask it received into the mask of its output (``Embedding(mask_zero=True)``
+    creates one, layers that work per time step pass it on, others drop it), and a layer
+    whose ``forward`` takes ``mask`` (RNN, LSTM, GRU, Bidirectional) gets it as ``mask=``.
+    Self-attention (``MultiHeadAttention``, ``TransformerBlock``), whose query, key and
+    value are the one input, gets it as ``query_mask`` and ``value_mask``: padded positions
+    receive no attention, and their own outputs are meaningless (the mask travels on with
+    them).
+
     Parameters
     ----------
     layers : sequence of Layer, optional
@@ -358,8 +369,11 @@ class Sequential(Model):
             raise ValueError(f"{self._label()}: the model has no layers")
         if not self.built:
             self.build(np.shape(x))
+        mask = None
         for layer in self.layers:
-            x = layer.forward(x, training=training)
+            y = layer.forward(x, training=training, **_mask_arguments(layer, mask))
+            mask = layer.compute_mask(x, mask)
+            x = y
         return x
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
@@ -383,6 +397,23 @@ class Sequential(Model):
         config = dict(config)
         layers = [deserialize_layer(item) for item in config.pop("layers", [])]
         return cls(layers, **config)
+
+
+@cache
+def _forward_parameters(layer_type: type) -> frozenset[str]:
+    return frozenset(inspect.signature(layer_type.forward).parameters)
+
+
+def _mask_arguments(layer: Layer, mask: np.ndarray | None) -> dict[str, np.ndarray]:
+    """The keyword arguments through which ``layer.forward`` receives ``mask``."""
+    if mask is None:
+        return {}
+    accepted = _forward_parameters(type(layer))
+    if "mask" in accepted:
+        return {"mask": mask}
+    if "query_mask" in accepted:  # self-attention: the one input is query, key and value
+        return {"query_mask": mask, "value_mask": mask}
+    return {}
 
 
 def _check_same_length(x: np.ndarray, y: np.ndarray) -> None:

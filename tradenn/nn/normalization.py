@@ -138,6 +138,8 @@ class BatchNormalization(Layer):
 class LayerNormalization(Layer):
     """Normalizes each sample over its last axis (features), then scales and shifts.
 
+    Each position is normalized alone, so an incoming mask passes through.
+
     Shapes: ``x (N, ..., C)``; ``gamma``, ``beta`` are ``(C,)``. Statistics are per row,
     so training and inference behave the same.
 
@@ -156,6 +158,8 @@ class LayerNormalization(Layer):
     epsilon : float
         Added to the variance (Keras default 1e-3).
     """
+
+    supports_masking = True
 
     def __init__(
         self,

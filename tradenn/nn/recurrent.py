@@ -4,7 +4,7 @@ Calling convention
 ------------------
 Inputs are batch first, ``x (N, T, F)``; ``H = units``::
 
-    y  = layer.forward(x, initial_state=None, training=False)
+    y  = layer.forward(x, initial_state=None, mask=None, training=False)
     dx = layer.backward(dy)
 
 * ``initial_state`` is ``None`` (zeros) or a list of arrays ``[h0]`` (RNN, GRU) or
@@ -18,24 +18,35 @@ Inputs are batch first, ``x (N, T, F)``; ``H = units``::
   ``[dx, dh0]`` (``[dx, dh0, dc0]``).
 * ``go_backwards=True`` processes the sequence from its last step to its first and, as in
   Keras, returns the sequence output in processing order (reversed), not re-reversed.
+* ``mask`` is None or boolean ``(N, T)`` in input order, True at the steps that hold data
+  (what ``Embedding(mask_zero=True).compute_mask`` returns). As in Keras, a masked step is
+  skipped: every state is carried over, ``h_t = h_{t-1}`` (and ``c_t = c_{t-1}``), so the
+  output at a masked step is the carried state (``h_0`` if the sequence starts masked) and
+  the final state is the one after the last unmasked step. Backward, a masked step's state
+  gradient goes unchanged to the previous step, and the step's input and the weights get
+  none from it. ``compute_mask`` passes the mask on with ``return_sequences``.
 
-Parameter names, shapes and gate orders are Keras 3's (see ``docs/layers.md``). Not
-implemented: dropout, recurrent dropout, ``stateful``, masking, GRU ``reset_after=False``.
+Parameter names, shapes and gate orders are Keras 3's (see ``docs/layers.md``); GRU has
+both of Keras' variants (``reset_after=True``, the default, and ``False``). Not
+implemented: dropout, recurrent dropout, ``stateful``, ``zero_output_for_mask``.
 
 How the work is organised
 -------------------------
 The input is transposed to time-major ``(T, N, F)`` once, and the input projections
 ``x_t W + b`` of all steps are one matrix product (the bias rides along as a row of ones).
-Only the recurrence loops over time: per step one product ``h_{t-1} U`` into a
+Only the recurrence loops over time: per step one product ``h_{t-1} U`` (two for GRU with
+``reset_after=False``, whose candidate product waits for the reset gate) into a
 preallocated buffer and the gate arithmetic with in-place ufuncs on gate-major arrays
 ``(G, N, H)``, whose gate blocks are contiguous. Backpropagation through time carries only
 ``dh`` (and ``dc``) from step to step: the parts of the gate derivatives that do not depend
 on them are computed before the loop for all steps at once, and each step's pre-activation
 gradient ``dz_t`` is stored channels-last ``(N, G H)``, so that ``dz_t U^T`` and, after
 the loop, ``dW``, ``dU``, ``db`` and ``dx`` are each a single product over the stacked
-steps. Arrays that live for one call (gates, states, gradients) are per-shape workspaces
-reused across calls (numpy pays for every fresh large array in page faults), never
-returned to the caller.
+steps. A mask adds, per step, one masked copy forward and two elementwise products
+backward (the split of ``dh`` between the cell and the carried state); without a mask
+none of that code runs. Arrays that live for one call (gates, states, gradients) are
+per-shape workspaces reused across calls (numpy pays for every fresh large array in page
+faults), never returned to the caller.
 
 Reuse by convolutional LSTMs
 ----------------------------
@@ -301,6 +312,17 @@ def _assign(buffer: np.ndarray, value: np.ndarray | None) -> np.ndarray:
     return buffer
 
 
+def _mask_weights(mask_tm: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """``(keep, skip)``: 1.0 where a step was taken (0.0 where masked), and ``1 - keep``.
+
+    A masked step copies its state, ``h_t = h_{t-1}``, so in the backward pass the gradient
+    arriving at ``h_t`` splits into ``keep * dh_t`` for the cell (zero at a masked step)
+    and ``skip * dh_t``, added straight to ``dh_{t-1}``.
+    """
+    keep = mask_tm.astype(dtype)
+    return keep, 1.0 - keep
+
+
 class RecurrentLayer(Layer, register=False):
     """Base of the recurrent layers: arguments, weights, states, layout, outputs, hooks.
 
@@ -339,8 +361,10 @@ class RecurrentLayer(Layer, register=False):
             a new array, or None when ``needs_input_grad`` is False.
 
     Subclasses set ``_gate_count``, ``_state_names`` (and ``_input_ndim`` for inputs with
-    spatial axes) and implement ``_run(x_tm, states) -> (hidden (T, N, ..., H), final
-    states)`` and ``_backprop(dy_seq, final_state_grads) -> (dx_tm, initial_state_grads)``.
+    spatial axes) and implement ``_run(x_tm, states, mask_tm) -> (hidden (T, N, ..., H),
+    final states)`` and ``_backprop(dy_seq, final_state_grads) -> (dx_tm,
+    initial_state_grads)``. ``mask_tm`` is None or boolean ``(T, N, 1, ..., 1)``, True where
+    a step is taken; at a masked step the states are carried over unchanged (Keras).
     """
 
     _gate_count = 1
@@ -452,16 +476,18 @@ class RecurrentLayer(Layer, register=False):
         self,
         x: np.ndarray,
         initial_state: Sequence[np.ndarray] | None = None,
+        mask: Any = None,
         training: bool = False,
     ) -> np.ndarray | list[np.ndarray]:
         x = self._prepare(x)
         if x.shape[1] == 0:
             raise ValueError(f"{self._label()}: needs at least one time step, got {x.shape}")
         states = self._initial_states(initial_state, self._state_shape(x.shape))
+        mask_tm = self._time_major_mask(mask, x.shape, states[0].ndim)
         x_tm = x.swapaxes(0, 1)
         x_tm = np.ascontiguousarray(x_tm[::-1] if self.go_backwards else x_tm)
         self._weight_copies.clear()  # the parameters may have changed since the last call
-        hidden, final_states = self._run(x_tm, states)
+        hidden, final_states = self._run(x_tm, states, mask_tm)
         y = np.ascontiguousarray(hidden.swapaxes(0, 1)) if self.return_sequences else hidden[-1]
         y = y.copy() if y.base is not None else y  # never hand out a workspace
         self._has_initial_state = initial_state is not None
@@ -488,8 +514,42 @@ class RecurrentLayer(Layer, register=False):
             return [dx, *initial_grads]
         return dx
 
+    def compute_mask(self, x: Any, mask: Any = None) -> np.ndarray | None:
+        """The mask of the output: the input's ``(N, T)`` with ``return_sequences``, else None.
+
+        In processing order, like the sequence output (flipped for ``go_backwards``; Keras
+        passes the input's mask on unflipped).
+        """
+        if mask is None or not self.return_sequences:
+            return None
+        mask = np.asarray(mask, dtype=bool)
+        return mask[:, ::-1] if self.go_backwards else mask
+
+    def _time_major_mask(self, mask: Any, x_shape: Shape, state_ndim: int) -> np.ndarray | None:
+        """``mask (N, T)`` as a boolean ``(T, N, 1, ..., 1)`` in processing order, or None.
+
+        True where the step is taken; it broadcasts against states ``(N, ..., H)``.
+        """
+        if mask is None:
+            return None
+        mask = np.asarray(mask)
+        if mask.dtype != np.bool_:
+            if mask.dtype.kind not in "biuf":
+                raise ValueError(
+                    f"{self._label()}: mask must be boolean (True = take the step), "
+                    f"got dtype {mask.dtype}"
+                )
+            mask = mask != 0
+        if mask.shape != tuple(x_shape[:2]):
+            raise ValueError(
+                f"{self._label()}: mask must have shape (N, T) = {format_shape(x_shape[:2])}, "
+                f"got {format_shape(mask.shape)}"
+            )
+        mask_tm = mask.T[::-1] if self.go_backwards else mask.T
+        return np.ascontiguousarray(mask_tm).reshape(*mask_tm.shape, *(1,) * (state_ndim - 1))
+
     def _run(
-        self, x_tm: np.ndarray, states: list[np.ndarray]
+        self, x_tm: np.ndarray, states: list[np.ndarray], mask_tm: np.ndarray | None
     ) -> tuple[np.ndarray, list[np.ndarray]]:
         raise NotImplementedError
 
@@ -664,37 +724,51 @@ class RNN(RecurrentLayer):
     Dropout, recurrent dropout and ``stateful`` are not implemented.
     """
 
-    def _run(self, x_tm, states):
+    def _run(self, x_tm, states, mask_tm):
         (h0,) = states
         z = self._input_projection(x_tm)  # (1, T, N, H); keeps the pre-activations
         steps = z.shape[1]
         hidden = self._buffer("hidden", (steps + 1, *h0.shape))
         recurrent = self._buffer("recurrent_product", (1, *h0.shape))
+        skipped = None if mask_tm is None else ~mask_tm
         hidden[0] = h0
         for t in range(steps):  # h_t needs h_{t-1}: the only sequential part
             z_t = z[:, t]
             z_t += self._recurrent_product(hidden[t], recurrent)
             self.activation.forward(z_t[0], out=hidden[t + 1])
-        self._cache = (x_tm, hidden, z)
+            if skipped is not None:  # masked step: h_t = h_{t-1}
+                np.copyto(hidden[t + 1], hidden[t], where=skipped[t])
+        self._cache = (x_tm, hidden, z, mask_tm)
         return hidden[1:], [hidden[-1]]
 
     def _backprop(self, dy_seq, state_grads):
-        x_tm, hidden, z = self._cache
+        x_tm, hidden, z, mask_tm = self._cache
         steps = len(hidden) - 1
         slope = self.activation.backward(np.ones_like(z[0]), z[0], hidden[1:])  # φ'(z_t), all t
         dz = self._buffer("dz", z.shape[1:])  # one gate: channels-last is gate-major
         dh_buffer = self._buffer("dh", hidden.shape[1:])
+        if mask_tm is not None:
+            keep, skip = _mask_weights(mask_tm, self.dtype)
+            carry = self._buffer("dh_carried", dh_buffer.shape)  # skip * dh_t, to h_{t-1}
         for t in range(steps - 1, -1, -1):  # carries dh only
             if t == steps - 1:
                 dh = _assign(dh_buffer, state_grads[0])
             else:
                 dh = self._recurrent_input_grad(dz[t + 1], dh_buffer)
+                if mask_tm is not None:
+                    dh += carry
             if dy_seq is not None:
                 dh += dy_seq[t]
+            if mask_tm is not None:
+                np.multiply(dh, skip[t], out=carry)
+                dh *= keep[t]
             np.multiply(dh, slope[t], out=dz[t])
         initial_grads = None
         if self._has_initial_state:
-            initial_grads = [self._recurrent_input_grad(dz[0], np.empty_like(dh_buffer))]
+            dh0 = self._recurrent_input_grad(dz[0], np.empty_like(dh_buffer))
+            if mask_tm is not None:
+                dh0 += carry
+            initial_grads = [dh0]
         return self._parameter_and_input_grads(x_tm, hidden[:-1], dz), initial_grads
 
 
@@ -770,7 +844,7 @@ class LSTMCore(RecurrentLayer, register=False):
         if self.unit_forget_bias:  # Keras: start with the forget gate open
             bias[self.units : 2 * self.units] = 1.0
 
-    def _run(self, x_tm, states):
+    def _run(self, x_tm, states, mask_tm):
         h0, c0 = states
         z = self._input_projection(x_tm)  # (4, T, N, ..., H); becomes the activated gates
         steps = z.shape[1]
@@ -779,6 +853,7 @@ class LSTMCore(RecurrentLayer, register=False):
         act_cell = self._buffer("activated_cell", (steps, *h0.shape))
         recurrent = self._buffer("recurrent_product", (4, *h0.shape))
         pre = self._buffer("pre_activations", z.shape) if self._keeps_pre_activations else None
+        skipped = None if mask_tm is None else ~mask_tm
         hidden[0], cell[0] = h0, c0
         activation, recurrent_activation = self.activation, self.recurrent_activation
         for t in range(steps):  # h_t needs h_{t-1}: the only sequential part
@@ -794,11 +869,15 @@ class LSTMCore(RecurrentLayer, register=False):
                 act_c=act_cell[t],
                 pre=None if pre is None else pre[:, t],
             )
-        self._cache = (x_tm, hidden, LSTMCache(z, cell[:-1], cell[1:], act_cell, pre))
+            if skipped is not None:  # masked step: h_t = h_{t-1}, c_t = c_{t-1}
+                np.copyto(hidden[t + 1], hidden[t], where=skipped[t])
+                np.copyto(cell[t + 1], cell[t], where=skipped[t])
+        cache = LSTMCache(z, cell[:-1], cell[1:], act_cell, pre)
+        self._cache = (x_tm, hidden, cache, mask_tm)
         return hidden[1:], [hidden[-1], cell[-1]]
 
     def _backprop(self, dy_seq, state_grads):
-        x_tm, hidden, cache = self._cache
+        x_tm, hidden, cache, mask_tm = self._cache
         steps, state_shape = cache.gates.shape[1], hidden.shape[1:]
         factors = lstm_backward_factors(
             cache,
@@ -811,18 +890,33 @@ class LSTMCore(RecurrentLayer, register=False):
         dz_gates = gates_first(dz, 4)  # the same memory, gate-major (4, T, N, ..., H)
         dh_buffer = self._buffer("dh", state_shape)
         dc = _assign(self._buffer("dc", state_shape), state_grads[1])
+        if mask_tm is not None:  # the parts of dh_t, dc_t that go straight to t-1
+            keep, skip = _mask_weights(mask_tm, self.dtype)
+            carry_h = self._buffer("dh_carried", state_shape)
+            carry_c = self._buffer("dc_carried", state_shape)
         for t in range(steps - 1, -1, -1):  # carries dh and dc only
             if t == steps - 1:
                 dh = _assign(dh_buffer, state_grads[0])
             else:
                 dh = self._recurrent_input_grad(dz[t + 1], dh_buffer)
+                if mask_tm is not None:
+                    dh += carry_h
             if dy_seq is not None:
                 dh += dy_seq[t]
+            if mask_tm is not None:
+                np.multiply(dh, skip[t], out=carry_h)
+                np.multiply(dc, skip[t], out=carry_c)
+                dh *= keep[t]
+                dc *= keep[t]
             lstm_gates_backward(dh, dc, factors[:, t], dz=dz_step)
+            if mask_tm is not None:
+                dc += carry_c
             np.copyto(dz_gates[:, t], dz_step)
         initial_grads = None
         if self._has_initial_state:
             dh0 = self._recurrent_input_grad(dz[0], np.empty_like(dh_buffer))
+            if mask_tm is not None:
+                dh0 += carry_h
             initial_grads = [dh0, dc.copy()]
         return self._parameter_and_input_grads(x_tm, hidden[:-1], dz), initial_grads
 
@@ -883,27 +977,44 @@ class LSTM(LSTMCore):
 
 
 class GRU(RecurrentLayer):
-    """Gated recurrent unit (Cho et al., 2014), Keras 3 layout with ``reset_after=True``.
+    """Gated recurrent unit (Cho et al., 2014), Keras 3 layout, both of Keras' variants.
 
-    Shapes: ``x (N, T, F)``, ``kernel (F, 3H)``, ``recurrent_kernel (H, 3H)``,
-    ``bias (2, 3H)`` (input bias row ``b_x``, recurrent bias row ``b_h``), gate order
-    ``z, r, h``; state ``h (N, H)``; outputs and the calling convention are described in
-    :mod:`tradenn.nn.recurrent`.
+    Shapes: ``x (N, T, F)``, ``kernel (F, 3H)``, ``recurrent_kernel (H, 3H)``, gate order
+    ``z, r, h``; ``bias (2, 3H)`` (input row ``b_x``, recurrent row ``b_h``) with
+    ``reset_after=True``, ``bias (3H,)`` with ``reset_after=False``; state ``h (N, H)``;
+    outputs and the calling convention are described in :mod:`tradenn.nn.recurrent`.
 
     Forward, for t = 1..T, with ``σ = recurrent_activation`` (sigmoid), ``φ = activation``
-    (tanh) and the reset gate applied after the recurrent product (``reset_after``)::
+    (tanh) and ``U = [U_z, U_r, U_h]``. ``reset_after=True`` (Keras 3's default, the
+    cuDNN variant) applies the reset gate after the recurrent product::
 
         [a_z, a_r, a_h] = x_t W + b_x           [u_z, u_r, u_h] = h_{t-1} U + b_h
         z = σ(a_z + u_z)     r = σ(a_r + u_r)     h~ = φ(a_h + r * u_h)
         h_t = z * h_{t-1} + (1 - z) * h~
 
-    Backward through time, carrying ``dh``::
+    ``reset_after=False`` (the original formulation) applies it to the state first, so the
+    candidate's recurrent product waits for ``r``::
+
+        [a_z, a_r, a_h] = x_t W + b             [u_z, u_r] = h_{t-1} [U_z, U_r]
+        z = σ(a_z + u_z)     r = σ(a_r + u_r)     h~ = φ(a_h + (r * h_{t-1}) U_h)
+        h_t = z * h_{t-1} + (1 - z) * h~
+
+    Backward through time, carrying ``dh``; with ``reset_after=True``::
 
         dp_h = dh_t (1 - z) φ'        dp_z = dh_t (h_{t-1} - h~) σ'(z)
         dp_r = dp_h u_h σ'(r)         du_h = dp_h r
         dh_{t-1} = dy_{t-1} + dh_t z + [dp_z, dp_r, du_h] U^T
         dW = Σ_t x_t^T [dp_z, dp_r, dp_h]       dU = Σ_t h_{t-1}^T [dp_z, dp_r, du_h]
         db_x = Σ sum_rows [dp_z, dp_r, dp_h]    db_h = Σ sum_rows [dp_z, dp_r, du_h]
+        dx_t = [dp_z, dp_r, dp_h] W^T
+
+    and with ``reset_after=False`` (``s = r * h_{t-1}``, the reset state)::
+
+        dp_h = dh_t (1 - z) φ'        dp_z = dh_t (h_{t-1} - h~) σ'(z)
+        ds = dp_h U_h^T               dp_r = ds h_{t-1} σ'(r)
+        dh_{t-1} = dy_{t-1} + dh_t z + ds r + [dp_z, dp_r] [U_z, U_r]^T
+        dW = Σ_t x_t^T [dp_z, dp_r, dp_h]       db = Σ sum_rows [dp_z, dp_r, dp_h]
+        d[U_z, U_r] = Σ_t h_{t-1}^T [dp_z, dp_r]     dU_h = Σ_t s_t^T dp_h
         dx_t = [dp_z, dp_r, dp_h] W^T
 
     Parameters
@@ -913,7 +1024,7 @@ class GRU(RecurrentLayer):
     activation, recurrent_activation : str or ActivationFunction
         ``φ`` (default ``tanh``) and the gates' ``σ`` (default ``sigmoid``), elementwise.
     use_bias : bool
-        Whether to add the two bias rows.
+        Whether to add the bias.
     kernel_initializer, recurrent_initializer, bias_initializer
         Keras defaults: ``glorot_uniform``, ``orthogonal``, ``zeros``.
     kernel_regularizer, recurrent_regularizer
@@ -921,8 +1032,8 @@ class GRU(RecurrentLayer):
     return_sequences, return_state, go_backwards : bool
         As in Keras (see :mod:`tradenn.nn.recurrent`).
     reset_after : bool
-        Must be True (Keras 3's default, the cuDNN-compatible variant); the older
-        ``reset_after=False`` formula is not implemented.
+        Which of the two formulas above (Keras 3's default True). The two are different
+        models: weights trained with one do not fit the other.
 
     Dropout, recurrent dropout and ``stateful`` are not implemented.
     """
@@ -960,18 +1071,18 @@ class GRU(RecurrentLayer):
             go_backwards=go_backwards,
             **kwargs,
         )
-        if not reset_after:
-            raise ValueError(
-                f"{self._label()}: only reset_after=True (Keras 3's default) is implemented"
-            )
         self.recurrent_activation = _elementwise(
             recurrent_activation, "recurrent_activation", self._label()
         )
+        self.reset_after = bool(reset_after)
 
     def _add_bias(self) -> None:
-        self.add_weight("bias", (2, self._gate_width), self.bias_initializer)
+        shape = (2, self._gate_width) if self.reset_after else (self._gate_width,)
+        self.add_weight("bias", shape, self.bias_initializer)
 
     def _input_bias(self) -> np.ndarray:
+        if not self.reset_after:
+            return self.params["bias"]
         # b_hz and b_hr only ever add to a_z and a_r, so they join the input projection;
         # b_hh stays inside r * u_h
         bias = self.params["bias"]
@@ -980,10 +1091,15 @@ class GRU(RecurrentLayer):
         return folded
 
     def _bias_gradient(self, dz_rows: np.ndarray, dz_recurrent_rows: np.ndarray) -> None:
+        if not self.reset_after:
+            ops.sum_rows(dz_rows, out=self.grads["bias"])
+            return
         ops.sum_rows(dz_rows, out=self.grads["bias"][0])
         ops.sum_rows(dz_recurrent_rows, out=self.grads["bias"][1])
 
-    def _run(self, x_tm, states):
+    def _run(self, x_tm, states, mask_tm):
+        if not self.reset_after:
+            return self._run_reset_before(x_tm, states, mask_tm)
         (h0,) = states
         gates = self._input_projection(x_tm)  # (3, T, N, H); becomes z, r, h~
         steps = gates.shape[1]
@@ -993,6 +1109,7 @@ class GRU(RecurrentLayer):
         pre = self._buffer("pre_activations", gates.shape) if self._keeps_pre_activations else None
         recurrent_bias = self.params["bias"][1, 2 * self.units :] if self.use_bias else None
         activation, recurrent_activation = self.activation, self.recurrent_activation
+        skipped = None if mask_tm is None else ~mask_tm
         hidden[0] = h0
         for t in range(steps):  # h_t needs h_{t-1}: the only sequential part
             g, u = gates[:, t], recurrent[:, t]
@@ -1014,28 +1131,69 @@ class GRU(RecurrentLayer):
             np.subtract(hidden[t], candidate, out=scratch)  # h = h~ + z (h_{t-1} - h~)
             scratch *= g[0]
             np.add(candidate, scratch, out=hidden[t + 1])
-        self._cache = (x_tm, hidden, gates, recurrent, pre)
+            if skipped is not None:  # masked step: h_t = h_{t-1}
+                np.copyto(hidden[t + 1], hidden[t], where=skipped[t])
+        self._cache = (x_tm, hidden, gates, recurrent, pre, mask_tm)
+        return hidden[1:], [hidden[-1]]
+
+    def _run_reset_before(self, x_tm, states, mask_tm):
+        """The time loop of ``reset_after=False``: two products per step, ``r`` between them."""
+        (h0,) = states
+        gates = self._input_projection(x_tm)  # (3, T, N, H); becomes z, r, h~
+        steps = gates.shape[1]
+        hidden = self._buffer("hidden", (steps + 1, *h0.shape))
+        reset_hidden = self._buffer("reset_hidden", (steps, *h0.shape))  # s_t = r * h_{t-1}
+        gate_products = self._buffer("gate_products", (2, *h0.shape))
+        scratch = self._buffer("scratch", h0.shape)
+        pre = self._buffer("pre_activations", gates.shape) if self._keeps_pre_activations else None
+        kernel = self._gate_major("recurrent_kernel")  # (3, H, H): U_z, U_r, U_h
+        activation, recurrent_activation = self.activation, self.recurrent_activation
+        skipped = None if mask_tm is None else ~mask_tm
+        hidden[0] = h0
+        for t in range(steps):  # h_t needs h_{t-1}: the only sequential part
+            g = gates[:, t]
+            zr, candidate = g[:2], g[2]
+            zr += np.matmul(hidden[t], kernel[:2], out=gate_products)
+            if pre is not None:
+                pre[:2, t] = zr
+            recurrent_activation.forward(zr, out=zr)
+            np.multiply(g[1], hidden[t], out=reset_hidden[t])
+            candidate += np.matmul(reset_hidden[t], kernel[2], out=scratch)
+            if pre is not None:
+                pre[2, t] = candidate
+            activation.forward(candidate, out=candidate)
+            np.subtract(hidden[t], candidate, out=scratch)  # h = h~ + z (h_{t-1} - h~)
+            scratch *= g[0]
+            np.add(candidate, scratch, out=hidden[t + 1])
+            if skipped is not None:  # masked step: h_t = h_{t-1}
+                np.copyto(hidden[t + 1], hidden[t], where=skipped[t])
+        self._cache = (x_tm, hidden, gates, reset_hidden, pre, mask_tm)
         return hidden[1:], [hidden[-1]]
 
     def _backward_factors(self) -> np.ndarray:
-        """``[(1 - z) φ', (h_prev - h~) σ'(z), u_h σ'(r), r, z]`` for all steps, (5, T, N, H).
+        """``[(1 - z) φ', (h_prev - h~) σ'(z), v σ'(r), r, z]`` for all steps, (5, T, N, H).
 
-        The loop then needs two broadcast products per step:
-        ``[dp_h, dp_z] = dh * factors[0:2]`` and ``[dp_r, du_h] = dp_h * factors[2:4]``.
+        ``v`` is what ``r`` multiplies: ``u_h`` with ``reset_after``, else ``h_{t-1}``. The
+        loop then needs two broadcast products per step:
+        ``[dp_h, dp_z] = dh * factors[0:2]`` and ``[dp_r, du_h] = dp_h * factors[2:4]``
+        (``reset_after``; without it ``dp_r = ds * factors[2]``).
         """
-        _, hidden, gates, recurrent, pre = self._cache
+        _, hidden, gates, recurrent, pre, _ = self._cache
         z, r, candidate = gates
         p_z, p_r, p_h = (None,) * 3 if pre is None else pre
+        reset_input = recurrent[2] if self.reset_after else hidden[:-1]
         factors = self._buffer("backward_factors", (5, *z.shape))
         factors[0] = self.activation.backward(1.0 - z, p_h, candidate)
         factors[1] = self.recurrent_activation.backward(hidden[:-1] - candidate, p_z, z)
-        factors[2] = self.recurrent_activation.backward(recurrent[2], p_r, r)
+        factors[2] = self.recurrent_activation.backward(reset_input, p_r, r)
         factors[3] = r
         factors[4] = z
         return factors
 
     def _backprop(self, dy_seq, state_grads):
-        x_tm, hidden, gates, _, _ = self._cache
+        if not self.reset_after:
+            return self._backprop_reset_before(dy_seq, state_grads)
+        x_tm, hidden, gates, _, _, mask_tm = self._cache
         units, steps, state_shape = self.units, gates.shape[1], hidden.shape[1:]
         factors = self._backward_factors()
         # one step's [dp_h, dp_z, dp_r, du_h], gate-major: adjacent pairs for the broadcast
@@ -1046,12 +1204,20 @@ class GRU(RecurrentLayer):
         dp_h = self._buffer("dp_h", hidden[1:].shape)
         dh = _assign(self._buffer("dh", state_shape), state_grads[0])
         dh_recurrent = self._buffer("dh_recurrent", state_shape)
+        if mask_tm is not None:
+            keep, skip = _mask_weights(mask_tm, self.dtype)
+            carry = self._buffer("dh_carried", state_shape)  # skip * dh_t, to h_{t-1}
         for t in range(steps - 1, -1, -1):  # carries dh only
             if t < steps - 1:
                 dh *= factors[4, t + 1]  # through h_{t+1} = z h_t + ...
                 dh += self._recurrent_input_grad(dz_recurrent[t + 1], dh_recurrent)
+                if mask_tm is not None:
+                    dh += carry
             if dy_seq is not None:
                 dh += dy_seq[t]
+            if mask_tm is not None:
+                np.multiply(dh, skip[t], out=carry)
+                dh *= keep[t]
             np.multiply(dh, factors[0:2, t], out=grads[0:2])
             np.multiply(grads[0], factors[2:4, t], out=grads[2:4])
             np.copyto(dz_recurrent_gates[:, t], grads[1:])
@@ -1060,6 +1226,8 @@ class GRU(RecurrentLayer):
         if self._has_initial_state:
             dh0 = self._recurrent_input_grad(dz_recurrent[0], np.empty_like(dh))
             dh0 += dh * factors[4, 0]
+            if mask_tm is not None:
+                dh0 += carry
             initial_grads = [dh0]
         dz_input = self._buffer("dz_input", dz_recurrent.shape)  # [dp_z, dp_r, dp_h]
         np.copyto(dz_input, dz_recurrent)
@@ -1067,11 +1235,66 @@ class GRU(RecurrentLayer):
         dx_tm = self._parameter_and_input_grads(x_tm, hidden[:-1], dz_input, dz_recurrent)
         return dx_tm, initial_grads
 
+    def _backprop_reset_before(self, dy_seq, state_grads):
+        """BPTT for ``reset_after=False``; each iteration ends with dL/dh_{t-1} in ``dh``."""
+        x_tm, hidden, gates, reset_hidden, _, mask_tm = self._cache
+        units, steps, state_shape = self.units, gates.shape[1], hidden.shape[1:]
+        factors = self._backward_factors()
+        kernel_zr_t, kernel_h_t = self._reset_before_kernels_t()
+        grads = self._buffer("dz_step", (2, *state_shape))  # [dp_h, dp_z]
+        dz = self._buffer("dz", (steps, *state_shape[:-1], 3 * units))  # [dp_z, dp_r, dp_h]
+        dz_gates = gates_first(dz, 3)
+        d_reset = self._buffer("d_reset_hidden", state_shape)
+        dh_recurrent = self._buffer("dh_recurrent", state_shape)
+        dh = _assign(self._buffer("dh", state_shape), state_grads[0])
+        if mask_tm is not None:
+            keep, skip = _mask_weights(mask_tm, self.dtype)
+            carry = self._buffer("dh_carried", state_shape)  # skip * dh_t, to h_{t-1}
+        for t in range(steps - 1, -1, -1):  # carries dh only
+            if dy_seq is not None:
+                dh += dy_seq[t]
+            if mask_tm is not None:
+                np.multiply(dh, skip[t], out=carry)
+                dh *= keep[t]
+            np.multiply(dh, factors[0:2, t], out=grads)
+            np.matmul(grads[0], kernel_h_t, out=d_reset)  # ds = dp_h U_h^T
+            np.multiply(d_reset, factors[2, t], out=dz_gates[1, t])  # dp_r
+            np.copyto(dz_gates[0, t], grads[1])
+            np.copyto(dz_gates[2, t], grads[0])
+            dh *= factors[4, t]  # dh_{t-1} = dh z + ds r + [dp_z, dp_r] [U_z, U_r]^T
+            d_reset *= factors[3, t]
+            dh += d_reset
+            dh += np.matmul(dz[t, ..., : 2 * units], kernel_zr_t, out=dh_recurrent)
+            if mask_tm is not None:
+                dh += carry
+        initial_grads = [dh.copy()] if self._has_initial_state else None
+        x_rows, dz_rows = ops.as_matrix(x_tm), ops.as_matrix(dz)
+        np.matmul(x_rows.T, dz_rows, out=self.grads["kernel"])
+        d_recurrent = self.grads["recurrent_kernel"]
+        d_recurrent[:, : 2 * units] = ops.as_matrix(hidden[:-1]).T @ dz_rows[:, : 2 * units]
+        d_recurrent[:, 2 * units :] = ops.as_matrix(reset_hidden).T @ dz_rows[:, 2 * units :]
+        if self.use_bias:
+            self._bias_gradient(dz_rows, dz_rows)
+        if not self.needs_input_grad:
+            return None, initial_grads
+        return ops.matmul(dz_rows, self.params["kernel"].T).reshape(x_tm.shape), initial_grads
+
+    def _reset_before_kernels_t(self) -> tuple[np.ndarray, np.ndarray]:
+        """Contiguous ``[U_z, U_r]^T (2H, H)`` and ``U_h^T (H, H)``, once per forward."""
+        if "recurrent_kernel_h_t" not in self._weight_copies:  # BLAS prefers contiguous
+            kernel, units = self.params["recurrent_kernel"], self.units
+            copies = self._weight_copies
+            copies["recurrent_kernel_zr_t"] = np.ascontiguousarray(kernel[:, : 2 * units].T)
+            copies["recurrent_kernel_h_t"] = np.ascontiguousarray(kernel[:, 2 * units :].T)
+        return self._weight_copies["recurrent_kernel_zr_t"], self._weight_copies[
+            "recurrent_kernel_h_t"
+        ]
+
     def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "recurrent_activation": act_lib.serialize(self.recurrent_activation),
-            "reset_after": True,
+            "reset_after": self.reset_after,
         }
 
 
@@ -1099,7 +1322,8 @@ class Bidirectional(Layer):
     *backward_states]`` (``[y_f, y_b, ...]`` for ``merge_mode=None``) and ``backward``
     takes the matching list (entries may be None). ``initial_state`` is the list of
     forward states followed by the backward states (Keras' half/half split); ``backward``
-    then returns ``[dx, *d(forward states), *d(backward states)]``.
+    then returns ``[dx, *d(forward states), *d(backward states)]``. A ``mask (N, T)`` (in
+    input order) goes to both layers.
 
     Parameters
     ----------
@@ -1179,6 +1403,7 @@ class Bidirectional(Layer):
         self,
         x: np.ndarray,
         initial_state: Sequence[np.ndarray] | None = None,
+        mask: Any = None,
         training: bool = False,
     ) -> np.ndarray | list[np.ndarray]:
         x = self._prepare(x)
@@ -1191,8 +1416,12 @@ class Bidirectional(Layer):
                     f"(the forward layer's states, then the backward layer's)"
                 )
             forward_state, backward_state = list(initial_state[:count]), list(initial_state[count:])
-        y_f = self.forward_layer.forward(x, initial_state=forward_state, training=training)
-        y_b = self.backward_layer.forward(x, initial_state=backward_state, training=training)
+        y_f = self.forward_layer.forward(
+            x, initial_state=forward_state, mask=mask, training=training
+        )
+        y_b = self.backward_layer.forward(
+            x, initial_state=backward_state, mask=mask, training=training
+        )
         states: list[np.ndarray] = []
         if self.return_state:
             (y_f, *states_f), (y_b, *states_b) = y_f, y_b
@@ -1215,6 +1444,12 @@ class Bidirectional(Layer):
         if self.return_state:
             return [*outputs, *states]
         return outputs if self.merge_mode is None else outputs[0]
+
+    def compute_mask(self, x: Any, mask: Any = None) -> np.ndarray | None:
+        """The input's mask ``(N, T)`` with ``return_sequences`` (input order), else None."""
+        if mask is None or not self.return_sequences:
+            return None
+        return np.asarray(mask, dtype=bool)
 
     def backward(self, dy: Any) -> np.ndarray | list[np.ndarray]:
         self._require_forward(self._outputs)
