@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -14,23 +13,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import tradenn
 from strategies import load_strategy
 from tradenn import data
 from tradenn.data.synthetic import gbm
 from tradenn.live import Bar, Ledger, PaperTrader, SimulatedBroker
-from tradenn.live.loop import HOOK_ENV
+
+from .crash_hooks import command, crash_hook
 
 PARAMS = {"fast": 3, "slow": 8}
 COSTS = {"commission": 0.001, "slippage_bps": 2.0}
 PHASES = ("before", "mid", "after")
-
-# `tradenn paper ...` in a fresh interpreter, as a user runs it.
-RUNNER = """
-import sys
-from tradenn.live.commands import main
-sys.exit(main(sys.argv[1:]))
-"""
 
 
 class FakeFeed:
@@ -54,7 +46,7 @@ def _csv(tmp_path: Path, n: int) -> tuple[Path, pd.DataFrame]:
     return path, data.load(path)[["Open", "High", "Low", "Close", "Volume"]]
 
 
-def _run_in_process(frame: pd.DataFrame, path: Path) -> None:
+def _run_in_process(frame: pd.DataFrame, path: Path, hook: str | None = None) -> None:
     with Ledger(path) as ledger:
         PaperTrader(
             load_strategy("sma_cross"),
@@ -62,6 +54,7 @@ def _run_in_process(frame: pd.DataFrame, path: Path) -> None:
             ledger,
             FakeFeed(frame),
             params=PARAMS,
+            on_step=None if hook is None else crash_hook(hook),
         ).run()
 
 
@@ -102,8 +95,7 @@ def test_sigkill_at_20_points_inside_and_around_transactions_changes_nothing(tmp
         pid = os.fork()
         if pid == 0:  # the child: run until the hook kills it
             try:
-                os.environ[HOOK_ENV] = f"kill-{phase}@{bar}"
-                _run_in_process(frame, path)
+                _run_in_process(frame, path, f"kill-{phase}@{bar}")
             finally:
                 os._exit(3)
         _, status = os.waitpid(pid, 0)
@@ -115,14 +107,12 @@ def test_sigkill_at_20_points_inside_and_around_transactions_changes_nothing(tmp
 
 
 def _cli(csv: Path, ledger: Path, hook: str | None = None, **popen) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(Path(tradenn.__file__).parents[1]))
-    env.pop(HOOK_ENV, None)
-    if hook:
-        env[HOOK_ENV] = hook
+    """`tradenn paper run ...` in a fresh interpreter, as a user runs it, with ``hook``."""
     argv = ["run", "sma_cross", "--feed", f"replay:{csv}", "--ledger", str(ledger), "--quiet"]
     argv += ["--commission", str(COSTS["commission"]), "--slippage", str(COSTS["slippage_bps"])]
     argv += [f"--param=fast={PARAMS['fast']}", f"--param=slow={PARAMS['slow']}"]
-    return subprocess.Popen([sys.executable, "-c", RUNNER, *argv], env=env, **popen)
+    args, env = command("tradenn.live.commands", argv, hook)
+    return subprocess.Popen(args, env=env, **popen)
 
 
 def _crash_and_resume_via_cli(tmp_path: Path, n_bars: int, kills: int, seed: int) -> None:

@@ -39,7 +39,8 @@ import tradenn
 from tradenn.data.synthetic import gbm
 from tradenn.live import Bar, Ledger, LedgerDiskError, LedgerError, commands
 from tradenn.live.ledger import BarRecord
-from tradenn.live.loop import HOOK_ENV
+
+from .crash_hooks import command
 
 NOBODY = 65534
 REPO = str(Path(tradenn.__file__).parents[1])
@@ -57,13 +58,6 @@ ledger.record(BarRecord(seq, time, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 1.0, symbo
 print("holding", flush=True)
 sys.stdin.readline()
 ledger.close()
-"""
-
-# `tradenn paper ...` in a fresh interpreter, as a user runs it.
-RUNNER = """
-import sys
-from tradenn.live.commands import main
-sys.exit(main(sys.argv[1:]))
 """
 
 
@@ -133,11 +127,9 @@ def _run(path: Path, feed: str = "replay:TEST") -> list[str]:
 
 
 def _spawn(argv: list[str], hook: str | None = None, **popen) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=REPO)
-    env.pop(HOOK_ENV, None)
-    if hook:
-        env[HOOK_ENV] = hook
-    return subprocess.Popen([sys.executable, "-c", RUNNER, *argv], env=env, text=True, **popen)
+    """`tradenn paper ...` in a fresh interpreter, as a user runs it, with ``hook``."""
+    args, env = command("tradenn.live.commands", argv, hook)
+    return subprocess.Popen(args, env=env, text=True, **popen)
 
 
 def _hold(path: Path, seq: int) -> subprocess.Popen:

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -17,7 +15,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import tradenn
 from strategies import load_strategy
 from strategies.linreg_forecast import LinregForecast
 from tradenn.account import Settings
@@ -26,8 +23,10 @@ from tradenn.backtest.runner import Runner, parameter_values
 from tradenn.data.synthetic import gbm
 from tradenn.live import Bar, Ledger, PaperTrader, SimulatedBroker
 from tradenn.live.artifacts import ArtifactError, load_artifact, read_artifact, save_artifact
-from tradenn.live.loop import HOOK_ENV, verify
+from tradenn.live.loop import verify
 from tradenn.models.linear import LinearRegression
+
+from .crash_hooks import command
 
 COSTS = {"commission": 0.001}
 CASH = 10_000.0
@@ -167,21 +166,10 @@ def test_a_restart_refuses_a_model_file_changed_since_it_was_recorded(prices, tm
         _paper(LinregForecast, FakeFeed(prices), path, params)
 
 
-RUNNER = """
-import sys
-from tradenn.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
-
-
 def _cli(*argv: str, hook: str | None = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(Path(tradenn.__file__).parents[1]))
-    env.pop(HOOK_ENV, None)
-    if hook:
-        env[HOOK_ENV] = hook
-    return subprocess.run(
-        [sys.executable, "-c", RUNNER, *argv], env=env, capture_output=True, text=True, timeout=300
-    )
+    """`tradenn ...` in a fresh interpreter, with crash hook ``hook``."""
+    args, env = command("tradenn.cli", list(argv), hook)
+    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
 
 
 def _csv(tmp_path: Path, frame: pd.DataFrame, name: str = "prices.csv") -> Path:

@@ -34,8 +34,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
-import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -55,11 +53,6 @@ from tradenn.live.feeds import Bar
 from tradenn.live.ledger import BarRecord, Ledger, LedgerError
 
 log = logging.getLogger("tradenn.live")
-
-HOOK_ENV = "TRADENN_LIVE_TEST_HOOK"
-"""Crash-test hook: ``kill-before@N``, ``kill-mid@N``, ``kill-after@N`` (SIGKILL the process
-before, inside or after bar N's transaction), ``kill-saved@N`` (once bar N's model file is
-written, before its transaction) or ``pause@N`` (after bar N, wait for a stop)."""
 
 _COLUMNS = ("Open", "High", "Low", "Close", "Volume")
 
@@ -263,6 +256,11 @@ class PaperTrader:
         The feed's time between bars; training that takes longer is warned about once.
     progress : bool
         Show progress bars while the strategy trains.
+    on_step : callable, optional
+        Called as ``on_step(phase, seq, stop)`` at each step of recording bar ``seq``:
+        ``"saved"`` once a model file the bar trained is written, ``"before"`` its ledger
+        transaction, ``"mid"`` inside it, ``"after"`` it; ``stop`` is the run's stop event.
+        The crash tests kill the process from here.
     """
 
     def __init__(
@@ -278,6 +276,7 @@ class PaperTrader:
         model: str | os.PathLike | None = None,
         interval: pd.Timedelta | None = None,
         progress: bool = False,
+        on_step: Callable[[str, int, threading.Event], None] | None = None,
     ) -> None:
         if not (isinstance(strategy, type) and issubclass(strategy, Strategy)):
             raise TradennError(
@@ -294,8 +293,9 @@ class PaperTrader:
         self.model = model
         self.interval = interval
         self.progress = progress
-        self._hook = _parse_hook(os.environ.get(HOOK_ENV, ""))
+        self.on_step = on_step
         self._seq = -1
+        self._stop = threading.Event()
 
     def store(self) -> ArtifactStore:
         """The folder of this ledger's models (``LEDGER.models``)."""
@@ -306,7 +306,7 @@ class PaperTrader:
     def run(self, stop: threading.Event | None = None) -> RunSummary:
         """Resume from the ledger, then process new bars until the feed ends or ``stop`` is
         set (checked after each bar)."""
-        stop = stop if stop is not None else threading.Event()
+        stop = self._stop = stop if stop is not None else threading.Event()
         self.broker = self.broker_factory()
         if self.model is not None:  # before the ledger is bound to this run
             header, _ = read_artifact(self.model)
@@ -460,23 +460,13 @@ class PaperTrader:
             )
 
     def _model_hook(self, record: dict[str, Any]) -> None:
-        """Crash tests: ``kill-saved@N`` kills the process once bar N's model file is written
-        (before the bar's transaction)."""
-        if self._hook is not None and self._hook[0] == "kill-saved":
-            # the bar being processed is the one after the last recorded
-            if self._hook[1] == self._seq:
-                os.kill(os.getpid(), signal.SIGKILL)
+        """A model file of the bar being processed (the one after the last recorded) is
+        written: the ``"saved"`` step."""
+        self._fire("saved", self._seq, self._stop)
 
     def _fire(self, phase: str, seq: int, stop: threading.Event) -> None:
-        """The crash-test hook (``TRADENN_LIVE_TEST_HOOK``); does nothing unless set."""
-        if self._hook is None or self._hook[1] != seq:
-            return
-        action = self._hook[0]
-        if action == f"kill-{phase}":
-            os.kill(os.getpid(), signal.SIGKILL)
-        elif action == "pause" and phase == "after":
-            print(f"tradenn-test-hook: paused after bar {seq}", file=sys.stderr, flush=True)
-            stop.wait(60)
+        if self.on_step is not None:
+            self.on_step(phase, seq, stop)
 
 
 def _settings_record(broker: SimulatedBroker) -> dict[str, Any]:
@@ -637,13 +627,3 @@ def _model_text(model: tuple | None) -> str:
         return "none"
     seq, file, sha = model
     return f"{file} at bar #{seq} (SHA-256 {sha[:12]})"
-
-
-def _parse_hook(text: str) -> tuple[str, int] | None:
-    if not text:
-        return None
-    action, _, bar = text.partition("@")
-    actions = ("kill-before", "kill-mid", "kill-after", "kill-saved", "pause")
-    if action not in actions or not bar.isdigit():
-        raise TradennError(f"{HOOK_ENV}={text!r}: expected {'|'.join(actions)}@N")
-    return action, int(bar)
