@@ -11,8 +11,8 @@ import pytest
 from strategies import available, load_strategy
 from strategies.adapters import AgentStrategy, ForecastStrategy
 from tradenn import data
-from tradenn.backtest import Backtest, LookAheadError, Strategy
-from tradenn.backtest.lookahead import LookaheadCheckError, check_lookahead
+from tradenn.backtest import Backtest, BacktestError, LookAheadError, Strategy
+from tradenn.backtest.lookahead import check_lookahead
 from tradenn.backtest.stats import ImplausibleResultWarning
 
 STRATEGIES = available()
@@ -289,7 +289,7 @@ def test_strategy_by_name_and_parameters(short):
 
 def test_a_strategy_name_is_refused_with_a_pointer_to_the_registry(short):
     # the engine knows no ready strategy: names are resolved above it (the CLI, the caller)
-    with pytest.raises(LookaheadCheckError) as caught:
+    with pytest.raises(BacktestError) as caught:
         check_lookahead("sma_cross", short, cuts=2)
     message = str(caught.value)
     assert "\n" not in message
@@ -299,7 +299,7 @@ def test_a_strategy_name_is_refused_with_a_pointer_to_the_registry(short):
 
 @pytest.mark.parametrize("cuts", [0, -1, 2.5, True])
 def test_bad_cuts_are_rejected(short, cuts):
-    with pytest.raises(LookaheadCheckError, match="cuts must be an int >= 1"):
+    with pytest.raises(BacktestError, match="cuts must be an int >= 1"):
         check_lookahead(load_strategy("sma_cross"), short, cuts=cuts)
 
 

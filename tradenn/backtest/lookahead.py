@@ -44,16 +44,12 @@ from tradenn.backtest.stats import ImplausibleResultWarning
 from tradenn.backtest.strategy import Strategy
 from tradenn.errors import BacktestError, TradennError
 
-__all__ = ["Finding", "LookaheadCheckError", "LookaheadReport", "check_lookahead"]
+__all__ = ["Finding", "LookaheadReport", "check_lookahead"]
 
 _CACHES = ("_models", "_agents")  # content-addressed model caches safe to share between runs
 _ORDER_FIELDS = ("Side", "Size", "Type", "Limit", "Stop", "SL", "TP", "Tag")
 _BAR_IN_MESSAGE = re.compile(r"at bar (\d+)")
 _SHOWN = 5  # findings listed in the summary
-
-
-class LookaheadCheckError(TradennError):
-    """The check could not run: a bad argument, or a run that failed for another reason."""
 
 
 @dataclass(frozen=True)
@@ -214,17 +210,24 @@ def check_lookahead(
     -------
     LookaheadReport
         ``clean``, ``first_bar`` (timestamp of the earliest changed decision), the findings.
+
+    Raises
+    ------
+    BacktestError
+        When the check cannot run: a bad argument, or a rerun that fails for a reason other
+        than reading the future (a look-ahead a rerun raises, :class:`LookAheadError`, is a
+        finding).
     """
     with warnings.catch_warnings():  # truncated copies are short on purpose
         warnings.simplefilter("ignore", TooFewBarsWarning)
         warnings.simplefilter("ignore", ImplausibleResultWarning)  # what this check answers
         if isinstance(strategy, str):
-            raise LookaheadCheckError(
+            raise BacktestError(
                 "check_lookahead: strategy must be a Strategy class, got the str "
                 f"{strategy!r}; load one by name with strategies.load_strategy({strategy!r})"
             )
         if isinstance(cuts, bool) or not isinstance(cuts, int) or cuts < 1:
-            raise LookaheadCheckError(f"check_lookahead: cuts must be an int >= 1, got {cuts!r}")
+            raise BacktestError(f"check_lookahead: cuts must be an int >= 1, got {cuts!r}")
         options = dict(backtest_options or {})
         params = dict(params or {})
         from tradenn.backtest.portfolio import PortfolioBacktest, PortfolioStrategy
@@ -234,7 +237,7 @@ def check_lookahead(
         frame = engine.data
         n = len(frame)
         if n < 3:
-            raise LookaheadCheckError(f"check_lookahead: need at least 3 bars, got {n}")
+            raise BacktestError(f"check_lookahead: need at least 3 bars, got {n}")
         label = _label(strategy, params)
         rng = np.random.default_rng(seed)
         if portfolio:
@@ -382,7 +385,7 @@ def _check_events(engine, params, label, cuts, perturb, rng) -> LookaheadReport:
                 report.findings.append(Finding(kind, cut, bar, time, str(error)))
                 continue
             except TradennError as error:
-                raise LookaheadCheckError(
+                raise BacktestError(
                     f"check_lookahead: the run {kind} after bar {cut} failed: {error}"
                 ) from error
             _compare_runs(report, kind, cut, full, orders, other)
