@@ -1,6 +1,6 @@
 """Build and execute notebooks/01_quickstart.ipynb (run from anywhere; PYTHONPATH = worktree)."""
 
-from common import build, code, md
+from notebook import build, code, md
 
 cells = [
     md(
@@ -342,4 +342,4 @@ cells = [
 ]
 
 if __name__ == "__main__":
-    build(cells, "01_quickstart.ipynb")
+    build("01_quickstart.ipynb", cells)

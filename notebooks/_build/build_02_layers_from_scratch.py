@@ -1,6 +1,6 @@
 """Build and execute notebooks/02_layers_from_scratch.ipynb (PYTHONPATH = worktree)."""
 
-from common import build, code, md
+from notebook import build, code, md
 
 cells = [
     md(
@@ -493,4 +493,4 @@ cells = [
 ]
 
 if __name__ == "__main__":
-    build(cells, "02_layers_from_scratch.ipynb")
+    build("02_layers_from_scratch.ipynb", cells)

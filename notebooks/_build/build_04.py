@@ -1,7 +1,7 @@
 # ruff: noqa: E501  (cell sources are formatted by ruff at build time, see _nb.code)
 """Build and execute notebooks/04_transformer_lm.ipynb."""
 
-from _nb import build, code, md
+from notebook import build, code, md
 
 CELLS = [
     md("""

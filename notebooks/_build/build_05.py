@@ -6,15 +6,11 @@ The notebook is written with its outputs (execution timestamps stripped).
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-import nbclient
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from notebook import build, code, md
 
-ROOT = Path(__file__).resolve().parents[2]
-TARGET = ROOT / "notebooks" / "05_reinforcement_learning.ipynb"
+TARGET = Path(__file__).resolve().parents[1] / "05_reinforcement_learning.ipynb"
 
 CELLS: list[tuple[str, str]] = [
     (
@@ -402,38 +398,9 @@ far behind buy & hold.
 ]
 
 
-def build() -> nbformat.NotebookNode:
-    """The notebook, not yet executed."""
-    cells = [
-        new_markdown_cell(text.strip()) if kind == "md" else new_code_cell(text.strip())
-        for kind, text in CELLS
-    ]
-    notebook = new_notebook(cells=cells)
-    notebook.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    notebook.metadata["language_info"] = {"name": "python"}
-    return notebook
-
-
 def main() -> None:
     """Build, execute from notebooks/ and write the notebook with its outputs."""
-    notebook = build()
-    began = time.perf_counter()
-    nbclient.NotebookClient(
-        notebook,
-        timeout=600,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(TARGET.parent)}},
-    ).execute()
-    seconds = time.perf_counter() - began
-    for cell in notebook.cells:
-        cell.metadata.pop("execution", None)
-    nbformat.validate(notebook)
-    nbformat.write(notebook, TARGET)
-    print(f"{TARGET.name}: executed in {seconds:.1f} s, {TARGET.stat().st_size:,} bytes")
+    build(TARGET.name, [md(text) if kind == "md" else code(text) for kind, text in CELLS])
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
-"""Tiny helpers to write a notebook from (kind, source) cells and execute it with nbclient.
+"""The one set of helpers every notebook builder uses: make cells, execute the notebook in a
+fresh kernel with nbclient, save it with its outputs (no timing metadata).
 
-Run a builder from the worktree root, e.g. ``PYTHONPATH=. python notebooks/_build/build_03.py``.
+Run a builder from the repository root, e.g. ``PYTHONPATH=. python notebooks/_build/build_03.py``.
 """
 
 from __future__ import annotations
@@ -23,17 +24,19 @@ def md(source: str) -> nbformat.NotebookNode:
 
 
 def code(source: str) -> nbformat.NotebookNode:
-    """A code cell (dedented, then formatted by ``ruff format`` with the project's settings)."""
+    """A code cell (dedented, then formatted by ``ruff format`` with the project's settings;
+    a cell with IPython magics, which ruff cannot parse as Python, is kept as written)."""
     text = textwrap.dedent(source).strip() + "\n"
-    formatted = subprocess.run(
-        ["ruff", "format", "--stdin-filename", "cell.py", "-"],
-        input=text,
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=NOTEBOOKS.parent,
-    ).stdout
-    return nbformat.v4.new_code_cell(formatted.strip())
+    if not any(line.lstrip().startswith(("%", "!")) for line in text.splitlines()):
+        text = subprocess.run(
+            ["ruff", "format", "--stdin-filename", "cell.py", "-"],
+            input=text,
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=NOTEBOOKS.parent,
+        ).stdout
+    return nbformat.v4.new_code_cell(text.strip())
 
 
 def build(name: str, cells: list) -> float:
