@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -16,27 +15,13 @@ import pytest
 from strategies import load_strategy
 from tradenn import data
 from tradenn.data.synthetic import gbm
-from tradenn.live import Bar, Ledger, PaperTrader, SimulatedBroker
+from tradenn.live import Ledger, PaperTrader, SimulatedBroker
 
-from .crash_hooks import command, crash_hook
+from .support import FakeFeed, command, crash_hook
 
 PARAMS = {"fast": 3, "slow": 8}
 COSTS = {"commission": 0.001, "slippage_bps": 2.0}
 PHASES = ("before", "mid", "after")
-
-
-class FakeFeed:
-    name = "replay:TEST"
-
-    def __init__(self, frame: pd.DataFrame):
-        self.frame = frame
-
-    def bars(self, after, stop: threading.Event):
-        frame = self.frame if after is None else self.frame[self.frame.index > after]
-        for time, row in zip(frame.index, frame.itertuples(index=False), strict=True):
-            if stop.is_set():
-                return
-            yield Bar(time, row.Open, row.High, row.Low, row.Close, row.Volume)
 
 
 def _csv(tmp_path: Path, n: int) -> tuple[Path, pd.DataFrame]:

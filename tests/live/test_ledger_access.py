@@ -26,7 +26,6 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -37,10 +36,10 @@ import pytest
 
 import tradenn
 from tradenn.data.synthetic import gbm
-from tradenn.live import Bar, Ledger, LedgerDiskError, LedgerError, commands
+from tradenn.live import Ledger, LedgerDiskError, LedgerError, commands
 from tradenn.live.ledger import BarRecord
 
-from .crash_hooks import command
+from .support import FakeFeed, command
 
 NOBODY = 65534
 REPO = str(Path(tradenn.__file__).parents[1])
@@ -59,20 +58,6 @@ print("holding", flush=True)
 sys.stdin.readline()
 ledger.close()
 """
-
-
-class FakeFeed:
-    name = "replay:TEST"
-
-    def __init__(self, frame: pd.DataFrame):
-        self.frame = frame
-
-    def bars(self, after, stop: threading.Event):
-        frame = self.frame if after is None else self.frame[self.frame.index > after]
-        for time_, row in zip(frame.index, frame.itertuples(index=False), strict=True):
-            if stop.is_set():
-                return
-            yield Bar(time_, row.Open, row.High, row.Low, row.Close, row.Volume)
 
 
 @pytest.fixture(scope="module")

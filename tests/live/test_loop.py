@@ -13,25 +13,11 @@ import pytest
 from strategies import load_strategy
 from tradenn.backtest import Backtest, Strategy, Trail
 from tradenn.data.synthetic import gbm
-from tradenn.live import Bar, Ledger, LedgerError, PaperTrader, SimulatedBroker, commands
+from tradenn.live import Ledger, LedgerError, PaperTrader, SimulatedBroker, commands
+
+from .support import FakeFeed
 
 COSTS = {"commission": 0.002, "slippage_bps": 3.0}
-
-
-class FakeFeed:
-    """Replays a frame: bars strictly after ``after``; optionally sets ``stop`` after k bars."""
-
-    def __init__(self, frame: pd.DataFrame, name: str = "replay:TEST", stop_after=None):
-        self.frame, self.name, self.stop_after = frame, name, stop_after
-
-    def bars(self, after, stop: threading.Event):
-        frame = self.frame if after is None else self.frame[self.frame.index > after]
-        for k, (time, row) in enumerate(frame.iterrows()):
-            if stop.is_set():
-                return
-            if self.stop_after is not None and k + 1 == self.stop_after:
-                stop.set()  # as a signal handler would, while this bar is being processed
-            yield Bar(time, row.Open, row.High, row.Low, row.Close, row.Volume)
 
 
 @pytest.fixture(scope="module")

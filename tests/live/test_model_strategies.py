@@ -8,7 +8,6 @@ import logging
 import signal
 import sqlite3
 import subprocess
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -21,12 +20,12 @@ from tradenn.account import Settings
 from tradenn.backtest import Backtest
 from tradenn.backtest.runner import Runner, parameter_values
 from tradenn.data.synthetic import gbm
-from tradenn.live import Bar, Ledger, PaperTrader, SimulatedBroker
+from tradenn.live import Ledger, PaperTrader, SimulatedBroker
 from tradenn.live.artifacts import ArtifactError, load_artifact, read_artifact, save_artifact
 from tradenn.live.loop import verify
 from tradenn.models.linear import LinearRegression
 
-from .crash_hooks import command
+from .support import FakeFeed, command
 
 COSTS = {"commission": 0.001}
 CASH = 10_000.0
@@ -51,25 +50,6 @@ SMALL = {
     "q_learning": {"train_size": 120, "retrain": 80, "episodes": 5, "episode_length": 40},
     "dqn": {"train_size": 120, "retrain": 80, "timesteps": 300, "episode_length": 40},
 }
-
-
-class FakeFeed:
-    """Replays a frame: bars strictly after ``after``; the first ``n`` as history."""
-
-    def __init__(self, frame: pd.DataFrame, name: str = "replay:TEST", stop_after=None):
-        self.frame, self.name, self.stop_after = frame, name, stop_after
-
-    def bars(self, after, stop: threading.Event):
-        frame = self.frame if after is None else self.frame[self.frame.index > after]
-        for k, (time, row) in enumerate(frame.iterrows()):
-            if stop.is_set():
-                return
-            if self.stop_after is not None and k + 1 == self.stop_after:
-                stop.set()
-            yield Bar(time, row.Open, row.High, row.Low, row.Close, row.Volume)
-
-    def history(self, n, stop=None):
-        return self.frame.iloc[:n]
 
 
 @pytest.fixture(scope="module")

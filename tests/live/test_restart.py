@@ -3,8 +3,6 @@ the same whatever the ledger's length and continues exactly as an uninterrupted 
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,22 +12,12 @@ from tradenn.backtest import Backtest, BacktestError, Strategy
 from tradenn.backtest.runner import DEFAULT_HISTORY
 from tradenn.data.synthetic import gbm
 from tradenn.features import sma
-from tradenn.live import Bar, Ledger, PaperTrader, SimulatedBroker, commands
+from tradenn.live import Ledger, PaperTrader, SimulatedBroker, commands
 from tradenn.live.loop import verify
 
+from .support import FakeFeed
+
 COSTS = {"commission": 0.001, "slippage_bps": 2.0}
-
-
-class FakeFeed:
-    name = "replay:TEST"
-
-    def __init__(self, frame: pd.DataFrame):
-        self.frame = frame
-
-    def bars(self, after, stop: threading.Event):
-        frame = self.frame if after is None else self.frame[self.frame.index > after]
-        for time, row in zip(frame.index, frame.itertuples(index=False), strict=True):
-            yield Bar(time, row.Open, row.High, row.Low, row.Close, row.Volume)
 
 
 class Brackets(Strategy):

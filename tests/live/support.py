@@ -1,4 +1,5 @@
-"""Crash-test hooks for the paper loop, injected through ``PaperTrader(on_step=...)``.
+"""What the paper-loop tests share: a feed that replays a frame, and crash-test hooks for the
+loop, injected through ``PaperTrader(on_step=...)``.
 
 A hook is written ``ACTION@N``:
 
@@ -17,8 +18,36 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+import pandas as pd
+
+from tradenn.live import Bar
+
+
+class FakeFeed:
+    """Replays a frame: the bars strictly after ``after``; with ``stop_after=k`` it sets the
+    stop event while the k-th bar is being processed (as a signal handler would);
+    ``history(n)`` is the first ``n`` bars."""
+
+    def __init__(self, frame: pd.DataFrame, name: str = "replay:TEST", stop_after=None):
+        self.frame, self.name, self.stop_after = frame, name, stop_after
+
+    def bars(self, after, stop: threading.Event) -> Iterator[Bar]:
+        frame = self.frame if after is None else self.frame[self.frame.index > after]
+        for k, (time, row) in enumerate(
+            zip(frame.index, frame.itertuples(index=False), strict=True)
+        ):
+            if stop.is_set():
+                return
+            if self.stop_after is not None and k + 1 == self.stop_after:
+                stop.set()
+            yield Bar(time, row.Open, row.High, row.Low, row.Close, row.Volume)
+
+    def history(self, n: int, stop=None) -> pd.DataFrame:
+        return self.frame.iloc[:n]
+
 
 HOOK_ENV = "TRADENN_TEST_CRASH_HOOK"
 ACTIONS = ("kill-before", "kill-mid", "kill-after", "kill-saved", "pause")
