@@ -512,3 +512,361 @@ def gru_backward(
     return recurrent_backward(
         cell, dy, x, kernel, recurrent_kernel, bias, initial_state, mask, d_final_states
     )
+
+
+# --------------------------------------------------------------------------- convolution
+# Channels last: x (N, *spatial, C), kernel (*k, C, F). Loops over every output position
+# and every kernel tap, for any number of spatial axes.
+
+
+def _per_axis(value, rank):
+    return (value,) * rank if isinstance(value, int) else tuple(value)
+
+
+def conv_padding(size, kernel, stride, dilation, padding):
+    """``(before, after)`` zeros on one axis, as TF/Keras define them.
+
+    With the dilated extent ``e = (k - 1) d + 1``: 'valid' pads nothing, 'causal' pads
+    ``e - 1`` before, 'same' pads ``max((ceil(size / s) - 1) s + e - size, 0)`` in total,
+    the odd cell after.
+    """
+    extent = (kernel - 1) * dilation + 1
+    if padding == "valid":
+        return 0, 0
+    if padding == "causal":
+        return extent - 1, 0
+    total = max((math.ceil(size / stride) - 1) * stride + extent - size, 0)
+    return total // 2, total - total // 2
+
+
+def _padded_geometry(x, kernel, strides, dilation_rate, padding):
+    rank = x.ndim - 2
+    taps = kernel.shape[:rank]
+    strides, dilation = _per_axis(strides, rank), _per_axis(dilation_rate, rank)
+    pads = [
+        conv_padding(size, k, s, d, padding)
+        for size, k, s, d in zip(x.shape[1:-1], taps, strides, dilation, strict=True)
+    ]
+    x_pad = np.pad(x, [(0, 0), *pads, (0, 0)])
+    out = [
+        (x_pad.shape[1 + i] - (taps[i] - 1) * dilation[i] - 1) // strides[i] + 1
+        for i in range(rank)
+    ]
+    return x_pad, pads, taps, strides, dilation, out
+
+
+def conv_forward(x, kernel, strides=1, dilation_rate=1, padding="valid", bias=None):
+    """``y[n, o, f] = sum_{a, c} x_pad[n, o s + a d, c] kernel[a, c, f] + bias[f]``."""
+    x_pad, _, taps, strides, dilation, out = _padded_geometry(
+        x, kernel, strides, dilation_rate, padding
+    )
+    y = np.zeros((x.shape[0], *out, kernel.shape[-1]))
+    for o in np.ndindex(*out):
+        for a in np.ndindex(*taps):
+            cell = tuple(o[i] * strides[i] + a[i] * dilation[i] for i in range(len(o)))
+            y[(slice(None), *o)] += x_pad[(slice(None), *cell)] @ kernel[a]
+    return y if bias is None else y + bias
+
+
+def conv_backward(dy, x, kernel, strides=1, dilation_rate=1, padding="valid", bias=None):
+    """The forward loop read backwards: every tap that read ``x_pad[cell]`` sends back::
+
+    dx_pad[n, o s + a d, :] += dy[n, o, :] kernel[a]^T     dkernel[a] += x_pad[:, cell]^T dy[:, o]
+    dbias = sum over n and o of dy
+    """
+    x_pad, pads, taps, strides, dilation, out = _padded_geometry(
+        x, kernel, strides, dilation_rate, padding
+    )
+    dx_pad, d_kernel = np.zeros(x_pad.shape), np.zeros(kernel.shape)
+    for o in np.ndindex(*out):
+        d_out = dy[(slice(None), *o)]
+        for a in np.ndindex(*taps):
+            cell = (slice(None), *(o[i] * strides[i] + a[i] * dilation[i] for i in range(len(o))))
+            dx_pad[cell] += d_out @ kernel[a].T
+            d_kernel[a] += x_pad[cell].T @ d_out
+    inside = tuple(
+        slice(before, before + size) for (before, _), size in zip(pads, x.shape[1:-1], strict=True)
+    )
+    grads = {"kernel": d_kernel}
+    if bias is not None:
+        grads["bias"] = dy.reshape(-1, dy.shape[-1]).sum(axis=0)
+    return dx_pad[(slice(None), *inside)], grads
+
+
+# --------------------------------------------------------------------------- pooling
+
+
+def _pooling_windows(spatial, pool_size, strides, padding):
+    """For each output position, the real (unpadded) cells of its window, row-major."""
+    rank = len(spatial)
+    pool = _per_axis(pool_size, rank)
+    strides = pool if strides is None else _per_axis(strides, rank)
+    if padding == "valid":
+        out = [(s - p) // st + 1 for s, p, st in zip(spatial, pool, strides, strict=True)]
+        before = [0] * rank
+    else:  # 'same': ceil(size / stride) outputs, padding split as for convolutions
+        out = [math.ceil(s / st) for s, st in zip(spatial, strides, strict=True)]
+        before = [
+            conv_padding(s, p, st, 1, "same")[0]
+            for s, p, st in zip(spatial, pool, strides, strict=True)
+        ]
+    for o in np.ndindex(*out):
+        cells = []
+        for a in np.ndindex(*pool):
+            cell = tuple(o[i] * strides[i] + a[i] - before[i] for i in range(rank))
+            if all(0 <= c < s for c, s in zip(cell, spatial, strict=True)):
+                cells.append(cell)
+        yield o, cells
+
+
+def pooling_forward(x, mode, pool_size, strides=None, padding="valid"):
+    """``y[n, o, c]`` = max or mean of ``x[n, cell, c]`` over the real cells of window ``o``.
+
+    Padded cells never win a max and are left out of an average (TF's 'same' pooling).
+    """
+    windows = list(_pooling_windows(x.shape[1:-1], pool_size, strides, padding))
+    out = np.array([o for o, _ in windows]).max(axis=0) + 1
+    y = np.zeros((x.shape[0], *out, x.shape[-1]))
+    for o, cells in windows:
+        stacked = np.stack([x[(slice(None), *cell)] for cell in cells])
+        y[(slice(None), *o)] = stacked.max(axis=0) if mode == "max" else stacked.mean(axis=0)
+    return y
+
+
+def pooling_backward(dy, x, mode, pool_size, strides=None, padding="valid"):
+    """Max: all of ``dy[o]`` to the window's first maximum (row-major order); average:
+    ``dy[o] / count`` to each of its real cells. Overlapping windows add up."""
+    dx = np.zeros(x.shape)
+    for o, cells in _pooling_windows(x.shape[1:-1], pool_size, strides, padding):
+        for n in range(x.shape[0]):
+            for c in range(x.shape[-1]):
+                d = dy[(n, *o, c)]
+                values = [x[(n, *cell, c)] for cell in cells]
+                if mode == "max":
+                    dx[(n, *cells[int(np.argmax(values))], c)] += d
+                else:
+                    for cell in cells:
+                        dx[(n, *cell, c)] += d / len(cells)
+    return dx, {}
+
+
+# --------------------------------------------------------------------------- ConvLSTM
+
+
+def conv_lstm_step(
+    x_t, h, c, kernel, recurrent_kernel, bias=None, strides=1, padding="valid", dilation_rate=1
+):
+    """An LSTM step whose two products are convolutions (the recurrent one 'same', stride 1)::
+
+    [i f g o] = conv(x_t, W) + conv(h_{t-1}, U) + b
+    c_t = sigmoid(f) c_{t-1} + sigmoid(i) tanh(g)      h_t = sigmoid(o) tanh(c_t)
+    """
+    z = conv_forward(x_t, kernel, strides, dilation_rate, padding, bias)
+    if h is None:  # zero initial states, shaped like the convolution's output
+        h = c = np.zeros((*z.shape[:-1], recurrent_kernel.shape[-2]))
+    z = z + conv_forward(h, recurrent_kernel, 1, 1, "same")
+    i, f, g, o = np.split(z, 4, axis=-1)
+    c_new = sigmoid_forward(f) * c + sigmoid_forward(i) * np.tanh(g)
+    return sigmoid_forward(o) * np.tanh(c_new), c_new
+
+
+def conv_lstm_forward(
+    x,
+    kernel,
+    recurrent_kernel,
+    bias=None,
+    strides=1,
+    padding="valid",
+    dilation_rate=1,
+    initial_state=None,
+):
+    """ConvLSTM over ``x (N, T, *spatial, C)``: outputs ``(N, T, *out, F)`` and ``[h_T, c_T]``."""
+    h, c = (None, None) if initial_state is None else initial_state
+    outputs = []
+    for t in range(x.shape[1]):  # a recurrence over time steps
+        h, c = conv_lstm_step(
+            x[:, t], h, c, kernel, recurrent_kernel, bias, strides, padding, dilation_rate
+        )
+        outputs.append(h)
+    return np.stack(outputs, axis=1), [h, c]
+
+
+# --------------------------------------------------------------------------- attention
+
+
+def scaled_dot_product_attention_forward(q, k, v, mask=None):
+    """``A = softmax(q k^T)`` over the allowed keys, ``out = A v``; returns ``(out, A)``.
+
+    ``q (Tq, K)`` comes pre-scaled by ``1/sqrt(K)``; ``k (Tk, K)``, ``v (Tk, V)``;
+    ``mask (Tq, Tk)`` True where a query may attend. A query with no allowed key gets
+    all-zero weights (and a zero output).
+    """
+    scores = q @ k.T
+    allowed = np.ones(scores.shape, dtype=bool) if mask is None else mask
+    weights = np.zeros(scores.shape)
+    for i in range(scores.shape[0]):  # one query row at a time, only its allowed keys
+        if allowed[i].any():
+            weights[i, allowed[i]] = softmax_forward(scores[i, allowed[i]])
+    return weights @ v, weights
+
+
+def scaled_dot_product_attention_backward(d_out, q, k, v, mask=None):
+    """``dv = A^T d_out``, ``dA = d_out v^T``, ``dS = A (dA - rowsum(dA A))``,
+    ``dq = dS k``, ``dk = dS^T q``."""
+    _, weights = scaled_dot_product_attention_forward(q, k, v, mask)
+    d_weights = d_out @ v.T
+    d_scores = weights * (d_weights - (d_weights * weights).sum(axis=-1, keepdims=True))
+    return d_scores @ k, d_scores.T @ q, weights.T @ d_out
+
+
+def _mha_allowed(tq, tk, attention_mask, causal):
+    allowed = np.ones((tq, tk), dtype=bool)
+    if attention_mask is not None:
+        allowed = allowed & attention_mask
+    if causal:
+        allowed = allowed & np.tril(np.ones((tq, tk), dtype=bool))
+    return allowed
+
+
+def multi_head_attention_forward(
+    query,
+    value,
+    key,
+    query_kernel,
+    key_kernel,
+    value_kernel,
+    output_kernel,
+    query_bias=None,
+    key_bias=None,
+    value_bias=None,
+    output_bias=None,
+    attention_mask=None,
+    causal=False,
+):
+    """Keras 3 MultiHeadAttention, one sample and one head at a time::
+
+    q_h = (x_q W_q[:, h] + b_q[h]) / sqrt(K)   k_h = x_k W_k[:, h] + b_k[h]   v_h = ...
+    out = sum_h softmax(q_h k_h^T) v_h W_o[h] + b_o
+
+    ``attention_mask (N, Tq, Tk)`` (padding masks already combined into it) and ``causal``
+    restrict the keys. Returns ``(out (N, Tq, D_out), weights (N, H, Tq, Tk))``.
+    """
+    heads, key_dim = query_kernel.shape[1:]
+    (n, tq, _), tk = query.shape, value.shape[1]
+    out = np.zeros((n, tq, output_kernel.shape[-1]))
+    weights = np.zeros((n, heads, tq, tk))
+    for b in range(n):
+        allowed = _mha_allowed(
+            tq, tk, None if attention_mask is None else attention_mask[b], causal
+        )
+        for h in range(heads):
+            q = (query[b] @ query_kernel[:, h] + _head(query_bias, h)) / math.sqrt(key_dim)
+            k = key[b] @ key_kernel[:, h] + _head(key_bias, h)
+            v = value[b] @ value_kernel[:, h] + _head(value_bias, h)
+            context, weights[b, h] = scaled_dot_product_attention_forward(q, k, v, allowed)
+            out[b] += context @ output_kernel[h]
+    return (out if output_bias is None else out + output_bias), weights
+
+
+def _head(bias, h):
+    return 0.0 if bias is None else bias[h]
+
+
+def multi_head_attention_backward(
+    d_out,
+    query,
+    value,
+    key,
+    query_kernel,
+    key_kernel,
+    value_kernel,
+    output_kernel,
+    query_bias=None,
+    key_bias=None,
+    value_bias=None,
+    output_bias=None,
+    attention_mask=None,
+    causal=False,
+):
+    """Returns ``((d_query, d_value, d_key), parameter gradients)``; per sample and head::
+
+    dW_o[h] += context_h^T d_out     d_context_h = d_out W_o[h]^T
+    (dq_h, dk_h, dv_h) from the attention backward; then each projection as in Dense,
+    with q's 1/sqrt(K) carried along.
+    """
+    params = {
+        "query_kernel": query_kernel,
+        "key_kernel": key_kernel,
+        "value_kernel": value_kernel,
+        "output_kernel": output_kernel,
+        "query_bias": query_bias,
+        "key_bias": key_bias,
+        "value_bias": value_bias,
+        "output_bias": output_bias,
+    }
+    grads = {name: np.zeros(p.shape) for name, p in params.items() if p is not None}
+    d_query, d_value, d_key = np.zeros(query.shape), np.zeros(value.shape), np.zeros(key.shape)
+    heads, key_dim = query_kernel.shape[1:]
+    (n, tq, _), tk = query.shape, value.shape[1]
+    scale = 1.0 / math.sqrt(key_dim)
+    for b in range(n):
+        allowed = _mha_allowed(
+            tq, tk, None if attention_mask is None else attention_mask[b], causal
+        )
+        for h in range(heads):
+            q = (query[b] @ query_kernel[:, h] + _head(query_bias, h)) * scale
+            k = key[b] @ key_kernel[:, h] + _head(key_bias, h)
+            v = value[b] @ value_kernel[:, h] + _head(value_bias, h)
+            context, _ = scaled_dot_product_attention_forward(q, k, v, allowed)
+            grads["output_kernel"][h] += context.T @ d_out[b]
+            d_context = d_out[b] @ output_kernel[h].T
+            dq, dk, dv = scaled_dot_product_attention_backward(d_context, q, k, v, allowed)
+            for name, x, d_proj, factor, d_x in (
+                ("query", query[b], dq, scale, d_query[b]),
+                ("key", key[b], dk, 1.0, d_key[b]),
+                ("value", value[b], dv, 1.0, d_value[b]),
+            ):
+                grads[f"{name}_kernel"][:, h] += factor * x.T @ d_proj
+                if f"{name}_bias" in grads:
+                    grads[f"{name}_bias"][h] += factor * d_proj.sum(axis=0)
+                d_x += factor * d_proj @ params[f"{name}_kernel"][:, h].T
+    if "output_bias" in grads:
+        grads["output_bias"] = d_out.reshape(-1, d_out.shape[-1]).sum(axis=0)
+    return (d_query, d_value, d_key), grads
+
+
+def attention_forward(query, value, key, scale=1.0, concat_weight=None, value_mask=None):
+    """Keras' ``Attention`` layer (Luong dot or Bahdanau concat scores)::
+
+    dot:     s_ij = scale q_i . k_j
+    concat:  s_ij = sum_d concat_weight tanh(scale (q_i + k_j))_d
+    out_i = sum_j softmax_j(s_ij) v_j,  masked keys (value_mask False) left out
+    """
+    if concat_weight is None:
+        scores = scale * query @ key.swapaxes(1, 2)
+    else:
+        scores = concat_weight * np.tanh(scale * (query[:, :, None] + key[:, None])).sum(-1)
+    if value_mask is not None:
+        scores = np.where(value_mask[:, None], scores, -np.inf)
+    return softmax_forward(scores) @ value
+
+
+def attention_pooling_forward(x, query, kernel=None, bias=None):
+    """AttentionPooling1D, one sample and one step at a time::
+
+    h_t = x_t (plain) or tanh(x_t W + b) (additive)    s_t = h_t . query
+    a = softmax(s) over t                               y = sum_t a_t x_t
+
+    Returns ``(y (N, C), weights a (N, T))``.
+    """
+    batch, steps, channels = x.shape
+    y, weights = np.zeros((batch, channels)), np.zeros((batch, steps))
+    for n in range(batch):
+        scores = np.zeros(steps)
+        for t in range(steps):
+            h = x[n, t] if kernel is None else np.tanh(x[n, t] @ kernel + bias)
+            scores[t] = h @ query
+        weights[n] = softmax_forward(scores)
+        for t in range(steps):
+            y[n] += weights[n, t] * x[n, t]
+    return y, weights
