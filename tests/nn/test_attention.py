@@ -12,6 +12,8 @@ import pytest
 
 from tradenn import nn
 from tradenn.nn.base import backward_without_input_grad
+from tradenn.nn.reference import attention_forward as reference_attention
+from tradenn.nn.reference import multi_head_attention_forward
 
 TOLERANCE = 1e-6
 
@@ -33,44 +35,14 @@ def check_gradients(module, x, **kwargs) -> dict[str, float]:
     return errors
 
 
-def softmax(z):
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
-
-
 def reference_mha(layer, query, value=None, key=None, mask=None, causal=False):
     """Keras' MultiHeadAttention written with explicit loops over samples and heads."""
     value = query if value is None else value
     key = value if key is None else key
-    p = {name: array.astype(np.float64) for name, array in layer.params.items()}
-
-    def head_bias(name, h):
-        return p[name][h] if layer.use_bias else 0.0
-
-    n, tq, _ = query.shape
-    tk = value.shape[1]
-    out = np.zeros((n, tq, p["output_kernel"].shape[-1]))
-    weights = np.zeros((n, layer.num_heads, tq, tk))
-    for b in range(n):
-        for h in range(layer.num_heads):
-            q = query[b] @ p["query_kernel"][:, h] + head_bias("query_bias", h)
-            q /= np.sqrt(layer.key_dim)
-            k = key[b] @ p["key_kernel"][:, h] + head_bias("key_bias", h)
-            v = value[b] @ p["value_kernel"][:, h] + head_bias("value_bias", h)
-            scores = q @ k.T
-            allowed = np.ones((tq, tk), dtype=bool)
-            if mask is not None:
-                allowed &= mask[b]
-            if causal:
-                allowed &= np.tril(np.ones((tq, tk), dtype=bool))
-            for i in range(tq):
-                if allowed[i].any():
-                    weights[b, h, i, allowed[i]] = softmax(scores[i, allowed[i]])
-            out[b] += weights[b, h] @ v @ p["output_kernel"][h]
-        if layer.use_bias:
-            out[b] += p["output_bias"]
-    return out, weights
+    params = {name: array.astype(np.float64) for name, array in layer.params.items()}
+    return multi_head_attention_forward(
+        query, value, key, **params, attention_mask=mask, causal=causal
+    )
 
 
 # --------------------------------------------------------------------------- MultiHeadAttention
@@ -373,16 +345,6 @@ def test_multi_head_attention_rejects_bad_arguments(rng):
 
 
 # --------------------------------------------------------------------------- Attention
-
-
-def reference_attention(query, value, key, scale=1.0, concat_weight=None, value_mask=None):
-    if concat_weight is None:
-        scores = scale * query @ key.swapaxes(1, 2)
-    else:
-        scores = concat_weight * np.tanh(scale * (query[:, :, None] + key[:, None])).sum(-1)
-    if value_mask is not None:
-        scores = np.where(value_mask[:, None], scores, -np.inf)
-    return softmax(scores) @ value
 
 
 def test_dot_attention_matches_keras_formula(rng, float64):

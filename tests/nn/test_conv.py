@@ -12,43 +12,13 @@ from tradenn.nn import conv
 from tradenn.nn.conv import Conv1D, Conv2D, Conv3D, ConvOp
 from tradenn.nn.gradient_check import gradcheck
 from tradenn.nn.pooling import GlobalAveragePooling1D, GlobalMaxPooling1D, GlobalMaxPooling2D
+from tradenn.nn.reference import conv_forward as naive_convolution
+from tradenn.nn.reference import conv_padding as reference_padding
 
 TOLERANCE = 1e-6
 LAYERS = {1: Conv1D, 2: Conv2D, 3: Conv3D}
 
 # ----------------------------------------------------------------------------- reference
-
-
-def reference_padding(size, kernel, stride, dilation, padding):
-    """(before, after) as TF/Keras define them, written out independently of the code."""
-    extent = (kernel - 1) * dilation + 1
-    if padding == "valid":
-        return 0, 0
-    if padding == "causal":
-        return extent - 1, 0
-    total = max((math.ceil(size / stride) - 1) * stride + extent - size, 0)
-    return total // 2, total - total // 2
-
-
-def naive_convolution(x, kernel, strides, dilation, padding):
-    """y[n, o, f] = sum_{a, c} x_pad[n, o*s + a*d, c] kernel[a, c, f], one position at a time."""
-    spatial, k = x.shape[1:-1], kernel.shape[:-2]
-    amounts = [
-        reference_padding(*args, padding)
-        for args in zip(spatial, k, strides, dilation, strict=True)
-    ]
-    x_pad = np.pad(x, [(0, 0), *amounts, (0, 0)])
-    out = [
-        (x_pad.shape[1 + i] - (k[i] - 1) * dilation[i] - 1) // strides[i] + 1
-        for i in range(len(spatial))
-    ]
-    y = np.zeros((x.shape[0], *out, kernel.shape[-1]))
-    for n in range(x.shape[0]):
-        for o in np.ndindex(*out):
-            for a in np.ndindex(*k):
-                cell = tuple(o[i] * strides[i] + a[i] * dilation[i] for i in range(len(o)))
-                y[(n, *o)] += x_pad[(n, *cell)] @ kernel[a]
-    return y
 
 
 def as_tuple(value, rank):

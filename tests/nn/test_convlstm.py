@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from tradenn import nn
+from tradenn.nn.reference import conv_lstm_forward
 
 TOLERANCE = 1e-6
 LAYERS = {1: nn.ConvLSTM1D, 2: nn.ConvLSTM2D, 3: nn.ConvLSTM3D}
@@ -36,58 +37,18 @@ class WithInitialState:
 # Keras' equations with a convolution written as loops over output positions.
 
 
-def same_padding(size, kernel, stride, dilation):
-    extent = (kernel - 1) * dilation + 1
-    out = math.ceil(size / stride)
-    total = max((out - 1) * stride + extent - size, 0)
-    return total // 2, total - total // 2
-
-
-def naive_conv(x, kernel, strides, padding, dilation):
-    """``x (B, *S, C)``, ``kernel (*k, C, F)``: loops over every output position."""
-    rank = x.ndim - 2
-    ks = kernel.shape[:rank]
-    pads = [
-        same_padding(x.shape[1 + a], ks[a], strides[a], dilation[a])
-        if padding == "same"
-        else (0, 0)
-        for a in range(rank)
-    ]
-    xp = np.pad(x, [(0, 0), *pads, (0, 0)])
-    out_sizes = [
-        (xp.shape[1 + a] - (ks[a] - 1) * dilation[a] - 1) // strides[a] + 1 for a in range(rank)
-    ]
-    y = np.zeros((x.shape[0], *out_sizes, kernel.shape[-1]))
-    for o in itertools.product(*map(range, out_sizes)):
-        for a in itertools.product(*map(range, ks)):
-            index = tuple(o[d] * strides[d] + a[d] * dilation[d] for d in range(rank))
-            y[(slice(None), *o)] += xp[(slice(None), *index)] @ kernel[a]
-    return y
-
-
 def reference(layer, x, states=None):
-    """Outputs of every step and the final (h, c), from a plain per-step loop."""
-    sigmoid = lambda z: 1.0 / (1.0 + np.exp(-z))  # noqa: E731
-    kernel, recurrent = layer.params["kernel"], layer.params["recurrent_kernel"]
-    bias = layer.params.get("bias", 0.0)
-    rank = x.ndim - 3
-    ones = (1,) * rank
-    steps = range(x.shape[1])[::-1] if layer.go_backwards else range(x.shape[1])
-    h = c = None
-    if states is not None:
-        h, c = states
-    outputs = []
-    for t in steps:
-        z = naive_conv(x[:, t], kernel, layer.strides, layer.padding, layer.dilation_rate) + bias
-        if h is None:
-            h = np.zeros((*z.shape[:-1], layer.filters))
-            c = np.zeros_like(h)
-        z = z + naive_conv(h, recurrent, ones, "same", ones)
-        i, f, g, o = np.split(z, 4, axis=-1)
-        c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
-        h = sigmoid(o) * np.tanh(c)
-        outputs.append(h)
-    return np.stack(outputs, axis=1), (h, c)
+    """Outputs of every step and the final (h, c), from the plain per-step loop."""
+    x = x[:, ::-1] if layer.go_backwards else x
+    outputs, (h, c) = conv_lstm_forward(
+        x,
+        **layer.params,
+        strides=layer.strides,
+        padding=layer.padding,
+        dilation_rate=layer.dilation_rate,
+        initial_state=states,
+    )
+    return outputs, (h, c)
 
 
 OPTIONS = [

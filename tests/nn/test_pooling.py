@@ -24,6 +24,7 @@ from tradenn.nn.pooling import (
     MaxPooling2D,
     MaxPooling3D,
 )
+from tradenn.nn.reference import pooling_forward as naive_pooling
 
 TOLERANCE = 1e-6
 POOLS = {
@@ -42,30 +43,6 @@ GLOBAL_POOLS = {
     ("average", 2): GlobalAveragePooling2D,
     ("average", 3): GlobalAveragePooling3D,
 }
-
-
-def naive_pooling(x, mode, pool, strides, padding):
-    """Each output from its window of real cells, one position at a time (TF 'same' rules)."""
-    spatial = x.shape[1:-1]
-    if padding == "valid":
-        out = [(s - p) // st + 1 for s, p, st in zip(spatial, pool, strides, strict=True)]
-        before = [0] * len(spatial)
-    else:
-        out = [math.ceil(s / st) for s, st in zip(spatial, strides, strict=True)]
-        before = [
-            max((o - 1) * st + p - s, 0) // 2
-            for o, st, p, s in zip(out, strides, pool, spatial, strict=True)
-        ]
-    y = np.zeros((x.shape[0], *out, x.shape[-1]))
-    for o in np.ndindex(*out):
-        cells = []
-        for a in np.ndindex(*pool):
-            cell = tuple(o[i] * strides[i] + a[i] - before[i] for i in range(len(o)))
-            if all(0 <= c < s for c, s in zip(cell, spatial, strict=True)):
-                cells.append(x[(slice(None), *cell)])
-        stacked = np.stack(cells)
-        y[(slice(None), *o)] = stacked.max(axis=0) if mode == "max" else stacked.mean(axis=0)
-    return y
 
 
 def distinct_values(rng, shape):

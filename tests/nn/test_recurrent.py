@@ -19,6 +19,7 @@ from tradenn.nn.recurrent import (
     lstm_gates_backward,
     lstm_gates_forward,
 )
+from tradenn.nn.reference import recurrent_backward, recurrent_forward
 
 TOLERANCE = 1e-6
 BATCH, STEPS, FEATURES, UNITS = 2, 4, 3, 3
@@ -59,139 +60,29 @@ class WithInitialState:
 
 
 # --------------------------------------------------------------------------- references
-# Plain per-step loops over Keras' equations, independent of the layers' implementation:
-# one step forward and its backward written out on (N, G H) arrays, tanh and sigmoid only.
+# The plain per-step loops of tradenn.nn.reference (Keras' equations, independent of the
+# layers' implementation), called with a layer's parameters.
 
-
-def sigmoid(z):
-    return 1.0 / (1.0 + np.exp(-z))
-
-
-def reference_step(kind: str, params: dict, x_t, states):
-    """One step: the new states and what :func:`reference_step_backward` needs."""
-    kernel, recurrent = params["kernel"], params["recurrent_kernel"]
-    units = recurrent.shape[0]
-    bias = params.get("bias", np.zeros(kernel.shape[1]))
-    h = states[0]
-    if kind == "rnn":
-        h_new = np.tanh(x_t @ kernel + h @ recurrent + bias)
-        return [h_new], (x_t, h, h_new)
-    if kind == "lstm":
-        c = states[1]
-        z = x_t @ kernel + h @ recurrent + bias
-        i, f = sigmoid(z[:, :units]), sigmoid(z[:, units : 2 * units])
-        g, o = np.tanh(z[:, 2 * units : 3 * units]), sigmoid(z[:, 3 * units :])
-        c_new = f * c + i * g
-        h_new = o * np.tanh(c_new)
-        return [h_new, c_new], (x_t, h, c, i, f, g, o, c_new)
-    if kind == "gru":  # reset_after: h~ = tanh(x W_h + b_xh + r * (h U_h + b_hh))
-        bias = params.get("bias", np.zeros((2, kernel.shape[1])))
-        a = x_t @ kernel + bias[0]
-        u = h @ recurrent + bias[1]
-        z = sigmoid(a[:, :units] + u[:, :units])
-        r = sigmoid(a[:, units : 2 * units] + u[:, units : 2 * units])
-        candidate = np.tanh(a[:, 2 * units :] + r * u[:, 2 * units :])
-        return [z * h + (1.0 - z) * candidate], (x_t, h, z, r, candidate, u)
-    # gru_reset_before: h~ = tanh(x W_h + b_h + (r * h) U_h)
-    a = x_t @ kernel + bias
-    z = sigmoid(a[:, :units] + h @ recurrent[:, :units])
-    r = sigmoid(a[:, units : 2 * units] + h @ recurrent[:, units : 2 * units])
-    reset = r * h
-    candidate = np.tanh(a[:, 2 * units :] + reset @ recurrent[:, 2 * units :])
-    return [z * h + (1.0 - z) * candidate], (x_t, h, z, r, candidate, reset)
-
-
-def reference_step_backward(kind: str, params: dict, cache, d_states):
-    """dL/dx_t, dL/d(previous states) and this step's parameter gradients."""
-    kernel, recurrent = params["kernel"], params["recurrent_kernel"]
-    units = recurrent.shape[0]
-    dh = d_states[0]
-    if kind == "rnn":
-        x_t, h, h_new = cache
-        d_pre = dh * (1.0 - h_new**2)
-        d_recurrent_pre = d_pre
-        d_states_prev = [d_pre @ recurrent.T]
-        d_bias = d_pre.sum(axis=0)
-    elif kind == "lstm":
-        x_t, h, c, i, f, g, o, c_new = cache
-        act_c = np.tanh(c_new)
-        dc = d_states[1] + dh * o * (1.0 - act_c**2)
-        d_pre = np.concatenate(
-            [
-                dc * g * i * (1.0 - i),
-                dc * c * f * (1.0 - f),
-                dc * i * (1.0 - g**2),
-                dh * act_c * o * (1.0 - o),
-            ],
-            axis=1,
-        )
-        d_recurrent_pre = d_pre
-        d_states_prev = [d_pre @ recurrent.T, dc * f]
-        d_bias = d_pre.sum(axis=0)
-    elif kind == "gru":
-        x_t, h, z, r, candidate, u = cache
-        dp_h = dh * (1.0 - z) * (1.0 - candidate**2)
-        dp_z = dh * (h - candidate) * z * (1.0 - z)
-        dp_r = dp_h * u[:, 2 * units :] * r * (1.0 - r)
-        d_pre = np.concatenate([dp_z, dp_r, dp_h], axis=1)
-        d_recurrent_pre = np.concatenate([dp_z, dp_r, dp_h * r], axis=1)
-        d_states_prev = [dh * z + d_recurrent_pre @ recurrent.T]
-        d_bias = np.stack([d_pre.sum(axis=0), d_recurrent_pre.sum(axis=0)])
-    else:  # gru_reset_before
-        x_t, h, z, r, candidate, reset = cache
-        dp_h = dh * (1.0 - z) * (1.0 - candidate**2)
-        dp_z = dh * (h - candidate) * z * (1.0 - z)
-        d_reset = dp_h @ recurrent[:, 2 * units :].T
-        dp_r = d_reset * h * r * (1.0 - r)
-        d_pre = np.concatenate([dp_z, dp_r, dp_h], axis=1)
-        d_states_prev = [dh * z + d_reset * r + d_pre[:, : 2 * units] @ recurrent[:, : 2 * units].T]
-        d_bias = d_pre.sum(axis=0)
-        d_recurrent = np.concatenate([h.T @ d_pre[:, : 2 * units], reset.T @ dp_h], axis=1)
-    if kind != "gru_reset_before":
-        d_recurrent = h.T @ d_recurrent_pre
-    grads = {"kernel": x_t.T @ d_pre, "recurrent_kernel": d_recurrent, "bias": d_bias}
-    return d_pre @ kernel.T, d_states_prev, grads
+CELLS = {"rnn": "simple_rnn", "lstm": "lstm", "gru": "gru", "gru_reset_before": "gru_reset_before"}
 
 
 def reference_run(kind: str, layer, x, states=None, mask=None, dy=None, d_final=None):
     """Forward (and, given ``dy``, backward) over the sequence, one step at a time.
 
-    Keras' masking: at a step whose mask is False the states are carried over unchanged
-    (so the step's output is the previous state), and their gradient passes straight
-    back to the previous step. Sequences (``x``, ``mask``, outputs, ``dy``) are in
-    processing order: reversed by the caller for ``go_backwards``.
+    Sequences (``x``, ``mask``, outputs, ``dy``) are in processing order: reversed by the
+    caller for ``go_backwards``.
 
     Returns ``(outputs (N, T, H), final states)``, and with ``dy`` also
     ``(dx (N, T, F), d_initial_states, parameter gradients)``.
     """
     params = {key: value.astype(np.float64) for key, value in layer.params.items()}
-    count = STATE_COUNT[kind]
-    batch, steps = x.shape[:2]
-    states = [np.zeros((batch, layer.units))] * count if states is None else list(states)
-    mask = np.ones((batch, steps), dtype=bool) if mask is None else mask
-    outputs, caches, keeps = [], [], []
-    for t in range(steps):
-        new_states, cache = reference_step(kind, params, x[:, t], states)
-        keep = mask[:, t, None]
-        states = [np.where(keep, new, old) for new, old in zip(new_states, states, strict=True)]
-        outputs.append(states[0])
-        caches.append(cache)
-        keeps.append(keep)
-    outputs = np.stack(outputs, axis=1)
+    outputs, final = recurrent_forward(CELLS[kind], x, **params, initial_state=states, mask=mask)
     if dy is None:
-        return outputs, states
-    grads = {key: np.zeros_like(value) for key, value in params.items()}
-    d_states = [np.zeros((batch, layer.units)) if d is None else d for d in d_final]
-    dx = np.zeros(x.shape)
-    for t in range(steps - 1, -1, -1):
-        d_states[0] = d_states[0] + dy[:, t]
-        keep = keeps[t]
-        d_cell = [d * keep for d in d_states]
-        dx[:, t], d_prev, step_grads = reference_step_backward(kind, params, caches[t], d_cell)
-        d_states = [p + d * ~keep for p, d in zip(d_prev, d_states, strict=True)]
-        for key in grads:
-            grads[key] += step_grads[key]
-    return outputs, states, (dx, d_states, grads)
+        return outputs, final
+    gradients = recurrent_backward(
+        CELLS[kind], dy, x, **params, initial_state=states, mask=mask, d_final_states=d_final
+    )
+    return outputs, final, gradients
 
 
 def reference(kind: str, layer, x, states=None, mask=None):

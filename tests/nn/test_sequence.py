@@ -7,26 +7,10 @@ import pytest
 
 from tradenn import nn
 from tradenn.nn.gradient_check import gradcheck
+from tradenn.nn.reference import attention_pooling_forward as naive_attention_pooling
 from tradenn.nn.sequence import AttentionPooling1D, LastTimestep
 
 TOLERANCE = 1e-6
-
-
-def naive_attention_pooling(x, query, kernel=None, bias=None):
-    """Scores, softmax and weighted sum one sample and one step at a time."""
-    batch, steps, channels = x.shape
-    y = np.zeros((batch, channels))
-    weights = np.zeros((batch, steps))
-    for n in range(batch):
-        scores = []
-        for t in range(steps):
-            h = x[n, t] if kernel is None else np.tanh(x[n, t] @ kernel + bias)
-            scores.append(float(h @ query))
-        exp = [np.exp(s) for s in scores]
-        for t in range(steps):
-            weights[n, t] = exp[t] / sum(exp)
-            y[n] += weights[n, t] * x[n, t]
-    return y, weights
 
 
 def random_query_pooling(units=None, **kwargs):
