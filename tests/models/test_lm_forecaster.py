@@ -193,3 +193,26 @@ def test_return_model_fits_walk_forward_windows_and_round_trips(prices, tmp_path
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
     with pytest.raises(ValueError, match="lookback = context_length"):
         model.predict(X[:, :10])
+
+
+def test_walk_forward_never_scales_the_log_returns_a_return_model_tokenizes():
+    from tradenn.features.windows import return_target
+    from tradenn.models.lm_forecaster import LMReturnModel
+    from tradenn.models.walk_forward import LiveWalkForward, walk_forward
+
+    frame = data.garch(420, seed=5)
+    settings = dict(
+        context_length=8, d_model=8, num_heads=1, num_layers=1, n_bins=11, epochs=1, seed=0
+    )
+    schedule = dict(
+        features=lambda f: return_target(f).to_frame("ret"),
+        lookback=8,
+        train_size=300,
+        test_size=100,
+    )
+    default = walk_forward(lambda: LMReturnModel(**settings), frame, **schedule)
+    unscaled = walk_forward(lambda: LMReturnModel(**settings), frame, scale=False, **schedule)
+    np.testing.assert_array_equal(default.predictions, unscaled.predictions)
+    live = LiveWalkForward(lambda: LMReturnModel(**settings), **schedule)
+    live.update(frame)
+    assert live.scaler is None

@@ -317,9 +317,14 @@ class LMReturnModel:
     their probabilities, exact, no sampling) and ``p_up`` the probability mass above zero
     (the bin straddling zero, if any, counts half). Constructor arguments are
     :class:`LMForecaster`'s.
+
+    ``raw_inputs = True``: the tokenizer quantizes log returns on a range fitted to the
+    training returns, so :func:`~tradenn.models.walk_forward.walk_forward` never standardizes
+    this model's inputs (whatever its ``scale``).
     """
 
     input_kind = "sequence"
+    raw_inputs = True
 
     def __init__(self, **kwargs: Any) -> None:
         self.forecaster = LMForecaster(**kwargs)
