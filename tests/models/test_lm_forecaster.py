@@ -216,3 +216,42 @@ def test_walk_forward_never_scales_the_log_returns_a_return_model_tokenizes():
     live = LiveWalkForward(lambda: LMReturnModel(**settings), **schedule)
     live.update(frame)
     assert live.scaler is None
+
+
+def test_next_quantiles_invert_the_binned_distribution(fitted, prices):
+    returns = np.diff(np.log(prices.to_numpy()))
+    contexts = np.lib.stride_tricks.sliding_window_view(returns[:499], 16)[-4:]
+    quantiles = fitted.next_quantiles(contexts, levels=[0.1, 0.5, 0.9])
+    assert quantiles.shape == (4, 3) and (np.diff(quantiles, axis=1) > 0).all()
+    # the CDF of the piecewise-uniform distribution at a quantile gives back its level
+    probs, edges = fitted.next_distribution(contexts), fitted.tokenizer.bin_edges
+    for row, p in zip(quantiles, probs, strict=True):
+        for q, level in zip(row, (0.1, 0.5, 0.9), strict=True):
+            k = np.searchsorted(edges, q, side="right") - 1
+            inside = (q - edges[k]) / (edges[k + 1] - edges[k])
+            assert p[:k].sum() + inside * p[k] == pytest.approx(level, abs=1e-9)
+
+
+@pytest.fixture(scope="module")
+def scaled(prices):
+    return small(scaling="volatility", context_length=24).fit(prices.iloc[:500])
+
+
+def test_volatility_scaled_forecasts_scale_with_the_volatility_of_the_history(scaled, prices):
+    returns = np.diff(np.log(prices.to_numpy()))
+    contexts = np.lib.stride_tricks.sliding_window_view(returns[:499], 100)[-3:]
+    quantiles = scaled.next_quantiles(contexts)
+    # the same moves three times as large: the same tokens, forecasts three times as wide
+    np.testing.assert_allclose(scaled.next_quantiles(3 * contexts), 3 * quantiles, rtol=1e-9)
+    np.testing.assert_allclose(scaled.next_scale(3 * contexts), 3 * scaled.next_scale(contexts))
+    assert (quantiles[:, 0] < 0).all() and (quantiles[:, -1] > 0).all()
+
+
+def test_volatility_scaled_samples_follow_the_exact_next_distribution(scaled, prices):
+    history = prices.iloc[:500]
+    returns = np.diff(np.log(history.to_numpy()))
+    exact = scaled.next_quantiles(returns[None], levels=[0.1, 0.5, 0.9])[0]
+    sampled = scaled.forecast(history, horizon=1, num_samples=4000, seed=2).samples[:, 0]
+    np.testing.assert_allclose(np.quantile(sampled, [0.1, 0.5, 0.9]), exact, atol=0.1 * exact[2])
+    paths = scaled.forecast(history, horizon=3, num_samples=50, seed=2)
+    assert paths.samples.shape == (50, 3) and np.isfinite(paths.samples).all()
