@@ -255,3 +255,16 @@ def test_volatility_scaled_samples_follow_the_exact_next_distribution(scaled, pr
     np.testing.assert_allclose(np.quantile(sampled, [0.1, 0.5, 0.9]), exact, atol=0.1 * exact[2])
     paths = scaled.forecast(history, horizon=3, num_samples=50, seed=2)
     assert paths.samples.shape == (50, 3) and np.isfinite(paths.samples).all()
+
+
+def test_validation_split_holds_out_the_end_of_each_series_and_keeps_the_best_epoch(prices):
+    model = small(validation_split=0.25, patience=1, epochs=4, learning_rate=3e-2)
+    model.fit(prices)
+    losses = model.history["val_loss"]
+    assert 1 <= len(losses) <= 4
+    # the held-out windows are those of the last quarter of the returns
+    returns = np.diff(np.log(prices.to_numpy()))
+    tail = returns[len(returns) - round(0.25 * len(returns)) :]
+    ids = model.tokenizer.encode(tail, kind="returns")
+    windows = np.lib.stride_tricks.sliding_window_view(ids, 17)[::4]
+    assert model.lm.evaluate(windows) == pytest.approx(min(losses), rel=1e-5)

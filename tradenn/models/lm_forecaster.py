@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ..nn.callbacks import EarlyStopping
 from ..nn.serialization import ModelFileError, read_metadata
 from .common import as_prices, close_series
 from .probabilistic import QUANTILE_LEVELS, Forecast
@@ -44,6 +45,8 @@ _HYPERPARAMETERS = (
     "weight_decay",
     "warmup_steps",
     "stride",
+    "validation_split",
+    "patience",
     "temperature",
     "jitter",
     "scaling",
@@ -72,6 +75,12 @@ class LMForecaster:
         Training (AdamW, warmup + cosine schedule, global-norm clipping at 1).
     stride : int
         Step between consecutive training windows (1 uses every window).
+    validation_split : float
+        Fraction of each training series (its last bars) held out to measure a validation
+        loss after every epoch, when :meth:`fit` gets no ``validation``; 0 holds out nothing.
+    patience : int or None
+        With validation data, stop after ``patience`` epochs without a lower validation loss
+        and keep the weights of the best epoch (early stopping); None trains every epoch.
     temperature : float
         Sampling temperature of :meth:`forecast` (1 samples the learned distribution).
     jitter : bool
@@ -107,6 +116,8 @@ class LMForecaster:
         weight_decay: float = 0.01,
         warmup_steps: int = 50,
         stride: int = 1,
+        validation_split: float = 0.0,
+        patience: int | None = 2,
         temperature: float = 1.0,
         jitter: bool = True,
         scaling: str = "none",
@@ -120,6 +131,12 @@ class LMForecaster:
             raise ValueError(
                 f"LMForecaster: limit_quantile must be in (0.5, 1], got {limit_quantile!r}"
             )
+        if not 0.0 <= validation_split < 1.0:
+            raise ValueError(
+                f"LMForecaster: validation_split must be in [0, 1), got {validation_split!r}"
+            )
+        if patience is not None:
+            _check_positive_int(patience, "patience")
         if scaling not in _SCALINGS:
             raise ValueError(f"LMForecaster: scaling must be one of {_SCALINGS}, got {scaling!r}")
         if not 0.0 < volatility_decay < 1.0:
@@ -135,6 +152,8 @@ class LMForecaster:
         self.epochs, self.batch_size = int(epochs), int(batch_size)
         self.learning_rate, self.weight_decay = float(learning_rate), float(weight_decay)
         self.warmup_steps, self.stride = int(warmup_steps), int(stride)
+        self.validation_split = float(validation_split)
+        self.patience = None if patience is None else int(patience)
         self.temperature, self.jitter = float(temperature), bool(jitter)
         self.scaling, self.volatility_decay = scaling, float(volatility_decay)
         self.seed, self.verbose = int(seed), int(verbose)
@@ -147,7 +166,10 @@ class LMForecaster:
     def fit(self, prices: Any, validation: Any = None) -> LMForecaster:
         """Train on one price series or a list of them (each a Series, array or OHLC frame).
 
-        ``validation`` (optional, same forms) reports a held-out loss per epoch.
+        ``validation`` (optional, same forms) gives a held-out loss per epoch; without it,
+        the last ``validation_split`` of each series is held out instead (series too short to
+        give a validation window are not split). With validation data and a ``patience``,
+        training stops early and keeps the weights of the epoch with the lowest held-out loss.
         """
         values = [self._values(_log_returns(series, "prices"))[0] for series in _as_list(prices)]
         values = [v for v in values if v is not None]
@@ -156,8 +178,11 @@ class LMForecaster:
                 f"LMForecaster: prices need a series of at least {self._min_prices()} prices"
             )
         self._fit_tokenizer(np.concatenate(values))
+        held_out: list[np.ndarray] = []
+        if validation is None and self.validation_split > 0:
+            values, held_out = self._split(values)
         windows = self._windows(values, "prices")
-        validation_windows = None
+        validation_windows = self._windows(held_out, "validation") if held_out else None
         if validation is not None:
             held_out = [_log_returns(s, "validation") for s in _as_list(validation)]
             held_out = [v for v in (self._values(r)[0] for r in held_out) if v is not None]
@@ -191,6 +216,20 @@ class LMForecaster:
         self._fit_tokenizer(values.ravel())
         return self._train(self.tokenizer.encode(values, kind="returns"), None)
 
+    def _split(self, values: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Each series' last ``validation_split`` of values held out, when that gives at
+        least one validation window and leaves at least one training window."""
+        length = self.context_length + 1
+        train, held_out = [], []
+        for series in values:
+            cut = len(series) - round(self.validation_split * len(series))
+            if len(series) - cut >= length and cut >= length:
+                train.append(series[:cut])
+                held_out.append(series[cut:])
+            else:
+                train.append(series)
+        return train, held_out
+
     def _values(self, returns: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
         """What gets tokenized (log returns or their volatility-scaled values, last axis time)
         and the scale of the return after the last one (ones without scaling). None when a
@@ -210,6 +249,9 @@ class LMForecaster:
             self.tokenizer.fit(returns, kind="returns", quantile=self.limit_quantile)
 
     def _train(self, windows: np.ndarray, validation_windows: np.ndarray | None) -> LMForecaster:
+        callbacks = []
+        if validation_windows is not None and self.patience is not None:
+            callbacks.append(EarlyStopping(patience=self.patience, restore_best_weights=True))
         self.lm = TransformerLM(
             vocab_size=self.tokenizer.vocab_size,
             context_length=self.context_length,
@@ -230,6 +272,7 @@ class LMForecaster:
             clipnorm=1.0,
             validation_data=validation_windows,
             verbose=self.verbose,
+            callbacks=callbacks,
         )
         return self
 
