@@ -26,6 +26,8 @@ def small(**overrides) -> LMForecaster:
         batch_size=32,
         learning_rate=3e-3,
         stride=4,
+        scaling="none",
+        validation_split=0.0,
         seed=0,
     )
     return LMForecaster(**{**settings, **overrides})
@@ -268,3 +270,12 @@ def test_validation_split_holds_out_the_end_of_each_series_and_keeps_the_best_ep
     ids = model.tokenizer.encode(tail, kind="returns")
     windows = np.lib.stride_tricks.sliding_window_view(ids, 17)[::4]
     assert model.lm.evaluate(windows) == pytest.approx(min(losses), rel=1e-5)
+
+
+def test_defaults_tokenize_volatility_scaled_returns_and_stop_early():
+    model = LMForecaster()
+    assert model.scaling == "volatility" and model.volatility_decay == 0.94
+    assert model.validation_split == 0.1 and model.patience == 1
+    from tradenn.models.lm_forecaster import LMReturnModel
+
+    assert LMReturnModel().forecaster.scaling == "none"

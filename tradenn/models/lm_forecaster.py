@@ -76,11 +76,11 @@ class LMForecaster:
     stride : int
         Step between consecutive training windows (1 uses every window).
     validation_split : float
-        Fraction of each training series (its last bars) held out to measure a validation
-        loss after every epoch, when :meth:`fit` gets no ``validation``; 0 holds out nothing.
+        Fraction of each training series (its last bars) that :meth:`fit` holds out for early
+        stopping when it gets no ``validation``; 0 holds out nothing.
     patience : int or None
-        With validation data, stop after ``patience`` epochs without a lower validation loss
-        and keep the weights of the best epoch (early stopping); None trains every epoch.
+        Stop after ``patience`` epochs without a lower loss on the held-out bars and keep the
+        weights of the best epoch; None trains every epoch.
     temperature : float
         Sampling temperature of :meth:`forecast` (1 samples the learned distribution).
     jitter : bool
@@ -110,17 +110,17 @@ class LMForecaster:
         n_bins: int = 61,
         limit: float | None = None,
         limit_quantile: float = 0.995,
-        epochs: int = 5,
+        epochs: int = 10,
         batch_size: int = 64,
         learning_rate: float = 1e-3,
         weight_decay: float = 0.01,
         warmup_steps: int = 50,
         stride: int = 1,
-        validation_split: float = 0.0,
-        patience: int | None = 2,
+        validation_split: float = 0.1,
+        patience: int | None = 1,
         temperature: float = 1.0,
         jitter: bool = True,
-        scaling: str = "none",
+        scaling: str = "volatility",
         volatility_decay: float = 0.94,
         seed: int = 0,
         verbose: int = 0,
@@ -166,10 +166,11 @@ class LMForecaster:
     def fit(self, prices: Any, validation: Any = None) -> LMForecaster:
         """Train on one price series or a list of them (each a Series, array or OHLC frame).
 
-        ``validation`` (optional, same forms) gives a held-out loss per epoch; without it,
-        the last ``validation_split`` of each series is held out instead (series too short to
-        give a validation window are not split). With validation data and a ``patience``,
-        training stops early and keeps the weights of the epoch with the lowest held-out loss.
+        Without ``validation``, the last ``validation_split`` of each series is held out
+        (series too short to give a validation window are not split): training stops after
+        ``patience`` epochs without a lower loss on it and keeps the weights of the best epoch.
+        ``validation`` (optional, same forms) replaces that hold-out and only reports its loss
+        per epoch (every epoch is trained).
         """
         values = [self._values(_log_returns(series, "prices"))[0] for series in _as_list(prices)]
         values = [v for v in values if v is not None]
@@ -187,7 +188,7 @@ class LMForecaster:
             held_out = [_log_returns(s, "validation") for s in _as_list(validation)]
             held_out = [v for v in (self._values(r)[0] for r in held_out) if v is not None]
             validation_windows = self._windows(held_out, "validation")
-        return self._train(windows, validation_windows)
+        return self._train(windows, validation_windows, early_stopping=validation is None)
 
     def fit_windows(self, windows: Any) -> LMForecaster:
         """Train on given windows of log returns, one per row, ``(N, context_length + 1)``.
@@ -248,9 +249,14 @@ class LMForecaster:
         if self.limit is None:
             self.tokenizer.fit(returns, kind="returns", quantile=self.limit_quantile)
 
-    def _train(self, windows: np.ndarray, validation_windows: np.ndarray | None) -> LMForecaster:
+    def _train(
+        self,
+        windows: np.ndarray,
+        validation_windows: np.ndarray | None,
+        early_stopping: bool = False,
+    ) -> LMForecaster:
         callbacks = []
-        if validation_windows is not None and self.patience is not None:
+        if early_stopping and validation_windows is not None and self.patience is not None:
             callbacks.append(EarlyStopping(patience=self.patience, restore_best_weights=True))
         self.lm = TransformerLM(
             vocab_size=self.tokenizer.vocab_size,
@@ -460,6 +466,10 @@ class LMReturnModel:
     (the bin straddling zero, if any, counts half). Constructor arguments are
     :class:`LMForecaster`'s.
 
+    Unlike :class:`LMForecaster`, ``scaling`` defaults to ``"none"``: each row of ``X`` is a
+    short window of its own, too short to seed a volatility estimate and still leave a context
+    (``scaling="volatility"`` spends the first 20 returns of every row on it).
+
     ``raw_inputs = True``: the tokenizer quantizes log returns on a range fitted to the
     training returns, so :func:`~tradenn.models.walk_forward.walk_forward` never standardizes
     this model's inputs (whatever its ``scale``).
@@ -469,7 +479,7 @@ class LMReturnModel:
     raw_inputs = True
 
     def __init__(self, **kwargs: Any) -> None:
-        self.forecaster = LMForecaster(**kwargs)
+        self.forecaster = LMForecaster(**{"scaling": "none", **kwargs})
 
     def get_config(self) -> dict[str, Any]:
         """The wrapped forecaster's hyperparameters."""
