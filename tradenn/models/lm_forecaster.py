@@ -2,9 +2,15 @@
 
 The pipeline, every step of it fitted on training prices only::
 
-    prices -> log returns -> PriceTokenizer ids -> TransformerLM (next-token cross-entropy)
-    forecast: last ``context_length`` returns -> generate ``horizon`` tokens, ``num_samples``
-              times -> decode to log returns -> Forecast (samples, quantiles, mean, P(up))
+    prices -> log returns r[t] -> z[t] = r[t] / sigma[t-1] -> PriceTokenizer ids
+           -> TransformerLM (next-token cross-entropy, early stopping on the last 10%)
+    forecast: last ``context_length`` values of z -> generate ``horizon`` tokens,
+              ``num_samples`` times -> decode, times the volatility at the origin (updated
+              along each path) -> Forecast (samples, quantiles, mean, P(up))
+
+``sigma`` is a causal EWMA volatility (``scaling="volatility"``, the default; ``"none"``
+tokenizes the log returns themselves). :meth:`LMForecaster.next_quantiles` reads one-step
+quantiles off the next-token distribution exactly, without sampling.
 
 Sampled tokens decode to a value drawn uniformly inside their bin (``jitter=True``, the
 default) rather than to the bin centre, so the samples form a continuous distribution and
