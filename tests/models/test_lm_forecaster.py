@@ -26,6 +26,8 @@ def small(**overrides) -> LMForecaster:
         batch_size=32,
         learning_rate=3e-3,
         stride=4,
+        scaling="none",
+        validation_split=0.0,
         seed=0,
     )
     return LMForecaster(**{**settings, **overrides})
@@ -193,3 +195,87 @@ def test_return_model_fits_walk_forward_windows_and_round_trips(prices, tmp_path
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
     with pytest.raises(ValueError, match="lookback = context_length"):
         model.predict(X[:, :10])
+
+
+def test_walk_forward_never_scales_the_log_returns_a_return_model_tokenizes():
+    from tradenn.features.windows import return_target
+    from tradenn.models.lm_forecaster import LMReturnModel
+    from tradenn.models.walk_forward import LiveWalkForward, walk_forward
+
+    frame = data.garch(420, seed=5)
+    settings = dict(
+        context_length=8, d_model=8, num_heads=1, num_layers=1, n_bins=11, epochs=1, seed=0
+    )
+    schedule = dict(
+        features=lambda f: return_target(f).to_frame("ret"),
+        lookback=8,
+        train_size=300,
+        test_size=100,
+    )
+    default = walk_forward(lambda: LMReturnModel(**settings), frame, **schedule)
+    unscaled = walk_forward(lambda: LMReturnModel(**settings), frame, scale=False, **schedule)
+    np.testing.assert_array_equal(default.predictions, unscaled.predictions)
+    live = LiveWalkForward(lambda: LMReturnModel(**settings), **schedule)
+    live.update(frame)
+    assert live.scaler is None
+
+
+def test_next_quantiles_invert_the_binned_distribution(fitted, prices):
+    returns = np.diff(np.log(prices.to_numpy()))
+    contexts = np.lib.stride_tricks.sliding_window_view(returns[:499], 16)[-4:]
+    quantiles = fitted.next_quantiles(contexts, levels=[0.1, 0.5, 0.9])
+    assert quantiles.shape == (4, 3) and (np.diff(quantiles, axis=1) > 0).all()
+    # the CDF of the piecewise-uniform distribution at a quantile gives back its level
+    probs, edges = fitted.next_distribution(contexts), fitted.tokenizer.bin_edges
+    for row, p in zip(quantiles, probs, strict=True):
+        for q, level in zip(row, (0.1, 0.5, 0.9), strict=True):
+            k = np.searchsorted(edges, q, side="right") - 1
+            inside = (q - edges[k]) / (edges[k + 1] - edges[k])
+            assert p[:k].sum() + inside * p[k] == pytest.approx(level, abs=1e-9)
+
+
+@pytest.fixture(scope="module")
+def scaled(prices):
+    return small(scaling="volatility", context_length=24).fit(prices.iloc[:500])
+
+
+def test_volatility_scaled_forecasts_scale_with_the_volatility_of_the_history(scaled, prices):
+    returns = np.diff(np.log(prices.to_numpy()))
+    contexts = np.lib.stride_tricks.sliding_window_view(returns[:499], 100)[-3:]
+    quantiles = scaled.next_quantiles(contexts)
+    # the same moves three times as large: the same tokens, forecasts three times as wide
+    np.testing.assert_allclose(scaled.next_quantiles(3 * contexts), 3 * quantiles, rtol=1e-9)
+    np.testing.assert_allclose(scaled.next_scale(3 * contexts), 3 * scaled.next_scale(contexts))
+    assert (quantiles[:, 0] < 0).all() and (quantiles[:, -1] > 0).all()
+
+
+def test_volatility_scaled_samples_follow_the_exact_next_distribution(scaled, prices):
+    history = prices.iloc[:500]
+    returns = np.diff(np.log(history.to_numpy()))
+    exact = scaled.next_quantiles(returns[None], levels=[0.1, 0.5, 0.9])[0]
+    sampled = scaled.forecast(history, horizon=1, num_samples=4000, seed=2).samples[:, 0]
+    np.testing.assert_allclose(np.quantile(sampled, [0.1, 0.5, 0.9]), exact, atol=0.1 * exact[2])
+    paths = scaled.forecast(history, horizon=3, num_samples=50, seed=2)
+    assert paths.samples.shape == (50, 3) and np.isfinite(paths.samples).all()
+
+
+def test_validation_split_holds_out_the_end_of_each_series_and_keeps_the_best_epoch(prices):
+    model = small(validation_split=0.25, patience=1, epochs=4, learning_rate=3e-2)
+    model.fit(prices)
+    losses = model.history["val_loss"]
+    assert 1 <= len(losses) <= 4
+    # the held-out windows are those of the last quarter of the returns
+    returns = np.diff(np.log(prices.to_numpy()))
+    tail = returns[len(returns) - round(0.25 * len(returns)) :]
+    ids = model.tokenizer.encode(tail, kind="returns")
+    windows = np.lib.stride_tricks.sliding_window_view(ids, 17)[::4]
+    assert model.lm.evaluate(windows) == pytest.approx(min(losses), rel=1e-5)
+
+
+def test_defaults_tokenize_volatility_scaled_returns_and_stop_early():
+    model = LMForecaster()
+    assert model.scaling == "volatility" and model.volatility_decay == 0.94
+    assert model.validation_split == 0.1 and model.patience == 1
+    from tradenn.models.lm_forecaster import LMReturnModel
+
+    assert LMReturnModel().forecaster.scaling == "none"

@@ -9,6 +9,7 @@ import pytest
 
 from tradenn.models.metrics import (
     diebold_mariano,
+    diebold_mariano_hac,
     directional_accuracy,
     forecast_metrics,
     mae,
@@ -100,3 +101,29 @@ def test_bad_arguments():
         diebold_mariano([1.0] * 5, [0.0] * 5, horizon=0)
     with pytest.raises(ValueError, match="loss must be"):
         diebold_mariano([1.0] * 5, [0.0] * 5, loss="huber")
+
+
+def test_diebold_mariano_hac_matches_statsmodels_newey_west():
+    sm = pytest.importorskip("statsmodels.api")
+    rng = np.random.default_rng(3)
+    noise = rng.standard_normal(401)
+    d = 0.1 + noise[1:] + 0.6 * noise[:-1]  # MA(1) loss differentials
+    benchmark = rng.random(400)
+    ols = sm.OLS(d, np.ones_like(d)).fit(cov_type="HAC", cov_kwds={"maxlags": 5})
+    statistic, p_value = diebold_mariano_hac(benchmark + d, benchmark, lags=5)
+    assert statistic == pytest.approx(float(ols.tvalues[0]), rel=1e-9)
+    assert p_value == pytest.approx(2 * student_t_sf(abs(statistic), 399), rel=1e-12)
+    default_lags = math.floor(4 * (400 / 100) ** (2 / 9))
+    assert diebold_mariano_hac(benchmark + d, benchmark) == diebold_mariano_hac(
+        benchmark + d, benchmark, lags=default_lags
+    )
+
+
+def test_diebold_mariano_hac_is_negative_for_smaller_losses_and_nan_when_equal():
+    rng = np.random.default_rng(0)
+    benchmark = rng.random(300) + 1.0
+    statistic, p_value = diebold_mariano_hac(benchmark - 0.1 * rng.random(300), benchmark)
+    assert statistic < 0 and p_value < 1e-6
+    assert all(math.isnan(v) for v in diebold_mariano_hac(benchmark, benchmark))
+    with pytest.raises(ValueError, match="lags"):
+        diebold_mariano_hac(benchmark, benchmark, lags=-1)

@@ -184,3 +184,21 @@ def test_bad_inputs_are_one_line_value_errors_naming_the_argument(call, message)
     with pytest.raises(ValueError, match=message) as error:
         call(PriceTokenizer())
     assert "\n" not in str(error.value)
+
+
+def test_volatility_scaled_divides_each_return_by_the_ewma_volatility_before_it(rng):
+    from tradenn.models.tokenizer import volatility_scaled
+
+    r = rng.standard_normal((2, 60)) * np.array([[0.01], [0.03]])
+    z, scale = volatility_scaled(r, decay=0.9, warmup=5)
+    for row in range(2):
+        variance = float(np.mean(r[row, :5] ** 2))
+        for k, t in enumerate(range(5, 60)):
+            assert z[row, k] == pytest.approx(r[row, t] / np.sqrt(variance), rel=1e-12)
+            variance = 0.9 * variance + 0.1 * r[row, t] ** 2
+        assert scale[row] == pytest.approx(np.sqrt(variance), rel=1e-12)
+    z_1d, scale_1d = volatility_scaled(r[1], decay=0.9, warmup=5)
+    np.testing.assert_array_equal(z_1d, z[1])
+    assert scale_1d == scale[1]
+    with pytest.raises(ValueError, match="more than warmup=5"):
+        volatility_scaled(r[:, :5], warmup=5)

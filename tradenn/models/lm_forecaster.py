@@ -2,9 +2,15 @@
 
 The pipeline, every step of it fitted on training prices only::
 
-    prices -> log returns -> PriceTokenizer ids -> TransformerLM (next-token cross-entropy)
-    forecast: last ``context_length`` returns -> generate ``horizon`` tokens, ``num_samples``
-              times -> decode to log returns -> Forecast (samples, quantiles, mean, P(up))
+    prices -> log returns r[t] -> z[t] = r[t] / sigma[t-1] -> PriceTokenizer ids
+           -> TransformerLM (next-token cross-entropy, early stopping on the last 10%)
+    forecast: last ``context_length`` values of z -> generate ``horizon`` tokens,
+              ``num_samples`` times -> decode, times the volatility at the origin (updated
+              along each path) -> Forecast (samples, quantiles, mean, P(up))
+
+``sigma`` is a causal EWMA volatility (``scaling="volatility"``, the default; ``"none"``
+tokenizes the log returns themselves). :meth:`LMForecaster.next_quantiles` reads one-step
+quantiles off the next-token distribution exactly, without sampling.
 
 Sampled tokens decode to a value drawn uniformly inside their bin (``jitter=True``, the
 default) rather than to the bin centre, so the samples form a continuous distribution and
@@ -20,10 +26,11 @@ from typing import Any
 
 import numpy as np
 
+from ..nn.callbacks import EarlyStopping
 from ..nn.serialization import ModelFileError, read_metadata
 from .common import as_prices, close_series
-from .probabilistic import Forecast
-from .tokenizer import PriceTokenizer
+from .probabilistic import QUANTILE_LEVELS, Forecast
+from .tokenizer import PriceTokenizer, volatility_scaled
 from .transformer import TransformerLM
 
 __all__ = ["LMForecaster", "LMReturnModel"]
@@ -44,10 +51,16 @@ _HYPERPARAMETERS = (
     "weight_decay",
     "warmup_steps",
     "stride",
+    "validation_split",
+    "patience",
     "temperature",
     "jitter",
+    "scaling",
+    "volatility_decay",
     "seed",
 )
+_SCALINGS = ("none", "volatility")
+_WARMUP = 20  # returns that seed the EWMA volatility of ``scaling="volatility"``
 
 
 class LMForecaster:
@@ -68,10 +81,24 @@ class LMForecaster:
         Training (AdamW, warmup + cosine schedule, global-norm clipping at 1).
     stride : int
         Step between consecutive training windows (1 uses every window).
+    validation_split : float
+        Fraction of each training series (its last bars) that :meth:`fit` holds out for early
+        stopping when it gets no ``validation``; 0 holds out nothing.
+    patience : int or None
+        Stop after ``patience`` epochs without a lower loss on the held-out bars and keep the
+        weights of the best epoch; None trains every epoch.
     temperature : float
         Sampling temperature of :meth:`forecast` (1 samples the learned distribution).
     jitter : bool
         Decode a sampled token to a uniform draw inside its bin instead of the bin centre.
+    scaling : {"none", "volatility"}
+        What the tokens quantize: the log returns themselves, or the log returns divided by a
+        causal EWMA volatility (:func:`~tradenn.models.tokenizer.volatility_scaled`, the
+        first 20 returns of a series seed it), so that a token means "so many usual moves"
+        in calm and turbulent years alike; forecasts are scaled back by the volatility known
+        at the origin.
+    volatility_decay : float
+        The EWMA's ``decay`` (0.94: RiskMetrics' daily value).
     seed : int
         Seeds the weights, the batch order and (unless ``forecast`` gets one) sampling.
     verbose : int
@@ -89,14 +116,18 @@ class LMForecaster:
         n_bins: int = 61,
         limit: float | None = None,
         limit_quantile: float = 0.995,
-        epochs: int = 5,
+        epochs: int = 10,
         batch_size: int = 64,
         learning_rate: float = 1e-3,
         weight_decay: float = 0.01,
         warmup_steps: int = 50,
         stride: int = 1,
+        validation_split: float = 0.1,
+        patience: int | None = 1,
         temperature: float = 1.0,
         jitter: bool = True,
+        scaling: str = "volatility",
+        volatility_decay: float = 0.94,
         seed: int = 0,
         verbose: int = 0,
     ) -> None:
@@ -105,6 +136,18 @@ class LMForecaster:
         if not 0.5 < limit_quantile <= 1.0:
             raise ValueError(
                 f"LMForecaster: limit_quantile must be in (0.5, 1], got {limit_quantile!r}"
+            )
+        if not 0.0 <= validation_split < 1.0:
+            raise ValueError(
+                f"LMForecaster: validation_split must be in [0, 1), got {validation_split!r}"
+            )
+        if patience is not None:
+            _check_positive_int(patience, "patience")
+        if scaling not in _SCALINGS:
+            raise ValueError(f"LMForecaster: scaling must be one of {_SCALINGS}, got {scaling!r}")
+        if not 0.0 < volatility_decay < 1.0:
+            raise ValueError(
+                f"LMForecaster: volatility_decay must be in (0, 1), got {volatility_decay!r}"
             )
         if not temperature > 0:
             raise ValueError(f"LMForecaster: temperature must be positive, got {temperature!r}")
@@ -115,7 +158,10 @@ class LMForecaster:
         self.epochs, self.batch_size = int(epochs), int(batch_size)
         self.learning_rate, self.weight_decay = float(learning_rate), float(weight_decay)
         self.warmup_steps, self.stride = int(warmup_steps), int(stride)
+        self.validation_split = float(validation_split)
+        self.patience = None if patience is None else int(patience)
         self.temperature, self.jitter = float(temperature), bool(jitter)
+        self.scaling, self.volatility_decay = scaling, float(volatility_decay)
         self.seed, self.verbose = int(seed), int(verbose)
         self.tokenizer: PriceTokenizer | None = None
         self.lm: TransformerLM | None = None
@@ -126,16 +172,29 @@ class LMForecaster:
     def fit(self, prices: Any, validation: Any = None) -> LMForecaster:
         """Train on one price series or a list of them (each a Series, array or OHLC frame).
 
-        ``validation`` (optional, same forms) reports a held-out loss per epoch.
+        Without ``validation``, the last ``validation_split`` of each series is held out
+        (series too short to give a validation window are not split): training stops after
+        ``patience`` epochs without a lower loss on it and keeps the weights of the best epoch.
+        ``validation`` (optional, same forms) replaces that hold-out and only reports its loss
+        per epoch (every epoch is trained).
         """
-        returns = [_log_returns(series, "prices") for series in _as_list(prices)]
-        self._fit_tokenizer(np.concatenate(returns))
-        windows = self._windows(returns, "prices")
-        validation_windows = None
+        values = [self._values(_log_returns(series, "prices"))[0] for series in _as_list(prices)]
+        values = [v for v in values if v is not None]
+        if not values:
+            raise ValueError(
+                f"LMForecaster: prices need a series of at least {self._min_prices()} prices"
+            )
+        self._fit_tokenizer(np.concatenate(values))
+        held_out: list[np.ndarray] = []
+        if validation is None and self.validation_split > 0:
+            values, held_out = self._split(values)
+        windows = self._windows(values, "prices")
+        validation_windows = self._windows(held_out, "validation") if held_out else None
         if validation is not None:
             held_out = [_log_returns(s, "validation") for s in _as_list(validation)]
+            held_out = [v for v in (self._values(r)[0] for r in held_out) if v is not None]
             validation_windows = self._windows(held_out, "validation")
-        return self._train(windows, validation_windows)
+        return self._train(windows, validation_windows, early_stopping=validation is None)
 
     def fit_windows(self, windows: Any) -> LMForecaster:
         """Train on given windows of log returns, one per row, ``(N, context_length + 1)``.
@@ -143,6 +202,8 @@ class LMForecaster:
         For callers that cut the windows themselves (e.g. walk-forward training sets, where
         the last return of each row is a target realized before the test period). ``stride``
         does not apply; the tokenizer range is fitted on these returns when ``limit`` is None.
+        With ``scaling="volatility"`` each row is scaled on its own (its first 20 returns seed
+        the volatility and are not tokens), as :meth:`next_distribution` scales a context.
         """
         w = np.asarray(windows, dtype=np.float64)
         length = self.context_length + 1
@@ -153,15 +214,56 @@ class LMForecaster:
             )
         if not np.isfinite(w).all():
             raise ValueError("LMForecaster.fit_windows: windows must be finite")
-        self._fit_tokenizer(w.ravel())
-        return self._train(self.tokenizer.encode(w, kind="returns"), None)
+        if self.scaling == "volatility" and length <= _WARMUP + 1:
+            raise ValueError(
+                f"LMForecaster.fit_windows: scaling='volatility' needs context_length > "
+                f"{_WARMUP} (the first {_WARMUP} returns of a row seed the volatility)"
+            )
+        values = w if self.scaling == "none" else self._values(w)[0]
+        self._fit_tokenizer(values.ravel())
+        return self._train(self.tokenizer.encode(values, kind="returns"), None)
+
+    def _split(self, values: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Each series' last ``validation_split`` of values held out, when that gives at
+        least one validation window and leaves at least one training window."""
+        length = self.context_length + 1
+        train, held_out = [], []
+        for series in values:
+            cut = len(series) - round(self.validation_split * len(series))
+            if len(series) - cut >= length and cut >= length:
+                train.append(series[:cut])
+                held_out.append(series[cut:])
+            else:
+                train.append(series)
+        return train, held_out
+
+    def _values(self, returns: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+        """What gets tokenized (log returns or their volatility-scaled values, last axis time)
+        and the scale of the return after the last one (ones without scaling). None when a
+        row is too short to seed the volatility."""
+        if self.scaling == "none":
+            return returns, np.ones(returns.shape[:-1])
+        if returns.shape[-1] <= _WARMUP:
+            return None, np.ones(returns.shape[:-1])
+        return volatility_scaled(returns, decay=self.volatility_decay, warmup=_WARMUP)
+
+    def _min_prices(self) -> int:
+        return self.context_length + 2 + (_WARMUP if self.scaling == "volatility" else 0)
 
     def _fit_tokenizer(self, returns: np.ndarray) -> None:
         self.tokenizer = PriceTokenizer(n_bins=self.n_bins, limit=self.limit)
         if self.limit is None:
             self.tokenizer.fit(returns, kind="returns", quantile=self.limit_quantile)
 
-    def _train(self, windows: np.ndarray, validation_windows: np.ndarray | None) -> LMForecaster:
+    def _train(
+        self,
+        windows: np.ndarray,
+        validation_windows: np.ndarray | None,
+        early_stopping: bool = False,
+    ) -> LMForecaster:
+        callbacks = []
+        if early_stopping and validation_windows is not None and self.patience is not None:
+            callbacks.append(EarlyStopping(patience=self.patience, restore_best_weights=True))
         self.lm = TransformerLM(
             vocab_size=self.tokenizer.vocab_size,
             context_length=self.context_length,
@@ -182,11 +284,12 @@ class LMForecaster:
             clipnorm=1.0,
             validation_data=validation_windows,
             verbose=self.verbose,
+            callbacks=callbacks,
         )
         return self
 
     def _windows(self, returns: Sequence[np.ndarray], name: str) -> np.ndarray:
-        """Token windows of ``context_length + 1`` returns, every ``stride``-th, all series."""
+        """Token windows of ``context_length + 1`` values, every ``stride``-th, all series."""
         length = self.context_length + 1
         windows = []
         for series in returns:
@@ -197,8 +300,9 @@ class LMForecaster:
             windows.append(view)
         if not windows:
             raise ValueError(
-                f"LMForecaster: {name} needs a series of at least {length + 1} prices "
-                f"(context_length={self.context_length} returns plus the next one)"
+                f"LMForecaster: {name} needs a series of at least {self._min_prices()} prices "
+                f"(context_length={self.context_length} returns plus the next one"
+                + (f", plus {_WARMUP} to seed the volatility)" if self.scaling != "none" else ")")
             )
         return np.ascontiguousarray(np.concatenate(windows))
 
@@ -217,12 +321,14 @@ class LMForecaster:
         _check_positive_int(horizon, "horizon")
         _check_positive_int(num_samples, "num_samples")
         returns = _log_returns(history, "history")
-        if len(returns) == 0:
-            raise ValueError("LMForecaster: history needs at least two prices")
+        values, scale = self._values(returns)
+        if values is None or len(values) == 0:
+            needed = 2 + (_WARMUP if self.scaling == "volatility" else 0)
+            raise ValueError(f"LMForecaster: history needs at least {needed} prices")
         # leave room for the horizon inside the context, so the key/value cache serves every
         # step (past context_length the window slides and each step recomputes it)
         keep = max(self.context_length - horizon + 1, 1)
-        prompt = self.tokenizer.encode(returns[-keep:], kind="returns")
+        prompt = self.tokenizer.encode(values[-keep:], kind="returns")
         seed = self.seed if seed is None else seed
         ids = self.lm.generate(
             np.tile(prompt, (num_samples, 1)),
@@ -236,23 +342,50 @@ class LMForecaster:
             width = self.tokenizer.bin_width
             noise = np.random.default_rng([seed, 1]).uniform(-0.5, 0.5, values.shape)
             values = values + width * noise
+        if self.scaling == "volatility":
+            # each sampled scaled return z_k moves the EWMA: v_{k+1} = v_k (d + (1 - d) z_k^2)
+            d = self.volatility_decay
+            growth = np.cumprod(d + (1.0 - d) * values**2, axis=1)
+            variance = float(scale) ** 2 * np.concatenate(
+                [np.ones((num_samples, 1)), growth[:, :-1]], axis=1
+            )
+            values = values * np.sqrt(variance)
         return Forecast.from_samples(values)
 
     def next_distribution(self, contexts: Any, batch_size: int = 256) -> np.ndarray:
         """Probabilities of each return bin for the next bar after each row of ``contexts``.
 
         ``contexts``: log returns ``(N, T)``, one context per row (the last ``context_length``
-        are read). Exact (one forward pass, no sampling); the temperature applies. Returns
-        ``(N, n_bins)``, rows summing to 1, columns in the order of
-        ``tokenizer.bin_centers``.
+        are read; with ``scaling="volatility"`` the returns before them warm up the
+        volatility, so pass at least 20 more). Exact (one forward pass, no sampling); the
+        temperature applies. Returns ``(N, n_bins)``, rows summing to 1, columns in the order
+        of ``tokenizer.bin_centers`` (in units of :meth:`next_scale` with volatility scaling).
         """
+        return self._next(contexts)[0]
+
+    def next_scale(self, contexts: Any) -> np.ndarray:
+        """``(N,)``: what a bin centre of :meth:`next_distribution` is multiplied by to give a
+        log return (the EWMA volatility at the origin; ones with ``scaling="none"``)."""
+        return self._next(contexts, probabilities=False)[1]
+
+    def _next(
+        self, contexts: Any, batch_size: int = 256, probabilities: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
         self._check_fitted()
         c = np.asarray(contexts, dtype=np.float64)
         if c.ndim != 2 or c.shape[1] == 0:
             raise ValueError(
                 f"LMForecaster.next_distribution: contexts must be (N, T) returns, got {c.shape}"
             )
-        ids = self.tokenizer.encode(c[:, -self.context_length :], kind="returns")
+        values, scale = self._values(c)
+        if values is None:
+            raise ValueError(
+                f"LMForecaster.next_distribution: scaling='volatility' needs contexts of "
+                f"more than {_WARMUP} returns, got {c.shape[1]}"
+            )
+        if not probabilities:
+            return np.empty((len(c), 0)), scale
+        ids = self.tokenizer.encode(values[:, -self.context_length :], kind="returns")
         special = self.tokenizer.num_special_tokens
         out = np.empty((len(ids), self.n_bins))
         for start in range(0, len(ids), batch_size):
@@ -261,7 +394,27 @@ class LMForecaster:
             z -= z.max(axis=1, keepdims=True)
             p = np.exp(z)
             out[start : start + batch_size] = p / p.sum(axis=1, keepdims=True)
-        return out
+        return out, scale
+
+    def next_quantiles(
+        self, contexts: Any, levels: Sequence[float] = QUANTILE_LEVELS
+    ) -> np.ndarray:
+        """Exact quantiles of the next log return after each row of ``contexts``.
+
+        The distribution is :meth:`next_distribution` with each bin's mass spread uniformly
+        over the bin (what a jittered sample of :meth:`forecast` draws from), so its CDF is
+        piecewise linear between the bin edges and a quantile is read off it without
+        sampling. Returns ``(N, len(levels))`` log returns.
+        """
+        tau = np.asarray(levels, dtype=np.float64)
+        if tau.ndim != 1 or not ((tau > 0) & (tau < 1)).all():
+            raise ValueError(f"LMForecaster: levels must be floats in (0, 1), got {levels!r}")
+        probs, scale = self._next(contexts)
+        edges = self.tokenizer.bin_edges
+        cdf = np.concatenate([np.zeros((len(probs), 1)), np.cumsum(probs, axis=1)], axis=1)
+        cdf[:, -1] = 1.0
+        # loop over rows: np.interp is 1-D (N forecasts, each a few dozen bins)
+        return np.stack([np.interp(tau, row, edges) for row in cdf]) * scale[:, None]
 
     def predict(self, history: Any, horizon: int = 1, num_samples: int = 100) -> np.ndarray:
         """Mean forecast log return for each of the next ``horizon`` bars."""
@@ -290,7 +443,8 @@ class LMForecaster:
         metadata = read_metadata(path)
         if metadata.get("class_name") != cls.__name__:
             raise ModelFileError(f"{path} holds no {cls.__name__} (a plain model file?)")
-        forecaster = cls(**metadata["config"])
+        # files written before volatility scaling existed tokenized raw log returns
+        forecaster = cls(**{"scaling": "none", **metadata["config"]})
         forecaster.tokenizer = PriceTokenizer.from_config(metadata["tokenizer"])
         forecaster.lm = TransformerLM.load(path)
         return forecaster
@@ -317,12 +471,21 @@ class LMReturnModel:
     their probabilities, exact, no sampling) and ``p_up`` the probability mass above zero
     (the bin straddling zero, if any, counts half). Constructor arguments are
     :class:`LMForecaster`'s.
+
+    Unlike :class:`LMForecaster`, ``scaling`` defaults to ``"none"``: each row of ``X`` is a
+    short window of its own, too short to seed a volatility estimate and still leave a context
+    (``scaling="volatility"`` spends the first 20 returns of every row on it).
+
+    ``raw_inputs = True``: the tokenizer quantizes log returns on a range fitted to the
+    training returns, so :func:`~tradenn.models.walk_forward.walk_forward` never standardizes
+    this model's inputs (whatever its ``scale``).
     """
 
     input_kind = "sequence"
+    raw_inputs = True
 
     def __init__(self, **kwargs: Any) -> None:
-        self.forecaster = LMForecaster(**kwargs)
+        self.forecaster = LMForecaster(**{"scaling": "none", **kwargs})
 
     def get_config(self) -> dict[str, Any]:
         """The wrapped forecaster's hyperparameters."""
@@ -338,7 +501,8 @@ class LMReturnModel:
 
     def predict(self, X: Any) -> np.ndarray:
         """Expected next log return after each window."""
-        return self.forecaster.next_distribution(self._inputs(X)) @ self._centres()
+        probs, scale = self.forecaster._next(self._inputs(X))
+        return (probs @ self._centres()) * scale
 
     def p_up(self, X: Any) -> np.ndarray:
         """Probability that the next log return is positive."""

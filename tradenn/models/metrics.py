@@ -16,6 +16,11 @@ All functions take equally long 1-D arrays (or Series) of actual values ``y`` an
   ``h``-step forecast are MA(h-1)); ``DM = mean(d) / sqrt(lrv / n)`` scaled by
   ``sqrt((n + 1 - 2h + h(h-1)/n) / n)`` and compared with Student's t with ``n - 1`` degrees of
   freedom. Negative statistics favour the model.
+* :func:`diebold_mariano_hac`: the same test on any per-forecast losses (e.g. pinball losses of
+  quantile forecasts), with the Newey-West (1987) long-run variance: Bartlett weights
+  ``1 - k / (L + 1)`` on the autocovariances up to lag ``L``, by default
+  ``L = floor(4 (n / 100)^(2/9))``, so loss differentials that cluster (as they do in volatile
+  periods) do not overstate the evidence.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import numpy as np
 
 __all__ = [
     "diebold_mariano",
+    "diebold_mariano_hac",
     "directional_accuracy",
     "forecast_metrics",
     "mae",
@@ -104,6 +110,38 @@ def diebold_mariano(y, p, benchmark=0.0, *, horizon: int = 1, loss: str = "squar
     statistic = d.mean() / math.sqrt(lrv / n)
     h = horizon
     statistic *= math.sqrt((n + 1 - 2 * h + h * (h - 1) / n) / n)
+    p_value = 2.0 * student_t_sf(abs(statistic), n - 1)
+    return float(statistic), float(min(p_value, 1.0))
+
+
+def diebold_mariano_hac(losses, benchmark_losses, *, lags: int | None = None):
+    """Diebold-Mariano test of equal expected loss, Newey-West (HAC) variance.
+
+    ``d_t = losses_t - benchmark_losses_t``; ``DM = mean(d) / sqrt(lrv / n)`` with
+    ``lrv = g_0 + 2 sum_{k=1..L} (1 - k / (L + 1)) g_k`` and ``g_k`` the lag-``k``
+    autocovariance of ``d`` (divided by ``n``). ``lags`` defaults to
+    ``floor(4 (n / 100)^(2/9))``.
+
+    Returns ``(statistic, p_value)``: two-sided p-value of Student's t with ``n - 1`` degrees of
+    freedom; the statistic is negative when ``losses`` are smaller on average. NaN when the
+    losses are identical everywhere or there are fewer than 3 forecasts.
+    """
+    a, b = _pair(losses, benchmark_losses)
+    d = a - b
+    n = len(d)
+    if n < 3:
+        return math.nan, math.nan
+    if lags is None:
+        lags = math.floor(4.0 * (n / 100.0) ** (2.0 / 9.0))
+    if isinstance(lags, bool) or not isinstance(lags, int) or lags < 0:
+        raise ValueError(f"diebold_mariano_hac: lags must be an int >= 0, got {lags!r}")
+    centered = d - d.mean()
+    lrv = float(centered @ centered) / n
+    for lag in range(1, min(lags, n - 1) + 1):
+        lrv += 2.0 * (1.0 - lag / (lags + 1.0)) * float(centered[lag:] @ centered[:-lag]) / n
+    if not lrv > 0:
+        return math.nan, math.nan
+    statistic = d.mean() / math.sqrt(lrv / n)
     p_value = 2.0 * student_t_sf(abs(statistic), n - 1)
     return float(statistic), float(min(p_value, 1.0))
 

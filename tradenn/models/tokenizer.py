@@ -37,7 +37,7 @@ import pandas as pd
 
 from tradenn.nn.serialization import ModelFileError, parse_json
 
-__all__ = ["PriceTokenizer"]
+__all__ = ["PriceTokenizer", "volatility_scaled"]
 
 Mode = Literal["log_return", "mean_scaled"]
 Kind = Literal["prices", "returns"]
@@ -289,6 +289,48 @@ class PriceTokenizer:
 
     def __repr__(self) -> str:
         return f"PriceTokenizer(n_bins={self.n_bins}, limit={self.limit!r}, mode={self.mode!r})"
+
+
+# ---------------------------------------------------------------------------- volatility scaling
+def volatility_scaled(
+    returns: Any, *, decay: float = 0.94, warmup: int = 20
+) -> tuple[np.ndarray, np.ndarray]:
+    """Returns divided by a causal EWMA volatility (RiskMetrics), and the next bar's volatility.
+
+    With ``r`` the returns of a row (time on the last axis, ``T > warmup``)::
+
+        v[warmup] = mean(r[0 : warmup]^2)
+        v[t + 1]  = decay v[t] + (1 - decay) r[t]^2            t = warmup .. T - 1
+        z[t]      = r[t] / sqrt(v[t])                          t = warmup .. T - 1
+
+    so ``z[t]`` uses returns before ``t`` only: a model of ``z`` forecasts the next return in
+    units of ``sqrt(v[T])``, the volatility known at the forecast origin, and the tokens of a
+    calm and of a turbulent year mean the same thing (how many "usual" moves a bar is).
+
+    Returns
+    -------
+    z : ndarray, shape (..., T - warmup)
+    scale : ndarray, shape (...)
+        ``sqrt(v[T])``: the volatility that scales the return after the last one.
+    """
+    r = np.asarray(returns, dtype=np.float64)
+    if not 0.0 < decay < 1.0:
+        raise ValueError(f"decay must be in (0, 1), got {decay!r}")
+    if r.ndim not in (1, 2) or r.shape[-1] <= warmup or warmup < 1:
+        raise ValueError(
+            f"volatility_scaled needs more than warmup={warmup} returns per row, got shape "
+            f"{r.shape}"
+        )
+    variance = np.empty((*r.shape[:-1], r.shape[-1] - warmup + 1))
+    variance[..., 0] = np.mean(r[..., :warmup] ** 2, axis=-1)
+    # a loop over time (the recursion is sequential), vectorised over rows
+    for k, t in enumerate(range(warmup, r.shape[-1])):
+        variance[..., k + 1] = decay * variance[..., k] + (1.0 - decay) * r[..., t] ** 2
+    sigma = np.sqrt(np.maximum(variance, _VARIANCE_FLOOR))
+    return r[..., warmup:] / sigma[..., :-1], sigma[..., -1]
+
+
+_VARIANCE_FLOOR = 1e-16  # a flat series (all returns 0) gets tokens 0, not 0 / 0
 
 
 # ---------------------------------------------------------------------------- validation

@@ -9,7 +9,9 @@ bar minus** ``embargo`` bars; ``mode="expanding"`` keeps all of them, ``"rolling
 samples before a test block (whose outcomes are not yet known when it starts) are purged.
 
 Input scaling (``scale=True``) fits a :class:`~tradenn.features.scaling.StandardScaler` on each
-fold's training windows only.
+fold's training windows only. A model whose class sets ``raw_inputs = True`` (e.g.
+:class:`~tradenn.models.LMReturnModel`, which tokenizes log returns on its own fitted range) is
+never given scaled inputs: ``scale`` does not apply to it.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ __all__ = [
     "training_rows",
     "walk_forward",
     "walk_forward_folds",
+    "wants_raw_inputs",
 ]
 
 
@@ -191,7 +194,9 @@ def walk_forward(
     train_size, test_size, mode, embargo
         The fold schedule (:func:`walk_forward_folds`); sizes count samples (windows).
     scale : bool
-        Standardize inputs with statistics from each fold's training windows.
+        Standardize inputs with statistics from each fold's training windows. Ignored for
+        models with ``raw_inputs = True`` (they read the features in their own units, e.g.
+        :class:`~tradenn.models.LMReturnModel`'s log returns), which always get them unscaled.
     cache : mapping, optional
         Fitted models by a digest of (model config, training data): a rerun over data that
         agrees on a fold's training set reuses its model instead of refitting (the
@@ -230,12 +235,12 @@ def walk_forward(
     for fold in folds:
         X_train, y_train = windows.X[fold.train], windows.y[fold.train]
         X_test = windows.X[fold.test]
-        if scale:
+        probe = make_model()
+        if scale and not wants_raw_inputs(probe):
             from tradenn.features.scaling import StandardScaler
 
             scaler = StandardScaler().fit(X_train)
             X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
-        probe = make_model()
         tabular = getattr(probe, "input_kind", "tabular") == "tabular"
         if tabular:
             X_train, X_test = X_train.reshape(len(X_train), -1), X_test.reshape(len(X_test), -1)
@@ -295,6 +300,11 @@ def walk_forward(
         "Training Time [s]": result.training_seconds,
     }
     return result
+
+
+def wants_raw_inputs(model: Any) -> bool:
+    """Whether ``model`` declares ``raw_inputs = True``: it must get its inputs unscaled."""
+    return bool(getattr(model, "raw_inputs", False))
 
 
 PREDICT_CHUNK = 256
@@ -456,13 +466,13 @@ class LiveWalkForward:
         if len(rows) == 0:
             raise NotEnoughData(f"walk_forward: fold {fold} has no training sample")
         X_train, y_train = windows.X[rows], windows.y[rows]
+        model = self.make_model()
         scaler = None
-        if self.scale:
+        if self.scale and not wants_raw_inputs(model):
             from tradenn.features.scaling import StandardScaler
 
             scaler = StandardScaler().fit(X_train)
             X_train = scaler.transform(X_train)
-        model = self.make_model()
         if getattr(model, "input_kind", "tabular") == "tabular":
             X_train = X_train.reshape(len(X_train), -1)
         quiet = getattr(model, "verbose", None)
