@@ -1,4 +1,4 @@
-# ruff: noqa: E501  (cell sources are formatted by ruff at build time, see _nb.code)
+# ruff: noqa: E501  (cell sources are formatted by ruff at build time, see notebook.code)
 """Build and execute notebooks/03_forecasting.ipynb."""
 
 from notebook import build, code, md

@@ -1,4 +1,4 @@
-# ruff: noqa: E501  (cell sources are formatted by ruff at build time, see _nb.code)
+# ruff: noqa: E501  (cell sources are formatted by ruff at build time, see notebook.code)
 """Build and execute notebooks/04_transformer_lm.ipynb."""
 
 from notebook import build, code, md
@@ -97,9 +97,13 @@ CELLS = [
 
     ## 2. Training the language model
 
-    `LMForecaster` fits the tokenizer as above, cuts the training returns into windows of
+    `LMForecaster` fits a tokenizer as above, cuts the training returns into windows of
     `CONTEXT + 1` tokens, and trains a `TransformerLM` with next-token cross-entropy (AdamW,
-    warmup and cosine decay). The validation prices only report a held-out loss.
+    warmup and cosine decay). By default (`scaling="volatility"`) it first divides each return
+    by the causal EWMA volatility of the returns before it, so its bins are in units of that
+    volatility (its `limit` below is about 3.4 volatilities, not a percentage), and scales the
+    forecasts back; it holds out the last tenth of the training series and stops when the
+    loss there stops falling. The validation prices passed to `fit` only report a held-out loss.
     """),
     code("""
     began = time.perf_counter()
@@ -235,25 +239,22 @@ CELLS = [
     md("""
     **The honest reading (default settings, one seed, 500 days of 2017-2018).**
 
-    * The tiny LM **beats the constant-volatility random walk** by about 8% in quantile loss
-      (WQL and CRPS agree). Its sampled distribution is more peaked than a Gaussian of the same
-      spread — 70% of days fall inside its 25-75% band against 79% for the constant Gaussian —
-      which suits fat-tailed daily returns.
-    * It **loses to the 20-day rolling-volatility random walk** by about as much. The rolling
-      baseline narrows to ~1.5% in the record-calm 2017 and widens in the February and
-      October-December 2018 sell-offs; the LM's interval stays near 4% through 2017, widens a
-      little in February 2018 and clearly only in late 2018. A one-layer model trained for
-      two epochs has picked up the shape of the return distribution, and only weakly the volatility clustering that the rolling
-      estimate captures directly.
-    * Calibration: the LM and the constant baseline put ~96-97% of realized returns inside their
-      90% intervals (the expected rate with 100 samples is about 88%) — too wide for this calm
-      span; the rolling one is slightly too narrow (85%).
-    * Direction: a ~53% hit rate on 500 days is within two standard errors of a coin flip.
+    * The tiny LM **beats the constant-volatility random walk** by about 16% in weighted
+      quantile loss (CRPS agrees), and the 20-day rolling-volatility walk by about 1%.
+      Volatility-scaled tokens hand it the volatility regime: its interval narrows in the calm
+      of 2017 and widens in the February and October-December 2018 sell-offs, as the rolling
+      baseline's does.
+    * Calibration: 89% of realized returns fall inside its 90% intervals and 53% inside its 50%
+      ones (close to nominal for 100-path quantiles); the constant baseline is far too wide
+      (96%, 79%), the rolling one slightly too narrow (85%).
+    * Direction: a 52% hit rate on 500 days is within two standard errors of a coin flip.
 
-    So: the language model learns something real about *how big* tomorrow's move may be, not
-    yet more than a 20-day standard deviation, and nothing usable about its *sign*. Larger
-    models, more epochs and a longer evaluation (`FAST = False`) are the next things to try;
-    the rolling baseline is the bar.
+    So: the language model forecasts *how big* tomorrow's move may be about as well as a
+    volatility estimate does, and nothing usable about its *sign*. On four years and four
+    series, `bench/lm_vs_garch.py` finds its exact next-day quantiles significantly better than
+    a daily-refit GARCH(1,1), and no better than an EWMA filtered historical simulation: the
+    gain comes from the scaling, not yet from what the transformer learns about the order of
+    returns (`docs/models_probabilistic.md`, section 8).
     """),
 ]
 
