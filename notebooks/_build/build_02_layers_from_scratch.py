@@ -372,7 +372,7 @@ cells = [
         """
         It solves the task. To see *how*, we need the gates at every step. The LSTM's forward
         pass does compute them, but keeps them only in internal, reused work buffers (see
-        `tradenn/nn/recurrent.py`: gate-major arrays in a private cache for `backward`), not as
+        `tradenn/nn/recurrent/`: gate-major arrays in a private cache for `backward`), not as
         public output. So we recompute them from the layer's weights with the equations above,
         in a plain numpy loop, and check that our hidden states match what the layer itself
         returns.

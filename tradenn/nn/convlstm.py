@@ -27,7 +27,8 @@ import numpy as np
 
 from .base import Shape
 from .conv import ConvContext, ConvOp
-from .recurrent import LSTMCore, gates_first
+from .recurrent.base import gates_first
+from .recurrent.lstm import LSTMCore
 
 
 class ConvLSTM(LSTMCore, register=False):

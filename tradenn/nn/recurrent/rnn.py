@@ -1,0 +1,96 @@
+"""The fully connected recurrent layer, Keras' ``SimpleRNN``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import RecurrentLayer, fill_or_zero, mask_weights
+
+# --------------------------------------------------------------------------- RNN
+
+
+class RNN(RecurrentLayer):
+    """Fully connected recurrent layer, Keras' ``SimpleRNN``: ``h_t = φ(x_t W + h_{t-1} U + b)``.
+
+    Shapes: ``x (N, T, F)``, ``kernel (F, H)``, ``recurrent_kernel (H, H)``, ``bias (H,)``,
+    states ``(N, H)``; outputs and the calling convention are described in
+    :mod:`tradenn.nn.recurrent`.
+
+    Forward, for t = 1..T (``h_0`` the initial state, zeros by default)::
+
+        z_t = x_t W + h_{t-1} U + b          h_t = φ(z_t)
+
+    Backward through time, ``dh_T`` from the output (and ``return_state``)::
+
+        dz_t = φ'(z_t) * dh_t                dh_{t-1} = dy_{t-1} + dz_t U^T
+        dW = Σ_t x_t^T dz_t     dU = Σ_t h_{t-1}^T dz_t     db = Σ_t sum_rows dz_t
+        dx_t = dz_t W^T
+
+    Parameters
+    ----------
+    units : int
+        Size ``H`` of the hidden state.
+    activation : str or ActivationFunction
+        ``φ``, elementwise (default ``tanh``).
+    use_bias : bool
+        Whether to add ``bias``.
+    kernel_initializer, recurrent_initializer, bias_initializer
+        Keras defaults: ``glorot_uniform``, ``orthogonal``, ``zeros``.
+    kernel_regularizer, recurrent_regularizer
+        Optional penalties on ``kernel`` and ``recurrent_kernel``.
+    return_sequences, return_state, go_backwards : bool
+        As in Keras (see :mod:`tradenn.nn.recurrent`).
+
+    Dropout, recurrent dropout and ``stateful`` are not implemented.
+    """
+
+    def _run(self, x_tm, states, mask_tm):
+        (h0,) = states
+        z = self._input_projection(x_tm)  # (1, T, N, H); keeps the pre-activations
+        steps = z.shape[1]
+        hidden = self._buffer("hidden", (steps + 1, *h0.shape))
+        recurrent = self._buffer("recurrent_product", (1, *h0.shape))
+        skipped = None if mask_tm is None else ~mask_tm
+        hidden[0] = h0
+        for t in range(steps):  # h_t needs h_{t-1}: the only sequential part
+            z_t = z[:, t]
+            z_t += self._recurrent_product(hidden[t], recurrent)
+            self.activation.forward(z_t[0], out=hidden[t + 1])
+            if skipped is not None:  # masked step: h_t = h_{t-1}
+                np.copyto(hidden[t + 1], hidden[t], where=skipped[t])
+        self._cache = (x_tm, hidden, z, mask_tm)
+        return hidden[1:], [hidden[-1]]
+
+    def _backprop(self, dy_seq, state_grads):
+        x_tm, hidden, z, mask_tm = self._cache
+        steps = len(hidden) - 1
+        slope = self.activation.backward(np.ones_like(z[0]), z[0], hidden[1:])  # φ'(z_t), all t
+        dz = self._buffer("dz", z.shape[1:])  # one gate: channels-last is gate-major
+        dh_buffer = self._buffer("dh", hidden.shape[1:])
+        if mask_tm is not None:
+            keep, skip = mask_weights(mask_tm, self.dtype)
+            carry = self._buffer("dh_carried", dh_buffer.shape)  # skip * dh_t, to h_{t-1}
+        for t in range(steps - 1, -1, -1):  # carries dh only
+            if t == steps - 1:
+                dh = fill_or_zero(dh_buffer, state_grads[0])
+            else:
+                dh = self._recurrent_input_grad(dz[t + 1], dh_buffer)
+                if mask_tm is not None:
+                    dh += carry
+            if dy_seq is not None:
+                dh += dy_seq[t]
+            if mask_tm is not None:
+                np.multiply(dh, skip[t], out=carry)
+                dh *= keep[t]
+            np.multiply(dh, slope[t], out=dz[t])
+        initial_grads = None
+        if self._has_initial_state:
+            dh0 = self._recurrent_input_grad(dz[0], np.empty_like(dh_buffer))
+            if mask_tm is not None:
+                dh0 += carry
+            initial_grads = [dh0]
+        return self._parameter_and_input_grads(x_tm, hidden[:-1], dz), initial_grads
+
+
+class SimpleRNN(RNN):
+    """Keras' name for :class:`RNN`: the same layer, saved and loaded under this name."""
