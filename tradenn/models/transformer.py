@@ -32,19 +32,12 @@ from tqdm import tqdm
 
 from tradenn import nn
 from tradenn.nn import initializers as init_lib
-from tradenn.nn.base import Shape, format_shape, get_rng
+from tradenn.nn.base import Shape, child_seeds, format_shape, get_rng
 from tradenn.nn.callbacks import Callback, CallbackList, History
 from tradenn.nn.serialization import ModelFileError, load_model, save_model
 
 _LAYER_NORM_EPSILON = 1e-5
 _EMBEDDING_STDDEV = 0.02  # GPT-2's initialization of embeddings and the output projection
-
-
-def _child_seeds(seed: int | None, count: int) -> list[int | None]:
-    """``count`` independent seeds derived from ``seed`` (all None without one)."""
-    if seed is None:
-        return [None] * count
-    return [int(s) for s in np.random.SeedSequence(seed).generate_state(count)]
 
 
 class TransformerLM(nn.Model):
@@ -131,7 +124,7 @@ class TransformerLM(nn.Model):
         self.tie_weights = bool(tie_weights)
         self.seed = None if seed is None else int(seed)
         self.loss = nn.SparseCategoricalCrossentropy(from_logits=True)  # fixed: next-token CE
-        token_seed, position_seed, dropout_seed, head_seed, batch_seed, *block_seeds = _child_seeds(
+        token_seed, position_seed, dropout_seed, head_seed, batch_seed, *block_seeds = child_seeds(
             seed, num_layers + 5
         )
 

@@ -128,6 +128,14 @@ def get_rng() -> np.random.Generator:
     return _rng
 
 
+def child_seeds(seed: int | None, count: int) -> list[int | None]:
+    """``count`` independent integer seeds derived from ``seed`` (all None without one), for
+    the parts of a composite layer or model."""
+    if seed is None:
+        return [None] * count
+    return [int(s) for s in np.random.SeedSequence(seed).generate_state(count)]
+
+
 # --------------------------------------------------------------------------- input specs
 
 

@@ -8,19 +8,12 @@ import numpy as np
 
 from .. import activations as act_lib
 from .. import initializers as init_lib
-from ..base import InputSpec, Layer, Shape
+from ..base import InputSpec, Layer, Shape, child_seeds
 from ..core import Dense, Dropout
 from ..normalization import LayerNormalization
 from .cache import KVCache
 from .inputs import check_positive_int
 from .multihead import MultiHeadAttention
-
-
-def _child_seeds(seed: int | None, count: int) -> list[int | None]:
-    """``count`` independent integer seeds derived from ``seed`` (all None without one)."""
-    if seed is None:
-        return [None] * count
-    return [int(s) for s in np.random.SeedSequence(seed).generate_state(count)]
 
 
 class TransformerBlock(Layer):
@@ -96,7 +89,7 @@ class TransformerBlock(Layer):
         self.causal, self.epsilon = bool(causal), float(epsilon)
         self.activation = act_lib.get(activation)
         self.seed = None if seed is None else int(seed)
-        seeds = _child_seeds(seed, 6)
+        seeds = child_seeds(seed, 6)
 
         def part(name: str) -> dict[str, Any]:
             return {"name": f"{self.name}/{name}", "dtype": self.dtype}
