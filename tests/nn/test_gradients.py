@@ -104,7 +104,7 @@ def test_reshape_backward_matches_finite_differences(rng, float64):
 
 def test_embedding_backward_matches_finite_differences(rng, float64):
     ids = np.array([[0, 3, 3], [5, 1, 0]])  # repeated ids must accumulate
-    errors = nn.gradcheck(nn.Embedding(6, 4), ids, return_errors=True)
+    errors = nn.gradcheck(nn.Embedding(6, 4, name="embedding"), ids, return_errors=True)
     assert set(errors) == {"embedding/embeddings"}
     assert errors["embedding/embeddings"] < TOLERANCE
 

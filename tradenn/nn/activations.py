@@ -130,6 +130,8 @@ class GELU(ActivationFunction):
     ``approximate=True`` (name ``gelu_tanh``) uses
     ``y = z/2 * (1 + tanh(u))``, ``u = sqrt(2/pi) (z + 0.044715 z^3)``, and
     ``dz = dy * (0.5 (1 + tanh u) + 0.5 z (1 - tanh^2 u) sqrt(2/pi) (1 + 3*0.044715 z^2))``.
+    The code evaluates ``(1 + tanh u) / 2`` as ``sigmoid(2u)``, the same function with one
+    ``exp`` in place of a slower ``tanh``.
     """
 
     uses_input = True
@@ -137,35 +139,37 @@ class GELU(ActivationFunction):
     def __init__(self, approximate: bool = False) -> None:
         self.approximate = bool(approximate)
 
-    def _tanh_u(self, z: np.ndarray) -> np.ndarray:
+    def _sigmoid_2u(self, z: np.ndarray) -> np.ndarray:
+        """``s = sigmoid(2u)``, which equals ``(1 + tanh u) / 2`` exactly (and costs one
+        ``exp`` instead of a ``tanh``, about 1.6x less)."""
         u = z * z
         u *= _GELU_CUBIC
         u += 1.0
         u *= z
-        u *= _SQRT_2_OVER_PI
-        return np.tanh(u, out=u)
+        u *= 2.0 * _SQRT_2_OVER_PI
+        return ops.sigmoid(u, out=u)
 
     def forward(self, z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         if self.approximate:
-            half = self._tanh_u(z)
+            half = self._sigmoid_2u(z)  # (1 + tanh u) / 2
         else:
             half = ops.erf(z * _INV_SQRT_2)
-        half += 1.0
-        half *= 0.5  # Phi(z), or its tanh approximation
+            half += 1.0
+            half *= 0.5  # Phi(z)
         return np.multiply(z, half, out=out)
 
     def backward(self, dy: np.ndarray, z: np.ndarray | None, y: np.ndarray) -> np.ndarray:
         if self.approximate:
-            t = self._tanh_u(z)
+            # with s = sigmoid(2u): (1 + tanh u) / 2 = s and (1 - tanh^2 u) / 2 = 2 s (1 - s)
+            s = self._sigmoid_2u(z)
             slope = z * z
             slope *= 3.0 * _GELU_CUBIC
             slope += 1.0
             slope *= z
-            slope *= 1.0 - t * t
-            slope *= 0.5 * _SQRT_2_OVER_PI
-            t += 1.0
-            t *= 0.5
-            slope += t
+            slope *= 1.0 - s
+            slope *= s
+            slope *= 2.0 * _SQRT_2_OVER_PI
+            slope += s
         else:
             slope = z * z
             slope *= -0.5

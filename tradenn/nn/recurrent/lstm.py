@@ -8,12 +8,12 @@ which :class:`LSTM` (matrix products) and the ConvLSTM layers (convolutions) pro
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from .. import activations as act_lib
+from .. import ops
 from .base import RecurrentLayer, elementwise_activation, fill_or_zero, gates_first, mask_weights
 
 # --------------------------------------------------------------------------- LSTM gate math
@@ -39,21 +39,6 @@ class LSTMCache(NamedTuple):
     c: np.ndarray
     act_c: np.ndarray
     pre: np.ndarray | None
-
-
-@lru_cache(maxsize=32)
-def _lstm_sigmoid_tanh_affine(ndim: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
-    """Per-gate ``scale`` and ``shift`` with ``gates = scale * tanh(scale * z) + shift``.
-
-    ``sigmoid(z) = (1 + tanh(z / 2)) / 2``: scale 1/2 and shift 1/2 on the i, f, o blocks
-    turn tanh into sigmoid, scale 1 and shift 0 leave the candidate block a tanh. Shaped
-    ``(4, 1, ..., 1)`` to broadcast over gate-major arrays of ``ndim`` dimensions.
-    """
-    shape = (4,) + (1,) * (ndim - 1)
-    scale = np.array([0.5, 0.5, 1.0, 0.5], dtype=dtype).reshape(shape)
-    shift = np.array([0.5, 0.5, 0.0, 0.5], dtype=dtype).reshape(shape)
-    scale.flags.writeable = shift.flags.writeable = False  # shared between callers
-    return scale, shift
 
 
 def lstm_gates_forward(
@@ -101,11 +86,11 @@ def lstm_gates_forward(
     if pre is not None:
         np.copyto(pre, z)
     if type(recurrent_activation) is act_lib.Sigmoid and type(activation) is act_lib.Tanh:
-        scale, shift = _lstm_sigmoid_tanh_affine(z.ndim, z.dtype)
-        z *= scale  # one tanh call activates all four gates (see _lstm_sigmoid_tanh_affine)
-        np.tanh(z, out=z)
-        z *= scale
-        z += shift
+        # one sigmoid call activates all four gates: tanh(z_c) = 2 sigmoid(2 z_c) - 1
+        z[2] *= 2.0
+        ops.sigmoid(z, out=z)
+        z[2] *= 2.0
+        z[2] -= 1.0
     else:
         recurrent_activation.forward(z[:2], out=z[:2])
         activation.forward(z[2], out=z[2])
