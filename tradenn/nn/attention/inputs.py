@@ -1,4 +1,7 @@
-"""Argument and input checks shared by the attention layers."""
+"""Input checks shared by the attention layers: sequence shapes, lists of shapes, score gradients.
+
+Their scalar arguments are checked with :mod:`tradenn.checks`.
+"""
 
 from __future__ import annotations
 
