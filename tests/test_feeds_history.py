@@ -314,7 +314,7 @@ def test_a_bad_n_is_refused_before_loading_anything(cache, monkeypatch, prices, 
     for each in (ReplayFeed(prices), feed):
         with pytest.raises(FeedError) as caught:
             each.history(n)
-        assert _one_line(caught) == f"--warmup must be an int >= 1, got {n!r}"
+        assert _one_line(caught) == f"--warmup must be a positive integer, got {n!r}"
     assert fake.calls == []
 
 

@@ -3,7 +3,9 @@
 Data flows one way: data -> features -> models/rl -> backtest -> reports/CLI/live. The engine
 (``tradenn/backtest``) knows no model, agent, ready strategy or command line: the adapters that
 turn a forecaster or an agent into a strategy live in ``strategies/adapters``, above it. The
-neural-network library (``tradenn/nn``) stands alone.
+neural-network library (``tradenn/nn``) stands alone: of the rest of ``tradenn`` it imports only
+the two modules every part shares, ``tradenn.errors`` and ``tradenn.checks``, which import
+nothing but the standard library (and numpy, for the checks).
 
 Every module is parsed with :mod:`ast`, so imports inside functions count as much as those at
 the top, and a finding names the file and the line.
@@ -42,6 +44,10 @@ RULES = [
         "data is the bottom layer",
     ),
 ]
+
+# the modules every part of tradenn may import, the neural-network library and the account
+# included: they import nothing of tradenn themselves
+SHARED = ("tradenn.errors", "tradenn.checks")
 
 DYNAMIC = {"import_module", "__import__"}
 
@@ -107,17 +113,17 @@ def violations(folder: Path, forbidden: tuple[str, ...], root: Path = ROOT) -> l
 
 
 def nn_escapes(folder: Path, root: Path = ROOT) -> list[str]:
-    """``file:line: imports NAME`` for every import of ``tradenn`` outside ``tradenn.nn`` and
-    ``tradenn.errors`` (the exceptions every part raises; it imports only the standard
-    library)."""
+    """``file:line: imports NAME`` for every import of ``tradenn`` outside ``tradenn.nn``,
+    ``tradenn.errors`` (the exceptions every part raises) and ``tradenn.checks`` (the argument
+    checks every part uses); both import only the standard library and numpy."""
     problems = []
     for path in sorted(folder.rglob("*.py")):
         for line, name in imported_names(path, root):
             where = f"{path.relative_to(root).as_posix()}:{line}"
             if name == "?":
                 problems.append(f"{where}: a dynamic import of a computed name")
-            elif _within(name, "tradenn") and not (
-                _within(name, "tradenn.nn") or _within(name, "tradenn.errors")
+            elif _within(name, "tradenn") and not any(
+                _within(name, shared) for shared in ("tradenn.nn", *SHARED)
             ):
                 problems.append(f"{where}: imports {name}")
     return problems
@@ -146,6 +152,13 @@ def test_the_errors_module_imports_only_the_standard_library():
     assert not [name for name in names if name.split(".")[0] not in sys.stdlib_module_names]
 
 
+def test_the_checks_module_imports_only_the_standard_library_and_numpy():
+    names = [name for _, name in imported_names(PACKAGE / "checks.py")]
+    assert "numpy" in names
+    outside = {"numpy"} | set(sys.stdlib_module_names)
+    assert not [name for name in names if name.split(".")[0] not in outside]
+
+
 def test_every_module_of_the_package_parses_and_is_covered():
     modules = sorted(PACKAGE.rglob("*.py"))
     assert len(modules) > 50
@@ -158,11 +171,11 @@ def test_every_module_of_the_package_parses_and_is_covered():
 
 
 def test_the_account_stands_below_every_part_that_moves_money():
-    # backtest, live and rl all trade through tradenn.account: it may import only the errors and
-    # its own loop (tradenn.targets), which imports nothing of tradenn.
+    # backtest, live and rl all trade through tradenn.account: it may import only the shared
+    # errors and checks and its own loop (tradenn.targets), which imports nothing of tradenn.
     names = [name for _, name in imported_names(PACKAGE / "account.py")]
     ours = sorted(name for name in names if _within(name, "tradenn"))
-    allowed = ("tradenn.errors", "tradenn.targets")
+    allowed = (*SHARED, "tradenn.targets")
     assert ours and all(any(_within(name, a) for a in allowed) for name in ours), ours
     loop = [name for _, name in imported_names(PACKAGE / "targets.py")]
     assert not [name for name in loop if _within(name, "tradenn")], loop
@@ -260,11 +273,14 @@ def test_the_checker_keeps_nn_to_itself(fake, tmp_path):
         "from .registry import Registry\n"  # 1: fine, resolves to tradenn.nn.registry
         "from tradenn.nn.ops import softmax\n"  # 2: fine
         "from .. import features\n"  # 3
-        "from ..errors import ModelFileError\n"
+        "from ..errors import ModelFileError\n"  # 4: fine, shared
+        "from tradenn.checks import positive_int\n"  # 5: fine, shared
+        "from tradenn.checksum import digest\n"  # 6: a name that only starts like it
         "def f():\n"
-        "    from tradenn.data import load\n",  # 6
+        "    from tradenn.data import load\n",  # 8
     )
     assert nn_escapes(tmp_path / "tradenn" / "nn", tmp_path) == [
         "tradenn/nn/base.py:3: imports tradenn.features",
-        "tradenn/nn/base.py:6: imports tradenn.data.load",
+        "tradenn/nn/base.py:6: imports tradenn.checksum.digest",
+        "tradenn/nn/base.py:8: imports tradenn.data.load",
     ]

@@ -51,6 +51,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from tradenn import checks
 from tradenn.errors import BacktestError
 
 __all__ = [
@@ -73,11 +74,12 @@ __all__ = [
 FLAT = 1e-9
 """Below this many units a position is flat (fractional trading round-off)."""
 
-_COST_RULES = {
-    "commission": (lambda v: 0 <= v < 1, "in [0, 1)"),
-    "fixed_commission": (lambda v: v >= 0, ">= 0"),
-    "spread": (lambda v: 0 <= v < 1, "in [0, 1)"),
-    "slippage_bps": (lambda v: 0 <= v < 10_000, "in [0, 10000)"),
+# the bounds of each cost, as tradenn.checks.number takes them
+_COST_RULES: dict[str, dict[str, Any]] = {
+    "commission": {"low": 0, "high": 1, "high_open": True},
+    "fixed_commission": {"low": 0},
+    "spread": {"low": 0, "high": 1, "high_open": True},
+    "slippage_bps": {"low": 0, "high": 10_000, "high_open": True},
 }
 
 
@@ -151,18 +153,21 @@ class Settings:
     max_leverage: float | None = None
 
     def __post_init__(self) -> None:
-        _check_number("cash", self.cash, lambda v: 0 < v < 1e15, "> 0 and below 1e15")
-        _check_number("margin", self.margin, lambda v: 0 < v <= 1, "in (0, 1]")
-        for name, (ok, rule) in _COST_RULES.items():
+        cash = checks.number(
+            self.cash, "cash", low=0, high=1e15, low_open=True, high_open=True, error=BacktestError
+        )
+        checks.number(self.margin, "margin", low=0, high=1, low_open=True, error=BacktestError)
+        for name, bounds in _COST_RULES.items():
             value = getattr(self, name)
             if isinstance(value, Mapping):
                 for asset, v in value.items():
-                    _check_number(f"{name} for {asset!r}", v, ok, rule)
+                    checks.number(v, f"{name} for {asset!r}", error=BacktestError, **bounds)
             else:
-                _check_number(name, value, ok, rule)
-        if self.max_leverage is not None:
-            _check_number("max_leverage", self.max_leverage, lambda v: v > 0, "> 0")
-        object.__setattr__(self, "cash", float(self.cash))
+                checks.number(value, name, error=BacktestError, **bounds)
+        checks.positive_number(
+            self.max_leverage, "max_leverage", allow_none=True, error=BacktestError
+        )
+        object.__setattr__(self, "cash", cash)
 
     @property
     def leverage_limit(self) -> float:
@@ -205,15 +210,6 @@ class Settings:
         return out
 
 
-def _check_number(name: str, value: Any, ok, rule: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        if isinstance(value, Mapping):
-            raise BacktestError(f"{name} must be a number or a mapping asset -> number")
-        raise BacktestError(f"{name} must be a number {rule}, got {value!r}")
-    if not (math.isfinite(value) and ok(value)):
-        raise BacktestError(f"{name} must be {rule}, got {value!r}")
-
-
 # ---------------------------------------------------------------------------- records
 
 
@@ -241,13 +237,11 @@ class Trail:
         if len(given) != 1:
             raise ValueError("a trailing stop takes exactly one of distance=, pct= or atr=")
         name, value = given[0]
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"trail {name} must be a number, got {value!r}")
-        if not (math.isfinite(value) and value > 0 and (name != "pct" or value < 1)):
-            rule = "in (0, 1)" if name == "pct" else "a positive number"
-            raise ValueError(f"trail {name} must be {rule}, got {value}")
-        if isinstance(self.period, bool) or not isinstance(self.period, int) or self.period < 1:
-            raise ValueError(f"trail period must be a whole number >= 1, got {self.period!r}")
+        if name == "pct":  # a fraction of the close
+            checks.number(value, "trail pct", low=0, high=1, low_open=True, high_open=True)
+        else:
+            checks.positive_number(value, f"trail {name}")
+        checks.positive_int(self.period, "trail period")
 
     def gap(self, book: Book, bar: int) -> float:
         """The stop's distance below (long) or above (short) bar ``bar``'s close; NaN when

@@ -25,8 +25,9 @@ class DataError(TradennError, ValueError):
 class ModelFileError(TradennError, ValueError):
     """A saved model, agent or artifact file that cannot be loaded: foreign, damaged, of another
     format version, or declaring more than it holds. The message names the file and the part
-    that is wrong. (The neural-network library raises it too: this module is the one part of
-    ``tradenn`` that ``tradenn.nn`` imports, and it imports nothing but the standard library.)"""
+    that is wrong. (The neural-network library raises it too: this module and
+    :mod:`tradenn.checks` are the parts of ``tradenn`` that ``tradenn.nn`` imports, and this one
+    imports nothing but the standard library.)"""
 
 
 class BacktestError(TradennError):

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tradenn import checks
 from tradenn.backtest.strategy import Strategy
 from tradenn.live.artifacts import (
     ArtifactError,
@@ -150,9 +151,7 @@ class AgentStrategy(Strategy):
     def _check_parameters(self) -> None:
         for name in ("train_size", "retrain"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                owner = type(self).__name__
-                raise ValueError(f"{owner}: {name} must be an int >= 1, got {value!r}")
+            checks.positive_int(value, name, type(self).__name__)
 
     def positions(self, data: pd.DataFrame) -> pd.Series:
         """Target exposure per bar: flat until the first test block, then the agents' actions."""

@@ -77,7 +77,7 @@ def test_peeking_at_tomorrow_is_caught(ou):
 def test_bad_settings_are_backtest_errors(ou):
     with pytest.raises(BacktestError, match="leave nothing to trade"):
         Backtest(ou, QLearning).run(train_size=5000)
-    with pytest.raises(BacktestError, match="retrain must be an int >= 1"):
+    with pytest.raises(BacktestError, match="retrain must be a positive integer"):
         Backtest(ou, QLearning).run(retrain=0)
     # an unfinished strategy is one line naming it (issue 19); the cause is kept
     with pytest.raises(StrategyFailure, match="must define make_agent") as failure:

@@ -299,7 +299,7 @@ def test_a_strategy_name_is_refused_with_a_pointer_to_the_registry(short):
 
 @pytest.mark.parametrize("cuts", [0, -1, 2.5, True])
 def test_bad_cuts_are_rejected(short, cuts):
-    with pytest.raises(BacktestError, match="cuts must be an int >= 1"):
+    with pytest.raises(BacktestError, match="cuts must be a positive integer"):
         check_lookahead(load_strategy("sma_cross"), short, cuts=cuts)
 
 

@@ -242,8 +242,8 @@ def test_an_atr_trail_gives_the_trades_of_setting_the_stop_by_hand_each_bar():
         ({}, "exactly one of distance=, pct= or atr="),
         ({"distance": 1.0, "pct": 0.1}, "exactly one of"),
         ({"pct": 1.5}, "trail pct must be in (0, 1), got 1.5"),
-        ({"distance": -1.0}, "trail distance must be a positive number, got -1.0"),
-        ({"atr": 2.0, "period": 0}, "trail period must be a whole number >= 1, got 0"),
+        ({"distance": -1.0}, "trail distance must be a finite number > 0, got -1.0"),
+        ({"atr": 2.0, "period": 0}, "trail period must be a positive integer, got 0"),
     ],
 )
 def test_bad_trailing_specs_are_refused(kwargs, message):

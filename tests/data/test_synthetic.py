@@ -47,7 +47,7 @@ def test_regime_switching_spends_the_stationary_share_in_each_regime_with_its_vo
 
 
 def test_bad_parameters_are_value_errors():
-    with pytest.raises(ValueError, match="half_life must be > 0"):
+    with pytest.raises(ValueError, match="half_life must be a finite number > 0"):
         ornstein_uhlenbeck(100, half_life=0)
-    with pytest.raises(ValueError, match="n must be a whole number"):
+    with pytest.raises(ValueError, match="n must be an integer >= 2"):
         gbm(1)

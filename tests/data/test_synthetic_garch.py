@@ -68,8 +68,8 @@ def test_volatility_column_is_the_conditional_standard_deviation():
     ("kwargs", "message"),
     [
         ({"alpha": 0.2, "beta": 0.85}, "alpha \\+ beta must be < 1"),
-        ({"omega": 0.0}, "omega must be > 0"),
-        ({"alpha": -0.1}, "alpha must be >= 0"),
+        ({"omega": 0.0}, "omega must be a finite number > 0"),
+        ({"alpha": -0.1}, "alpha must be a finite number >= 0"),
         ({"innovations": "cauchy"}, "innovations must be"),
         ({"innovations": "t", "df": 2}, "df must be > 2"),
     ],

@@ -94,9 +94,9 @@ def test_no_window_or_known_target_changes_when_the_future_changes(frame):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"lookback": 0}, "lookback must be an int >= 1"),
-        ({"lookback": 2, "horizon": 0}, "horizon must be an int >= 1"),
-        ({"lookback": 2.5}, "lookback must be an int >= 1"),
+        ({"lookback": 0}, "lookback must be a positive integer"),
+        ({"lookback": 2, "horizon": 0}, "horizon must be a positive integer"),
+        ({"lookback": 2.5}, "lookback must be a positive integer"),
     ],
 )
 def test_bad_arguments_are_one_line_errors(kwargs, message):

@@ -137,7 +137,9 @@ def test_open_feed_rejects_options_that_do_not_apply():
         open_feed("yf:SPY", speed=2.0)
     with pytest.raises(FeedError, match="takes no option poll_seconds"):
         open_feed("replay:SPX", poll_seconds=5)
-    with pytest.raises(FeedError, match="speed must be bars per second >= 0, got -1"):
+    with pytest.raises(
+        FeedError, match=r"speed \(bars per second\) must be a finite number >= 0, got -1"
+    ):
         open_feed("replay:SPX", speed=-1)
 
 
@@ -369,9 +371,9 @@ def test_the_default_fetch_goes_through_tradenn_data_yahoo(monkeypatch):
     ("options", "message"),
     [
         ({"interval": "1mo"}, "interval must be one of 1m, 2m"),
-        ({"poll_seconds": 0}, "poll_seconds must be positive seconds, got 0"),
+        ({"poll_seconds": 0}, "poll_seconds must be a finite number > 0, got 0"),
         ({"backoff": 10, "max_backoff": 5}, r"max_backoff \(5\) must be at least backoff"),
-        ({"retries": -1}, "retries must be None or an integer >= 0, got -1"),
+        ({"retries": -1}, "retries must be a non-negative integer or None, got -1"),
         ({"timezone": "Mars/Olympus"}, "unknown time zone 'Mars/Olympus'"),
     ],
 )

@@ -286,7 +286,7 @@ def test_bad_data_is_rejected_with_one_line_errors(data):
     model = KNNRegressor(k=3)
     bad = train.copy()
     bad[5, 2] = np.nan
-    _one_line_error(lambda: model.fit(bad, y), "NaN or inf .*row 5")
+    _one_line_error(lambda: model.fit(bad, y), r"X contains NaN or inf .*index \(5, ")
     _one_line_error(lambda: model.fit(train, np.where(y > 1, np.inf, y)), "y contains NaN")
     _one_line_error(lambda: model.fit(train, y[:-3]), "203 samples but y has 200")
     _one_line_error(lambda: model.fit(train[:, 0], y), "2-D .* or 3-D")

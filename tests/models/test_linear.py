@@ -365,10 +365,10 @@ def test_bad_data_is_rejected_with_one_line_errors():
     model = LinearRegression()
     bad_x = X.copy()
     bad_x[7, 1] = np.nan
-    _one_line_error(lambda: model.fit(bad_x, y), "NaN or inf .*row 7")
+    _one_line_error(lambda: model.fit(bad_x, y), r"X contains NaN or inf .*index \(7, ")
     bad_y = y.copy()
     bad_y[3] = np.inf
-    _one_line_error(lambda: model.fit(X, bad_y), "y contains NaN or inf .*index 3")
+    _one_line_error(lambda: model.fit(X, bad_y), r"y contains NaN or inf .*index \(3,\)")
     _one_line_error(lambda: model.fit(X, y[:-1]), "X has 60 samples but y has 59")
     _one_line_error(lambda: model.fit(X[:, 0], y), "2-D .* or 3-D")
     _one_line_error(lambda: model.fit(X.reshape(60, 3, 1, 1), y), "2-D .* or 3-D")
@@ -387,7 +387,7 @@ def test_bad_data_is_rejected_with_one_line_errors():
     [
         ({"alpha": -1.0}, "alpha must be a finite number >= 0"),
         ({"alpha": np.nan}, "alpha must be a finite number >= 0"),
-        ({"alpha": "1"}, "alpha must be a number"),
+        ({"alpha": "1"}, "alpha must be a finite number >= 0, got '1'"),
         ({"solver": "qr"}, "solver must be one of 'lstsq', 'gd'"),
         ({"optimizer": "rmsprop"}, "optimizer must be one of"),
         ({"learning_rate": 0.0}, "learning_rate must be a finite number > 0"),

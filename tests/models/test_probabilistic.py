@@ -240,14 +240,14 @@ def test_fixed_volatility_comes_from_the_training_prices_only(rng):
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda: GaussianRandomWalk("garch"), "volatility must be 'constant' or 'rolling'"),
-        (lambda: GaussianRandomWalk("rolling", window=1), "window must be an int >= 2"),
+        (lambda: GaussianRandomWalk("garch"), "volatility must be one of 'constant', 'rolling'"),
+        (lambda: GaussianRandomWalk("rolling", window=1), "window must be an integer >= 2"),
         (lambda: GaussianRandomWalk(drift="trend"), "drift must be"),
         (lambda: GaussianRandomWalk("rolling", fixed=True), "fixed=True applies to"),
         (lambda: GaussianRandomWalk("rolling").forecast(np.ones(10), 1), "needs window \\+ 1"),
         (lambda: GaussianRandomWalk().forecast([1.0, 2.0], 1), "at least 3 prices"),
         (lambda: GaussianRandomWalk().forecast([1.0, -2.0, 3.0], 1), "history must hold finite"),
-        (lambda: GaussianRandomWalk().forecast(np.ones(5), 0), "horizon must be an int >= 1"),
+        (lambda: GaussianRandomWalk().forecast(np.ones(5), 0), "horizon must be a positive int"),
     ],
 )
 def test_baseline_argument_errors_name_the_argument(call, message):
@@ -390,7 +390,7 @@ def test_harness_errors_name_the_offending_forecaster_or_argument():
         evaluate_probabilistic({"bad": WrongHorizon()}, prices, start=10, horizon=2)
     with pytest.raises(ValueError, match="forecasters\\['x'\\] has no forecast"):
         evaluate_probabilistic({"x": object()}, prices, start=10, horizon=2)
-    with pytest.raises(ValueError, match="num_samples must be an int >= 2"):
+    with pytest.raises(ValueError, match="num_samples must be an integer >= 2"):
         evaluate_probabilistic({"s": Spy()}, prices, start=10, horizon=2, num_samples=1)
 
 

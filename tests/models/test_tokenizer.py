@@ -150,10 +150,10 @@ def test_load_refuses_a_file_that_is_not_a_tokenizer(tmp_path):
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda: PriceTokenizer(n_bins=1), "n_bins must be an int >= 2"),
-        (lambda: PriceTokenizer(n_bins=10.5), "n_bins must be an int >= 2"),
-        (lambda: PriceTokenizer(limit=0.0), "limit must be finite and > 0"),
-        (lambda: PriceTokenizer(limit=float("nan")), "limit must be finite and > 0"),
+        (lambda: PriceTokenizer(n_bins=1), "n_bins must be an integer >= 2"),
+        (lambda: PriceTokenizer(n_bins=10.5), "n_bins must be an integer >= 2"),
+        (lambda: PriceTokenizer(limit=0.0), "limit must be a finite number > 0"),
+        (lambda: PriceTokenizer(limit=float("nan")), "limit must be a finite number > 0"),
         (lambda: PriceTokenizer(mode="bytes"), "mode must be"),
     ],
 )

@@ -158,10 +158,10 @@ def test_sequence_models_get_windows_and_tabular_models_get_rows(frame):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"train_size": 0}, "train_size must be an int >= 1"),
-        ({"test_size": -1}, "test_size must be an int >= 1"),
+        ({"train_size": 0}, "train_size must be a positive integer"),
+        ({"test_size": -1}, "test_size must be a positive integer"),
         ({"mode": "anchored"}, "mode must be 'expanding' or 'rolling'"),
-        ({"embargo": -2}, "embargo must be an int >= 0"),
+        ({"embargo": -2}, "embargo must be a non-negative integer"),
         ({"train_size": 5000}, "leave nothing to test"),
         ({"target": "price"}, "target must be a Series, 'return' or 'direction'"),
     ],

@@ -516,8 +516,8 @@ def test_gradients_can_leave_out_the_input_gradient(rng):
         ({"filters": 2, "kernel_size": 3, "strides": -1}, r"strides must be a positive"),
         ({"filters": 2, "kernel_size": 3, "strides": (1, 1.5)}, r"strides must be"),
         ({"filters": 2, "kernel_size": 3, "dilation_rate": (0, 1)}, r"dilation_rate must be"),
-        ({"filters": 2, "kernel_size": 3, "padding": "full"}, r"padding must be one of valid"),
-        ({"filters": 2, "kernel_size": 3, "padding": "causal"}, r"padding must be one of valid"),
+        ({"filters": 2, "kernel_size": 3, "padding": "full"}, r"padding must be one of 'valid'"),
+        ({"filters": 2, "kernel_size": 3, "padding": "causal"}, r"padding must be one of 'valid'"),
         ({"filters": 2, "kernel_size": 3, "activation": "nope"}, r"nope"),
     ],
 )
@@ -534,7 +534,7 @@ def test_errors_name_the_layer():
 def test_padding_is_case_insensitive_and_causal_is_for_conv1d():
     assert Conv1D(2, 3, padding="CAUSAL").padding == "causal"
     assert Conv2D(2, 3, padding="Same").padding == "same"
-    with pytest.raises(ValueError, match=r"Conv3D .*padding must be one of valid, same"):
+    with pytest.raises(ValueError, match=r"Conv3D .*padding must be one of 'valid', 'same'"):
         Conv3D(2, 3, padding="causal")
 
 

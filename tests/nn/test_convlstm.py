@@ -202,7 +202,11 @@ def test_unit_forget_bias_opens_the_forget_gate():
 @pytest.mark.parametrize(
     ("make", "shape", "message"),
     [
-        (lambda: nn.ConvLSTM1D(2, 3, padding="causal"), None, "padding must be one of valid, same"),
+        (
+            lambda: nn.ConvLSTM1D(2, 3, padding="causal"),
+            None,
+            "padding must be one of 'valid', 'same'",
+        ),
         (lambda: nn.ConvLSTM2D(0, 3), None, "units must be a positive integer"),
         (lambda: nn.ConvLSTM2D(2, (3, 3, 3)), None, "kernel_size"),
         (lambda: nn.ConvLSTM2D(2, 3), (2, 3, 5, 5), "expected input of shape"),

@@ -281,7 +281,7 @@ def test_model_with_pooling_saves_and_loads(tmp_path, rng):
         ({"pool_size": 0}, r"pool_size must be a positive integer or 2"),
         ({"pool_size": (2, 2, 2)}, r"pool_size must be"),
         ({"strides": (1, 0)}, r"strides must be a positive"),
-        ({"padding": "causal"}, r"padding must be one of valid, same"),
+        ({"padding": "causal"}, r"padding must be one of 'valid', 'same'"),
     ],
 )
 def test_bad_arguments_are_clear_errors(kwargs, message):

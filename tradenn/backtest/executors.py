@@ -36,6 +36,7 @@ import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from tradenn import checks
 from tradenn.errors import TradennError
 
 __all__ = [
@@ -134,8 +135,7 @@ class ProcessExecutor(Executor):
     """Local worker processes (``jobs`` of them; default: the machine's cores)."""
 
     def __init__(self, jobs: int | None = None) -> None:
-        if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
-            raise TradennError(f"jobs must be a positive integer, got {jobs!r}")
+        checks.positive_int(jobs, "jobs", allow_none=True, error=TradennError)
         cores = os.cpu_count() or 1
         if jobs is not None and jobs > cores:
             warnings.warn(

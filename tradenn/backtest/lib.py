@@ -13,6 +13,7 @@ import pandas as pd
 from pandas.tseries.frequencies import to_offset
 from pandas.tseries.offsets import Day, Tick, Week
 
+from tradenn import checks
 from tradenn.account import FLAT
 from tradenn.backtest.series import BarSeries
 from tradenn.data.timezones import wall_clock
@@ -109,12 +110,12 @@ def risk_size(
     float
         Units to order: 0.0 (do not trade) or >= 1.
     """
-    equity = _positive("equity", equity)
-    entry = _positive("entry", entry)
-    stop = _positive("stop", stop)
+    equity = checks.positive_number(equity, "equity")
+    entry = checks.positive_number(entry, "entry")
+    stop = checks.positive_number(stop, "stop")
     if stop == entry:
         raise ValueError(f"stop must differ from entry, got both {entry:g}")
-    return _units(equity, abs(entry - stop), _fraction("risk", risk), fractional)
+    return _units(equity, abs(entry - stop), _risk(risk), fractional)
 
 
 def atr_size(
@@ -158,9 +159,14 @@ def atr_size(
     float
         Units to order: 0.0 (do not trade) or >= 1.
     """
-    equity = _positive("equity", equity)
-    distance = _positive("atr", atr) * _positive("multiple", multiple)
-    return _units(equity, distance, _fraction("risk", risk), fractional)
+    equity = checks.positive_number(equity, "equity")
+    distance = checks.positive_number(atr, "atr") * checks.positive_number(multiple, "multiple")
+    return _units(equity, distance, _risk(risk), fractional)
+
+
+def _risk(risk: float) -> float:
+    """The fraction of equity lost at the stop, in (0, 1]."""
+    return checks.number(risk, "risk", low=0, high=1, low_open=True)
 
 
 def _units(equity: float, distance: float, risk: float, fractional: bool) -> float:
@@ -175,20 +181,6 @@ def _units(equity: float, distance: float, risk: float, fractional: bool) -> flo
         return units
     whole = math.floor(units + FLAT)  # 100 / (1.1 - 1.0) is 999.9999999999991, meant as 1000
     return float(whole) if whole >= 1 else 0.0
-
-
-def _positive(name: str, value: float) -> float:
-    number = float(value)
-    if not (math.isfinite(number) and number > 0):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return number
-
-
-def _fraction(name: str, value: float) -> float:
-    number = float(value)
-    if not 0 < number <= 1:
-        raise ValueError(f"{name} must be a fraction of equity in (0, 1], got {value!r}")
-    return number
 
 
 # ----------------------------------------------------------------------- higher timeframes

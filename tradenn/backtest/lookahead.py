@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tradenn import checks
 from tradenn.backtest.engine import Backtest
 from tradenn.backtest.runner import Runner, TooFewBarsWarning, parameter_values, target_array
 from tradenn.backtest.series import LookAheadError
@@ -226,8 +227,7 @@ def check_lookahead(
                 "check_lookahead: strategy must be a Strategy class, got the str "
                 f"{strategy!r}; load one by name with strategies.load_strategy({strategy!r})"
             )
-        if isinstance(cuts, bool) or not isinstance(cuts, int) or cuts < 1:
-            raise BacktestError(f"check_lookahead: cuts must be an int >= 1, got {cuts!r}")
+        checks.positive_int(cuts, "cuts", "check_lookahead", error=BacktestError)
         options = dict(backtest_options or {})
         params = dict(params or {})
         from tradenn.backtest.portfolio import PortfolioBacktest, PortfolioStrategy

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tradenn import checks
 from tradenn.backtest.engine import Backtest, BacktestError
 from tradenn.backtest.executors import Executor, Interrupted, make_executor
 from tradenn.backtest.overfitting import (
@@ -760,10 +761,7 @@ def walk_forward_optimize(
     """
     n = len(backtest.data)
     for name, value in (("train", train), ("test", test)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise BacktestError(
-                f"walk_forward_optimize: {name} must be a positive integer, got {value!r}"
-            )
+        checks.positive_int(value, name, "walk_forward_optimize", error=BacktestError)
     if train < 2 or train >= n:
         raise BacktestError(
             f"walk_forward_optimize: train must lie in [2, {n - 1}] for {n} bars, got {train}"

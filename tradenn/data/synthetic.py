@@ -15,6 +15,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from tradenn import checks
+
 _OPEN_FRACTION = 0.2  # share of a bar's variance that accrues before its open
 
 
@@ -52,11 +54,10 @@ def _frame(
 
 
 def _check(n: int, **positive: float) -> None:
-    if int(n) != n or n < 2:
-        raise ValueError(f"n must be a whole number of bars >= 2, got {n!r}")
+    """``n`` bars (at least 2, so there is one return) and the ``positive`` parameters > 0."""
+    checks.integer(n, "n", low=2)
     for name, value in positive.items():
-        if not value > 0:
-            raise ValueError(f"{name} must be > 0, got {value!r}")
+        checks.positive_number(value, name)
 
 
 def gbm(
@@ -134,8 +135,7 @@ def regime_switching(
     """
     _check(n, s0=s0, bars_per_year=bars_per_year, sigma0=sigma[0], sigma1=sigma[1])
     for p in stay:
-        if not 0 <= p < 1:
-            raise ValueError(f"stay probabilities must be in [0, 1), got {stay!r}")
+        checks.number(p, "each of stay", low=0, high=1, high_open=True)
     rng = np.random.default_rng(seed)
     dt = 1.0 / bars_per_year
     regime = np.empty(n, dtype=np.int64)
@@ -185,15 +185,13 @@ def garch(
     deviation of the log return into bar ``t``, which is known at the close of bar ``t - 1``.
     """
     _check(n, omega=omega, s0=s0)
-    for name, value in (("alpha", alpha), ("beta", beta)):
-        if not value >= 0:
-            raise ValueError(f"{name} must be >= 0, got {value!r}")
+    checks.number(alpha, "alpha", low=0)
+    checks.number(beta, "beta", low=0)
     if not alpha + beta < 1:
         raise ValueError(
             f"alpha + beta must be < 1 for a stationary GARCH(1,1), got {alpha + beta!r}"
         )
-    if innovations not in ("normal", "t"):
-        raise ValueError(f"innovations must be 'normal' or 't', got {innovations!r}")
+    checks.choice(innovations, "innovations", ("normal", "t"))
     if innovations == "t" and not df > 2:
         raise ValueError(f"df must be > 2 for Student-t innovations of finite variance, got {df!r}")
     rng = np.random.default_rng(seed)

@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, TypeVar
 import numpy as np
 import pandas as pd
 
+from tradenn import checks
+
 if TYPE_CHECKING:
     from pandas.api.typing import Rolling
 
@@ -76,12 +78,6 @@ def _like(template: T, out: np.ndarray | tuple[np.ndarray, ...]) -> T | tuple[T,
     return out
 
 
-def _window(n: int, name: str = "n") -> int:
-    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
-        raise ValueError(f"window {name} must be an int >= 1, got {n!r}")
-    return int(n)
-
-
 def _rolling(a: np.ndarray, n: int) -> Rolling:
     return pd.Series(a, copy=False).rolling(n)
 
@@ -123,14 +119,14 @@ def sma(x: T, n: int) -> T:
     Same type as ``x``; NaN for the first ``n - 1`` bars.
     """
     (a,) = _arrays(x)
-    return _like(x, _values(_rolling(a, _window(n)).mean()))
+    return _like(x, _values(_rolling(a, checks.positive_int(n, "n")).mean()))
 
 
 def _sma_latest(x: np.ndarray, n: int) -> float:
     """``sma(x, n)[-1]`` alone: what a live run needs for each new bar (the mean of the last
     ``n`` values; NaN with fewer than ``n`` or any NaN among them, as ``sma``). Agrees with
     ``sma`` to rounding (``sma`` uses pandas' compensated running sums)."""
-    window = np.asarray(x, dtype=np.float64)[-_window(n) :]
+    window = np.asarray(x, dtype=np.float64)[-checks.positive_int(n, "n") :]
     return float(window.mean()) if window.size == n else math.nan
 
 
@@ -154,7 +150,7 @@ def ema(x: T, n: int) -> T:
     Same type as ``x``; NaN before the seed.
     """
     (a,) = _arrays(x)
-    n = _window(n)
+    n = checks.positive_int(n, "n")
     return _like(x, _smooth(a, n, 2.0 / (n + 1)))
 
 
@@ -178,7 +174,7 @@ def rsi(close: T, n: int = 14) -> T:
     Same type as ``close``, in ``[0, 100]``; NaN for the first ``n`` bars.
     """
     (a,) = _arrays(close)
-    n = _window(n)
+    n = checks.positive_int(n, "n")
     change = np.diff(a, prepend=np.nan)
     gain = _smooth(np.maximum(change, 0.0), n, 1.0 / n)
     loss = _smooth(np.maximum(-change, 0.0), n, 1.0 / n)
@@ -207,8 +203,8 @@ def macd(close: T, fast: int = 12, slow: int = 26, signal: int = 9) -> tuple[T, 
     (when ``fast <= slow``), ``signal`` and ``histogram`` at bar ``slow + signal - 2``.
     """
     (a,) = _arrays(close)
-    line = ema(a, _window(fast, "fast")) - ema(a, _window(slow, "slow"))
-    sig = ema(line, _window(signal, "signal"))
+    line = ema(a, checks.positive_int(fast, "fast")) - ema(a, checks.positive_int(slow, "slow"))
+    sig = ema(line, checks.positive_int(signal, "signal"))
     return _like(close, (line, sig, line - sig))
 
 
@@ -228,7 +224,7 @@ def rolling_std(x: T, n: int) -> T:
     Same type as ``x``; NaN for the first ``n - 1`` bars.
     """
     (a,) = _arrays(x)
-    return _like(x, _values(_rolling(a, _window(n)).std(ddof=0)))
+    return _like(x, _values(_rolling(a, checks.positive_int(n, "n")).std(ddof=0)))
 
 
 def bollinger(close: T, n: int = 20, k: float = 2.0) -> tuple[T, T, T]:
@@ -273,7 +269,7 @@ def atr(high: T, low: T, close: T, n: int = 14) -> T:
     Same type as ``high``; NaN for the first ``n - 1`` bars.
     """
     h, lo, c = _arrays(high, low, close)
-    n = _window(n)
+    n = checks.positive_int(n, "n")
     prev = np.concatenate(([np.nan], c[:-1]))
     span = h - lo
     gap = np.maximum(np.abs(h - prev), np.abs(lo - prev))
@@ -335,7 +331,7 @@ def momentum(x: T, n: int) -> T:
     Same type as ``x``; NaN for the first ``n`` bars.
     """
     (a,) = _arrays(x)
-    n = _window(n)
+    n = checks.positive_int(n, "n")
     out = np.full(a.size, np.nan)
     out[n:] = a[n:] / a[:-n] - 1.0
     return _like(x, out)
@@ -358,5 +354,5 @@ def donchian(high: T, low: T, n: int) -> tuple[T, T]:
     (upper, lower), each the type of ``high``; NaN for the first ``n - 1`` bars.
     """
     h, lo = _arrays(high, low)
-    n = _window(n)
+    n = checks.positive_int(n, "n")
     return _like(high, (_values(_rolling(h, n).max()), _values(_rolling(lo, n).min())))

@@ -58,6 +58,7 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
+from tradenn import checks
 from tradenn.features import indicators as ind
 
 __all__ = ["build_features", "minimal_features"]
@@ -109,7 +110,7 @@ def build_features(
         Bad arguments, or a frame without the needed columns, with a non-increasing or duplicate
         index, or with non-positive prices.
     """
-    lags = _lags(lags)
+    lags = checks.non_negative_int(lags, "lags", "build_features")
     windows = _windows(windows)
     needed = ["Close"] + (["Open", "High", "Low"] if indicators else [])
     prices = _prices(frame, needed, calendar)
@@ -197,19 +198,12 @@ def _shift(x: np.ndarray, k: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- input checks
-def _lags(lags: int) -> int:
-    if isinstance(lags, bool) or not isinstance(lags, int | np.integer) or lags < 0:
-        raise ValueError(f"build_features: lags must be an int >= 0, got {lags!r}")
-    return int(lags)
-
-
 def _windows(windows: Iterable[int]) -> tuple[int, ...]:
     if isinstance(windows, int | np.integer | str):
         raise ValueError(f"build_features: windows must be a sequence of ints, got {windows!r}")
     windows = tuple(windows)
     for w in windows:
-        if isinstance(w, bool) or not isinstance(w, int | np.integer) or w < 2:
-            raise ValueError(f"build_features: windows must be ints >= 2, got {windows!r}")
+        checks.integer(w, "each of windows", "build_features", low=2)
     if len(set(windows)) != len(windows):
         raise ValueError(f"build_features: windows must not repeat, got {windows!r}")
     return tuple(int(w) for w in windows)

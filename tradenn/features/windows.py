@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from tradenn import checks
+
 __all__ = ["Windows", "direction_target", "make_windows", "return_target"]
 
 
@@ -35,12 +37,6 @@ def _close(prices: pd.Series | pd.DataFrame, name: str) -> pd.Series:
     return prices.astype(np.float64)
 
 
-def _horizon(horizon: int, name: str = "horizon") -> int:
-    if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer) or horizon < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {horizon!r}")
-    return int(horizon)
-
-
 def return_target(prices: pd.Series | pd.DataFrame, horizon: int = 1) -> pd.Series:
     """The ``horizon``-bar log return realized at each bar: ``log(Close[t] / Close[t-h])``.
 
@@ -49,7 +45,7 @@ def return_target(prices: pd.Series | pd.DataFrame, horizon: int = 1) -> pd.Seri
     ``t + h``.
     """
     close = _close(prices, "return_target")
-    h = _horizon(horizon)
+    h = checks.positive_int(horizon, "horizon")
     if (close <= 0).any():
         raise ValueError("return_target: prices must be positive")
     values = close.to_numpy()
@@ -61,7 +57,8 @@ def return_target(prices: pd.Series | pd.DataFrame, horizon: int = 1) -> pd.Seri
 def direction_target(prices: pd.Series | pd.DataFrame, horizon: int = 1) -> pd.Series:
     """The sign of :func:`return_target`: 1.0 up, -1.0 down, 0.0 unchanged (NaN in warm-up)."""
     ret = return_target(prices, horizon)
-    return pd.Series(np.sign(ret.to_numpy()), index=ret.index, name=f"dir_{_horizon(horizon)}")
+    # return_target has checked horizon
+    return pd.Series(np.sign(ret.to_numpy()), index=ret.index, name=f"dir_{int(horizon)}")
 
 
 @dataclass(frozen=True)
@@ -161,8 +158,8 @@ def make_windows(
         raise ValueError("make_windows: features need a DatetimeIndex")
     if features.shape[1] == 0:
         raise ValueError("make_windows: features have no columns")
-    lookback = _horizon(lookback, "lookback")
-    horizon = _horizon(horizon)
+    lookback = checks.positive_int(lookback, "lookback")
+    horizon = checks.positive_int(horizon, "horizon")
     values = features.to_numpy(dtype=np.float64)
     n = len(values)
     if target is None:

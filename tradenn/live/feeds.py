@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import math
-import numbers
 import os
 import threading
 import warnings
@@ -40,6 +38,7 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 
+from tradenn import checks
 from tradenn.data import sources, yahoo
 from tradenn.data.validation import OHLCV, validate
 from tradenn.errors import DataError, TradennError
@@ -74,13 +73,6 @@ class FeedError(TradennError, ValueError):
 def _wait(seconds: float, stop: threading.Event) -> None:
     """The default sleeper: wait ``seconds`` unless ``stop`` is set first."""
     stop.wait(seconds)
-
-
-def _check_warmup(n) -> int:
-    """``n`` as the number of history bars asked for: an int >= 1 (a bool is refused)."""
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
-        raise FeedError(f"--warmup must be an int >= 1, got {n!r}")
-    return int(n)
 
 
 def _price_frame(frame: pd.DataFrame) -> pd.DataFrame:
@@ -171,9 +163,7 @@ class ReplayFeed(Feed):
         sleep: Sleeper | None = None,
         **load_options,
     ) -> None:
-        number = isinstance(speed, (int, float)) and not isinstance(speed, bool)
-        if not (number and speed >= 0 and math.isfinite(speed)):
-            raise FeedError(f"ReplayFeed: speed must be bars per second >= 0, got {speed!r}")
+        checks.number(speed, "speed (bars per second)", "ReplayFeed", low=0, error=FeedError)
         if isinstance(source, pd.DataFrame):
             if load_options:
                 raise FeedError(
@@ -226,7 +216,7 @@ class ReplayFeed(Feed):
         The feed is not changed: ``bars(None, ...)`` still replays every bar. Raises
         :class:`FeedError` unless the data has more than ``n`` bars, so some are left to trade.
         """
-        n = _check_warmup(n)
+        n = checks.positive_int(n, "--warmup", error=FeedError)
         if stop is not None and stop.is_set():
             return _price_frame(self.frame.iloc[:0])
         if len(self.frame) <= n:
@@ -318,16 +308,12 @@ class YahooFeed(Feed):
             ("max_backoff", max_backoff),
             ("stale_after", stale_after),
         ):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise FeedError(f"YahooFeed: {name} must be positive seconds, got {value!r}")
+            checks.positive_number(value, name, "YahooFeed", error=FeedError)
         if max_backoff < backoff:
             raise FeedError(
                 f"YahooFeed: max_backoff ({max_backoff}) must be at least backoff ({backoff})"
             )
-        if retries is not None and (
-            isinstance(retries, bool) or not isinstance(retries, int) or retries < 0
-        ):
-            raise FeedError(f"YahooFeed: retries must be None or an integer >= 0, got {retries!r}")
+        checks.non_negative_int(retries, "retries", "YahooFeed", allow_none=True, error=FeedError)
         try:
             pd.Timestamp.now(tz=timezone)
         except Exception:
@@ -431,7 +417,7 @@ class YahooFeed(Feed):
         Raises :class:`FeedError` (one line, naming the ticker) when fewer than ``n`` completed
         bars are available, or when the download fails, even if an older cached copy exists.
         """
-        n = _check_warmup(n)
+        n = checks.positive_int(n, "--warmup", error=FeedError)
         if stop is not None and stop.is_set():
             return _price_frame(pd.DataFrame(columns=list(OHLCV), index=pd.DatetimeIndex([])))
         now = self._now()

@@ -3,8 +3,8 @@
 * Tabular models (:class:`~tradenn.models.linear.LinearRegression`,
   :class:`~tradenn.models.knn.KNNRegressor`, :class:`~tradenn.models.knn.KNNClassifier`):
   :func:`as_design` and :func:`as_target` turn ``X`` and ``y`` into checked float64 arrays,
-  the ``check_*`` functions validate hyperparameters, and :func:`save_npz` / :func:`load_npz`
-  write and read their one-file ``.npz`` format (no pickle).
+  and :func:`save_npz` / :func:`load_npz` write and read their one-file ``.npz`` format (no
+  pickle). Their hyperparameters are checked with :mod:`tradenn.checks`.
 * Price-series forecasters (:mod:`tradenn.models.probabilistic`,
   :mod:`tradenn.models.lm_forecaster`): :func:`close_series` and :func:`as_prices` read a price
   array, Series or OHLC frame.
@@ -16,7 +16,6 @@ Every check raises ``ValueError`` with a message that starts with the calling mo
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tradenn.checks import finite_array
 from tradenn.nn.serialization import CONFIG_KEY as NETWORK_CONFIG_KEY
 from tradenn.nn.serialization import ModelFileError, check_finite, parse_json, read_npz, write_npz
 
@@ -33,10 +33,6 @@ __all__ = [
     "as_design",
     "as_prices",
     "as_target",
-    "check_choice",
-    "check_number",
-    "check_positive_int",
-    "check_seed",
     "check_target_shape",
     "close_series",
     "load_npz",
@@ -46,7 +42,6 @@ __all__ = [
 FILE_FORMAT = "tradenn.models.tabular"
 FILE_VERSION = 1
 _CONFIG_KEY = "__tradenn_tabular__"
-_FINITE_CHECK_ELEMENTS = 1 << 20  # elements per block of the NaN/inf scan (bounds its temporary)
 
 
 # --------------------------------------------------------------------------- tabular inputs
@@ -102,18 +97,7 @@ def as_design(
         rows = np.array(rows, dtype=np.float64, order="C")
     else:
         rows = np.ascontiguousarray(rows, dtype=np.float64)
-    _check_finite(rows, owner)
-    return rows
-
-
-def _check_finite(rows: np.ndarray, owner: str) -> None:
-    """Raise naming the first row of ``rows`` that holds NaN or inf (scanned in blocks)."""
-    step = max(1, _FINITE_CHECK_ELEMENTS // rows.shape[1])
-    for start in range(0, len(rows), step):
-        finite = np.isfinite(rows[start : start + step]).all(axis=1)
-        if not finite.all():
-            row = start + int(np.argmin(finite))
-            raise ValueError(f"{owner}: X contains NaN or inf (first in row {row})")
+    return finite_array(rows, "X", owner)
 
 
 def as_target(y: Any, n_samples: int, owner: str) -> np.ndarray:
@@ -132,11 +116,7 @@ def as_target(y: Any, n_samples: int, owner: str) -> np.ndarray:
     if values.dtype.kind not in "biuf":
         raise ValueError(f"{owner}: y must hold numbers, got dtype {values.dtype}")
     check_target_shape(values, n_samples, owner)
-    values = values.astype(np.float64)
-    finite = np.isfinite(values)
-    if not finite.all():
-        raise ValueError(f"{owner}: y contains NaN or inf (first at index {np.argmin(finite)})")
-    return values
+    return finite_array(values.astype(np.float64), "y", owner)
 
 
 def check_target_shape(y: np.ndarray, n_samples: int, owner: str) -> None:
@@ -145,43 +125,6 @@ def check_target_shape(y: np.ndarray, n_samples: int, owner: str) -> None:
         raise ValueError(f"{owner}: y must be 1-D (N,), got shape {y.shape}")
     if len(y) != n_samples:
         raise ValueError(f"{owner}: X has {n_samples} samples but y has {len(y)}")
-
-
-# --------------------------------------------------------------------------- hyperparameters
-
-
-def check_positive_int(value: Any, name: str, owner: str) -> int:
-    """``value`` as an ``int`` >= 1 (bools rejected); ``name`` is the argument in errors."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{owner}: {name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def check_number(value: Any, name: str, owner: str, *, positive: bool) -> float:
-    """``value`` as a finite real ``float``, > 0 (``positive``) or >= 0 (bools rejected)."""
-    bound = "> 0" if positive else ">= 0"
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{owner}: {name} must be a number {bound}, got {value!r}")
-    if not math.isfinite(value) or value < 0 or (positive and value == 0):
-        raise ValueError(f"{owner}: {name} must be a finite number {bound}, got {value!r}")
-    return float(value)
-
-
-def check_seed(value: Any, owner: str) -> int | None:
-    """``value`` as a non-negative ``int``, or None (bools rejected)."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"{owner}: seed must be a non-negative integer or None, got {value!r}")
-    return int(value)
-
-
-def check_choice(value: Any, name: str, choices: tuple[str, ...], owner: str) -> str:
-    """``value`` if it is one of ``choices``; otherwise raise listing them."""
-    if value not in choices:
-        options = ", ".join(repr(choice) for choice in choices)
-        raise ValueError(f"{owner}: {name} must be one of {options}, got {value!r}")
-    return value
 
 
 # --------------------------------------------------------------------------- the .npz file

@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .. import nn
+from .. import checks, nn
 from ..nn.serialization import ModelFileError, read_metadata, save_model
 
 __all__ = [
@@ -122,25 +122,18 @@ class NeuralForecaster:
         seed: int = 0,
         verbose: int = 0,
     ) -> None:
-        self.epochs = self._positive_int(epochs, "epochs")
-        self.batch_size = self._positive_int(batch_size, "batch_size")
-        self.learning_rate = self._positive_float(learning_rate, "learning_rate")
-        self.clipnorm = None if clipnorm is None else self._positive_float(clipnorm, "clipnorm")
-        if isinstance(validation_fraction, bool) or not (
-            isinstance(validation_fraction, (int, float, np.integer, np.floating))
-            and 0.0 <= validation_fraction < 1.0
-        ):
-            raise ValueError(
-                f"{self._name()}: validation_fraction must be in [0, 1), "
-                f"got {validation_fraction!r}"
-            )
-        self.validation_fraction = float(validation_fraction)
-        self.patience = self._int_at_least(patience, "patience", 0)
+        owner = self._name()
+        self.epochs = checks.positive_int(epochs, "epochs", owner)
+        self.batch_size = checks.positive_int(batch_size, "batch_size", owner)
+        self.learning_rate = checks.positive_number(learning_rate, "learning_rate", owner)
+        self.clipnorm = checks.positive_number(clipnorm, "clipnorm", owner, allow_none=True)
+        self.validation_fraction = checks.number(
+            validation_fraction, "validation_fraction", owner, low=0, high=1, high_open=True
+        )
+        self.patience = checks.non_negative_int(patience, "patience", owner)
         self.scale_inputs = bool(scale_inputs)
-        self.seed = self._int_at_least(seed, "seed", 0)
-        if verbose not in (0, 1, 2) or isinstance(verbose, bool):
-            raise ValueError(f"{self._name()}: verbose must be 0, 1 or 2, got {verbose!r}")
-        self.verbose = int(verbose)
+        self.seed = checks.non_negative_int(seed, "seed", owner)
+        self.verbose = checks.integer(verbose, "verbose", owner, low=0, high=2)
         self.network_: nn.Sequential | None = None
         self.history_: dict[str, list[float]] = {}
         self.best_epoch_: int | None = None
@@ -289,8 +282,7 @@ class NeuralForecaster:
                 f"{self._name()}: {name} must have shape (N, T, F) with N, T, F >= 1, "
                 f"got shape {X.shape}"
             )
-        _check_finite(X, f"{self._name()}: {name}")
-        return X
+        return checks.finite_array(X, name, self._name())
 
     def _targets(self, y: Any, n_samples: int) -> np.ndarray:
         try:
@@ -301,44 +293,11 @@ class NeuralForecaster:
             raise ValueError(
                 f"{self._name()}: y must have shape ({n_samples},) to match X, got {y.shape}"
             )
-        _check_finite(y, f"{self._name()}: y")
-        return y
+        return checks.finite_array(y, "y", self._name())
 
     @classmethod
     def _name(cls) -> str:
         return cls.__name__
-
-    @classmethod
-    def _int_at_least(cls, value: Any, name: str, minimum: int) -> int:
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-            kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-            raise ValueError(f"{cls._name()}: {name} must be {kind}, got {value!r}")
-        return int(value)
-
-    @classmethod
-    def _positive_int(cls, value: Any, name: str) -> int:
-        return cls._int_at_least(value, name, 1)
-
-    @classmethod
-    def _positive_float(cls, value: Any, name: str) -> float:
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float, np.integer, np.floating))
-            or not math.isfinite(value)
-            or value <= 0
-        ):
-            raise ValueError(f"{cls._name()}: {name} must be a positive number, got {value!r}")
-        return float(value)
-
-    @classmethod
-    def _rate(cls, value: Any, name: str) -> float:
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float, np.integer, np.floating))
-            or not 0.0 <= value < 1.0
-        ):
-            raise ValueError(f"{cls._name()}: {name} must be in [0, 1), got {value!r}")
-        return float(value)
 
     def __repr__(self) -> str:
         arguments = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._architecture)
@@ -349,13 +308,6 @@ class NeuralForecaster:
 def _nonzero(scale: Any) -> Any:
     """Standard deviations with zeros (constant columns) replaced by 1: no division by 0."""
     return np.where(scale > 0, scale, 1.0)
-
-
-def _check_finite(values: np.ndarray, label: str) -> None:
-    bad = ~np.isfinite(values)
-    if bad.any():
-        index = np.unravel_index(int(np.argmax(bad)), values.shape)
-        raise ValueError(f"{label} contains NaN or inf (first at index {tuple(map(int, index))})")
 
 
 def _plain(value: Any) -> Any:
@@ -376,9 +328,11 @@ class _RecurrentForecaster(NeuralForecaster):
         self, units: int = 32, num_layers: int = 1, dropout: float = 0.0, **training: Any
     ) -> None:
         super().__init__(**training)
-        self.units = self._positive_int(units, "units")
-        self.num_layers = self._positive_int(num_layers, "num_layers")
-        self.dropout = self._rate(dropout, "dropout")
+        self.units = checks.positive_int(units, "units", self._name())
+        self.num_layers = checks.positive_int(num_layers, "num_layers", self._name())
+        self.dropout = checks.number(
+            dropout, "dropout", self._name(), low=0, high=1, high_open=True
+        )
 
     def _build(self, n_features: int, n_timesteps: int) -> nn.Sequential:
         layers: list[nn.Layer] = []
@@ -471,15 +425,14 @@ class AttentionForecaster(NeuralForecaster):
         **training: Any,
     ) -> None:
         super().__init__(**training)
-        if encoder not in ("lstm", "transformer"):
-            raise ValueError(
-                f"{self._name()}: encoder must be 'lstm' or 'transformer', got {encoder!r}"
-            )
-        self.units = self._positive_int(units, "units")
+        checks.choice(encoder, "encoder", ("lstm", "transformer"), self._name())
+        self.units = checks.positive_int(units, "units", self._name())
         self.encoder = encoder
-        self.num_heads = self._positive_int(num_heads, "num_heads")
-        self.num_layers = self._positive_int(num_layers, "num_layers")
-        self.dropout = self._rate(dropout, "dropout")
+        self.num_heads = checks.positive_int(num_heads, "num_heads", self._name())
+        self.num_layers = checks.positive_int(num_layers, "num_layers", self._name())
+        self.dropout = checks.number(
+            dropout, "dropout", self._name(), low=0, high=1, high_open=True
+        )
         if encoder == "transformer" and self.units % self.num_heads:
             raise ValueError(
                 f"{self._name()}: units={self.units} must be divisible by "
@@ -541,8 +494,8 @@ class ConvForecaster(NeuralForecaster):
         **training: Any,
     ) -> None:
         super().__init__(**training)
-        self.filters = self._positive_int(filters, "filters")
-        self.kernel_size = self._positive_int(kernel_size, "kernel_size")
+        self.filters = checks.positive_int(filters, "filters", self._name())
+        self.kernel_size = checks.positive_int(kernel_size, "kernel_size", self._name())
         if isinstance(dilations, (str, bytes)) or not hasattr(dilations, "__iter__"):
             raise ValueError(
                 f"{self._name()}: dilations must be a sequence of positive integers, "
@@ -551,8 +504,12 @@ class ConvForecaster(NeuralForecaster):
         dilations = tuple(dilations)
         if not dilations:
             raise ValueError(f"{self._name()}: dilations must hold at least one rate, got ()")
-        self.dilations = tuple(self._positive_int(d, "every dilation") for d in dilations)
-        self.dropout = self._rate(dropout, "dropout")
+        self.dilations = tuple(
+            checks.positive_int(d, "every dilation", self._name()) for d in dilations
+        )
+        self.dropout = checks.number(
+            dropout, "dropout", self._name(), low=0, high=1, high_open=True
+        )
 
     @property
     def receptive_field(self) -> int:

@@ -77,15 +77,12 @@ from typing import Any
 
 import numpy as np
 
+from tradenn import checks
 from tradenn.nn.serialization import ModelFileError
 
 from .common import (
     as_design,
     as_target,
-    check_choice,
-    check_number,
-    check_positive_int,
-    check_seed,
     check_target_shape,
     load_npz,
     save_npz,
@@ -121,14 +118,14 @@ class _KNNBase:
         seed: int | None = 0,
     ) -> None:
         owner = type(self).__name__
-        self.k = check_positive_int(k, "k", owner)
-        self.weights = check_choice(weights, "weights", _WEIGHTS, owner)
-        self.metric = check_choice(metric, "metric", _METRICS, owner)
+        self.k = checks.positive_int(k, "k", owner)
+        self.weights = checks.choice(weights, "weights", _WEIGHTS, owner)
+        self.metric = checks.choice(metric, "metric", _METRICS, owner)
         if not isinstance(standardize, (bool, np.bool_)):
             raise ValueError(f"{owner}: standardize must be True or False, got {standardize!r}")
         self.standardize = bool(standardize)
-        self.max_memory_mb = check_number(max_memory_mb, "max_memory_mb", owner, positive=True)
-        self.seed = check_seed(seed, owner)
+        self.max_memory_mb = checks.positive_number(max_memory_mb, "max_memory_mb", owner)
+        self.seed = checks.seed(seed, owner)
         self._train: np.ndarray | None = None
         self._targets: np.ndarray | None = None
 
@@ -196,7 +193,7 @@ class _KNNBase:
         """
         owner = type(self).__name__
         self._check_fitted("kneighbors")
-        k = self.k if k is None else check_positive_int(k, "k", owner)
+        k = self.k if k is None else checks.positive_int(k, "k", owner)
         if k > len(self._train):
             raise ValueError(f"{owner}: k={k} exceeds the {len(self._train)} training samples")
         queries = as_design(X, owner, self._train.shape[1])

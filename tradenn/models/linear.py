@@ -29,17 +29,13 @@ from typing import Any
 
 import numpy as np
 
-from tradenn import nn
+from tradenn import checks, nn
 from tradenn.nn.regularizers import Regularizer
 from tradenn.nn.serialization import ModelFileError
 
 from .common import (
     as_design,
     as_target,
-    check_choice,
-    check_number,
-    check_positive_int,
-    check_seed,
     load_npz,
     save_npz,
 )
@@ -181,20 +177,18 @@ class LinearRegression:
         seed: int | None = 0,
     ) -> None:
         owner = type(self).__name__
-        alpha = check_number(alpha, "alpha", owner, positive=False)
-        learning_rate = check_number(learning_rate, "learning_rate", owner, positive=True)
+        alpha = checks.number(alpha, "alpha", owner, low=0)
+        learning_rate = checks.positive_number(learning_rate, "learning_rate", owner)
         if not isinstance(fit_intercept, (bool, np.bool_)):
             raise ValueError(f"{owner}: fit_intercept must be True or False, got {fit_intercept!r}")
         self.alpha = alpha
         self.fit_intercept = bool(fit_intercept)
-        self.solver = check_choice(solver, "solver", _SOLVERS, owner)
-        self.optimizer = check_choice(optimizer, "optimizer", _OPTIMIZERS, owner)
+        self.solver = checks.choice(solver, "solver", _SOLVERS, owner)
+        self.optimizer = checks.choice(optimizer, "optimizer", _OPTIMIZERS, owner)
         self.learning_rate = learning_rate
-        self.epochs = check_positive_int(epochs, "epochs", owner)
-        self.batch_size = (
-            None if batch_size is None else check_positive_int(batch_size, "batch_size", owner)
-        )
-        self.seed = check_seed(seed, owner)
+        self.epochs = checks.positive_int(epochs, "epochs", owner)
+        self.batch_size = checks.positive_int(batch_size, "batch_size", owner, allow_none=True)
+        self.seed = checks.seed(seed, owner)
         self.coef_: np.ndarray | None = None
 
     # ------------------------------------------------------------------ fitting

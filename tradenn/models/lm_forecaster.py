@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import checks
 from ..nn.callbacks import EarlyStopping
 from ..nn.serialization import ModelFileError, read_metadata
 from .common import as_prices, close_series
@@ -131,26 +132,23 @@ class LMForecaster:
         seed: int = 0,
         verbose: int = 0,
     ) -> None:
+        owner = "LMForecaster"
         for name in ("context_length", "epochs", "batch_size", "stride", "n_bins"):
-            _check_positive_int(locals()[name], name)
-        if not 0.5 < limit_quantile <= 1.0:
-            raise ValueError(
-                f"LMForecaster: limit_quantile must be in (0.5, 1], got {limit_quantile!r}"
-            )
-        if not 0.0 <= validation_split < 1.0:
-            raise ValueError(
-                f"LMForecaster: validation_split must be in [0, 1), got {validation_split!r}"
-            )
-        if patience is not None:
-            _check_positive_int(patience, "patience")
-        if scaling not in _SCALINGS:
-            raise ValueError(f"LMForecaster: scaling must be one of {_SCALINGS}, got {scaling!r}")
-        if not 0.0 < volatility_decay < 1.0:
-            raise ValueError(
-                f"LMForecaster: volatility_decay must be in (0, 1), got {volatility_decay!r}"
-            )
-        if not temperature > 0:
-            raise ValueError(f"LMForecaster: temperature must be positive, got {temperature!r}")
+            checks.positive_int(locals()[name], name, owner)
+        checks.number(limit_quantile, "limit_quantile", owner, low=0.5, high=1, low_open=True)
+        checks.number(validation_split, "validation_split", owner, low=0, high=1, high_open=True)
+        checks.positive_int(patience, "patience", owner, allow_none=True)
+        checks.choice(scaling, "scaling", _SCALINGS, owner)
+        checks.number(
+            volatility_decay,
+            "volatility_decay",
+            owner,
+            low=0,
+            high=1,
+            low_open=True,
+            high_open=True,
+        )
+        checks.positive_number(temperature, "temperature", owner)
         self.context_length, self.d_model = int(context_length), int(d_model)
         self.num_heads, self.num_layers = int(num_heads), int(num_layers)
         self.mlp_ratio, self.dropout = int(mlp_ratio), float(dropout)
@@ -318,8 +316,8 @@ class LMForecaster:
         sampled path fits in the model's context.
         """
         self._check_fitted()
-        _check_positive_int(horizon, "horizon")
-        _check_positive_int(num_samples, "num_samples")
+        checks.positive_int(horizon, "horizon", "LMForecaster")
+        checks.positive_int(num_samples, "num_samples", "LMForecaster")
         returns = _log_returns(history, "history")
         values, scale = self._values(returns)
         if values is None or len(values) == 0:
@@ -551,8 +549,3 @@ def _log_returns(prices: Any, name: str) -> np.ndarray:
     series = close_series(prices)
     values = as_prices(prices if series is None else series, f"LMForecaster: {name}")
     return np.diff(np.log(values))
-
-
-def _check_positive_int(value: Any, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"LMForecaster: {name} must be a positive integer, got {value!r}")

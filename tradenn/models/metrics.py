@@ -29,6 +29,8 @@ import math
 
 import numpy as np
 
+from tradenn import checks
+
 __all__ = [
     "diebold_mariano",
     "diebold_mariano_hac",
@@ -89,8 +91,7 @@ def diebold_mariano(y, p, benchmark=0.0, *, horizon: int = 1, loss: str = "squar
     """
     if loss not in ("squared", "absolute"):
         raise ValueError(f"diebold_mariano: loss must be 'squared' or 'absolute', got {loss!r}")
-    if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
-        raise ValueError(f"diebold_mariano: horizon must be an int >= 1, got {horizon!r}")
+    checks.positive_int(horizon, "horizon", "diebold_mariano")
     y, p = _pair(y, p)
     b = np.broadcast_to(np.asarray(benchmark, dtype=np.float64), y.shape)
     e_model, e_bench = y - p, y - b
@@ -133,8 +134,7 @@ def diebold_mariano_hac(losses, benchmark_losses, *, lags: int | None = None):
         return math.nan, math.nan
     if lags is None:
         lags = math.floor(4.0 * (n / 100.0) ** (2.0 / 9.0))
-    if isinstance(lags, bool) or not isinstance(lags, int) or lags < 0:
-        raise ValueError(f"diebold_mariano_hac: lags must be an int >= 0, got {lags!r}")
+    checks.non_negative_int(lags, "lags", "diebold_mariano_hac")
     centered = d - d.mean()
     lrv = float(centered @ centered) / n
     for lag in range(1, min(lags, n - 1) + 1):

@@ -23,6 +23,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import pandas as pd
 
+from .. import checks
 from .common import as_prices, close_series
 
 __all__ = [
@@ -274,12 +275,9 @@ class GaussianRandomWalk:
         drift: Literal["zero", "historical"] = "zero",
         fixed: bool = False,
     ):
-        if volatility not in ("constant", "rolling"):
-            raise ValueError(f"volatility must be 'constant' or 'rolling', got {volatility!r}")
-        if isinstance(window, bool) or not isinstance(window, int | np.integer) or window < 2:
-            raise ValueError(f"window must be an int >= 2, got {window!r}")
-        if drift not in ("zero", "historical"):
-            raise ValueError(f"drift must be 'zero' or 'historical', got {drift!r}")
+        checks.choice(volatility, "volatility", ("constant", "rolling"))
+        checks.integer(window, "window", low=2)
+        checks.choice(drift, "drift", ("zero", "historical"))
         if fixed and volatility != "constant":
             raise ValueError("fixed=True applies to volatility='constant' only")
         self.volatility = volatility
@@ -320,8 +318,8 @@ class GaussianRandomWalk:
     ) -> Forecast:
         """Sample ``num_samples`` paths of ``horizon`` log returns after the last price of
         ``history`` (a 1-D array or Series of prices up to and including the origin)."""
-        _check_count(horizon, "horizon")
-        _check_count(num_samples, "num_samples")
+        checks.positive_int(horizon, "horizon")
+        checks.positive_int(num_samples, "num_samples")
         mu, sigma = self.estimate(history)
         rng = np.random.default_rng(seed)
         return Forecast(mu + sigma * rng.standard_normal((num_samples, horizon)))
@@ -387,7 +385,7 @@ def rolling_origins(n: int, *, start: int, horizon: int, step: int = 1) -> np.nd
     """Forecast origins ``t = start, start + step, ...`` with ``horizon`` realised bars after each
     (``t + horizon <= n - 1``) among ``n`` prices."""
     for name, value in (("start", start), ("horizon", horizon), ("step", step)):
-        _check_count(value, name)
+        checks.positive_int(value, name)
     origins = np.arange(start, n - horizon, step)
     if origins.size == 0:
         raise ValueError(
@@ -436,8 +434,7 @@ def evaluate_probabilistic(
     for name, forecaster in forecasters.items():
         if not callable(getattr(forecaster, "forecast", None)):
             raise ValueError(f"forecasters[{name!r}] has no forecast(history, horizon, ...) method")
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 2:
-        raise ValueError(f"num_samples must be an int >= 2 (for the CRPS), got {num_samples!r}")
+    checks.integer(num_samples, "num_samples", low=2)  # the CRPS estimate needs two samples
     series = close_series(prices)
     values = as_prices(prices if series is None else series, "prices")
     origins = rolling_origins(values.size, start=start, horizon=horizon, step=step)
@@ -533,9 +530,3 @@ def _per_origin(origins, time_index, actuals, quantiles, crps, p_up) -> pd.DataF
             frame.insert(0, "time", time_index[origins])
         frames.append(frame)
     return pd.concat(frames)
-
-
-# ---------------------------------------------------------------------------- input checks
-def _check_count(value: Any, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")

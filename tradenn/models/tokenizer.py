@@ -27,7 +27,6 @@ the past at forecast time.
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -35,6 +34,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import pandas as pd
 
+from tradenn import checks
 from tradenn.nn.serialization import ModelFileError, parse_json
 
 __all__ = ["PriceTokenizer", "volatility_scaled"]
@@ -80,8 +80,7 @@ class PriceTokenizer:
     def __init__(self, n_bins: int = 253, limit: float | None = None, mode: Mode = "log_return"):
         if mode not in _DEFAULT_LIMIT:
             raise ValueError(f"mode must be 'log_return' or 'mean_scaled', got {mode!r}")
-        if isinstance(n_bins, bool) or not isinstance(n_bins, int | np.integer) or n_bins < 2:
-            raise ValueError(f"n_bins must be an int >= 2, got {n_bins!r}")
+        checks.integer(n_bins, "n_bins", low=2)
         limit = _DEFAULT_LIMIT[mode] if limit is None else limit
         _check_limit(limit)
         self.mode: Mode = mode
@@ -335,10 +334,7 @@ _VARIANCE_FLOOR = 1e-16  # a flat series (all returns 0) gets tokens 0, not 0 / 
 
 # ---------------------------------------------------------------------------- validation
 def _check_limit(limit: float) -> None:
-    if isinstance(limit, bool) or not isinstance(limit, int | float | np.number):
-        raise ValueError(f"limit must be a number > 0, got {limit!r}")
-    if not (math.isfinite(limit) and limit > 0):
-        raise ValueError(f"limit must be finite and > 0, got {limit!r}")
+    checks.positive_number(limit, "limit")
 
 
 def _series(x: Any, name: str, kind: Kind) -> np.ndarray:

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from tradenn import nn
+from tradenn import checks, nn
 from tradenn.nn import initializers as init_lib
 from tradenn.nn.base import Shape, child_seeds, format_shape, get_rng
 from tradenn.nn.callbacks import Callback, CallbackList, History
@@ -104,16 +104,12 @@ class TransformerLM(nn.Model):
             ("num_heads", num_heads),
             ("num_layers", num_layers),
         ):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(
-                    f"TransformerLM: {argument} must be a positive integer, got {value!r}"
-                )
+            checks.positive_int(value, argument, "TransformerLM")
         if d_model % num_heads:
             raise ValueError(
                 f"TransformerLM: d_model={d_model} must be divisible by num_heads={num_heads}"
             )
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"TransformerLM: dropout must be in [0, 1), got {dropout}")
+        checks.number(dropout, "dropout", "TransformerLM", low=0, high=1, high_open=True)
         self.vocab_size = int(vocab_size)
         self.context_length = int(context_length)
         self.d_model = int(d_model)
@@ -122,7 +118,7 @@ class TransformerLM(nn.Model):
         self.mlp_ratio = mlp_ratio if isinstance(mlp_ratio, int) else float(mlp_ratio)
         self.dropout = float(dropout)
         self.tie_weights = bool(tie_weights)
-        self.seed = None if seed is None else int(seed)
+        self.seed = checks.seed(seed, "TransformerLM")
         self.loss = nn.SparseCategoricalCrossentropy(from_logits=True)  # fixed: next-token CE
         token_seed, position_seed, dropout_seed, head_seed, batch_seed, *block_seeds = child_seeds(
             seed, num_layers + 5
@@ -311,15 +307,12 @@ class TransformerLM(nn.Model):
         validation = None
         if validation_data is not None:
             validation = self._check_ids(validation_data, "validation_data", windows=True)
-        if isinstance(epochs, bool) or int(epochs) != epochs or epochs < 0:
-            raise ValueError(f"TransformerLM.fit: epochs must be an integer >= 0, got {epochs!r}")
-        if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
-            raise ValueError(f"TransformerLM.fit: batch_size must be >= 1, got {batch_size!r}")
-        if not learning_rate >= 0 or not weight_decay >= 0 or warmup_steps < 0:
-            raise ValueError(
-                "TransformerLM.fit: learning_rate, weight_decay and warmup_steps must be >= 0, "
-                f"got {learning_rate}, {weight_decay}, {warmup_steps}"
-            )
+        owner = "TransformerLM.fit"
+        epochs = checks.non_negative_int(epochs, "epochs", owner)
+        batch_size = checks.positive_int(batch_size, "batch_size", owner)
+        learning_rate = checks.number(learning_rate, "learning_rate", owner, low=0)
+        weight_decay = checks.number(weight_decay, "weight_decay", owner, low=0)
+        warmup_steps = checks.non_negative_int(warmup_steps, "warmup_steps", owner)
         steps_per_epoch = math.ceil(len(windows) / batch_size)
         self.optimizer = nn.AdamW(
             _warmup_cosine(learning_rate, int(warmup_steps), int(epochs) * steps_per_epoch),
@@ -443,11 +436,12 @@ class TransformerLM(nn.Model):
         if prompt.ndim == 1:
             prompt = prompt[None]
         prompt = self._check_ids(prompt, "prompt_ids", any_length=True)
-        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
-            raise ValueError(
-                f"TransformerLM.generate: steps must be an integer >= 0, got {steps!r}"
-            )
-        _check_sampling(temperature, top_k, top_p)
+        owner = "TransformerLM.generate"
+        steps = checks.non_negative_int(steps, "steps", owner)
+        # temperature 0 is greedy decoding
+        temperature = checks.number(temperature, "temperature", owner, low=0)
+        top_k = checks.positive_int(top_k, "top_k", owner, allow_none=True)
+        top_p = checks.number(top_p, "top_p", owner, low=0, high=1, low_open=True, allow_none=True)
         suppress = self._suppressed(suppress_tokens)
         rng = np.random.default_rng(seed) if seed is not None else get_rng()
         batch, prompt_length = prompt.shape
@@ -542,30 +536,6 @@ def _warmup_cosine(learning_rate: float, warmup_steps: int, total_steps: int) ->
     if warmup == 0:
         return nn.CosineDecay(learning_rate, decay_steps)
     return nn.CosineDecay(0.0, decay_steps, warmup_target=learning_rate, warmup_steps=warmup)
-
-
-def _check_sampling(temperature: Any, top_k: Any, top_p: Any) -> None:
-    """One-line ValueErrors for bad sampling arguments."""
-    if (
-        isinstance(temperature, bool)
-        or not isinstance(temperature, (int, float, np.integer, np.floating))
-        or not math.isfinite(temperature)
-        or temperature < 0
-    ):
-        raise ValueError(
-            f"TransformerLM.generate: temperature must be a finite number >= 0 (0 = greedy), "
-            f"got {temperature!r}"
-        )
-    if top_k is not None and (
-        isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1
-    ):
-        raise ValueError(f"TransformerLM.generate: top_k must be an integer >= 1, got {top_k!r}")
-    if top_p is not None and (
-        isinstance(top_p, bool)
-        or not isinstance(top_p, (int, float, np.integer, np.floating))
-        or not 0.0 < top_p <= 1.0
-    ):
-        raise ValueError(f"TransformerLM.generate: top_p must be in (0, 1], got {top_p!r}")
 
 
 def _sample(

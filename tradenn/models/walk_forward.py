@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tradenn import checks
 from tradenn.features.windows import Windows, make_windows, return_target
 from tradenn.models.metrics import forecast_metrics
 
@@ -117,11 +118,9 @@ def walk_forward_folds(
     A fold whose training set would be empty (e.g. everything purged) is an error, not a
     silent skip.
     """
-    for name, value, low in (("train_size", train_size, 1), ("test_size", test_size, 1)):
-        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-            raise ValueError(f"walk_forward: {name} must be an int >= {low}, got {value!r}")
-    if isinstance(embargo, bool) or not isinstance(embargo, int | np.integer) or embargo < 0:
-        raise ValueError(f"walk_forward: embargo must be an int >= 0, got {embargo!r}")
+    checks.positive_int(train_size, "train_size", "walk_forward")
+    checks.positive_int(test_size, "test_size", "walk_forward")
+    checks.non_negative_int(embargo, "embargo", "walk_forward")
     if mode not in ("expanding", "rolling"):
         raise ValueError(f"walk_forward: mode must be 'expanding' or 'rolling', got {mode!r}")
     n = len(windows)

@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from .. import checks
 from . import activations as act_lib
 from . import initializers as init_lib
 from . import regularizers as reg_lib
@@ -80,9 +81,7 @@ def normalize_tuple(value: Any, rank: int, name: str, owner: str) -> tuple[int, 
 def normalize_padding(padding: Any, allowed: Sequence[str], owner: str) -> str:
     """Lower-cased ``padding``, checked against ``allowed``."""
     mode = padding.lower() if isinstance(padding, str) else padding
-    if mode not in allowed:
-        raise ValueError(f"{owner}: padding must be one of {', '.join(allowed)}; got {padding!r}")
-    return mode
+    return checks.choice(mode, "padding", allowed, owner)
 
 
 def axis_geometry(
@@ -585,11 +584,7 @@ class _Conv(Layer, register=False):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or filters < 1:
-            raise ValueError(
-                f"{self._label()}: filters must be a positive integer, got {filters!r}"
-            )
-        self.filters = int(filters)
+        self.filters = checks.positive_int(filters, "filters", self._label())
         self.op = ConvOp(
             self.rank, kernel_size, strides, padding, dilation_rate, owner=self._label()
         )

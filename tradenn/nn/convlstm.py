@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from .base import Shape
-from .conv import ConvContext, ConvOp
+from .conv import ConvContext, ConvOp, normalize_padding
 from .recurrent.base import gates_first
 from .recurrent.lstm import LSTMCore
 
@@ -75,8 +75,7 @@ class ConvLSTM(LSTMCore, register=False):
             **kwargs,
         )
         owner = self._label()
-        if isinstance(padding, str) and padding.lower() == "causal":
-            raise ValueError(f"{owner}: padding must be one of valid, same; got 'causal'")
+        normalize_padding(padding, ("valid", "same"), owner)  # no causal recurrent convolution
         self.input_op = ConvOp(self.rank, kernel_size, strides, padding, dilation_rate, owner)
         self.recurrent_op = ConvOp(self.rank, kernel_size, 1, "same", 1, owner)
         self.kernel_size, self.strides = self.input_op.kernel_size, self.input_op.strides

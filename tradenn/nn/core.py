@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import checks
 from . import activations as act_lib
 from . import initializers as init_lib
 from . import ops
@@ -179,9 +180,7 @@ class Dropout(Layer):
 
     def __init__(self, rate: float, seed: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if not 0.0 <= rate < 1.0:
-            raise ValueError(f"{self._label()}: rate must be in [0, 1), got {rate}")
-        self.rate = float(rate)
+        self.rate = checks.number(rate, "rate", self._label(), low=0, high=1, high_open=True)
         self.seed = seed
         self._rng = np.random.default_rng(seed) if seed is not None else None
         self._mask: np.ndarray | None = None  # scaled keep-mask of the last training call

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import checks
 from . import schedules as schedule_lib
 from .base import parameters
 from .registry import Registry
@@ -71,9 +72,7 @@ class Optimizer:
         if isinstance(value, dict):
             value = schedule_lib.get(value)
         if not isinstance(value, schedule_lib.LearningRateSchedule):
-            value = float(value)
-            if value < 0:
-                raise ValueError(f"learning_rate must be >= 0, got {value}")
+            value = checks.number(value, "learning_rate", type(self).__name__, low=0)
         self._learning_rate = value
 
     # ------------------------------------------------------------------ stepping
@@ -210,9 +209,9 @@ class SGD(Optimizer):
         global_clipnorm: float | None = None,
     ) -> None:
         super().__init__(learning_rate, global_clipnorm)
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
-        self.momentum = float(momentum)
+        self.momentum = checks.number(
+            momentum, "momentum", type(self).__name__, low=0, high=1, high_open=True
+        )
         self.nesterov = bool(nesterov)
         self.slot_names = ("velocity",) if self.momentum else ()
 
@@ -327,9 +326,10 @@ class Adam(Optimizer):
         global_clipnorm: float | None = None,
     ) -> None:
         super().__init__(learning_rate, global_clipnorm)
-        if not (0.0 <= beta_1 < 1.0 and 0.0 <= beta_2 < 1.0):
-            raise ValueError(f"betas must be in [0, 1), got {beta_1}, {beta_2}")
-        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+        owner = type(self).__name__
+        self.beta_1 = checks.number(beta_1, "beta_1", owner, low=0, high=1, high_open=True)
+        self.beta_2 = checks.number(beta_2, "beta_2", owner, low=0, high=1, high_open=True)
+        self.epsilon = float(epsilon)
 
     def _update(self, param, grad, slots, scratch, lr):
         t = self.iterations + 1
@@ -376,9 +376,7 @@ class AdamW(Adam):
         global_clipnorm: float | None = None,
     ) -> None:
         super().__init__(learning_rate, beta_1, beta_2, epsilon, global_clipnorm)
-        if weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
-        self.weight_decay = float(weight_decay)
+        self.weight_decay = checks.number(weight_decay, "weight_decay", type(self).__name__, low=0)
 
     def _update(self, param, grad, slots, scratch, lr):
         param *= 1.0 - lr * self.weight_decay

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import checks
 from . import initializers as init_lib
 from . import regularizers as reg_lib
 from .base import InputSpec, Layer, Shape
@@ -99,13 +100,7 @@ class AttentionPooling1D(Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if units is not None and (
-            isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1
-        ):
-            raise ValueError(
-                f"{self._label()}: units must be a positive integer or None, got {units!r}"
-            )
-        self.units = None if units is None else int(units)
+        self.units = checks.positive_int(units, "units", self._label(), allow_none=True)
         self.query_initializer = init_lib.get(query_initializer)
         self.kernel_initializer = init_lib.get(kernel_initializer)
         self.bias_initializer = init_lib.get(bias_initializer)

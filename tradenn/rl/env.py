@@ -74,6 +74,7 @@ import numpy as np
 import pandas as pd
 from gymnasium import spaces
 
+from tradenn import checks
 from tradenn.account import Account, Settings
 
 __all__ = ["DEFAULT_FEATURES", "MarketEnv"]
@@ -94,12 +95,6 @@ def _discrete(action: Any) -> int | None:
     if values.size != 1 or not np.isreal(values[0]) or values[0] != np.round(values[0]):
         return None
     return int(values[0])
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"MarketEnv: {name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def _number(name: str, value: Any, ok: Callable[[float], bool], rule: str) -> float:
@@ -229,14 +224,14 @@ class MarketEnv(gymnasium.Env):
         start: Any = None,
         end: Any = None,
     ) -> None:
-        window = _positive_int("window", window)
+        window = checks.positive_int(window, "window", "MarketEnv")
         if actions not in _ACTIONS:
             raise ValueError(
                 f"MarketEnv: actions must be one of {', '.join(_ACTIONS)}, got {actions!r}"
             )
         fee_bps = _number("fee_bps", fee_bps, lambda x: 0 <= x < 10_000, "in [0, 10000)")
         if episode_length is not None:
-            episode_length = _positive_int("episode_length", episode_length)
+            episode_length = checks.positive_int(episode_length, "episode_length", "MarketEnv")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
                 f"MarketEnv: render_mode must be None, 'ansi' or 'rgb_array', got {render_mode!r}"
@@ -247,7 +242,7 @@ class MarketEnv(gymnasium.Env):
             raise ValueError(
                 f"MarketEnv: normalize must be 'expanding' or 'none', got {normalize!r}"
             )
-        norm_warmup = _positive_int("norm_warmup", norm_warmup)
+        norm_warmup = checks.positive_int(norm_warmup, "norm_warmup", "MarketEnv")
         clip = _number("clip", clip, lambda x: x > 0, "> 0")
 
         frame = _load(data, start, end)

@@ -26,7 +26,7 @@ spreads uniform weights over the masked keys instead, PyTorch returns NaN).
 
 Modules: :mod:`.masks` (masked softmax and its backward), :mod:`.attention`,
 :mod:`.cache` (:class:`KVCache`), :mod:`.multihead`, :mod:`.positional`,
-:mod:`.transformer`, and :mod:`.inputs` (argument checks they share).
+:mod:`.transformer`, and :mod:`.inputs` (input checks they share).
 
 The mathematics is written out in ``docs/layers.md``, section 22.
 """

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from ... import checks
 from ..base import Layer, Shape, format_shape, get_rng
 from .inputs import as_sequence, is_shape_list, split_scores_gradient
 from .masks import boolean_mask, causal_mask, masked_softmax, softmax_backward
@@ -60,8 +61,7 @@ class Attention(Layer):
             raise ValueError(
                 f"{self._label()}: score_mode must be 'dot' or 'concat', got {score_mode!r}"
             )
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"{self._label()}: dropout must be in [0, 1), got {dropout}")
+        checks.number(dropout, "dropout", self._label(), low=0, high=1, high_open=True)
         self.use_scale = bool(use_scale)
         self.score_mode = score_mode
         self.dropout = float(dropout)

@@ -1,4 +1,7 @@
-"""Argument and input checks shared by the attention layers."""
+"""Input checks shared by the attention layers: sequence shapes, lists of shapes, score gradients.
+
+Their scalar arguments are checked with :mod:`tradenn.checks`.
+"""
 
 from __future__ import annotations
 
@@ -39,9 +42,3 @@ def split_scores_gradient(dy: Any, scores_returned: bool, owner: str) -> tuple[A
             )
         return dy[0], dy[1]
     return dy, None
-
-
-def check_positive_int(value: Any, argument: str, owner: str) -> None:
-    """Raise a one-line ValueError unless ``value`` is a positive integer (not a bool)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{owner}: {argument} must be a positive integer, got {value!r}")

@@ -8,11 +8,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ... import checks
 from .. import initializers as init_lib
 from .. import ops
 from ..base import Layer, Shape, format_shape, get_rng
 from .cache import KVCache
-from .inputs import as_sequence, check_positive_int, is_shape_list, split_scores_gradient
+from .inputs import as_sequence, is_shape_list, split_scores_gradient
 from .masks import boolean_mask, causal_bias, causal_mask, masked_softmax, softmax_backward
 
 
@@ -105,11 +106,10 @@ class MultiHeadAttention(Layer):
         super().__init__(**kwargs)
         label = self._label()
         for argument, number in (("num_heads", num_heads), ("key_dim", key_dim)):
-            check_positive_int(number, argument, label)
+            checks.positive_int(number, argument, label)
         if value_dim is not None:
-            check_positive_int(value_dim, "value_dim", label)
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"{label}: dropout must be in [0, 1), got {dropout}")
+            checks.positive_int(value_dim, "value_dim", label)
+        checks.number(dropout, "dropout", label, low=0, high=1, high_open=True)
         if isinstance(output_shape, (list, tuple)):
             if len(output_shape) != 1:
                 raise ValueError(
@@ -117,7 +117,7 @@ class MultiHeadAttention(Layer):
                 )
             output_shape = output_shape[0]
         if output_shape is not None:
-            check_positive_int(output_shape, "output_shape", label)
+            checks.positive_int(output_shape, "output_shape", label)
         self.num_heads, self.key_dim = int(num_heads), int(key_dim)
         self.value_dim = int(value_dim) if value_dim is not None else self.key_dim
         self.dropout = float(dropout)

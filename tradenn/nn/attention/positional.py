@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
+from ... import checks
 from .. import initializers as init_lib
 from .. import ops
 from ..base import InputSpec, Layer, Shape
-from .inputs import check_positive_int
 
 _POSITION_MODES = ("add", "encoding")
 
@@ -59,7 +59,7 @@ class SinusoidalPositionalEncoding(Layer):
 
     def forward(self, x: np.ndarray, offset: int = 0, training: bool = False) -> np.ndarray:
         x = self._prepare(x)
-        offset = _check_offset(offset, self._label())
+        offset = checks.non_negative_int(offset, "offset", self._label())
         table = self.encoding(x.shape[1], x.shape[2], offset)
         self._shape = x.shape
         if self.mode == "add":
@@ -87,12 +87,6 @@ def _sinusoid_table(
     table = np.where(np.arange(features) % 2 == 0, np.sin(angles), np.cos(angles)).astype(dtype)
     table.flags.writeable = False  # shared between callers
     return table
-
-
-def _check_offset(offset: Any, owner: str) -> int:
-    if isinstance(offset, bool) or not isinstance(offset, (int, np.integer)) or offset < 0:
-        raise ValueError(f"{owner}: offset must be a non-negative integer, got {offset!r}")
-    return int(offset)
 
 
 class PositionEmbedding(Layer):
@@ -128,7 +122,7 @@ class PositionEmbedding(Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        check_positive_int(max_length, "max_length", self._label())
+        checks.positive_int(max_length, "max_length", self._label())
         if mode not in _POSITION_MODES:
             raise ValueError(f"{self._label()}: mode must be 'add' or 'encoding', got {mode!r}")
         self.max_length = int(max_length)
@@ -145,7 +139,7 @@ class PositionEmbedding(Layer):
 
     def forward(self, x: np.ndarray, offset: int = 0, training: bool = False) -> np.ndarray:
         x = self._prepare(x)
-        offset = _check_offset(offset, self._label())
+        offset = checks.non_negative_int(offset, "offset", self._label())
         length = x.shape[1]
         if offset + length > self.max_length:
             raise ValueError(

@@ -6,13 +6,13 @@ from typing import Any
 
 import numpy as np
 
+from ... import checks
 from .. import activations as act_lib
 from .. import initializers as init_lib
 from ..base import InputSpec, Layer, Shape, child_seeds
 from ..core import Dense, Dropout
 from ..normalization import LayerNormalization
 from .cache import KVCache
-from .inputs import check_positive_int
 from .multihead import MultiHeadAttention
 
 
@@ -72,8 +72,8 @@ class TransformerBlock(Layer):
     ) -> None:
         super().__init__(**kwargs)
         label = self._label()
-        check_positive_int(d_model, "d_model", label)
-        check_positive_int(num_heads, "num_heads", label)
+        checks.positive_int(d_model, "d_model", label)
+        checks.positive_int(num_heads, "num_heads", label)
         if d_model % num_heads:
             raise ValueError(
                 f"{label}: d_model={d_model} must be divisible by num_heads={num_heads}"
@@ -81,8 +81,7 @@ class TransformerBlock(Layer):
         hidden = round(mlp_ratio * d_model)
         if mlp_ratio <= 0 or hidden <= 0:
             raise ValueError(f"{label}: mlp_ratio must be positive, got {mlp_ratio}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"{label}: dropout must be in [0, 1), got {dropout}")
+        checks.number(dropout, "dropout", label, low=0, high=1, high_open=True)
         self.d_model, self.num_heads = int(d_model), int(num_heads)
         self.mlp_ratio = mlp_ratio if isinstance(mlp_ratio, int) else float(mlp_ratio)
         self.dropout = float(dropout)

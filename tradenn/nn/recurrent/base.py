@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ... import checks
 from .. import activations as act_lib
 from .. import initializers as init_lib
 from .. import ops
@@ -137,9 +138,7 @@ class RecurrentLayer(Layer, register=False):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if isinstance(units, bool) or int(units) != units or int(units) <= 0:
-            raise ValueError(f"{self._label()}: units must be a positive integer, got {units}")
-        self.units = int(units)
+        self.units = checks.positive_int(units, "units", self._label())
         self.activation = elementwise_activation(activation, "activation", self._label())
         self.use_bias = bool(use_bias)
         self.kernel_initializer = init_lib.get(kernel_initializer)

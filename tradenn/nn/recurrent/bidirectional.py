@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ... import checks
 from ..base import InputSpec, Layer, Shape
 from ..serialization import deserialize_layer, serialize_layer
 from .base import RecurrentLayer
@@ -62,11 +63,7 @@ class Bidirectional(Layer):
             raise ValueError(
                 f"{self._label()}: layer must be a recurrent layer (RNN, LSTM, GRU), got {layer!r}"
             )
-        if merge_mode not in _MERGE_MODES:
-            raise ValueError(
-                f"{self._label()}: merge_mode must be one of concat, sum, mul, ave or None, "
-                f"got {merge_mode!r}"
-            )
+        checks.choice(merge_mode, "merge_mode", _MERGE_MODES, self._label())
         if backward_layer is None:
             config = layer.get_config()
             config.update(name=f"backward_{layer.name}", go_backwards=not layer.go_backwards)
