@@ -64,8 +64,12 @@ NETWORK_FORMAT = "tradenn.nn.Model"
 
 # the header members of version 1, one per kind of object (nn model, tabular model, Q-learning
 # agent, artifact): a file holding one of them was written by an older tradenn
-_VERSION_1_KEYS = ("__tradenn_config__", "__tradenn_tabular__", "__tradenn_agent__")
-_VERSION_1_KEYS += ("__tradenn_artifact__",)
+_VERSION_1_KEYS = (
+    "__tradenn_config__",
+    "__tradenn_tabular__",
+    "__tradenn_agent__",
+    "__tradenn_artifact__",
+)
 # bytes: a header larger than this is refused before it is decoded (configs are kilobytes)
 _MAX_HEADER = 1 << 24
 # values a config may declare beyond those its file holds before loading refuses it unallocated
