@@ -17,7 +17,7 @@ from tradenn.cli import main
 from tradenn.errors import ModelFileError
 from tradenn.live.artifacts import read_artifact, save_artifact
 from tradenn.models import LinearRegression
-from tradenn.nn.serialization import CONFIG_KEY, read_metadata
+from tradenn.nn.serialization import HEADER_KEY, write_file
 from tradenn.rl import QLearningAgent
 
 # ------------------------------------------------------------------------- making bad files
@@ -61,13 +61,14 @@ def dense_model(path, optimizer: bool = False):
 
 
 def rewrite_config(path, change) -> None:
+    """Rewrite the file at ``path`` with ``change(config)`` applied to its header's config."""
     content = members(path)
-    config = json.loads(
-        np.lib.format.read_array(io.BytesIO(content[f"{CONFIG_KEY}.npy"])).tobytes()
+    header = json.loads(
+        np.lib.format.read_array(io.BytesIO(content[f"{HEADER_KEY}.npy"])).tobytes()
     )
-    change(config)
-    raw = np.frombuffer(json.dumps(config).encode(), dtype=np.uint8)
-    content[f"{CONFIG_KEY}.npy"] = npy(raw)
+    change(header["config"])
+    raw = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    content[f"{HEADER_KEY}.npy"] = npy(raw)
     write_members(path, content)
 
 
@@ -186,10 +187,9 @@ def test_a_config_nested_without_end_is_refused_not_a_recursion_error(tmp_path):
     dense_model(path)
     content = members(path)
     deep = ("[" * 200_000 + "]" * 200_000).encode()
-    content[f"{CONFIG_KEY}.npy"] = npy(np.frombuffer(deep, dtype=np.uint8))
+    content[f"{HEADER_KEY}.npy"] = npy(np.frombuffer(deep, dtype=np.uint8))
     write_members(path, content)
-    assert "model config is nested too deeply" in refused(nn.load_model, path)
-    assert "model config is nested too deeply" in refused(read_metadata, path)
+    assert "model header is nested too deeply" in refused(nn.load_model, path)
 
 
 def test_a_config_declaring_a_giant_layer_is_refused_before_allocating(tmp_path):
@@ -247,11 +247,11 @@ def test_a_negative_optimizer_step_count_is_refused(tmp_path):
 def test_a_tokenizer_file_that_is_not_one_is_refused(tmp_path):
     from tradenn.models.tokenizer import PriceTokenizer
 
-    path = tmp_path / "tokenizer.json"
+    path = tmp_path / "tokenizer.npz"
     path.write_text("[" * 100_000)
-    assert "nested too deeply" in refused(PriceTokenizer.load, path)
-    path.write_text('{"format": "tradenn.tokenizer", "version": 1, "config": {"n_bins": -3}}')
-    refused(PriceTokenizer.load, path)
+    assert "is not a readable PriceTokenizer file" in refused(PriceTokenizer.load, path)
+    write_file(path, "tradenn.models.PriceTokenizer", {"n_bins": -3}, {})
+    assert "holds an invalid PriceTokenizer" in refused(PriceTokenizer.load, path)
 
 
 # ------------------------------------------------------------------------ the command line

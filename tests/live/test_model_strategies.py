@@ -330,7 +330,9 @@ def test_artifacts_are_reproducible_and_refuse_foreign_or_wrong_files(tmp_path):
     assert a == b  # the same model: the same bytes
     loaded, header, _ = load_artifact(tmp_path / "a.npz", LinearRegression, a)
     assert np.array_equal(loaded.predict(X), model.predict(X)) and header["strategy"] == "S"
-    with pytest.raises(ArtifactError, match="holds a LinearRegression, not a KNNRegressor"):
+    with pytest.raises(
+        ArtifactError, match=r"is a tradenn\.models\.LinearRegression file, not a KNNRegressor"
+    ):
         from tradenn.models.knn import KNNRegressor
 
         load_artifact(tmp_path / "a.npz", KNNRegressor)

@@ -340,12 +340,14 @@ def test_save_and_load_give_bit_identical_predictions(name, tmp_path):
 def test_loading_a_file_of_another_class_is_a_clear_error(tmp_path):
     X, y = noise_task(40)
     LSTMForecaster(units=4, epochs=1).fit(X, y).save(tmp_path / "lstm.npz")
-    with pytest.raises(ModelFileError, match=r"holds LSTMForecaster, not a GRUForecaster"):
+    with pytest.raises(
+        ModelFileError, match=r"is a tradenn\.models\.LSTMForecaster file, not a GRUForecaster"
+    ):
         GRUForecaster.load(tmp_path / "lstm.npz")
     plain = nn.Sequential([nn.Dense(1)])
     plain.build((None, 3))
     plain.save(tmp_path / "plain.npz")
-    with pytest.raises(ModelFileError, match=r"holds no forecaster"):
+    with pytest.raises(ModelFileError, match=r"is a tradenn\.nn\.Model file, not a LSTMForecaster"):
         LSTMForecaster.load(tmp_path / "plain.npz")
 
 

@@ -253,11 +253,18 @@ def test_load_rejects_files_of_other_classes_naming_them(tmp_path, data):
     train, _, y = data
     KNNRegressor(k=3).fit(train, y).save(tmp_path / "regressor.npz")
     LinearRegression().fit(train, y).save(tmp_path / "linear.npz")
-    with pytest.raises(ModelFileError, match=r"regressor\.npz holds a KNNRegressor, not a KNNC"):
+    with pytest.raises(
+        ModelFileError, match=r"regressor\.npz is a tradenn\.models\.KNNRegressor file, not a KNNC"
+    ):
         KNNClassifier.load(tmp_path / "regressor.npz")
-    with pytest.raises(ModelFileError, match=r"linear\.npz holds a LinearRegression, not a KNNR"):
+    with pytest.raises(
+        ModelFileError, match=r"linear\.npz is a tradenn\.models\.LinearRegression file, not a KNNR"
+    ):
         KNNRegressor.load(tmp_path / "linear.npz")
-    with pytest.raises(ModelFileError, match=r"regressor\.npz holds a KNNRegressor, not a Linear"):
+    with pytest.raises(
+        ModelFileError,
+        match=r"regressor\.npz is a tradenn\.models\.KNNRegressor file, not a Linear",
+    ):
         LinearRegression.load(tmp_path / "regressor.npz")
     damaged = tmp_path / "damaged.npz"
     damaged.write_bytes((tmp_path / "regressor.npz").read_bytes()[:200])

@@ -322,7 +322,7 @@ def test_load_rejects_foreign_and_corrupt_files_naming_them(tmp_path):
     np.save(lone_array, np.zeros(3))
     for path, reason in (
         (garbage, "is not a readable LinearRegression file"),
-        (network_file, "holds a tradenn.nn network, not a LinearRegression"),
+        (network_file, "is a tradenn.nn.Model file, not a LinearRegression"),
         (lone_array, "is not a LinearRegression file"),
     ):
         with pytest.raises(ModelFileError) as error:
@@ -340,7 +340,9 @@ def test_load_rejects_a_file_of_another_class(tmp_path):
     class OtherModel(LinearRegression):
         pass
 
-    with pytest.raises(ModelFileError, match="holds a LinearRegression, not a OtherModel"):
+    with pytest.raises(
+        ModelFileError, match=r"is a tradenn\.models\.LinearRegression file, not a OtherModel"
+    ):
         OtherModel.load(path)
 
 

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from tradenn.models.tokenizer import PriceTokenizer
+from tradenn.nn.serialization import read_file, write_file
 
 
 @pytest.fixture
@@ -134,16 +135,20 @@ def test_config_is_json_and_rebuilds_an_equal_tokenizer(tmp_path, rng):
     tok = PriceTokenizer(n_bins=63, mode="log_return").fit(rng.normal(0, 0.02, 300), kind="returns")
     config = json.loads(json.dumps(tok.get_config()))
     assert PriceTokenizer.from_config(config) == tok
-    tok.save(tmp_path / "tokenizer.json")
-    loaded = PriceTokenizer.load(tmp_path / "tokenizer.json")
+    tok.save(tmp_path / "tokenizer.npz")
+    loaded = PriceTokenizer.load(tmp_path / "tokenizer.npz")
     assert loaded == tok and loaded.limit == tok.limit
-    assert json.loads((tmp_path / "tokenizer.json").read_text())["config"]["n_bins"] == 63
+    saved = read_file(tmp_path / "tokenizer.npz", None, "tokenizer")
+    assert saved.format == "tradenn.models.PriceTokenizer" and saved.config["n_bins"] == 63
 
 
 def test_load_refuses_a_file_that_is_not_a_tokenizer(tmp_path):
-    path = tmp_path / "other.json"
+    path = tmp_path / "other.npz"
     path.write_text('{"format": "something else"}')
-    with pytest.raises(ValueError, match="is not a saved PriceTokenizer"):
+    with pytest.raises(ValueError, match="is not a readable PriceTokenizer file"):
+        PriceTokenizer.load(path)
+    write_file(path, "something.Else", {}, {})
+    with pytest.raises(ValueError, match=r"is a something\.Else file, not a PriceTokenizer"):
         PriceTokenizer.load(path)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tradenn import nn
-from tradenn.nn.serialization import CONFIG_KEY
+from tradenn.nn.serialization import HEADER_KEY, format_name, read_file, write_file
 
 
 def trained_model(rng, dtype=None):
@@ -81,9 +81,9 @@ def test_saved_file_has_no_pickled_objects(tmp_path, rng):
     model.save(tmp_path / "model.npz")
     with np.load(tmp_path / "model.npz", allow_pickle=False) as archive:
         assert all(archive[name].dtype != object for name in archive.files)
-        config = json.loads(archive[CONFIG_KEY].tobytes())
-    assert config["format"] == "tradenn.nn.model"
-    assert config["model"]["class_name"] == "Sequential"
+        header = json.loads(archive[HEADER_KEY].tobytes())
+    assert header["format"] == "tradenn.nn.Model"
+    assert header["config"]["model"]["class_name"] == "Sequential"
 
 
 def test_custom_layer_saves_and_loads_through_the_registry(tmp_path, rng):
@@ -130,7 +130,7 @@ def test_text_file_is_not_a_model(tmp_path):
 def test_foreign_npz_is_not_a_model(tmp_path):
     path = tmp_path / "data.npz"
     np.savez(path, prices=np.arange(3))
-    with pytest.raises(nn.ModelFileError, match=rf"no {CONFIG_KEY}"):
+    with pytest.raises(nn.ModelFileError, match=rf"no {HEADER_KEY}"):
         nn.load(path)
 
 
@@ -143,7 +143,7 @@ def test_single_npy_array_is_not_a_model(tmp_path):
 
 def test_pickled_content_is_refused(tmp_path):
     path = tmp_path / "pickle.npz"
-    np.savez(path, **{CONFIG_KEY: np.array([{"evil": 1}], dtype=object)})
+    np.savez(path, **{HEADER_KEY: np.array([{"evil": 1}], dtype=object)})
     with pytest.raises(nn.ModelFileError, match=r"holds Python objects"):
         nn.load(path)
 
@@ -188,8 +188,8 @@ def test_corrupt_config_is_a_clear_error(tmp_path, rng):
     path = tmp_path / "model.npz"
     model.save(path)
     garbage = np.frombuffer(b"{not json", dtype=np.uint8)
-    rewrite(path, lambda arrays: arrays.update({CONFIG_KEY: garbage}))
-    with pytest.raises(nn.ModelFileError, match=r"model config is not valid JSON"):
+    rewrite(path, lambda arrays: arrays.update({HEADER_KEY: garbage}))
+    with pytest.raises(nn.ModelFileError, match=r"model header is not valid JSON"):
         nn.load(path)
 
 
@@ -199,9 +199,9 @@ def test_unknown_layer_class_in_file_is_a_clear_error(tmp_path, rng):
     model.save(path)
 
     def rename(arrays):
-        config = json.loads(arrays[CONFIG_KEY].tobytes())
-        config["model"]["config"]["layers"][0]["class_name"] = "Quantum"
-        arrays[CONFIG_KEY] = np.frombuffer(json.dumps(config).encode(), dtype=np.uint8)
+        header = json.loads(arrays[HEADER_KEY].tobytes())
+        header["config"]["model"]["config"]["layers"][0]["class_name"] = "Quantum"
+        arrays[HEADER_KEY] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
 
     rewrite(path, rename)
     with pytest.raises(nn.ModelFileError, match=r"Unknown layer 'Quantum'"):
@@ -214,9 +214,9 @@ def test_newer_format_version_is_refused(tmp_path, rng):
     model.save(path)
 
     def bump(arrays):
-        config = json.loads(arrays[CONFIG_KEY].tobytes())
-        config["version"] = 99
-        arrays[CONFIG_KEY] = np.frombuffer(json.dumps(config).encode(), dtype=np.uint8)
+        header = json.loads(arrays[HEADER_KEY].tobytes())
+        header["version"] = 99
+        arrays[HEADER_KEY] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
 
     rewrite(path, bump)
     with pytest.raises(nn.ModelFileError, match=r"version 99"):
@@ -231,15 +231,43 @@ def test_save_does_not_leave_temporary_files(tmp_path, rng):
     assert zipfile.is_zipfile(tmp_path / "model.npz")
 
 
-def test_metadata_is_saved_with_the_model_and_read_back(tmp_path, rng):
-    from tradenn.nn.serialization import read_metadata, save_model
+def test_the_one_format_round_trips_header_and_arrays_with_the_same_bytes(tmp_path):
+    weights = np.arange(6.0).reshape(2, 3)
+    for name in ("a.npz", "b.npz"):
+        write_file(tmp_path / name, "tests.Thing", {"k": 3}, {"w": weights}, {"from": "t"})
+    saved = read_file(tmp_path / "a.npz", "tests.Thing", "Thing")
+    assert (saved.format, saved.version, saved.config) == ("tests.Thing", 2, {"k": 3})
+    assert saved.provenance == {"from": "t"} and list(saved.arrays) == ["w"]
+    np.testing.assert_array_equal(saved.arrays["w"], weights)
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+    write_file(tmp_path / "c.npz", "tests.Thing", {}, {})
+    assert read_file(tmp_path / "c.npz", None, "Thing").provenance is None
 
-    model = nn.Sequential([nn.Dense(2)])
-    model.build((None, 3))
-    save_model(model, tmp_path / "m.npz", metadata={"tokenizer": {"n_bins": 7}, "note": "x"})
-    assert read_metadata(tmp_path / "m.npz") == {"tokenizer": {"n_bins": 7}, "note": "x"}
-    model.save(tmp_path / "plain.npz")
-    assert read_metadata(tmp_path / "plain.npz") == {}
-    np.save(tmp_path / "array.npy", np.zeros(3))
-    with pytest.raises(nn.ModelFileError, match=r"not a tradenn\.nn model file"):
-        read_metadata(tmp_path / "array.npy")
+
+def test_a_file_of_another_kind_is_one_line_naming_both(tmp_path):
+    from gymnasium import spaces
+
+    from tradenn.rl import QLearningAgent
+
+    QLearningAgent(spaces.Discrete(3), spaces.Discrete(2)).save(tmp_path / "agent.npz")
+    with pytest.raises(nn.ModelFileError) as caught:
+        nn.load(tmp_path / "agent.npz")
+    assert str(caught.value) == (
+        f"{tmp_path / 'agent.npz'} is a tradenn.rl.QLearningAgent file, not a tradenn.nn model"
+    )
+
+
+def test_a_file_of_the_first_formats_is_refused_asking_to_save_it_again(tmp_path):
+    config = np.frombuffer(b'{"format": "tradenn.nn.model", "version": 1}', dtype=np.uint8)
+    np.savez(tmp_path / "old.npz", __tradenn_config__=config)
+    with pytest.raises(nn.ModelFileError, match=r"older tradenn \(file format version 1\)"):
+        nn.load(tmp_path / "old.npz")
+
+
+def test_format_names_are_classes_under_their_public_package():
+    from tradenn.models import LinearRegression, LSTMForecaster
+    from tradenn.rl import DQNAgent
+
+    assert format_name(LinearRegression) == "tradenn.models.LinearRegression"
+    assert format_name(LSTMForecaster) == "tradenn.models.LSTMForecaster"
+    assert format_name(DQNAgent) == "tradenn.rl.DQNAgent"

@@ -366,7 +366,7 @@ def test_load_rejects_a_plain_model_file(tmp_path):
     model = nn.Sequential([nn.Dense(2)])
     model.build((None, 3))
     model.save(tmp_path / "plain.npz")
-    with pytest.raises(ModelFileError, match="holds no DQNAgent"):
+    with pytest.raises(ModelFileError, match=r"is a tradenn\.nn\.Model file, not a DQNAgent"):
         DQNAgent.load(tmp_path / "plain.npz")
 
 

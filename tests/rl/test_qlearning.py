@@ -333,13 +333,13 @@ def test_save_load_keeps_the_discretizer_and_the_action_start(tmp_path):
 def test_load_rejects_foreign_and_missing_files(tmp_path):
     foreign = tmp_path / "foreign.npz"
     np.savez(foreign, x=np.zeros(3))
-    with pytest.raises(ModelFileError, match="not a tradenn agent file"):
+    with pytest.raises(ModelFileError, match="is not a QLearningAgent file"):
         QLearningAgent.load(foreign)
     garbage = tmp_path / "garbage.npz"
     garbage.write_bytes(b"not a zip")
     with pytest.raises(ModelFileError, match="not a readable QLearningAgent file"):
         QLearningAgent.load(garbage)
-    with pytest.raises(FileNotFoundError, match="QLearningAgent: no agent file"):
+    with pytest.raises(FileNotFoundError, match="No QLearningAgent file at"):
         QLearningAgent.load(tmp_path / "missing.npz")
 
 

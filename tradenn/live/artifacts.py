@@ -1,14 +1,13 @@
 """Model artifacts: the files a live model strategy and ``tradenn train`` write.
 
-An artifact is one ``.npz`` file (read with ``allow_pickle=False``; nothing in it can run
-code). It holds the model exactly as the model's own ``save(path)`` writes it, so
-``LSTMForecaster.load(path)`` reads an artifact as it reads any model file, and beside it::
+An artifact is the model's own file (tradenn's one format,
+:func:`tradenn.nn.serialization.write_file`: no pickle, nothing in it can run code), so
+``LSTMForecaster.load(path)`` reads an artifact as it reads any model file, with two additions::
 
-    __tradenn_artifact__    UTF-8 JSON: {"format": "tradenn.artifact", "version": 1,
-                            "class": the model's class name, ...the header}
+    header "provenance"     what the model is for (below)
     artifact/<name>         arrays that go with the model (an input scaler's mean and scale)
 
-The header says what the model is for: the strategy and its parameters, the data it was
+The provenance says what the model is for: the strategy and its parameters, the data it was
 trained on (first and last bar, bar count, a SHA-256 of the bars), the fold or block of the
 walk-forward schedule, the training samples and seconds. The file is written to a temporary
 name, synced and renamed, so a crash never leaves half a model under the final name; its bytes
@@ -27,7 +26,6 @@ import json
 import os
 import shutil
 import tempfile
-import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -36,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from tradenn.errors import ModelFileError
-from tradenn.nn.serialization import parse_json, read_npz
+from tradenn.nn.serialization import read_file, write_file
 
 __all__ = [
     "ArtifactError",
@@ -48,11 +46,7 @@ __all__ = [
     "save_artifact",
 ]
 
-FORMAT = "tradenn.artifact"
-VERSION = 1
-HEADER_KEY = "__tradenn_artifact__"
 _PREFIX = "artifact/"
-_MAX_HEADER = 1 << 20  # bytes: a header larger than this is refused before decoding
 
 
 class ArtifactError(ModelFileError):
@@ -85,45 +79,27 @@ def save_artifact(
     header: Mapping[str, Any],
     arrays: Mapping[str, np.ndarray] | None = None,
 ) -> str:
-    """Write ``model`` (through its ``save``), ``header`` and ``arrays`` to one ``.npz`` at
-    ``path``, atomically; returns the file's SHA-256."""
+    """Write ``model`` (through its ``save``) with ``header`` as its provenance and ``arrays``
+    beside it to one file at ``path``, atomically; returns the file's SHA-256."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
-    document = {"format": FORMAT, "version": VERSION, "class": type(model).__name__, **header}
-    text = json.dumps(document, sort_keys=True, default=str)
+    # JSON as the file will hold it: time stamps in the header become text
+    provenance = json.loads(json.dumps(dict(header), sort_keys=True, default=str))
     handle, inner = tempfile.mkstemp(dir=folder, prefix=path.name, suffix=".model.npz")
     os.close(handle)
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=path.name, suffix=".tmp")
     try:
         model.save(inner)
-        content = read_npz(inner, "model")
-        clash = sorted(n for n in content if n == HEADER_KEY or n.startswith(_PREFIX))
-        if clash:
-            raise ArtifactError(f"{type(model).__name__}.save writes {clash[0]!r}, a reserved key")
-        content[HEADER_KEY] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
-        for name, value in (arrays or {}).items():
-            content[_PREFIX + name] = np.asarray(value)
-        with os.fdopen(handle, "wb") as file:
-            _write_npz(file, content)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        _unlink(temporary)
-        raise
+        saved = read_file(inner, None, "model")
     finally:
         _unlink(inner)
+    clash = sorted(name for name in saved.arrays if name.startswith(_PREFIX))
+    if clash:
+        raise ArtifactError(f"{type(model).__name__}.save writes {clash[0]!r}, a reserved name")
+    content = dict(saved.arrays)
+    for name, value in (arrays or {}).items():
+        content[_PREFIX + name] = np.asarray(value)
+    write_file(path, saved.format, saved.config, content, provenance)
     return _sha256(path)
-
-
-def _write_npz(file: Any, arrays: Mapping[str, np.ndarray]) -> None:
-    """An ``.npz`` whose bytes depend on the arrays only (``np.savez`` stamps each member
-    with the time): the same model always has the same SHA-256."""
-    with zipfile.ZipFile(file, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
-        for name in sorted(arrays):
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            with archive.open(info, "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, np.asanyarray(arrays[name]), allow_pickle=False)
 
 
 def _unlink(path: str) -> None:
@@ -135,49 +111,40 @@ def _unlink(path: str) -> None:
 
 
 def read_artifact(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """The header and the extra arrays of the artifact at ``path`` (the model is not built)."""
+    """The provenance and the extra arrays of the artifact at ``path`` (the model is not
+    built)."""
     path = Path(path)
     if not path.is_file():
         raise ArtifactError(f"{path}: no such model file")
     try:
-        archive = read_npz(path, "model artifact")
-        if HEADER_KEY not in archive:
-            raise ArtifactError(f"{path} is not a tradenn model artifact (no header)")
-        raw = archive[HEADER_KEY]
-        if raw.dtype != np.uint8 or raw.ndim != 1 or raw.size > _MAX_HEADER:
-            raise ArtifactError(f"{path} is not a tradenn model artifact (bad header)")
-        header = parse_json(raw, path, "artifact header")
-    except ArtifactError:
-        raise
+        saved = read_file(path, None, "model artifact")
     except ModelFileError as error:
         raise ArtifactError(str(error)) from None
-    arrays = {name[len(_PREFIX) :]: archive[name] for name in archive if name.startswith(_PREFIX)}
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise ArtifactError(f"{path} is not a tradenn model artifact (wrong format)")
-    if header.get("version") != VERSION:
-        raise ArtifactError(
-            f"{path} is a version {header.get('version')!r} artifact; this tradenn reads "
-            f"version {VERSION}"
-        )
-    return header, arrays
+    if saved.provenance is None:
+        raise ArtifactError(f"{path} is not a tradenn model artifact (no provenance)")
+    prefix = len(_PREFIX)
+    arrays = {
+        name[prefix:]: value for name, value in saved.arrays.items() if name[:prefix] == _PREFIX
+    }
+    return saved.provenance, arrays
 
 
 def load_artifact(
     path: str | os.PathLike, cls: type, sha256: str | None = None
 ) -> tuple[Any, dict[str, Any], dict[str, np.ndarray]]:
-    """The model (``cls.load(path)``), header and arrays of an artifact.
+    """The model (``cls.load(path)``), provenance and arrays of an artifact.
 
-    ``cls`` is the class the caller expects (its name must be the header's); with ``sha256``
-    the file must have that hash (the one the ledger recorded).
+    ``cls`` is the class the caller expects (``cls.load`` refuses a file of another format);
+    with ``sha256`` the file must have that hash (the one the ledger recorded).
     """
     path = Path(path)
     if sha256 is not None and path.is_file() and _sha256(path) != sha256:
         raise ArtifactError(f"{path} was changed after it was recorded (SHA-256 differs)")
     header, arrays = read_artifact(path)
-    if header.get("class") != cls.__name__:
-        raise ArtifactError(f"{path} holds a {header.get('class')}, not a {cls.__name__}")
     try:
         model = cls.load(path)
+    except ModelFileError as error:
+        raise ArtifactError(str(error)) from None
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ArtifactError(f"{path}: the model cannot be read ({error})") from None
     return model, header, arrays

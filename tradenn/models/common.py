@@ -1,10 +1,11 @@
-"""Input checks, array coercion and the ``.npz`` model file shared by the forecasters.
+"""Input checks, array coercion and the saving of the tabular models.
 
 * Tabular models (:class:`~tradenn.models.linear.LinearRegression`,
   :class:`~tradenn.models.knn.KNNRegressor`, :class:`~tradenn.models.knn.KNNClassifier`):
   :func:`as_design` and :func:`as_target` turn ``X`` and ``y`` into checked float64 arrays,
-  and :func:`save_npz` / :func:`load_npz` write and read their one-file ``.npz`` format (no
-  pickle). Their hyperparameters are checked with :mod:`tradenn.checks`.
+  and :func:`save_npz` / :func:`load_npz` save and load them as constructor arguments plus
+  fitted arrays, in tradenn's one file format (:func:`tradenn.nn.serialization.write_file`).
+  Their hyperparameters are checked with :mod:`tradenn.checks`.
 * Price-series forecasters (:mod:`tradenn.models.probabilistic`,
   :mod:`tradenn.models.lm_forecaster`): :func:`close_series` and :func:`as_prices` read a price
   array, Series or OHLC frame.
@@ -15,21 +16,23 @@ Every check raises ``ValueError`` with a message that starts with the calling mo
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from tradenn.checks import finite_array
-from tradenn.nn.serialization import CONFIG_KEY as NETWORK_CONFIG_KEY
-from tradenn.nn.serialization import ModelFileError, check_finite, parse_json, read_npz, write_npz
+from tradenn.nn.serialization import (
+    ModelFileError,
+    check_finite,
+    format_name,
+    invalid_content,
+    read_file,
+    write_file,
+)
 
 __all__ = [
-    "FILE_FORMAT",
-    "FILE_VERSION",
     "as_design",
     "as_prices",
     "as_target",
@@ -38,10 +41,6 @@ __all__ = [
     "load_npz",
     "save_npz",
 ]
-
-FILE_FORMAT = "tradenn.models.tabular"
-FILE_VERSION = 1
-_CONFIG_KEY = "__tradenn_tabular__"
 
 
 # --------------------------------------------------------------------------- tabular inputs
@@ -131,28 +130,21 @@ def check_target_shape(y: np.ndarray, n_samples: int, owner: str) -> None:
 
 
 def save_npz(path: str | os.PathLike, model: Any, arrays: dict[str, np.ndarray]) -> None:
-    """Write a tabular model to one ``.npz`` at exactly ``path``.
+    """Write a tabular model to one file at exactly ``path`` (:func:`write_file`).
 
-    The file holds ``arrays`` and a JSON document with :data:`FILE_FORMAT`,
-    :data:`FILE_VERSION`, the model's class name and ``model.get_config()``. It is written
-    through a temporary file, so a failed save leaves no half-written file.
+    The file's format is the model's class (:func:`format_name`), its config
+    ``model.get_config()`` (the constructor arguments) and its arrays ``arrays``.
 
     Parameters
     ----------
     path : str or os.PathLike
         Destination, used as given (no suffix is added).
     model : object
-        The model; its class name and ``get_config()`` (JSON-serializable) are stored.
+        The model; its class and ``get_config()`` (JSON-serializable) are stored.
     arrays : dict of str to ndarray
         The fitted arrays, read back by :func:`load_npz`.
     """
-    document = {
-        "format": FILE_FORMAT,
-        "version": FILE_VERSION,
-        "class_name": type(model).__name__,
-        "config": model.get_config(),
-    }
-    write_npz(path, {_CONFIG_KEY: np.array(json.dumps(document)), **arrays})
+    write_file(path, format_name(type(model)), model.get_config(), arrays)
 
 
 def load_npz(
@@ -184,36 +176,14 @@ def load_npz(
         Naming the file, if it is foreign, damaged, of another format version or class, lacks
         one of ``names`` or holds an invalid config.
     """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{cls.__name__}: no model file at {path}")
-    archive = read_npz(path, cls.__name__)
-    if _CONFIG_KEY not in archive:
-        if NETWORK_CONFIG_KEY in archive:
-            raise ModelFileError(f"{path} holds a tradenn.nn network, not a {cls.__name__}")
-        raise ModelFileError(f"{path} is not a tradenn tabular model file (no config)")
-    document = parse_json(archive[_CONFIG_KEY], path, f"{cls.__name__} config")
-    if not isinstance(document, dict) or document.get("format") != FILE_FORMAT:
-        raise ModelFileError(f"{path} is not a tradenn tabular model file (wrong format)")
-    if document.get("version") != FILE_VERSION:
-        raise ModelFileError(
-            f"{path} has tabular model file version {document.get('version')}; "
-            f"this tradenn reads {FILE_VERSION}"
-        )
-    if document.get("class_name") != cls.__name__:
-        raise ModelFileError(f"{path} holds a {document.get('class_name')}, not a {cls.__name__}")
-    missing = [name for name in names if name not in archive]
+    saved = read_file(path, format_name(cls), cls.__name__)
+    missing = [name for name in names if name not in saved.arrays]
     if missing:
         raise ModelFileError(f"{path}: {cls.__name__} file lacks array '{missing[0]}'")
-    arrays = {name: archive[name] for name in names}
+    arrays = {name: saved.arrays[name] for name in names}
     check_finite(arrays, path)
-    config = document.get("config")
-    if not isinstance(config, dict):
-        raise ModelFileError(f"{path}: the {cls.__name__} config is not a JSON object")
-    try:
-        model = cls(**config)
-    except (TypeError, ValueError) as error:
-        raise ModelFileError(f"{path} holds an invalid {cls.__name__} config ({error})") from None
+    with invalid_content(path, f"{cls.__name__} config"):
+        model = cls(**saved.config)
     return model, arrays
 
 

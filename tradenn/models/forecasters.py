@@ -31,7 +31,14 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .. import checks, nn
-from ..nn.serialization import ModelFileError, read_metadata, save_model
+from ..nn.serialization import (
+    format_name,
+    invalid_content,
+    network_state,
+    read_file,
+    restore_network,
+    write_file,
+)
 
 __all__ = [
     "AttentionForecaster",
@@ -229,12 +236,13 @@ class NeuralForecaster:
         return {name: _plain(getattr(self, name)) for name in (*self._architecture, *_TRAINING)}
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the network, scaling, hyperparameters and history to one ``.npz`` file."""
+        """Write the network, scaling, hyperparameters and history to one file
+        (:func:`~tradenn.nn.serialization.write_file`, no pickle)."""
         if self.network_ is None:
             raise ValueError(f"{self._name()}: call fit(X, y) before save")
-        metadata = {
-            "class_name": type(self).__name__,
-            "config": self.get_config(),
+        network, arrays = network_state(self.network_)
+        config = {
+            "arguments": self.get_config(),
             "n_timesteps": self.n_timesteps_,
             "n_features": self.n_features_,
             "input_mean": self._input_mean.tolist(),
@@ -243,27 +251,28 @@ class NeuralForecaster:
             "target_scale": self._target_scale,
             "history": self.history_,
             "best_epoch": self.best_epoch_,
+            "network": network,
         }
-        save_model(self.network_, path, metadata=metadata)
+        write_file(path, format_name(type(self)), config, arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> NeuralForecaster:
         """Read a forecaster written by :meth:`save` (``NeuralForecaster.load`` reads any)."""
-        metadata = read_metadata(path)
-        saved = NeuralForecaster._classes.get(metadata.get("class_name", ""))
-        if saved is None or not issubclass(saved, cls):
-            found = metadata.get("class_name") or "no forecaster (a plain model file?)"
-            raise ModelFileError(f"{path} holds {found}, not a {cls.__name__}")
-        forecaster = saved(**metadata["config"])
-        forecaster.network_ = nn.load_model(path)
-        forecaster.n_timesteps_ = int(metadata["n_timesteps"])
-        forecaster.n_features_ = int(metadata["n_features"])
-        forecaster._input_mean = np.array(metadata["input_mean"], dtype=np.float64)
-        forecaster._input_scale = np.array(metadata["input_scale"], dtype=np.float64)
-        forecaster._target_mean = float(metadata["target_mean"])
-        forecaster._target_scale = float(metadata["target_scale"])
-        forecaster.history_ = {k: list(v) for k, v in metadata["history"].items()}
-        forecaster.best_epoch_ = metadata["best_epoch"]
+        formats = {format_name(c): c for c in cls._classes.values() if issubclass(c, cls)}
+        saved = read_file(path, formats, cls.__name__)
+        config = saved.config
+        with invalid_content(path, cls.__name__):
+            forecaster = formats[saved.format](**config["arguments"])
+            forecaster.n_timesteps_ = int(config["n_timesteps"])
+            forecaster.n_features_ = int(config["n_features"])
+            forecaster._input_mean = np.array(config["input_mean"], dtype=np.float64)
+            forecaster._input_scale = np.array(config["input_scale"], dtype=np.float64)
+            forecaster._target_mean = float(config["target_mean"])
+            forecaster._target_scale = float(config["target_scale"])
+            forecaster.history_ = {k: list(v) for k, v in config["history"].items()}
+            forecaster.best_epoch_ = config["best_epoch"]
+            network_config = config["network"]
+        forecaster.network_ = restore_network(network_config, saved.arrays, path)
         return forecaster
 
     # ------------------------------------------------------------------ helpers

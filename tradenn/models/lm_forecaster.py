@@ -28,7 +28,15 @@ import numpy as np
 
 from .. import checks
 from ..nn.callbacks import EarlyStopping
-from ..nn.serialization import ModelFileError, read_metadata
+from ..nn.serialization import (
+    ModelFileError,
+    format_name,
+    invalid_content,
+    network_state,
+    read_file,
+    restore_network,
+    write_file,
+)
 from .common import as_prices, close_series
 from .probabilistic import QUANTILE_LEVELS, Forecast
 from .tokenizer import PriceTokenizer, volatility_scaled
@@ -426,25 +434,29 @@ class LMForecaster:
         return {**config, "verbose": self.verbose}
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the model, tokenizer and hyperparameters to one ``.npz`` file (no pickle)."""
+        """Write the model, tokenizer and hyperparameters to one file
+        (:func:`~tradenn.nn.serialization.write_file`, no pickle)."""
         self._check_fitted()
-        metadata = {
-            "class_name": type(self).__name__,
-            "config": self.get_config(),
+        network, arrays = network_state(self.lm)
+        config = {
+            "arguments": self.get_config(),
             "tokenizer": self.tokenizer.get_config(),
+            "network": network,
         }
-        self.lm.save(path, metadata=metadata)
+        write_file(path, format_name(type(self)), config, arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> LMForecaster:
         """Read a forecaster written by :meth:`save`."""
-        metadata = read_metadata(path)
-        if metadata.get("class_name") != cls.__name__:
-            raise ModelFileError(f"{path} holds no {cls.__name__} (a plain model file?)")
-        # files written before volatility scaling existed tokenized raw log returns
-        forecaster = cls(**{"scaling": "none", **metadata["config"]})
-        forecaster.tokenizer = PriceTokenizer.from_config(metadata["tokenizer"])
-        forecaster.lm = TransformerLM.load(path)
+        saved = read_file(path, format_name(cls), cls.__name__)
+        with invalid_content(path, cls.__name__):
+            forecaster = cls(**saved.config["arguments"])
+            forecaster.tokenizer = PriceTokenizer.from_config(saved.config["tokenizer"])
+            network_config = saved.config["network"]
+        lm = restore_network(network_config, saved.arrays, path)
+        if not isinstance(lm, TransformerLM):
+            raise ModelFileError(f"{path} holds a {type(lm).__name__}, not a TransformerLM")
+        forecaster.lm = lm
         return forecaster
 
     def _check_fitted(self) -> None:

@@ -26,16 +26,19 @@ the past at forecast time.
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
 
 from tradenn import checks
-from tradenn.nn.serialization import ModelFileError, parse_json
+from tradenn.nn.serialization import (
+    format_name,
+    invalid_content,
+    read_file,
+    write_file,
+)
 
 __all__ = ["PriceTokenizer", "volatility_scaled"]
 
@@ -43,9 +46,6 @@ Mode = Literal["log_return", "mean_scaled"]
 Kind = Literal["prices", "returns"]
 
 _DEFAULT_LIMIT = {"log_return": 0.1, "mean_scaled": 15.0}
-_FILE_FORMAT = "tradenn.models.PriceTokenizer"
-_FILE_VERSION = 1
-_MAX_FILE_BYTES = 1 << 20  # a tokenizer file is a few hundred bytes of JSON
 
 
 class PriceTokenizer:
@@ -257,26 +257,16 @@ class PriceTokenizer:
         return cls(**config)
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the configuration as a small JSON file (no pickle)."""
-        document = {"format": _FILE_FORMAT, "version": _FILE_VERSION, "config": self.get_config()}
-        Path(path).write_text(json.dumps(document, indent=2) + "\n")
+        """Write the configuration to one file (tradenn's one format, no arrays, no pickle)."""
+        write_file(path, format_name(type(self)), self.get_config(), {})
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> PriceTokenizer:
         """Read a tokenizer written by :meth:`save` (:class:`ModelFileError` naming the file
         when it is not one)."""
-        raw = Path(path).read_bytes()
-        if len(raw) > _MAX_FILE_BYTES:
-            raise ModelFileError(f"{path} is not a saved PriceTokenizer ({len(raw)} bytes)")
-        document = parse_json(raw, path, "tokenizer file")
-        if not isinstance(document, dict) or document.get("format") != _FILE_FORMAT:
-            raise ModelFileError(f"{path} is not a saved PriceTokenizer")
-        if document.get("version") != _FILE_VERSION:
-            raise ModelFileError(f"{path} has tokenizer file version {document.get('version')}")
-        try:
-            return cls.from_config(dict(document["config"]))
-        except (KeyError, TypeError, ValueError) as error:
-            raise ModelFileError(f"{path} holds an invalid PriceTokenizer ({error})") from None
+        saved = read_file(path, format_name(cls), cls.__name__)
+        with invalid_content(path, cls.__name__):
+            return cls.from_config(saved.config)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, PriceTokenizer):

@@ -34,7 +34,7 @@ from tradenn import checks, nn
 from tradenn.nn import initializers as init_lib
 from tradenn.nn.base import Shape, child_seeds, format_shape, get_rng
 from tradenn.nn.callbacks import Callback, CallbackList, History
-from tradenn.nn.serialization import ModelFileError, load_model, save_model
+from tradenn.nn.serialization import ModelFileError, load_model
 
 _LAYER_NORM_EPSILON = 1e-5
 _EMBEDDING_STDDEV = 0.02  # GPT-2's initialization of embeddings and the output projection
@@ -494,18 +494,10 @@ class TransformerLM(nn.Model):
 
     # ------------------------------------------------------------------ persistence
 
-    def save(self, path: str | os.PathLike, metadata: dict | None = None) -> None:
-        """Write config, weights and optimizer state to one ``.npz`` file (no pickle).
-
-        ``metadata``: a JSON-serializable dict stored alongside (see
-        :func:`tradenn.nn.serialization.read_metadata`). Read the model back with
-        :meth:`load` or ``nn.load``.
-        """
-        save_model(self, path, metadata=metadata)
-
     @classmethod
     def load(cls, path: str | os.PathLike) -> TransformerLM:
-        """Rebuild a model written by :meth:`save` (weights, config, optimizer state)."""
+        """Rebuild a model written by ``save`` (weights, config, optimizer state): a tradenn.nn
+        model file, which ``nn.load`` reads too; refused unless it holds a ``cls``."""
         model = load_model(path)
         if not isinstance(model, cls):
             raise ModelFileError(f"{path} holds a {type(model).__name__}, not a {cls.__name__}")

@@ -31,7 +31,14 @@ from tqdm import tqdm
 
 from .. import nn
 from ..nn.base import backward_without_input_grad
-from ..nn.serialization import ModelFileError, read_metadata, save_model
+from ..nn.serialization import (
+    format_name,
+    invalid_content,
+    network_state,
+    read_file,
+    restore_network,
+    write_file,
+)
 from .replay import ReplayBuffer
 
 __all__ = ["DQNAgent", "hard_update", "polyak_update", "q_targets"]
@@ -522,35 +529,38 @@ class DQNAgent:
     # ------------------------------------------------------------------ files
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the Q-network (with Adam state) and the agent's configuration to one
-        ``.npz`` file (no pickle). The replay buffer is not saved."""
+        """Write the Q-network (with Adam state) and the agent's configuration to one file
+        (:func:`~tradenn.nn.serialization.write_file`, no pickle). The replay buffer is not
+        saved."""
         self._check_built("save")
-        metadata = {
-            "class_name": type(self).__name__,
-            "config": self.get_config(),
+        self.q_network.optimizer = self.optimizer  # saved with the model for further training
+        try:
+            network, arrays = network_state(self.q_network)
+        finally:
+            self.q_network.optimizer = None
+        config = {
+            "arguments": self.get_config(),
             "obs_shape": list(self.obs_shape),
             "n_actions": self.n_actions,
             "action_start": self.action_start,
             "num_timesteps": self.num_timesteps,
+            "network": network,
         }
-        self.q_network.optimizer = self.optimizer  # saved with the model for further training
-        try:
-            save_model(self.q_network, path, metadata=metadata)
-        finally:
-            self.q_network.optimizer = None
+        write_file(path, format_name(type(self)), config, arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> DQNAgent:
         """Read an agent written by :meth:`save`; it acts exactly as the saved one did."""
-        metadata = read_metadata(path)
-        if metadata.get("class_name") != cls.__name__:
-            raise ModelFileError(f"{path} holds no {cls.__name__} (a plain model file?)")
-        agent = cls(**metadata["config"])
-        agent.obs_shape = tuple(int(d) for d in metadata["obs_shape"])
-        agent.n_actions = int(metadata["n_actions"])
-        agent.action_start = int(metadata["action_start"])
-        agent.num_timesteps = int(metadata["num_timesteps"])
-        network = nn.load_model(path)
+        saved = read_file(path, format_name(cls), cls.__name__)
+        config = saved.config
+        with invalid_content(path, cls.__name__):
+            agent = cls(**config["arguments"])
+            agent.obs_shape = tuple(int(d) for d in config["obs_shape"])
+            agent.n_actions = int(config["n_actions"])
+            agent.action_start = int(config["action_start"])
+            agent.num_timesteps = int(config["num_timesteps"])
+            network_config = config["network"]
+        network = restore_network(network_config, saved.arrays, path)
         agent.optimizer, network.optimizer = network.optimizer, None
         agent.q_network = network
         agent.target_network = agent._build_network()

@@ -58,12 +58,10 @@ The Q-table is a dense float64 array ``(n_states, n_actions)``; a table above
 
 from __future__ import annotations
 
-import json
 import math
 import numbers
 import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -71,7 +69,14 @@ import numpy as np
 from gymnasium import spaces
 from tqdm import tqdm
 
-from tradenn.nn.serialization import ModelFileError, check_finite, parse_json, read_npz, write_npz
+from tradenn.nn.serialization import (
+    ModelFileError,
+    check_finite,
+    format_name,
+    invalid_content,
+    read_file,
+    write_file,
+)
 
 from .schedules import Schedule, as_schedule, deserialize_schedule, serialize_schedule
 
@@ -79,9 +84,6 @@ __all__ = ["Discretizer", "QLearningAgent"]
 
 _STRATEGIES = ("uniform", "quantile")
 _SCHEDULE_UNITS = ("step", "episode")
-FILE_FORMAT = "tradenn.rl.agent"
-FILE_VERSION = 1
-_CONFIG_KEY = "__tradenn_agent__"
 
 
 def _is_int(value: Any) -> bool:
@@ -656,48 +658,26 @@ class QLearningAgent:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the Q-table, the step counts, the discretizer's edges and the config (JSON)
-        to one ``.npz`` at ``path`` (no pickle); written to a temporary file and renamed."""
-        document = {
-            "format": FILE_FORMAT,
-            "version": FILE_VERSION,
-            "class_name": type(self).__name__,
-            "config": self.get_config(),
-            "steps": self.steps_,
-            "episodes": self.episodes_,
-        }
-        arrays = {_CONFIG_KEY: np.array(json.dumps(document)), "q_table": self.q_table}
+        to one file at ``path`` (:func:`~tradenn.nn.serialization.write_file`: no pickle,
+        written to a temporary file and renamed)."""
+        config = {"arguments": self.get_config(), "steps": self.steps_, "episodes": self.episodes_}
+        arrays = {"q_table": self.q_table}
         if isinstance(self.observation_space, spaces.Box):
             arrays["observation_low"] = self.observation_space.low
             arrays["observation_high"] = self.observation_space.high
             arrays["discretizer_edges"] = self.discretizer._edges
-        write_npz(path, arrays)
+        write_file(path, format_name(type(self)), config, arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> QLearningAgent:
         """Read an agent written by :meth:`save` (its generator restarts from ``seed``)."""
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"{cls.__name__}: no agent file at {path}")
-        arrays = read_npz(path, cls.__name__)
-        if _CONFIG_KEY not in arrays:
-            raise ModelFileError(f"{path} is not a tradenn agent file (no config)")
-        document = parse_json(arrays.pop(_CONFIG_KEY), path, f"{cls.__name__} config")
+        saved = read_file(path, format_name(cls), cls.__name__)
+        arrays = saved.arrays
         check_finite(arrays, path, ["q_table"] if "q_table" in arrays else [])
         # a Box may be unbounded and the discretizer's edge rows are padded with +inf
         check_finite(arrays, path, [name for name in arrays if name != "q_table"], nan_only=True)
-        if not isinstance(document, dict) or document.get("format") != FILE_FORMAT:
-            raise ModelFileError(f"{path} is not a tradenn agent file (wrong format)")
-        if document.get("version") != FILE_VERSION:
-            raise ModelFileError(
-                f"{path} has agent file version {document.get('version')}; "
-                f"this tradenn reads {FILE_VERSION}"
-            )
-        if document.get("class_name") != cls.__name__:
-            raise ModelFileError(
-                f"{path} holds a {document.get('class_name')}, not a {cls.__name__}"
-            )
-        try:
-            config = dict(document["config"])
+        with invalid_content(path, cls.__name__):
+            config = dict(saved.config["arguments"])
             observation_space = _build_space(
                 config.pop("observation_space"),
                 arrays.get("observation_low"),
@@ -715,15 +695,13 @@ class QLearningAgent:
             config["epsilon"] = deserialize_schedule(config["epsilon"])
             agent = cls(observation_space, action_space, **config)
             q_table = arrays["q_table"]
-            steps, episodes = document["steps"], document["episodes"]
-        except (KeyError, TypeError, ValueError, AttributeError) as error:
-            raise ModelFileError(f"{path} holds an invalid {cls.__name__} ({error})") from None
+            steps, episodes = int(saved.config["steps"]), int(saved.config["episodes"])
         if q_table.shape != agent.q_table.shape or q_table.dtype != np.float64:
             raise ModelFileError(
                 f"{path}: Q-table of shape {q_table.shape}, the spaces need {agent.q_table.shape}"
             )
         agent.q_table = q_table
-        agent.steps_, agent.episodes_ = int(steps), int(episodes)
+        agent.steps_, agent.episodes_ = steps, episodes
         return agent
 
     def __repr__(self) -> str:
