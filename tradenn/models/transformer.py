@@ -28,13 +28,13 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from tradenn import nn
 from tradenn.nn import initializers as init_lib
 from tradenn.nn.base import Shape, child_seeds, format_shape, get_rng
-from tradenn.nn.callbacks import Callback, CallbackList, History
+from tradenn.nn.callbacks import Callback, History
 from tradenn.nn.serialization import ModelFileError, load_model, save_model
+from tradenn.nn.training import check_fit_arguments, fit_loop
 
 _LAYER_NORM_EPSILON = 1e-5
 _EMBEDDING_STDDEV = 0.02  # GPT-2's initialization of embeddings and the output projection
@@ -281,15 +281,17 @@ class TransformerLM(nn.Model):
         validation_data: Any = None,
         verbose: int = 1,
         callbacks: Iterable[Callback] = (),
-    ) -> dict[str, list[float]]:
+    ) -> History:
         """Train on next-token prediction over windows of ids.
 
         Each row of ``ids (N, T + 1)`` is one window: the model reads ``ids[:, :-1]`` and
-        predicts ``ids[:, 1:]``. Every step takes ``batch_size`` windows (reshuffled every
-        epoch), minimizes the mean sparse cross-entropy from logits and updates with AdamW
-        (``weight_decay``) after clipping the global gradient norm to ``clipnorm`` (None:
-        no clipping). The learning rate rises linearly from 0 to ``learning_rate`` over
-        ``warmup_steps`` updates, then follows a cosine down to 0 at the last update of
+        predicts ``ids[:, 1:]``. The loop is :func:`tradenn.nn.training.fit_loop`, as in
+        :meth:`tradenn.nn.Model.fit`: every step (:meth:`train_on_batch`) takes
+        ``batch_size`` windows (reshuffled every epoch, in orders drawn from the model's
+        ``seed``), minimizes the mean sparse cross-entropy from logits and updates with
+        AdamW (``weight_decay``) after clipping the global gradient norm to ``clipnorm``
+        (None: no clipping). The learning rate rises linearly from 0 to ``learning_rate``
+        over ``warmup_steps`` updates, then follows a cosine down to 0 at the last update of
         this call (each call starts a new optimizer and schedule).
 
         Parameters
@@ -303,18 +305,15 @@ class TransformerLM(nn.Model):
 
         Returns
         -------
-        dict
-            ``{"loss": [...], "val_loss": [...]}``, one value per epoch (``val_loss`` only
-            with validation data).
+        History
+            ``history.history["loss"]`` (and ``"val_loss"`` with validation data), one value
+            per epoch, as from :meth:`tradenn.nn.Model.fit`.
         """
         windows = self._check_ids(ids, "ids", windows=True)
         validation = None
         if validation_data is not None:
             validation = self._check_ids(validation_data, "validation_data", windows=True)
-        if isinstance(epochs, bool) or int(epochs) != epochs or epochs < 0:
-            raise ValueError(f"TransformerLM.fit: epochs must be an integer >= 0, got {epochs!r}")
-        if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
-            raise ValueError(f"TransformerLM.fit: batch_size must be >= 1, got {batch_size!r}")
+        check_fit_arguments("TransformerLM.fit", epochs, batch_size, verbose)
         if not learning_rate >= 0 or not weight_decay >= 0 or warmup_steps < 0:
             raise ValueError(
                 "TransformerLM.fit: learning_rate, weight_decay and warmup_steps must be >= 0, "
@@ -326,43 +325,16 @@ class TransformerLM(nn.Model):
             weight_decay=weight_decay,
             global_clipnorm=clipnorm,
         )
-
-        history = History()
-        hooks = CallbackList([*callbacks, history], model=self)
-        self.stop_training = False
-        hooks.on_train_begin()
-        for epoch in range(int(epochs)):
-            hooks.on_epoch_begin(epoch)
-            rng = self._batch_rng if self._batch_rng is not None else get_rng()
-            order = rng.permutation(len(windows))
-            total = 0.0
-            with tqdm(
-                total=steps_per_epoch,
-                desc=f"Epoch {epoch + 1}/{epochs}",
-                unit="batch",
-                disable=verbose != 1,
-            ) as bar:
-                for step, start in enumerate(range(0, len(windows), batch_size)):
-                    batch = windows[order[start : start + batch_size]]
-                    value = self._train_step(batch)
-                    total += value * len(batch)
-                    bar.update(1)
-                    bar.set_postfix_str(f"loss={total / (start + len(batch)):.4g}", refresh=False)
-                    hooks.on_train_batch_end(step, {"loss": value})
-                logs = {"loss": total / len(windows)}
-                if validation is not None:
-                    logs["val_loss"] = self.evaluate(validation, batch_size=batch_size)
-                bar.set_postfix_str(" - ".join(f"{k}={v:.4g}" for k, v in logs.items()))
-            hooks.on_epoch_end(epoch, logs)
-            if verbose == 2:
-                print(
-                    f"Epoch {epoch + 1}/{epochs} - "
-                    + " - ".join(f"{k}={v:.4g}" for k, v in logs.items())
-                )
-            if self.stop_training:
-                break
-        hooks.on_train_end()
-        return history.history
+        return fit_loop(
+            self,
+            (windows,),
+            epochs=epochs,
+            batch_size=batch_size,
+            validation_data=None if validation is None else (validation,),
+            rng=self._batch_rng,
+            callbacks=callbacks,
+            verbose=verbose,
+        )
 
     def train_on_batch(self, ids: Any) -> float:
         """One update on windows ``ids (N, T + 1)``; returns the loss before the update.
@@ -370,9 +342,7 @@ class TransformerLM(nn.Model):
         Uses the optimizer of the last :meth:`fit` (or a loaded one); without one, AdamW
         with ``fit``'s defaults at a constant learning rate.
         """
-        return self._train_step(self._check_ids(ids, "ids", windows=True))
-
-    def _train_step(self, windows: np.ndarray) -> float:
+        windows = self._check_ids(ids, "ids", windows=True)
         if self.optimizer is None:
             self.optimizer = nn.AdamW(3e-4, weight_decay=0.01, global_clipnorm=1.0)
         logits = self.forward(windows[:, :-1], training=True)
