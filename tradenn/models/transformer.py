@@ -287,12 +287,13 @@ class TransformerLM(nn.Model):
         Each row of ``ids (N, T + 1)`` is one window: the model reads ``ids[:, :-1]`` and
         predicts ``ids[:, 1:]``. The loop is :func:`tradenn.nn.training.fit_loop`, as in
         :meth:`tradenn.nn.Model.fit`: every step (:meth:`train_on_batch`) takes
-        ``batch_size`` windows (reshuffled every epoch, in orders drawn from the model's
-        ``seed``), minimizes the mean sparse cross-entropy from logits and updates with
-        AdamW (``weight_decay``) after clipping the global gradient norm to ``clipnorm``
-        (None: no clipping). The learning rate rises linearly from 0 to ``learning_rate``
-        over ``warmup_steps`` updates, then follows a cosine down to 0 at the last update of
-        this call (each call starts a new optimizer and schedule).
+        ``batch_size`` windows (reshuffled every epoch; the orders follow the model's
+        ``seed``, or the package generator without one), minimizes the mean sparse
+        cross-entropy from logits and updates with AdamW (``weight_decay``) after clipping
+        the global gradient norm to ``clipnorm`` (None: no clipping). The learning rate
+        rises linearly from 0 to ``learning_rate`` over ``warmup_steps`` updates, then
+        follows a cosine down to 0 at the last update of this call (each call starts a new
+        optimizer and schedule).
 
         Parameters
         ----------
