@@ -114,7 +114,7 @@ CELLS = [
     print(f"trained in {time.perf_counter() - began:.1f} s; tokenizer {lm.tokenizer.get_config()}")
     print(f"uniform guess: {np.log(N_BINS):.3f} nats; entropy of the training token frequencies: "
           f"{-(counts / counts.sum() * np.log(np.maximum(counts, 1) / counts.sum())).sum():.3f} nats")
-    pd.DataFrame(lm.history, index=pd.RangeIndex(1, EPOCHS + 1, name="epoch")).round(4)
+    pd.DataFrame(lm.history.history, index=pd.RangeIndex(1, EPOCHS + 1, name="epoch")).round(4)
     """),
     md("""
     The unconditional token frequencies are the bar to clear: a model that learned nothing about

@@ -75,7 +75,7 @@ def test_forecasts_are_seeded_and_survive_save_and_load(fitted, prices, tmp_path
 def test_training_is_deterministic(prices):
     a = small().fit(prices.iloc[:300])
     b = small().fit(prices.iloc[:300])
-    assert a.history["loss"] == b.history["loss"]
+    assert a.history.history["loss"] == b.history.history["loss"]
 
 
 def test_the_tokenizer_range_comes_from_training_prices_only(prices):
@@ -262,7 +262,7 @@ def test_volatility_scaled_samples_follow_the_exact_next_distribution(scaled, pr
 def test_validation_split_holds_out_the_end_of_each_series_and_keeps_the_best_epoch(prices):
     model = small(validation_split=0.25, patience=1, epochs=4, learning_rate=3e-2)
     model.fit(prices)
-    losses = model.history["val_loss"]
+    losses = model.history.history["val_loss"]
     assert 1 <= len(losses) <= 4
     # the held-out windows are those of the last quarter of the returns
     returns = np.diff(np.log(prices.to_numpy()))

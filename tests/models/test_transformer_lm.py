@@ -144,7 +144,8 @@ def test_learns_a_periodic_sequence():
     history = lm.fit(
         windows, epochs=3, batch_size=32, learning_rate=3e-3, warmup_steps=10, verbose=0
     )
-    assert history["loss"][-1] < history["loss"][0]
+    assert isinstance(history, nn.History)
+    assert history.history["loss"][-1] < history.history["loss"][0]
     predicted = lm.forward(windows[:, :-1]).argmax(axis=-1)
     assert (predicted == windows[:, 1:]).mean() > 0.99
     continuation = lm.generate(windows[0, :5], steps=30, temperature=0)[0]
@@ -188,9 +189,9 @@ def test_fit_logs_validation_loss_and_runs_callbacks():
         callbacks=[Record()],
         verbose=0,
     )
-    assert set(history) == {"loss", "val_loss"} and len(history["val_loss"]) == 2
+    assert set(history.history) == {"loss", "val_loss"} and history.epoch == [0, 1]
     assert len(seen) == 8
-    assert history["val_loss"][-1] == pytest.approx(lm.evaluate(windows[:8]))
+    assert history.history["val_loss"][-1] == pytest.approx(lm.evaluate(windows[:8]))
 
 
 def test_learning_rate_warms_up_linearly_then_decays_along_a_cosine():
@@ -258,7 +259,7 @@ def test_the_same_seed_gives_the_same_weights_training_and_samples():
         history = lm.fit(windows, epochs=2, batch_size=16, verbose=0)
         runs.append((lm, history))
     (first, first_history), (second, second_history) = runs
-    assert first_history == second_history
+    assert first_history.history == second_history.history
     for (a, key_a, _), (b, key_b, _) in zip(
         nn.parameters(first), nn.parameters(second), strict=True
     ):
@@ -290,6 +291,14 @@ def test_dropout_is_active_only_in_training():
         (lambda lm: lm.forward(np.full((1, 3), 0.5)), "integer token ids"),
         (lambda lm: lm.fit(np.zeros((4, 10), dtype=int), verbose=0), "more than context_length"),
         (lambda lm: lm.fit(np.zeros((4, 1), dtype=int), verbose=0), r"\(N, T \+ 1\)"),
+        (
+            lambda lm: lm.fit(np.zeros((4, 5), dtype=int), epochs=-2),
+            r"epochs must be a non-negative",
+        ),
+        (
+            lambda lm: lm.fit(np.zeros((4, 5), dtype=int), verbose=5),
+            r"verbose must be an integer in \[0, 2\]",
+        ),
         (lambda lm: lm.evaluate(np.full((2, 5), 12)), r"must lie in \[0, 11\)"),
         (lambda lm: lm.generate([1, 2], 3, temperature=-1.0), "temperature must be"),
         (lambda lm: lm.generate([1, 2], 3, temperature=float("nan")), "temperature must be"),

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from .. import checks
-from ..nn.callbacks import EarlyStopping
+from ..nn.callbacks import EarlyStopping, History
 from ..nn.serialization import (
     ModelFileError,
     format_name,
@@ -112,6 +112,16 @@ class LMForecaster:
         Seeds the weights, the batch order and (unless ``forecast`` gets one) sampling.
     verbose : int
         1 shows a progress bar while training.
+
+    Attributes
+    ----------
+    tokenizer : PriceTokenizer or None
+        Fitted by :meth:`fit`.
+    lm : TransformerLM or None
+        The trained language model.
+    history : History
+        The per-epoch logs of the last :meth:`fit` (``history.history["loss"]``,
+        ``"val_loss"`` with validation windows), as ``TransformerLM.fit`` returns them.
     """
 
     def __init__(
@@ -171,7 +181,7 @@ class LMForecaster:
         self.seed, self.verbose = int(seed), int(verbose)
         self.tokenizer: PriceTokenizer | None = None
         self.lm: TransformerLM | None = None
-        self.history: dict[str, list[float]] = {}
+        self.history = History()
 
     # ------------------------------------------------------------------ training
 

@@ -28,13 +28,13 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from tradenn import checks, nn
 from tradenn.nn import initializers as init_lib
 from tradenn.nn.base import Shape, child_seeds, format_shape, get_rng
-from tradenn.nn.callbacks import Callback, CallbackList, History
+from tradenn.nn.callbacks import Callback, History
 from tradenn.nn.serialization import ModelFileError, load_model
+from tradenn.nn.training import check_fit_arguments, fit_loop
 
 _LAYER_NORM_EPSILON = 1e-5
 _EMBEDDING_STDDEV = 0.02  # GPT-2's initialization of embeddings and the output projection
@@ -277,16 +277,19 @@ class TransformerLM(nn.Model):
         validation_data: Any = None,
         verbose: int = 1,
         callbacks: Iterable[Callback] = (),
-    ) -> dict[str, list[float]]:
+    ) -> History:
         """Train on next-token prediction over windows of ids.
 
         Each row of ``ids (N, T + 1)`` is one window: the model reads ``ids[:, :-1]`` and
-        predicts ``ids[:, 1:]``. Every step takes ``batch_size`` windows (reshuffled every
-        epoch), minimizes the mean sparse cross-entropy from logits and updates with AdamW
-        (``weight_decay``) after clipping the global gradient norm to ``clipnorm`` (None:
-        no clipping). The learning rate rises linearly from 0 to ``learning_rate`` over
-        ``warmup_steps`` updates, then follows a cosine down to 0 at the last update of
-        this call (each call starts a new optimizer and schedule).
+        predicts ``ids[:, 1:]``. The loop is :func:`tradenn.nn.training.fit_loop`, as in
+        :meth:`tradenn.nn.Model.fit`: every step (:meth:`train_on_batch`) takes
+        ``batch_size`` windows (reshuffled every epoch; the orders follow the model's
+        ``seed``, or the package generator without one), minimizes the mean sparse
+        cross-entropy from logits and updates with AdamW (``weight_decay``) after clipping
+        the global gradient norm to ``clipnorm`` (None: no clipping). The learning rate
+        rises linearly from 0 to ``learning_rate`` over ``warmup_steps`` updates, then
+        follows a cosine down to 0 at the last update of this call (each call starts a new
+        optimizer and schedule).
 
         Parameters
         ----------
@@ -299,17 +302,16 @@ class TransformerLM(nn.Model):
 
         Returns
         -------
-        dict
-            ``{"loss": [...], "val_loss": [...]}``, one value per epoch (``val_loss`` only
-            with validation data).
+        History
+            ``history.history["loss"]`` (and ``"val_loss"`` with validation data), one value
+            per epoch, as from :meth:`tradenn.nn.Model.fit`.
         """
         windows = self._check_ids(ids, "ids", windows=True)
         validation = None
         if validation_data is not None:
             validation = self._check_ids(validation_data, "validation_data", windows=True)
+        check_fit_arguments("TransformerLM.fit", epochs, batch_size, verbose)
         owner = "TransformerLM.fit"
-        epochs = checks.non_negative_int(epochs, "epochs", owner)
-        batch_size = checks.positive_int(batch_size, "batch_size", owner)
         learning_rate = checks.number(learning_rate, "learning_rate", owner, low=0)
         weight_decay = checks.number(weight_decay, "weight_decay", owner, low=0)
         warmup_steps = checks.non_negative_int(warmup_steps, "warmup_steps", owner)
@@ -319,43 +321,16 @@ class TransformerLM(nn.Model):
             weight_decay=weight_decay,
             global_clipnorm=clipnorm,
         )
-
-        history = History()
-        hooks = CallbackList([*callbacks, history], model=self)
-        self.stop_training = False
-        hooks.on_train_begin()
-        for epoch in range(int(epochs)):
-            hooks.on_epoch_begin(epoch)
-            rng = self._batch_rng if self._batch_rng is not None else get_rng()
-            order = rng.permutation(len(windows))
-            total = 0.0
-            with tqdm(
-                total=steps_per_epoch,
-                desc=f"Epoch {epoch + 1}/{epochs}",
-                unit="batch",
-                disable=verbose != 1,
-            ) as bar:
-                for step, start in enumerate(range(0, len(windows), batch_size)):
-                    batch = windows[order[start : start + batch_size]]
-                    value = self._train_step(batch)
-                    total += value * len(batch)
-                    bar.update(1)
-                    bar.set_postfix_str(f"loss={total / (start + len(batch)):.4g}", refresh=False)
-                    hooks.on_train_batch_end(step, {"loss": value})
-                logs = {"loss": total / len(windows)}
-                if validation is not None:
-                    logs["val_loss"] = self.evaluate(validation, batch_size=batch_size)
-                bar.set_postfix_str(" - ".join(f"{k}={v:.4g}" for k, v in logs.items()))
-            hooks.on_epoch_end(epoch, logs)
-            if verbose == 2:
-                print(
-                    f"Epoch {epoch + 1}/{epochs} - "
-                    + " - ".join(f"{k}={v:.4g}" for k, v in logs.items())
-                )
-            if self.stop_training:
-                break
-        hooks.on_train_end()
-        return history.history
+        return fit_loop(
+            self,
+            (windows,),
+            epochs=epochs,
+            batch_size=batch_size,
+            validation_data=None if validation is None else (validation,),
+            rng=self._batch_rng,
+            callbacks=callbacks,
+            verbose=verbose,
+        )
 
     def train_on_batch(self, ids: Any) -> float:
         """One update on windows ``ids (N, T + 1)``; returns the loss before the update.
@@ -363,9 +338,7 @@ class TransformerLM(nn.Model):
         Uses the optimizer of the last :meth:`fit` (or a loaded one); without one, AdamW
         with ``fit``'s defaults at a constant learning rate.
         """
-        return self._train_step(self._check_ids(ids, "ids", windows=True))
-
-    def _train_step(self, windows: np.ndarray) -> float:
+        windows = self._check_ids(ids, "ids", windows=True)
         if self.optimizer is None:
             self.optimizer = nn.AdamW(3e-4, weight_decay=0.01, global_clipnorm=1.0)
         logits = self.forward(windows[:, :-1], training=True)

@@ -21,6 +21,7 @@ from . import (
     optimizers,
     regularizers,
     schedules,
+    training,
 )
 from .allocator import TUNED as ALLOCATOR_TUNED
 from .attention import (
@@ -174,5 +175,6 @@ __all__ = [
     "schedules",
     "set_dtype",
     "set_seed",
+    "training",
     "walk",
 ]

@@ -1,9 +1,11 @@
-"""Models: the training loop (:class:`Model`) and the layer stack (:class:`Sequential`).
+"""Models: training, inference and files (:class:`Model`) and the layer stack (:class:`Sequential`).
 
-:class:`Model` gives any composition of layers ``fit``, ``predict``, ``evaluate``,
-``summary``, ``save`` and weight access; a subclass only has to provide ``layers``,
-``forward`` and ``backward`` (and ``get_config`` to be loadable). :class:`Sequential` is
-the chain ``y = f_L(... f_1(x))`` whose backward runs the chain in reverse.
+:class:`Model` gives any composition of layers ``fit``, ``train_on_batch``, ``predict``,
+``evaluate``, ``summary``, ``save`` and weight access; a subclass only has to provide
+``layers``, ``forward`` and ``backward`` (and ``get_config`` to be loadable). ``fit`` runs
+the shared training loop of :mod:`tradenn.nn.training` over ``train_on_batch``.
+:class:`Sequential` is the chain ``y = f_L(... f_1(x))`` whose backward runs the chain in
+reverse.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from functools import cache
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from . import losses as loss_lib
 from . import optimizers as optimizer_lib
@@ -24,14 +25,14 @@ from .base import (
     Shape,
     backward_without_input_grad,
     format_shape,
-    get_rng,
     parameters,
     regularization_loss,
     set_seed,
     walk,
 )
-from .callbacks import Callback, CallbackList, History
+from .callbacks import Callback, History
 from .serialization import deserialize_layer, save_model, serialize_layer
+from .training import check_fit_arguments, fit_loop
 
 
 class Model(Layer):
@@ -73,6 +74,9 @@ class Model(Layer):
     ) -> History:
         """Train with mini-batch gradient descent.
 
+        The epochs, batches, validation, callbacks and progress bar are those of
+        :func:`tradenn.nn.training.fit_loop`, each step :meth:`train_on_batch`.
+
         Parameters
         ----------
         x, y : array_like
@@ -101,65 +105,24 @@ class Model(Layer):
         History
             ``history.history["loss"]`` (and ``"val_loss"``) per epoch.
         """
+        check_fit_arguments(f"{type(self).__name__}.fit", epochs, batch_size, verbose)
         if seed is not None:
             set_seed(seed)
         self.loss = self._resolve_loss(loss)
         self.optimizer = self._resolve_optimizer(optimizer)
-        if epochs < 0 or batch_size <= 0:
-            raise ValueError(f"need epochs >= 0 and batch_size > 0, got {epochs}, {batch_size}")
         x, y = self._as_inputs(x), self._as_targets(y)
         _check_same_length(x, y)
         x, y, validation = self._validation_split(x, y, validation_data, validation_split)
-
-        history = History()
-        hooks = CallbackList([*callbacks, history], model=self)  # history sees final logs
-        self.stop_training = False
-        hooks.on_train_begin()
-        for epoch in range(epochs):
-            hooks.on_epoch_begin(epoch)
-            bar = tqdm(
-                total=math.ceil(len(x) / batch_size),
-                desc=f"Epoch {epoch + 1}/{epochs}",
-                unit="batch",
-                disable=verbose != 1,
-            )
-            with bar:
-                logs = {"loss": self._train_epoch(x, y, batch_size, shuffle, bar, hooks)}
-                if validation is not None:
-                    logs["val_loss"] = self.evaluate(*validation, batch_size=batch_size)
-                bar.set_postfix_str(_format_logs(logs))
-            hooks.on_epoch_end(epoch, logs)
-            if verbose == 2:
-                print(f"Epoch {epoch + 1}/{epochs} - {_format_logs(logs)}")
-            if self.stop_training:
-                break
-        hooks.on_train_end()
-        return history
-
-    def _train_epoch(
-        self,
-        x: np.ndarray,
-        y: np.ndarray,
-        batch_size: int,
-        shuffle: bool,
-        bar: tqdm,
-        hooks: CallbackList,
-    ) -> float:
-        """One pass over the data in mini-batches; returns the sample-weighted mean loss."""
-        order = get_rng().permutation(len(x)) if shuffle else None
-        total = 0.0
-        for step, start in enumerate(range(0, len(x), batch_size)):
-            rows = slice(start, start + batch_size)
-            index = order[rows] if order is not None else rows
-            x_batch, y_batch = x[index], y[index]
-            value = self.train_on_batch(x_batch, y_batch)
-            total += value * len(x_batch)
-            bar.update(1)
-            bar.set_postfix_str(
-                f"loss={total / min(start + batch_size, len(x)):.4g}", refresh=False
-            )
-            hooks.on_train_batch_end(step, {"loss": value})
-        return total / len(x)
+        return fit_loop(
+            self,
+            (x, y),
+            epochs=epochs,
+            batch_size=batch_size,
+            validation_data=validation,
+            shuffle=shuffle,
+            callbacks=callbacks,
+            verbose=verbose,
+        )
 
     def _validation_split(
         self, x: np.ndarray, y: np.ndarray, validation_data: Any, validation_split: float
@@ -423,7 +386,3 @@ def _check_same_length(x: np.ndarray, y: np.ndarray) -> None:
         )
     if len(x) == 0:
         raise ValueError("x and y hold no samples")
-
-
-def _format_logs(logs: dict[str, float]) -> str:
-    return " - ".join(f"{key}={value:.4g}" for key, value in logs.items())
