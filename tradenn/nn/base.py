@@ -266,6 +266,7 @@ class Layer:
         self.built = False
         self.input_shape: Shape | None = None
         self.output_shape: Shape | None = None
+        self._workspaces: dict[str, np.ndarray] = {}  # see _workspace
 
     # ------------------------------------------------------------------ building
 
@@ -331,6 +332,18 @@ class Layer:
         return self.forward(*args, **kwargs)
 
     # ------------------------------------------------------------------ helpers for subclasses
+
+    def _workspace(self, name: str, shape: Shape) -> np.ndarray:
+        """Scratch array ``name`` of ``shape`` in the layer dtype, reused while both stay.
+
+        A workspace holds one call's intermediate values and is never handed to a caller
+        (outputs and gradients are fresh arrays), so reusing it is invisible outside; it
+        saves the allocation (and, for large arrays, the page faults) on every step.
+        """
+        buffer = self._workspaces.get(name)
+        if buffer is None or buffer.shape != shape or buffer.dtype != self.dtype:
+            buffer = self._workspaces[name] = np.empty(shape, dtype=self.dtype)
+        return buffer
 
     def _prepare(self, x: Any) -> np.ndarray:
         """Cast ``x`` to the layer dtype, build on first use and check the input spec."""

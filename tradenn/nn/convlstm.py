@@ -128,7 +128,7 @@ class ConvLSTM(LSTMCore, register=False):
             reuse=self._input_ctx,
         )
         y = y.reshape(steps, batch, *y.shape[1:])
-        z = self._buffer("input_projection", (self._gate_count, *y.shape[:-1], self.units))
+        z = self._workspace("input_projection", (self._gate_count, *y.shape[:-1], self.units))
         np.copyto(z, gates_first(y, self._gate_count))
         self._recurrent_ctxs = []  # a new sequence: one recurrent context per step follows
         return z

@@ -127,7 +127,6 @@ class MultiHeadAttention(Layer):
         self.bias_initializer = init_lib.get(bias_initializer)
         self.seed = None if seed is None else int(seed)
         self._rng = np.random.default_rng(seed) if seed is not None else None
-        self._buffers: dict[str, np.ndarray] = {}
         self._ctx: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ building
@@ -165,16 +164,9 @@ class MultiHeadAttention(Layer):
         query = tuple(input_shape[0] if is_shape_list(input_shape) else input_shape)
         return (*query[:-1], self.output_dim or query[-1])
 
-    def _buffer(self, name: str, shape: Shape) -> np.ndarray:
-        """Workspace ``name`` (reused while shape and dtype stay; never handed to callers)."""
-        buffer = self._buffers.get(name)
-        if buffer is None or buffer.shape != shape or buffer.dtype != self.dtype:
-            buffer = self._buffers[name] = np.empty(shape, dtype=self.dtype)
-        return buffer
-
     def _contiguous(self, name: str, view: np.ndarray) -> np.ndarray:
         """A C-contiguous copy of ``view`` in workspace ``name``."""
-        buffer = self._buffer(name, view.shape)
+        buffer = self._workspace(name, view.shape)
         np.copyto(buffer, view)
         return buffer
 
@@ -231,7 +223,7 @@ class MultiHeadAttention(Layer):
             output = np.matmul(
                 x_rows,
                 weight,
-                out=self._buffer(f"projection_{index}", (len(x_rows), weight.shape[1])),
+                out=self._workspace(f"projection_{index}", (len(x_rows), weight.shape[1])),
             )
             if bias is not None:
                 output += bias
@@ -324,7 +316,7 @@ class MultiHeadAttention(Layer):
         keys_t = self._contiguous("keys_t", views["key"].swapaxes(-1, -2))
         values_t = self._contiguous("values_t", views["value"].swapaxes(-1, -2))
 
-        weights = self._buffer("weights", (batch, self.num_heads, query_length, key_length))
+        weights = self._workspace("weights", (batch, self.num_heads, query_length, key_length))
         np.matmul(queries, keys_t, out=weights)
         allowed, bias = self._score_mask(
             attention_mask, use_causal_mask, batch, query_length, key_length
@@ -333,13 +325,15 @@ class MultiHeadAttention(Layer):
         dropped, keep = weights, None
         if training and self.dropout > 0.0:
             rng = self._rng if self._rng is not None else get_rng()
-            keep = self._buffer("dropout_mask", weights.shape)
+            keep = self._workspace("dropout_mask", weights.shape)
             np.greater_equal(rng.random(weights.shape, dtype=self.dtype), self.dropout, out=keep)
             keep *= 1.0 / (1.0 - self.dropout)
-            dropped = np.multiply(weights, keep, out=self._buffer("dropped", weights.shape))
+            dropped = np.multiply(weights, keep, out=self._workspace("dropped", weights.shape))
 
         value_width = self.num_heads * self.value_dim
-        attended = self._buffer("attended", (batch, query_length, self.num_heads, self.value_dim))
+        attended = self._workspace(
+            "attended", (batch, query_length, self.num_heads, self.value_dim)
+        )
         np.matmul(dropped, values_t.swapaxes(-1, -2), out=attended.transpose(0, 2, 1, 3))
         attended_rows = attended.reshape(-1, value_width)
         y = np.matmul(attended_rows, self.params["output_kernel"].reshape(value_width, -1))
@@ -427,7 +421,7 @@ class MultiHeadAttention(Layer):
         if self.use_bias:
             ops.sum_rows(dy_rows, out=self.grads["output_bias"])
         d_attended = np.matmul(
-            dy_rows, output_kernel.T, out=self._buffer("d_attended", (len(dy_rows), value_width))
+            dy_rows, output_kernel.T, out=self._workspace("d_attended", (len(dy_rows), value_width))
         )
         d_attended = self._contiguous(
             "d_attended_heads",
@@ -435,7 +429,7 @@ class MultiHeadAttention(Layer):
         )
 
         d_outputs = [
-            self._buffer(f"d_projection_{p.input_index}", p.output.shape)
+            self._workspace(f"d_projection_{p.input_index}", p.output.shape)
             for p in ctx["projections"]
         ]
         d_views: dict[str, np.ndarray] = {}
@@ -445,13 +439,13 @@ class MultiHeadAttention(Layer):
 
         np.matmul(dropped.swapaxes(-1, -2), d_attended, out=d_views["value"])
         d_weights = np.matmul(
-            d_attended, ctx["values_t"], out=self._buffer("d_weights", weights.shape)
+            d_attended, ctx["values_t"], out=self._workspace("d_weights", weights.shape)
         )
         if ctx["keep"] is not None:
             d_weights *= ctx["keep"]
         if d_scores is not None:
             d_weights += self._check_gradient_shape(d_scores, weights.shape)
-        softmax_backward(weights, d_weights, self._buffer("softmax_scratch", weights.shape))
+        softmax_backward(weights, d_weights, self._workspace("softmax_scratch", weights.shape))
         np.matmul(d_weights, ctx["keys_t"].swapaxes(-1, -2), out=d_views["query"])
         np.matmul(d_weights.swapaxes(-1, -2), ctx["queries"], out=d_views["key"])
 
@@ -473,7 +467,9 @@ class MultiHeadAttention(Layer):
         d_weight = np.matmul(
             projection.x_rows.T,
             d_output,
-            out=self._buffer(f"d_weight_{projection.input_index}", (features, d_output.shape[1])),
+            out=self._workspace(
+                f"d_weight_{projection.input_index}", (features, d_output.shape[1])
+            ),
         )
         d_bias = ops.sum_rows(d_output) if self.use_bias else None
         scale, start = 1.0 / math.sqrt(self.key_dim), 0

@@ -150,7 +150,6 @@ class RecurrentLayer(Layer, register=False):
         self.return_state = bool(return_state)
         self.go_backwards = bool(go_backwards)
         self.input_spec = InputSpec(ndim=self._input_ndim)
-        self._buffers: dict[str, np.ndarray] = {}
         self._cache: Any = None  # what the last forward left for backward
         self._weight_copies: dict[str, np.ndarray] = {}  # rearranged weights, per forward
         self._has_initial_state = False
@@ -207,17 +206,6 @@ class RecurrentLayer(Layer, register=False):
         if self.return_state:
             return [y, *[state] * len(self._state_names)]
         return y
-
-    def _buffer(self, name: str, shape: Shape) -> np.ndarray:
-        """Workspace ``name`` of ``shape`` in the layer dtype, reused while both stay the same.
-
-        Workspaces hold one call's intermediate values; they are never handed to callers
-        (outputs and gradients are fresh arrays), so reusing them is invisible outside.
-        """
-        buffer = self._buffers.get(name)
-        if buffer is None or buffer.shape != shape or buffer.dtype != self.dtype:
-            buffer = self._buffers[name] = np.empty(shape, dtype=self.dtype)
-        return buffer
 
     # ------------------------------------------------------------------ forward and backward
 
@@ -371,13 +359,13 @@ class RecurrentLayer(Layer, register=False):
         return self.params["bias"]
 
     def _input_projection(self, x_tm: np.ndarray) -> np.ndarray:
-        z = self._buffer("input_projection", (self._gate_count, *x_tm.shape[:-1], self.units))
+        z = self._workspace("input_projection", (self._gate_count, *x_tm.shape[:-1], self.units))
         x_rows = ops.as_matrix(x_tm)
         if self.use_bias:
             # [x, 1] @ [W; b]: the bias rides along in the product (adding a (G, 1, H) bias
             # to (G, T N, H) afterwards runs numpy's loop H elements at a time, 5x slower)
             features = x_rows.shape[1]
-            augmented = self._buffer("input_with_ones", (len(x_rows), features + 1))
+            augmented = self._workspace("input_with_ones", (len(x_rows), features + 1))
             augmented[:, :features] = x_rows
             augmented[:, features] = 1.0
             x_rows = augmented

@@ -140,10 +140,12 @@ class GRU(RecurrentLayer):
         (h0,) = states
         gates = self._input_projection(x_tm)  # (3, T, N, H); becomes z, r, h~
         steps = gates.shape[1]
-        recurrent = self._buffer("recurrent_products", gates.shape)  # u_t, kept for backward
-        hidden = self._buffer("hidden", (steps + 1, *h0.shape))
-        scratch = self._buffer("scratch", h0.shape)
-        pre = self._buffer("pre_activations", gates.shape) if self._keeps_pre_activations else None
+        recurrent = self._workspace("recurrent_products", gates.shape)  # u_t, kept for backward
+        hidden = self._workspace("hidden", (steps + 1, *h0.shape))
+        scratch = self._workspace("scratch", h0.shape)
+        pre = (
+            self._workspace("pre_activations", gates.shape) if self._keeps_pre_activations else None
+        )
         recurrent_bias = self.params["bias"][1, 2 * self.units :] if self.use_bias else None
         activation, recurrent_activation = self.activation, self.recurrent_activation
         skipped = None if mask_tm is None else ~mask_tm
@@ -178,11 +180,13 @@ class GRU(RecurrentLayer):
         (h0,) = states
         gates = self._input_projection(x_tm)  # (3, T, N, H); becomes z, r, h~
         steps = gates.shape[1]
-        hidden = self._buffer("hidden", (steps + 1, *h0.shape))
-        reset_hidden = self._buffer("reset_hidden", (steps, *h0.shape))  # s_t = r * h_{t-1}
-        gate_products = self._buffer("gate_products", (2, *h0.shape))
-        scratch = self._buffer("scratch", h0.shape)
-        pre = self._buffer("pre_activations", gates.shape) if self._keeps_pre_activations else None
+        hidden = self._workspace("hidden", (steps + 1, *h0.shape))
+        reset_hidden = self._workspace("reset_hidden", (steps, *h0.shape))  # s_t = r * h_{t-1}
+        gate_products = self._workspace("gate_products", (2, *h0.shape))
+        scratch = self._workspace("scratch", h0.shape)
+        pre = (
+            self._workspace("pre_activations", gates.shape) if self._keeps_pre_activations else None
+        )
         kernel = self._gate_major("recurrent_kernel")  # (3, H, H): U_z, U_r, U_h
         activation, recurrent_activation = self.activation, self.recurrent_activation
         skipped = None if mask_tm is None else ~mask_tm
@@ -219,7 +223,7 @@ class GRU(RecurrentLayer):
         z, r, candidate = gates
         p_z, p_r, p_h = (None,) * 3 if pre is None else pre
         reset_input = recurrent[2] if self.reset_after else hidden[:-1]
-        factors = self._buffer("backward_factors", (5, *z.shape))
+        factors = self._workspace("backward_factors", (5, *z.shape))
         factors[0] = self.activation.backward(1.0 - z, p_h, candidate)
         factors[1] = self.recurrent_activation.backward(hidden[:-1] - candidate, p_z, z)
         factors[2] = self.recurrent_activation.backward(reset_input, p_r, r)
@@ -235,15 +239,15 @@ class GRU(RecurrentLayer):
         factors = self._backward_factors()
         # one step's [dp_h, dp_z, dp_r, du_h], gate-major: adjacent pairs for the broadcast
         # products; the last three are the recurrent-side gradient in U's order z, r, h
-        grads = self._buffer("dz_step", (4, *state_shape))
-        dz_recurrent = self._buffer("dz_recurrent", (steps, *state_shape[:-1], 3 * units))
+        grads = self._workspace("dz_step", (4, *state_shape))
+        dz_recurrent = self._workspace("dz_recurrent", (steps, *state_shape[:-1], 3 * units))
         dz_recurrent_gates = gates_first(dz_recurrent, 3)
-        dp_h = self._buffer("dp_h", hidden[1:].shape)
-        dh = fill_or_zero(self._buffer("dh", state_shape), state_grads[0])
-        dh_recurrent = self._buffer("dh_recurrent", state_shape)
+        dp_h = self._workspace("dp_h", hidden[1:].shape)
+        dh = fill_or_zero(self._workspace("dh", state_shape), state_grads[0])
+        dh_recurrent = self._workspace("dh_recurrent", state_shape)
         if mask_tm is not None:
             keep, skip = mask_weights(mask_tm, self.dtype)
-            carry = self._buffer("dh_carried", state_shape)  # skip * dh_t, to h_{t-1}
+            carry = self._workspace("dh_carried", state_shape)  # skip * dh_t, to h_{t-1}
         for t in range(steps - 1, -1, -1):  # carries dh only
             if t < steps - 1:
                 dh *= factors[4, t + 1]  # through h_{t+1} = z h_t + ...
@@ -266,7 +270,7 @@ class GRU(RecurrentLayer):
             if mask_tm is not None:
                 dh0 += carry
             initial_grads = [dh0]
-        dz_input = self._buffer("dz_input", dz_recurrent.shape)  # [dp_z, dp_r, dp_h]
+        dz_input = self._workspace("dz_input", dz_recurrent.shape)  # [dp_z, dp_r, dp_h]
         np.copyto(dz_input, dz_recurrent)
         dz_input[..., 2 * units :] = dp_h
         dx_tm = self._parameter_and_input_grads(x_tm, hidden[:-1], dz_input, dz_recurrent)
@@ -278,15 +282,15 @@ class GRU(RecurrentLayer):
         units, steps, state_shape = self.units, gates.shape[1], hidden.shape[1:]
         factors = self._backward_factors()
         kernel_zr_t, kernel_h_t = self._reset_before_kernels_t()
-        grads = self._buffer("dz_step", (2, *state_shape))  # [dp_h, dp_z]
-        dz = self._buffer("dz", (steps, *state_shape[:-1], 3 * units))  # [dp_z, dp_r, dp_h]
+        grads = self._workspace("dz_step", (2, *state_shape))  # [dp_h, dp_z]
+        dz = self._workspace("dz", (steps, *state_shape[:-1], 3 * units))  # [dp_z, dp_r, dp_h]
         dz_gates = gates_first(dz, 3)
-        d_reset = self._buffer("d_reset_hidden", state_shape)
-        dh_recurrent = self._buffer("dh_recurrent", state_shape)
-        dh = fill_or_zero(self._buffer("dh", state_shape), state_grads[0])
+        d_reset = self._workspace("d_reset_hidden", state_shape)
+        dh_recurrent = self._workspace("dh_recurrent", state_shape)
+        dh = fill_or_zero(self._workspace("dh", state_shape), state_grads[0])
         if mask_tm is not None:
             keep, skip = mask_weights(mask_tm, self.dtype)
-            carry = self._buffer("dh_carried", state_shape)  # skip * dh_t, to h_{t-1}
+            carry = self._workspace("dh_carried", state_shape)  # skip * dh_t, to h_{t-1}
         for t in range(steps - 1, -1, -1):  # carries dh only
             if dy_seq is not None:
                 dh += dy_seq[t]

@@ -272,11 +272,11 @@ class LSTMCore(RecurrentLayer, register=False):
         h0, c0 = states
         z = self._input_projection(x_tm)  # (4, T, N, ..., H); becomes the activated gates
         steps = z.shape[1]
-        hidden = self._buffer("hidden", (steps + 1, *h0.shape))
-        cell = self._buffer("cell", (steps + 1, *h0.shape))
-        act_cell = self._buffer("activated_cell", (steps, *h0.shape))
-        recurrent = self._buffer("recurrent_product", (4, *h0.shape))
-        pre = self._buffer("pre_activations", z.shape) if self._keeps_pre_activations else None
+        hidden = self._workspace("hidden", (steps + 1, *h0.shape))
+        cell = self._workspace("cell", (steps + 1, *h0.shape))
+        act_cell = self._workspace("activated_cell", (steps, *h0.shape))
+        recurrent = self._workspace("recurrent_product", (4, *h0.shape))
+        pre = self._workspace("pre_activations", z.shape) if self._keeps_pre_activations else None
         skipped = None if mask_tm is None else ~mask_tm
         hidden[0], cell[0] = h0, c0
         activation, recurrent_activation = self.activation, self.recurrent_activation
@@ -307,17 +307,17 @@ class LSTMCore(RecurrentLayer, register=False):
             cache,
             self.activation,
             self.recurrent_activation,
-            out=self._buffer("backward_factors", (6, steps, *state_shape)),
+            out=self._workspace("backward_factors", (6, steps, *state_shape)),
         )
-        dz_step = self._buffer("dz_step", (4, *state_shape))  # gate-major, one step
-        dz = self._buffer("dz", (steps, *state_shape[:-1], 4 * self.units))  # channels-last
+        dz_step = self._workspace("dz_step", (4, *state_shape))  # gate-major, one step
+        dz = self._workspace("dz", (steps, *state_shape[:-1], 4 * self.units))  # channels-last
         dz_gates = gates_first(dz, 4)  # the same memory, gate-major (4, T, N, ..., H)
-        dh_buffer = self._buffer("dh", state_shape)
-        dc = fill_or_zero(self._buffer("dc", state_shape), state_grads[1])
+        dh_buffer = self._workspace("dh", state_shape)
+        dc = fill_or_zero(self._workspace("dc", state_shape), state_grads[1])
         if mask_tm is not None:  # the parts of dh_t, dc_t that go straight to t-1
             keep, skip = mask_weights(mask_tm, self.dtype)
-            carry_h = self._buffer("dh_carried", state_shape)
-            carry_c = self._buffer("dc_carried", state_shape)
+            carry_h = self._workspace("dh_carried", state_shape)
+            carry_c = self._workspace("dc_carried", state_shape)
         for t in range(steps - 1, -1, -1):  # carries dh and dc only
             if t == steps - 1:
                 dh = fill_or_zero(dh_buffer, state_grads[0])

@@ -48,8 +48,8 @@ class RNN(RecurrentLayer):
         (h0,) = states
         z = self._input_projection(x_tm)  # (1, T, N, H); keeps the pre-activations
         steps = z.shape[1]
-        hidden = self._buffer("hidden", (steps + 1, *h0.shape))
-        recurrent = self._buffer("recurrent_product", (1, *h0.shape))
+        hidden = self._workspace("hidden", (steps + 1, *h0.shape))
+        recurrent = self._workspace("recurrent_product", (1, *h0.shape))
         skipped = None if mask_tm is None else ~mask_tm
         hidden[0] = h0
         for t in range(steps):  # h_t needs h_{t-1}: the only sequential part
@@ -65,11 +65,11 @@ class RNN(RecurrentLayer):
         x_tm, hidden, z, mask_tm = self._cache
         steps = len(hidden) - 1
         slope = self.activation.backward(np.ones_like(z[0]), z[0], hidden[1:])  # φ'(z_t), all t
-        dz = self._buffer("dz", z.shape[1:])  # one gate: channels-last is gate-major
-        dh_buffer = self._buffer("dh", hidden.shape[1:])
+        dz = self._workspace("dz", z.shape[1:])  # one gate: channels-last is gate-major
+        dh_buffer = self._workspace("dh", hidden.shape[1:])
         if mask_tm is not None:
             keep, skip = mask_weights(mask_tm, self.dtype)
-            carry = self._buffer("dh_carried", dh_buffer.shape)  # skip * dh_t, to h_{t-1}
+            carry = self._workspace("dh_carried", dh_buffer.shape)  # skip * dh_t, to h_{t-1}
         for t in range(steps - 1, -1, -1):  # carries dh only
             if t == steps - 1:
                 dh = fill_or_zero(dh_buffer, state_grads[0])
