@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -10,6 +11,23 @@ from ... import checks
 from ..base import Layer, Shape, format_shape, get_rng
 from .inputs import as_sequence, is_shape_list, split_scores_gradient
 from .masks import boolean_mask, causal_mask, masked_softmax, softmax_backward
+
+
+@dataclass(frozen=True, slots=True)
+class _ForwardCache:
+    """What :meth:`Attention.backward` needs from the forward pass (``Tq``/``Tv`` steps)."""
+
+    q: np.ndarray  # (N, Tq, D)
+    v: np.ndarray  # (N, Tv, D)
+    k: np.ndarray  # (N, Tv, D), v when no key was given
+    separate_key: bool  # a key was given: backward returns (dq, dv, dk)
+    weights: np.ndarray  # softmax of the scores, (N, Tq, Tv)
+    dropped: np.ndarray  # dropout(weights); weights itself without dropout
+    keep: np.ndarray | None  # the dropout mask, scaled by 1/(1 - rate)
+    tanh: np.ndarray | None  # "concat" scores: tanh(scale (q_i + k_j)), (N, Tq, Tv, D)
+    query_mask: np.ndarray | None  # (N, Tq)
+    scores_returned: bool  # forward returned (y, weights): backward takes [dy, dweights]
+    y_shape: Shape
 
 
 class Attention(Layer):
@@ -67,7 +85,7 @@ class Attention(Layer):
         self.dropout = float(dropout)
         self.seed = None if seed is None else int(seed)
         self._rng = np.random.default_rng(seed) if seed is not None else None
-        self._ctx: dict[str, Any] | None = None
+        self._cache: _ForwardCache | None = None
 
     def build(self, input_shape: Any) -> None:
         shapes = [tuple(s) for s in input_shape] if is_shape_list(input_shape) else None
@@ -147,19 +165,19 @@ class Attention(Layer):
         y = np.matmul(dropped, v)
         if query_mask is not None:
             y *= query_mask[:, :, None]
-        self._ctx = {
-            "q": q,
-            "v": v,
-            "k": k,
-            "separate_key": key is not None,
-            "weights": weights,
-            "dropped": dropped,
-            "keep": keep,
-            "tanh": tanh_sum,
-            "query_mask": query_mask,
-            "scores_returned": return_attention_scores,
-            "y_shape": y.shape,
-        }
+        self._cache = _ForwardCache(
+            q=q,
+            v=v,
+            k=k,
+            separate_key=key is not None,
+            weights=weights,
+            dropped=dropped,
+            keep=keep,
+            tanh=tanh_sum,
+            query_mask=query_mask,
+            scores_returned=return_attention_scores,
+            y_shape=y.shape,
+        )
         if return_attention_scores:
             return y, weights.copy()
         return y
@@ -190,17 +208,17 @@ class Attention(Layer):
         return query_mask, allowed
 
     def backward(self, dy: Any) -> tuple[np.ndarray, ...]:
-        self._require_forward(self._ctx)
-        ctx = self._ctx
-        dy, d_scores = split_scores_gradient(dy, ctx["scores_returned"], self._label())
-        dy = self._check_gradient_shape(dy, ctx["y_shape"])
-        q, v, k, weights = ctx["q"], ctx["v"], ctx["k"], ctx["weights"]
-        if ctx["query_mask"] is not None:
-            dy = dy * ctx["query_mask"][:, :, None]
-        dv = np.matmul(ctx["dropped"].swapaxes(1, 2), dy)
+        self._require_forward(self._cache)
+        cache = self._cache
+        dy, d_scores = split_scores_gradient(dy, cache.scores_returned, self._label())
+        dy = self._check_gradient_shape(dy, cache.y_shape)
+        q, v, k, weights = cache.q, cache.v, cache.k, cache.weights
+        if cache.query_mask is not None:
+            dy = dy * cache.query_mask[:, :, None]
+        dv = np.matmul(cache.dropped.swapaxes(1, 2), dy)
         d_weights = np.matmul(dy, v.swapaxes(1, 2))
-        if ctx["keep"] is not None:
-            d_weights *= ctx["keep"]
+        if cache.keep is not None:
+            d_weights *= cache.keep
         if d_scores is not None:
             d_weights += self._check_gradient_shape(d_scores, weights.shape)
         d_scores = softmax_backward(weights, d_weights)
@@ -215,7 +233,7 @@ class Attention(Layer):
                 dk *= scale
             dq = g
         else:
-            tanh_sum = ctx["tanh"]
+            tanh_sum = cache.tanh
             c = self.params["concat_score_weight"]
             self.grads["concat_score_weight"][...] = np.vdot(d_scores, tanh_sum.sum(axis=-1))
             d_sum = 1.0 - tanh_sum * tanh_sum
@@ -226,7 +244,7 @@ class Attention(Layer):
                 self.grads["scale"][...] = np.vdot(d_sum, pair_sum)
                 d_sum *= scale
             dq, dk = d_sum.sum(axis=2), d_sum.sum(axis=1)
-        if ctx["separate_key"]:
+        if cache.separate_key:
             return dq, dv, dk
         dv += dk
         return dq, dv

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -30,6 +31,27 @@ class _Projection(NamedTuple):
     x_rows: np.ndarray
     weight: np.ndarray
     output: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
+class _ForwardCache:
+    """What :meth:`MultiHeadAttention.backward` needs from the forward pass.
+
+    Shapes with ``N`` batch, ``H`` heads, ``Tq``/``Tk`` query/key steps, ``K = key_dim``,
+    ``V = value_dim``.
+    """
+
+    input_shapes: list[Shape]  # of query, value, key (those given)
+    projections: list[_Projection]
+    queries: np.ndarray  # q_h, (N, H, Tq, K), pre-scaled by 1/sqrt(K)
+    keys_t: np.ndarray  # k_h, (N, H, Tk, K)
+    values_t: np.ndarray  # v_h, (N, H, Tk, V)
+    weights: np.ndarray  # P_h = softmax(q_h k_h^T), (N, H, Tq, Tk)
+    dropped: np.ndarray  # dropout(P_h); P_h itself without dropout
+    keep: np.ndarray | None  # the dropout mask, scaled by 1/(1 - rate); None without dropout
+    attended_rows: np.ndarray  # o_h side by side, (N Tq, H V)
+    scores_returned: bool  # forward returned (y, P): backward takes [dy, dP]
+    y_shape: Shape
 
 
 class MultiHeadAttention(Layer):
@@ -127,7 +149,7 @@ class MultiHeadAttention(Layer):
         self.bias_initializer = init_lib.get(bias_initializer)
         self.seed = None if seed is None else int(seed)
         self._rng = np.random.default_rng(seed) if seed is not None else None
-        self._ctx: dict[str, Any] | None = None
+        self._cache: _ForwardCache | None = None
 
     # ------------------------------------------------------------------ building
 
@@ -340,19 +362,19 @@ class MultiHeadAttention(Layer):
         if self.use_bias:
             y += self.params["output_bias"]
         y = y.reshape(batch, query_length, -1)
-        self._ctx = {
-            "inputs": [a.shape for a in inputs],
-            "projections": projections,
-            "queries": queries,
-            "keys_t": keys_t,
-            "values_t": values_t,
-            "weights": weights,
-            "dropped": dropped,
-            "keep": keep,
-            "attended_rows": attended_rows,
-            "scores_returned": return_attention_scores,
-            "y_shape": y.shape,
-        }
+        self._cache = _ForwardCache(
+            input_shapes=[a.shape for a in inputs],
+            projections=projections,
+            queries=queries,
+            keys_t=keys_t,
+            values_t=values_t,
+            weights=weights,
+            dropped=dropped,
+            keep=keep,
+            attended_rows=attended_rows,
+            scores_returned=return_attention_scores,
+            y_shape=y.shape,
+        )
         if return_attention_scores:
             return y, weights.copy()
         return y
@@ -404,17 +426,17 @@ class MultiHeadAttention(Layer):
         return allowed, None
 
     def backward(self, dy: Any) -> np.ndarray | tuple[np.ndarray, ...] | None:
-        self._require_forward(self._ctx)
-        ctx = self._ctx
-        dy, d_scores = split_scores_gradient(dy, ctx["scores_returned"], self._label())
-        dy_rows = ops.as_matrix(self._check_gradient_shape(dy, ctx["y_shape"]))
-        weights, dropped = ctx["weights"], ctx["dropped"]
+        self._require_forward(self._cache)
+        cache = self._cache
+        dy, d_scores = split_scores_gradient(dy, cache.scores_returned, self._label())
+        dy_rows = ops.as_matrix(self._check_gradient_shape(dy, cache.y_shape))
+        weights, dropped = cache.weights, cache.dropped
         batch, heads, query_length, _ = weights.shape
         value_width = heads * self.value_dim
 
         output_kernel = self.params["output_kernel"].reshape(value_width, -1)
         np.matmul(
-            ctx["attended_rows"].T,
+            cache.attended_rows.T,
             dy_rows,
             out=self.grads["output_kernel"].reshape(value_width, -1),
         )
@@ -430,32 +452,32 @@ class MultiHeadAttention(Layer):
 
         d_outputs = [
             self._workspace(f"d_projection_{p.input_index}", p.output.shape)
-            for p in ctx["projections"]
+            for p in cache.projections
         ]
         d_views: dict[str, np.ndarray] = {}
-        for projection, d_output in zip(ctx["projections"], d_outputs, strict=True):
+        for projection, d_output in zip(cache.projections, d_outputs, strict=True):
             d_heads = self._heads(d_output, batch, projection.roles)
             d_views.update(zip(projection.roles, d_heads, strict=True))
 
         np.matmul(dropped.swapaxes(-1, -2), d_attended, out=d_views["value"])
         d_weights = np.matmul(
-            d_attended, ctx["values_t"], out=self._workspace("d_weights", weights.shape)
+            d_attended, cache.values_t, out=self._workspace("d_weights", weights.shape)
         )
-        if ctx["keep"] is not None:
-            d_weights *= ctx["keep"]
+        if cache.keep is not None:
+            d_weights *= cache.keep
         if d_scores is not None:
             d_weights += self._check_gradient_shape(d_scores, weights.shape)
         softmax_backward(weights, d_weights, self._workspace("softmax_scratch", weights.shape))
-        np.matmul(d_weights, ctx["keys_t"].swapaxes(-1, -2), out=d_views["query"])
-        np.matmul(d_weights.swapaxes(-1, -2), ctx["queries"], out=d_views["key"])
+        np.matmul(d_weights, cache.keys_t.swapaxes(-1, -2), out=d_views["query"])
+        np.matmul(d_weights.swapaxes(-1, -2), cache.queries, out=d_views["key"])
 
-        input_grads: list[np.ndarray | None] = [None] * len(ctx["inputs"])
-        for projection, d_output in zip(ctx["projections"], d_outputs, strict=True):
+        input_grads: list[np.ndarray | None] = [None] * len(cache.input_shapes)
+        for projection, d_output in zip(cache.projections, d_outputs, strict=True):
             self._projection_grads(projection, d_output)
             if self.needs_input_grad:
                 dx = np.matmul(d_output, projection.weight.T)
                 input_grads[projection.input_index] = dx.reshape(
-                    ctx["inputs"][projection.input_index]
+                    cache.input_shapes[projection.input_index]
                 )
         if len(input_grads) == 1:
             return input_grads[0]
@@ -516,7 +538,7 @@ class MultiHeadAttention(Layer):
             The same cache, now holding ``L + t`` positions.
         """
         (x,) = self._inputs(query, None, None)
-        self._ctx = None  # nothing to backpropagate through
+        self._cache = None  # nothing to backpropagate through
         batch, steps = x.shape[:2]
         if cache is None:
             cache = self.init_cache(batch, steps)

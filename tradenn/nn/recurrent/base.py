@@ -9,6 +9,7 @@ channels-last layouts, and the small helpers below are shared by RNN, LSTM and G
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -72,6 +73,30 @@ def mask_weights(mask_tm: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, np.n
     """
     keep = mask_tm.astype(dtype)
     return keep, 1.0 - keep
+
+
+@dataclass(frozen=True, slots=True)
+class SequenceCache:
+    """What a recurrent layer's forward pass leaves for backpropagation through time.
+
+    Time-major, for states of shape ``(N, ..., H)``:
+
+    x : ndarray (T, N, ..., F)
+        The inputs.
+    hidden : ndarray (T + 1, N, ..., H)
+        ``h_0`` (the initial state) to ``h_T``.
+    mask : ndarray (T, N) of bool, or None
+        True where a step is used (a masked step carries its state over).
+    cell : Any
+        The cell's own per-step values: the pre-activations ``z`` for ``SimpleRNN``, an
+        :class:`~tradenn.nn.recurrent.lstm.LSTMCache` for LSTMs and ConvLSTMs, a
+        :class:`~tradenn.nn.recurrent.gru.GRUCache` for GRUs.
+    """
+
+    x: np.ndarray
+    hidden: np.ndarray
+    mask: np.ndarray | None
+    cell: Any
 
 
 class RecurrentLayer(Layer, register=False):
@@ -150,7 +175,7 @@ class RecurrentLayer(Layer, register=False):
         self.return_state = bool(return_state)
         self.go_backwards = bool(go_backwards)
         self.input_spec = InputSpec(ndim=self._input_ndim)
-        self._cache: Any = None  # what the last forward left for backward
+        self._cache: SequenceCache | None = None  # what the last forward left for backward
         self._weight_copies: dict[str, np.ndarray] = {}  # rearranged weights, per forward
         self._has_initial_state = False
         self._shapes: tuple[Shape, Shape] | None = None  # (output, state) of the last forward

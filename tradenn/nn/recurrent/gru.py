@@ -2,15 +2,39 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from .. import activations as act_lib
 from .. import ops
-from .base import RecurrentLayer, elementwise_activation, fill_or_zero, gates_first, mask_weights
+from .base import (
+    RecurrentLayer,
+    SequenceCache,
+    elementwise_activation,
+    fill_or_zero,
+    gates_first,
+    mask_weights,
+)
 
 # --------------------------------------------------------------------------- GRU
+
+
+class GRUCache(NamedTuple):
+    """A GRU's per-step values for backpropagation through time (``SequenceCache.cell``).
+
+    gates : ndarray (3, T, N, ..., H)
+        The activated gates ``z, r, h~``.
+    reset_input : ndarray
+        What ``r`` multiplies: the recurrent products ``u = h_{t-1} U + b_rec`` (3, T, N,
+        ..., H) with ``reset_after``; ``s = r * h_{t-1}`` (T, N, ..., H) without it.
+    pre : ndarray (3, T, N, ..., H) or None
+        The pre-activations, kept only when an activation's derivative reads its input.
+    """
+
+    gates: np.ndarray
+    reset_input: np.ndarray
+    pre: np.ndarray | None
 
 
 class GRU(RecurrentLayer):
@@ -172,7 +196,7 @@ class GRU(RecurrentLayer):
             np.add(candidate, scratch, out=hidden[t + 1])
             if skipped is not None:  # masked step: h_t = h_{t-1}
                 np.copyto(hidden[t + 1], hidden[t], where=skipped[t])
-        self._cache = (x_tm, hidden, gates, recurrent, pre, mask_tm)
+        self._cache = SequenceCache(x_tm, hidden, mask_tm, GRUCache(gates, recurrent, pre))
         return hidden[1:], [hidden[-1]]
 
     def _run_reset_before(self, x_tm, states, mask_tm):
@@ -208,7 +232,7 @@ class GRU(RecurrentLayer):
             np.add(candidate, scratch, out=hidden[t + 1])
             if skipped is not None:  # masked step: h_t = h_{t-1}
                 np.copyto(hidden[t + 1], hidden[t], where=skipped[t])
-        self._cache = (x_tm, hidden, gates, reset_hidden, pre, mask_tm)
+        self._cache = SequenceCache(x_tm, hidden, mask_tm, GRUCache(gates, reset_hidden, pre))
         return hidden[1:], [hidden[-1]]
 
     def _backward_factors(self) -> np.ndarray:
@@ -219,7 +243,7 @@ class GRU(RecurrentLayer):
         ``[dp_h, dp_z] = dh * factors[0:2]`` and ``[dp_r, du_h] = dp_h * factors[2:4]``
         (``reset_after``; without it ``dp_r = ds * factors[2]``).
         """
-        _, hidden, gates, recurrent, pre, _ = self._cache
+        hidden, (gates, recurrent, pre) = self._cache.hidden, self._cache.cell
         z, r, candidate = gates
         p_z, p_r, p_h = (None,) * 3 if pre is None else pre
         reset_input = recurrent[2] if self.reset_after else hidden[:-1]
@@ -234,7 +258,8 @@ class GRU(RecurrentLayer):
     def _backprop(self, dy_seq, state_grads):
         if not self.reset_after:
             return self._backprop_reset_before(dy_seq, state_grads)
-        x_tm, hidden, gates, _, _, mask_tm = self._cache
+        x_tm, hidden, mask_tm = self._cache.x, self._cache.hidden, self._cache.mask
+        gates = self._cache.cell.gates
         units, steps, state_shape = self.units, gates.shape[1], hidden.shape[1:]
         factors = self._backward_factors()
         # one step's [dp_h, dp_z, dp_r, du_h], gate-major: adjacent pairs for the broadcast
@@ -278,7 +303,8 @@ class GRU(RecurrentLayer):
 
     def _backprop_reset_before(self, dy_seq, state_grads):
         """BPTT for ``reset_after=False``; each iteration ends with dL/dh_{t-1} in ``dh``."""
-        x_tm, hidden, gates, reset_hidden, _, mask_tm = self._cache
+        x_tm, hidden, mask_tm = self._cache.x, self._cache.hidden, self._cache.mask
+        gates, reset_hidden = self._cache.cell.gates, self._cache.cell.reset_input
         units, steps, state_shape = self.units, gates.shape[1], hidden.shape[1:]
         factors = self._backward_factors()
         kernel_zr_t, kernel_h_t = self._reset_before_kernels_t()

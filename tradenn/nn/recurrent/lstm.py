@@ -14,7 +14,14 @@ import numpy as np
 
 from .. import activations as act_lib
 from .. import ops
-from .base import RecurrentLayer, elementwise_activation, fill_or_zero, gates_first, mask_weights
+from .base import (
+    RecurrentLayer,
+    SequenceCache,
+    elementwise_activation,
+    fill_or_zero,
+    gates_first,
+    mask_weights,
+)
 
 # --------------------------------------------------------------------------- LSTM gate math
 
@@ -297,11 +304,12 @@ class LSTMCore(RecurrentLayer, register=False):
                 np.copyto(hidden[t + 1], hidden[t], where=skipped[t])
                 np.copyto(cell[t + 1], cell[t], where=skipped[t])
         cache = LSTMCache(z, cell[:-1], cell[1:], act_cell, pre)
-        self._cache = (x_tm, hidden, cache, mask_tm)
+        self._cache = SequenceCache(x_tm, hidden, mask_tm, cell=cache)
         return hidden[1:], [hidden[-1], cell[-1]]
 
     def _backprop(self, dy_seq, state_grads):
-        x_tm, hidden, cache, mask_tm = self._cache
+        x_tm, hidden, mask_tm = self._cache.x, self._cache.hidden, self._cache.mask
+        cache = self._cache.cell
         steps, state_shape = cache.gates.shape[1], hidden.shape[1:]
         factors = lstm_backward_factors(
             cache,

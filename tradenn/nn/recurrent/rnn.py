@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import RecurrentLayer, fill_or_zero, mask_weights
+from .base import RecurrentLayer, SequenceCache, fill_or_zero, mask_weights
 
 # --------------------------------------------------------------------------- RNN
 
@@ -58,11 +58,12 @@ class RNN(RecurrentLayer):
             self.activation.forward(z_t[0], out=hidden[t + 1])
             if skipped is not None:  # masked step: h_t = h_{t-1}
                 np.copyto(hidden[t + 1], hidden[t], where=skipped[t])
-        self._cache = (x_tm, hidden, z, mask_tm)
+        self._cache = SequenceCache(x_tm, hidden, mask_tm, cell=z)
         return hidden[1:], [hidden[-1]]
 
     def _backprop(self, dy_seq, state_grads):
-        x_tm, hidden, z, mask_tm = self._cache
+        cache = self._cache
+        x_tm, hidden, z, mask_tm = cache.x, cache.hidden, cache.cell, cache.mask
         steps = len(hidden) - 1
         slope = self.activation.backward(np.ones_like(z[0]), z[0], hidden[1:])  # φ'(z_t), all t
         dz = self._workspace("dz", z.shape[1:])  # one gate: channels-last is gate-major
