@@ -81,7 +81,15 @@ from .pooling import (
     MaxPooling3D,
 )
 from .recurrent import GRU, LSTM, RNN, Bidirectional, SimpleRNN
-from .schedules import CosineDecay, ExponentialDecay, LearningRateSchedule, StepDecay
+from .schedules import (
+    ConstantSchedule,
+    CosineDecay,
+    ExponentialDecay,
+    ExponentialSchedule,
+    LinearSchedule,
+    Schedule,
+    StepDecay,
+)
 from .sequence import AttentionPooling1D, LastTimestep
 from .serialization import ModelFileError, load_model
 
@@ -107,6 +115,7 @@ __all__ = [
     "BinaryCrossentropy",
     "Callback",
     "CategoricalCrossentropy",
+    "ConstantSchedule",
     "Conv1D",
     "Conv2D",
     "Conv3D",
@@ -120,6 +129,7 @@ __all__ = [
     "EarlyStopping",
     "Embedding",
     "ExponentialDecay",
+    "ExponentialSchedule",
     "Flatten",
     "GlobalAveragePooling1D",
     "GlobalAveragePooling2D",
@@ -134,8 +144,8 @@ __all__ = [
     "LastTimestep",
     "Layer",
     "LayerNormalization",
-    "LearningRateSchedule",
     "LearningRateScheduler",
+    "LinearSchedule",
     "Loss",
     "MaxPooling1D",
     "MaxPooling2D",
@@ -150,6 +160,7 @@ __all__ = [
     "PositionEmbedding",
     "RMSprop",
     "Reshape",
+    "Schedule",
     "Sequential",
     "SimpleRNN",
     "SinusoidalPositionalEncoding",

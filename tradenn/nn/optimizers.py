@@ -39,7 +39,7 @@ class Optimizer:
 
     Parameters
     ----------
-    learning_rate : float or LearningRateSchedule
+    learning_rate : float or Schedule
         Step size; a schedule is evaluated at ``iterations`` on every step.
     global_clipnorm : float, optional
         Clip the global gradient norm to this value.
@@ -62,7 +62,7 @@ class Optimizer:
     @property
     def learning_rate(self) -> float:
         """The rate the next step will use (a schedule evaluated at ``iterations``)."""
-        if isinstance(self._learning_rate, schedule_lib.LearningRateSchedule):
+        if isinstance(self._learning_rate, schedule_lib.Schedule):
             return float(self._learning_rate(self.iterations))
         return self._learning_rate
 
@@ -70,7 +70,7 @@ class Optimizer:
     def learning_rate(self, value: Any) -> None:
         if isinstance(value, dict):
             value = schedule_lib.get(value)
-        if not isinstance(value, schedule_lib.LearningRateSchedule):
+        if not isinstance(value, schedule_lib.Schedule):
             value = float(value)
             if value < 0:
                 raise ValueError(f"learning_rate must be >= 0, got {value}")
@@ -137,7 +137,7 @@ class Optimizer:
     def get_config(self) -> dict[str, Any]:
         """Hyperparameters (the learning rate may be a serialized schedule)."""
         rate = self._learning_rate
-        if isinstance(rate, schedule_lib.LearningRateSchedule):
+        if isinstance(rate, schedule_lib.Schedule):
             rate = schedule_lib.serialize(rate)
         return {"learning_rate": rate, "global_clipnorm": self.global_clipnorm}
 
