@@ -8,7 +8,7 @@ import pytest
 from gymnasium import spaces
 
 from tradenn import nn
-from tradenn.nn.serialization import ModelFileError
+from tradenn.nn.serialization import ModelFileError, save_model
 from tradenn.rl import LinearSchedule, evaluate_policy
 from tradenn.rl.dqn import DEFAULT_EXPLORATION, DQNAgent, hard_update, polyak_update, q_targets
 
@@ -375,6 +375,24 @@ def test_load_rejects_a_plain_model_file(tmp_path):
     model.save(tmp_path / "plain.npz")
     with pytest.raises(ModelFileError, match="holds no DQNAgent"):
         DQNAgent.load(tmp_path / "plain.npz")
+
+
+def test_load_rejects_a_file_without_an_epsilon_schedule(tmp_path):
+    # DQN files written before the schedule family stored epsilon_start/epsilon_end instead
+    agent = _built_agent()
+    config = {k: v for k, v in agent.get_config().items() if k != "epsilon"}
+    metadata = {
+        "class_name": "DQNAgent",
+        "config": {**config, "epsilon_start": 1.0, "epsilon_end": 0.05},
+        "obs_shape": [4],
+        "n_actions": 2,
+        "action_start": 0,
+        "num_timesteps": 0,
+    }
+    save_model(agent.q_network, tmp_path / "old.npz", metadata=metadata)
+    with pytest.raises(ModelFileError, match="no valid epsilon schedule") as error:
+        DQNAgent.load(tmp_path / "old.npz")
+    assert "\n" not in str(error.value)
 
 
 def test_act_single_observation_returns_int_and_respects_action_start():

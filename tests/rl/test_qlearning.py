@@ -397,6 +397,8 @@ def test_environment_must_match_the_agent():
         agent.train(frozen_lake(slippery=False), 0)
     with pytest.raises(ValueError, match="QLearningAgent: cannot evaluate on an environment"):
         agent.evaluate(gym.make("CartPole-v1"), 1)
+    with pytest.raises(ValueError, match="QLearningAgent: episodes must be a positive integer"):
+        agent.evaluate(frozen_lake(slippery=False), 0)
     with pytest.raises(ValueError, match="observation 16 is outside Discrete"):
         agent.act(16)
 

@@ -5,8 +5,8 @@
   backtester's fill and cost convention, so an episode replays exactly in :class:`Backtest`.
 * :class:`QLearningAgent` (tabular, with a :class:`Discretizer` for continuous observations) and
   :class:`DQNAgent` (a :mod:`tradenn.nn` Q-network, replay buffer, target network, Double DQN),
-  both :class:`Agent` s: one protocol (:mod:`tradenn.rl.agent`) for building, training
-  (:class:`TrainingHistory`), acting and evaluating (:func:`evaluate_policy`).
+  both subclasses of :class:`Agent`: one protocol (:mod:`tradenn.rl.agent`) for building,
+  training (:class:`TrainingHistory`), acting and evaluating (:func:`evaluate_policy`).
 * Exploration schedules: the schedules of :mod:`tradenn.nn.schedules` (one family with the
   learning-rate schedules), re-exported here because every agent takes one as ``epsilon``.
 """

@@ -14,10 +14,10 @@
   evaluates on any environment with the same spaces (a ``Box`` is compared by shape: its
   bounds do not change what the agent computes).
 * **Trained by environment steps** (Stable-Baselines3's ``learn(total_timesteps)``):
-  ``train(env, timesteps)`` takes exactly that many steps, continuing the episode in
-  progress only within the call (each call starts with a reset); the first reset of an
-  agent's first call is seeded from its ``seed``, later resets continue the environment's
-  own generator. ``num_timesteps`` counts the steps of every call.
+  ``train(env, timesteps)`` takes exactly that many steps, starting with a reset (an
+  episode still running at the end is not in the history); the first reset of an agent's
+  first call is seeded from its ``seed``, later resets continue the environment's own
+  generator. ``num_timesteps`` counts the steps of every call.
 * **One exploration rule**: epsilon-greedy with ``epsilon`` a number or a
   :mod:`tradenn.nn.schedules` schedule evaluated at ``num_timesteps``, before the step.
 * **One greedy rule**: ``argmax_a Q(s, a)`` with ties to the lowest action, a pure function
@@ -128,6 +128,9 @@ class Agent:
     observation_space, action_space : gymnasium Space
         What the agent was built for; actions are values of ``action_space`` (``start``
         included).
+    n_actions, action_start : int
+        ``action_space.n`` and ``action_space.start``: action index ``i`` is the action
+        ``action_start + i``.
     epsilon : Schedule
         Exploration rate, evaluated at ``num_timesteps``.
     seed : int or None
@@ -285,6 +288,7 @@ class Agent:
 
         ``seed`` seeds the first ``env.reset``; later episodes continue its generator.
         """
+        episodes = _count(episodes, "episodes", type(self).__name__)
         self._check_env(env, "evaluate")
         return evaluate_policy(self.act, env, episodes, seed=seed)
 

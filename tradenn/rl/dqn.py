@@ -425,7 +425,10 @@ class DQNAgent(Agent):
         if metadata.get("class_name") != cls.__name__:
             raise ModelFileError(f"{path} holds no {cls.__name__} (a plain model file?)")
         config = dict(metadata["config"])
-        config["epsilon"] = schedules.get(config["epsilon"])
+        try:
+            config["epsilon"] = schedules.get(config["epsilon"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise ModelFileError(f"{path}: no valid epsilon schedule ({error!s})") from None
         # the bounds of the Box are not saved: the network sees any values of its shape
         observation_space = spaces.Box(-np.inf, np.inf, tuple(metadata["obs_shape"]), np.float32)
         action_space = spaces.Discrete(int(metadata["n_actions"]), start=metadata["action_start"])
