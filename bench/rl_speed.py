@@ -72,8 +72,14 @@ def bench_dqn_training(quick: bool = False) -> list[tuple[str, float, str]]:
     ):
         for frequency in (1, 4):
             env = make()
-            agent = DQNAgent(train_frequency=frequency, learning_starts=0, seed=0)
-            agent.train(env, 1_000)  # builds the networks, fills the buffer a little
+            agent = DQNAgent(
+                env.observation_space,
+                env.action_space,
+                train_frequency=frequency,
+                learning_starts=0,
+                seed=0,
+            )
+            agent.train(env, 1_000)  # warms up: fills the buffer a little, first Adam steps
             start = time.perf_counter()
             agent.train(env, steps)
             speed = steps / (time.perf_counter() - start)

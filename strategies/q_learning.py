@@ -1,8 +1,7 @@
 """Tabular Q-learning on a coarse market state, trained walk-forward."""
 
 from strategies.adapters import AgentStrategy
-from tradenn.rl.qlearning import Discretizer, QLearningAgent
-from tradenn.rl.schedules import LinearSchedule
+from tradenn.rl import Discretizer, LinearSchedule, QLearningAgent
 
 
 class QLearning(AgentStrategy):
@@ -10,8 +9,9 @@ class QLearning(AgentStrategy):
 
     The state: the price's distance from its ``trend``-bar average and the last ``momentum``
     bars' return (both z-scored causally and cut into ``bins`` bins over [-2, 2]), and the
-    current position. Retrained every ``retrain`` bars on everything before (``episodes``
-    random ``episode_length``-bar episodes, epsilon decaying linearly from 1 to 0.05)."""
+    current position. Retrained every ``retrain`` bars on everything before (the steps of
+    ``episodes`` random ``episode_length``-bar episodes, epsilon decaying linearly from 1 to
+    0.05 over them)."""
 
     bins = 5
     episodes = 200
@@ -25,16 +25,20 @@ class QLearning(AgentStrategy):
             low=[-2.0] * features + [-1.5],
             high=[2.0] * features + [1.5],
         )
-        steps = self.episodes * (self.episode_length or 1000)
         return QLearningAgent(
             env.observation_space,
             env.action_space,
             discretizer=discretizer,
             learning_rate=self.learning_rate,
             gamma=self.gamma,
-            epsilon=LinearSchedule(1.0, 0.05, steps),
+            epsilon=LinearSchedule(1.0, 0.05, self._timesteps(env)),
             seed=self.seed,
         )
 
     def train_agent(self, agent, env):
-        agent.train(env, self.episodes, seed=self.seed, progress=self.progress)
+        agent.train(env, self._timesteps(env), progress=self.progress)
+
+    def _timesteps(self, env):
+        """Environment steps of ``episodes`` full episodes (agents train by steps)."""
+        market = env.unwrapped
+        return self.episodes * (market.episode_length or len(market.data) - 1 - market.first_bar)

@@ -50,7 +50,7 @@ SEED = 0
 OU_BARS = 2000                                # length of the synthetic series
 OU_HALF_LIFE = 5                              # bars for a deviation from the mean to halve
 TRAIN_BARS = 1200                             # the stand-alone agents train on these bars only
-Q_EPISODES = 300 if FAST else 2000            # Q-learning episodes of 250 steps
+Q_TIMESTEPS = 75_000 if FAST else 500_000    # Q-learning environment steps (250-step episodes)
 DQN_TIMESTEPS = 20_000 if FAST else 100_000   # DQN environment steps
 COMMISSION = 0.0005                           # 5 bps per trade in the backtests""",
     ),
@@ -198,8 +198,8 @@ q_agent = QLearningAgent(
     epsilon=LinearSchedule(1.0, 0.05, 200 * 250),
     seed=SEED,
 )
-q_history = q_agent.train(q_env, Q_EPISODES, seed=SEED)
-q_returns = pd.Series(q_history["episode_returns"])
+q_history = q_agent.train(q_env, Q_TIMESTEPS)
+q_returns = pd.Series(q_history.episode_returns)
 print(f"Q-table: {q_agent.n_states} states x {q_agent.n_actions} actions")
 print(f"mean episode return [%]: first 20 episodes {q_returns[:20].mean():+.1f}, "
       f"last 50 {q_returns[-50:].mean():+.1f}")""",
@@ -217,16 +217,18 @@ bars long).""",
         """
 dqn_env = training_env(TRAIN_BARS)
 dqn_agent = DQNAgent(
+    dqn_env.observation_space,
+    dqn_env.action_space,
     hidden_sizes=(64, 64),
     learning_rate=3e-4,
     gamma=0.5,
-    exploration_fraction=0.3,
+    epsilon=LinearSchedule(1.0, 0.05, 6_000),  # the dqn strategy's: 30% of 20,000 steps
     target_update_interval=1000,
     learning_starts=1000,
     seed=SEED,
 )
 dqn_history = dqn_agent.train(dqn_env, DQN_TIMESTEPS)
-dqn_returns = pd.Series(dqn_history["episode_returns"], index=dqn_history["episode_timesteps"])
+dqn_returns = pd.Series(dqn_history.episode_returns, index=dqn_history.episode_timesteps)
 early, late = dqn_returns.iloc[:10].mean(), dqn_returns.iloc[-10:].mean()
 print(f"{len(dqn_returns)} episodes; mean return [%]: first 10 {early:+.1f}, last 10 {late:+.1f}")
 

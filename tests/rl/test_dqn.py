@@ -8,8 +8,9 @@ import pytest
 from gymnasium import spaces
 
 from tradenn import nn
-from tradenn.nn.serialization import ModelFileError
-from tradenn.rl.dqn import DQNAgent, hard_update, polyak_update, q_targets
+from tradenn.nn.serialization import ModelFileError, format_name, network_state, write_file
+from tradenn.rl import LinearSchedule, evaluate_policy
+from tradenn.rl.dqn import DEFAULT_EXPLORATION, DQNAgent, hard_update, polyak_update, q_targets
 
 # --------------------------------------------------------------------------- small envs
 
@@ -71,21 +72,15 @@ def _mlp(x: np.ndarray, weights: list[np.ndarray]) -> np.ndarray:
 
 def _random_policy_mean_return(env: gym.Env, episodes: int) -> float:
     env.action_space.seed(0)
-    returns = []
-    for episode in range(episodes):
-        env.reset(seed=episode)
-        total, done = 0.0, False
-        while not done:
-            _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
-            total, done = total + reward, terminated or truncated
-        returns.append(total)
-    return float(np.mean(returns))
+    return evaluate_policy(lambda obs: env.action_space.sample(), env, episodes, seed=0)[0]
+
+
+def _agent(env: gym.Env, **kwargs) -> DQNAgent:
+    return DQNAgent(env.observation_space, env.action_space, **kwargs)
 
 
 def _built_agent(**kwargs) -> DQNAgent:
-    agent = DQNAgent(hidden_sizes=(8,), learning_starts=10, **kwargs)
-    agent.train(ChainEnv(4), 10)  # builds the networks; no gradient step before learning_starts
-    return agent
+    return _agent(ChainEnv(4), hidden_sizes=(8,), learning_starts=10, **kwargs)
 
 
 # --------------------------------------------------------------------------- maths by hand
@@ -113,7 +108,7 @@ def test_plain_dqn_targets_take_the_target_network_max():
 
 
 def test_loss_gradient_is_huber_at_taken_actions_only():
-    agent = DQNAgent(huber_delta=1.0)
+    agent = _agent(ChainEnv(2), huber_delta=1.0)
     q = np.array([[1.0, 2.0], [3.0, 5.0], [0.0, 0.0]], dtype=np.float32)
     actions = np.array([1, 0, 1])
     targets = np.array([1.5, 5.0, 0.4], dtype=np.float32)
@@ -192,8 +187,8 @@ def test_agent_target_update_hard_and_polyak():
 
 
 def test_target_network_follows_every_target_update_interval_steps():
-    agent = DQNAgent(hidden_sizes=(8,), learning_starts=5, target_update_interval=7, seed=1)
     env = ChainEnv(4)
+    agent = _agent(env, hidden_sizes=(8,), learning_starts=5, target_update_interval=7, seed=1)
     agent.train(env, 14)  # learns from step 6 on; hard updates at steps 7 and 14
     for a, b in zip(agent.q_network.get_weights(), agent.target_network.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
@@ -203,25 +198,27 @@ def test_target_network_follows_every_target_update_interval_steps():
     )
 
 
-def test_epsilon_decays_linearly_over_each_train_call_and_restarts_with_the_next():
-    # docs/rl.md, "DQN: the maths": epsilon_k = start + (end - start) k / (f T) at step k of
-    # a call train(env, T), counted from the call's own start
-    agent = DQNAgent(
-        hidden_sizes=(8,),
-        learning_starts=1000,  # no gradient steps: only the schedule runs
-        epsilon_start=1.0,
-        epsilon_end=0.2,
-        exploration_fraction=1.0,
-    )
+def test_epsilon_follows_its_schedule_over_every_train_call():
+    # the schedule's clock is num_timesteps, counted over all calls: a second call continues
+    # the decay where the first stopped instead of restarting it
     env = ChainEnv(4)
+    agent = _agent(env, hidden_sizes=(8,), learning_starts=0, epsilon=LinearSchedule(1.0, 0.2, 20))
     agent.train(env, 10)
-    assert agent.epsilon == pytest.approx(1.0 + (0.2 - 1.0) * 9 / 10)
+    assert agent.epsilon(agent.num_timesteps) == pytest.approx(1.0 + (0.2 - 1.0) * 10 / 20)
     agent.train(env, 10)
-    assert agent.epsilon == pytest.approx(1.0 + (0.2 - 1.0) * 9 / 10)
     assert agent.num_timesteps == 20
-    agent.exploration_fraction = 0.5
-    agent.train(env, 10)  # decays over 5 steps, then stays at the end value
-    assert agent.epsilon == 0.2
+    assert agent.epsilon(agent.num_timesteps) == 0.2
+
+
+def test_exploration_takes_random_actions_with_probability_epsilon():
+    env = ChainEnv(4)
+    agent = _agent(env, hidden_sizes=(8,), seed=0, epsilon=0.5)
+    obs = np.eye(4, dtype=np.float32)[[0] * 4000]
+    greedy = agent.act(obs[0])
+    explored = agent.act(obs, greedy=False)
+    # the greedy half plus half of the uniformly random half
+    assert abs(np.mean(explored == greedy) - 0.75) < 0.03
+    assert DQNAgent(env.observation_space, env.action_space).epsilon == DEFAULT_EXPLORATION
 
 
 # --------------------------------------------------------------------------- learning
@@ -229,19 +226,20 @@ def test_epsilon_decays_linearly_over_each_train_call_and_restarts_with_the_next
 
 def test_solves_a_chain_exactly():
     gamma = 0.9
-    agent = DQNAgent(
+    env = ChainEnv(5)
+    agent = _agent(
+        env,
         hidden_sizes=(32,),
         learning_rate=3e-3,
         gamma=gamma,
         learning_starts=200,
         train_frequency=1,
         target_update_interval=50,
-        exploration_fraction=0.5,
+        epsilon=LinearSchedule(1.0, 0.05, 1_500),
         buffer_size=5_000,
         batch_size=32,
         seed=0,
     )
-    env = ChainEnv(5)
     agent.train(env, 3_000)
     assert agent.evaluate(env, episodes=3, seed=0) == (1.0, 0.0)
     obs = np.eye(5, dtype=np.float32)[:4]  # the non-terminal states
@@ -254,7 +252,9 @@ def test_solves_a_chain_exactly():
 @pytest.mark.parametrize(("truncate", "expected"), [(False, 1.0), (True, 1.0 / (1 - 0.5))])
 def test_bootstraps_on_truncation_not_on_termination(truncate, expected):
     # each step pays 1; a terminated episode is worth 1, a truncated one 1 + gamma V(s') = 2
-    agent = DQNAgent(
+    env = OneStepEnv(truncate)
+    agent = _agent(
+        env,
         hidden_sizes=(8,),
         gamma=0.5,
         learning_rate=1e-2,
@@ -263,7 +263,6 @@ def test_bootstraps_on_truncation_not_on_termination(truncate, expected):
         target_update_interval=20,
         seed=0,
     )
-    env = OneStepEnv(truncate)
     agent.train(env, 1_500)
     np.testing.assert_array_equal(agent.buffer.terminated[: len(agent.buffer)], not truncate)
     np.testing.assert_allclose(agent.q_values([[1.0, -1.0]]), [[expected, expected]], atol=0.1)
@@ -271,28 +270,32 @@ def test_bootstraps_on_truncation_not_on_termination(truncate, expected):
 
 def test_cartpole_improves_clearly_over_random_in_a_few_thousand_steps():
     env = gym.make("CartPole-v1")
-    agent = DQNAgent(
+    agent = _agent(
+        env,
         learning_starts=500,
         train_frequency=1,
         target_update_interval=250,
-        exploration_fraction=0.3,
+        epsilon=LinearSchedule(1.0, 0.05, 1_500),
         seed=0,
     )
     history = agent.train(env, 5_000)
     random_mean = _random_policy_mean_return(env, 20)
     mean, _ = agent.evaluate(env, episodes=10, seed=1)
     assert mean > 3 * random_mean
-    assert np.mean(history["episode_returns"][-10:]) > 2 * np.mean(history["episode_returns"][:10])
+    assert np.mean(history.episode_returns[-10:]) > 2 * np.mean(history.episode_returns[:10])
+    assert history.losses.size == (5_000 - 500) and np.isfinite(history.losses).all()
 
 
 def test_eval_env_keeps_the_best_evaluated_weights():
-    agent = DQNAgent(learning_starts=200, train_frequency=1, target_update_interval=100, seed=1)
     eval_env = gym.make("CartPole-v1")
+    agent = _agent(
+        eval_env, learning_starts=200, train_frequency=1, target_update_interval=100, seed=1
+    )
     history = agent.train(
         gym.make("CartPole-v1"), 2_500, eval_env=eval_env, eval_interval=1_000, eval_episodes=3
     )
-    assert history["eval_timesteps"] == [1_000, 2_000, 2_500]
-    best = max(history["eval_returns"])
+    assert history.eval_timesteps.tolist() == [1_000, 2_000, 2_500]
+    best = history.eval_returns.max()
     assert agent.evaluate(eval_env, 3, seed=agent.seed)[0] == best
     for a, b in zip(agent.q_network.get_weights(), agent.target_network.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
@@ -309,17 +312,17 @@ CARTPOLE_SETTINGS = {
     "train_frequency": 256,
     "gradient_steps": 128,
     "target_update_interval": 10,
-    "exploration_fraction": 0.16,
-    "epsilon_end": 0.04,
+    "epsilon": LinearSchedule(1.0, 0.04, 8_000),  # 16% of the 50,000 steps
 }
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1])
 def test_cartpole_reaches_475(seed):
-    agent = DQNAgent(**CARTPOLE_SETTINGS, seed=seed)
+    env = gym.make("CartPole-v1")
+    agent = _agent(env, **CARTPOLE_SETTINGS, seed=seed)
     agent.train(
-        gym.make("CartPole-v1"),
+        env,
         50_000,
         eval_env=gym.make("CartPole-v1"),
         eval_interval=5_000,
@@ -335,8 +338,11 @@ def test_cartpole_reaches_475(seed):
 
 def test_same_seed_same_weights_after_training():
     def weights(seed):
-        agent = DQNAgent(hidden_sizes=(16, 16), learning_starts=100, train_frequency=2, seed=seed)
-        agent.train(gym.make("CartPole-v1"), 600)
+        env = gym.make("CartPole-v1")
+        agent = _agent(
+            env, hidden_sizes=(16, 16), learning_starts=100, train_frequency=2, seed=seed
+        )
+        agent.train(env, 600)
         return agent.q_network.get_weights()
 
     first, second, other = weights(3), weights(3), weights(4)
@@ -347,13 +353,14 @@ def test_same_seed_same_weights_after_training():
 
 def test_save_load_round_trip_acts_identically(tmp_path):
     env = gym.make("CartPole-v1")
-    agent = DQNAgent(hidden_sizes=(16,), learning_starts=50, seed=2, gamma=0.95)
+    agent = _agent(env, hidden_sizes=(16,), learning_starts=50, seed=2, gamma=0.95)
     agent.train(env, 300)
     path = tmp_path / "dqn.npz"
     agent.save(path)
     loaded = DQNAgent.load(path)
     assert loaded.get_config() == agent.get_config()
     assert loaded.num_timesteps == 300
+    assert loaded.epsilon == agent.epsilon
     obs = np.random.default_rng(0).normal(size=(200, 4)).astype(np.float32)
     np.testing.assert_array_equal(loaded.q_values(obs), agent.q_values(obs))
     np.testing.assert_array_equal(loaded.act(obs), agent.act(obs))
@@ -370,10 +377,29 @@ def test_load_rejects_a_plain_model_file(tmp_path):
         DQNAgent.load(tmp_path / "plain.npz")
 
 
+def test_load_rejects_a_file_without_an_epsilon_schedule(tmp_path):
+    # DQN files written before the schedule family stored epsilon_start/epsilon_end instead
+    agent = _built_agent()
+    arguments = {k: v for k, v in agent.get_config().items() if k != "epsilon"}
+    network, arrays = network_state(agent.q_network)
+    config = {
+        "arguments": {**arguments, "epsilon_start": 1.0, "epsilon_end": 0.05},
+        "obs_shape": [4],
+        "n_actions": 2,
+        "action_start": 0,
+        "num_timesteps": 0,
+        "network": network,
+    }
+    write_file(tmp_path / "old.npz", format_name(DQNAgent), config, arrays)
+    with pytest.raises(ModelFileError, match=r"old\.npz holds an invalid DQNAgent") as error:
+        DQNAgent.load(tmp_path / "old.npz")
+    assert "\n" not in str(error.value)
+
+
 def test_act_single_observation_returns_int_and_respects_action_start():
     env = ChainEnv(4)
     env.action_space = spaces.Discrete(2, start=-1)
-    agent = DQNAgent(hidden_sizes=(8,), learning_starts=10, seed=0)
+    agent = _agent(env, hidden_sizes=(8,), learning_starts=10, seed=0)
     agent.train(env, 20)
     action = agent.act(np.eye(4, dtype=np.float32)[0])
     assert isinstance(action, int) and action in (-1, 0)
@@ -384,12 +410,12 @@ def test_act_single_observation_returns_int_and_respects_action_start():
 
 def test_rejects_a_continuous_action_space():
     with pytest.raises(TypeError, match="DQNAgent: needs a Discrete action space, got Box"):
-        DQNAgent().train(gym.make("Pendulum-v1"), 10)
+        _agent(gym.make("Pendulum-v1"))
 
 
 def test_rejects_a_discrete_observation_space():
     with pytest.raises(TypeError, match="needs a Box observation space, got Discrete"):
-        DQNAgent().train(gym.make("FrozenLake-v1"), 10)
+        _agent(gym.make("FrozenLake-v1"))
 
 
 @pytest.mark.parametrize(
@@ -401,8 +427,8 @@ def test_rejects_a_discrete_observation_space():
         ({"tau": 0.0}, r"tau must be in \(0, 1\]"),
         ({"learning_rate": -1e-3}, "learning_rate must be a positive number"),
         ({"learning_starts": -1}, "learning_starts must be a non-negative integer"),
-        ({"exploration_fraction": 2}, r"exploration_fraction must be in \[0, 1\]"),
-        ({"epsilon_end": -0.1}, r"epsilon_end must be in \[0, 1\]"),
+        ({"epsilon": 2}, r"epsilon must be in \[0, 1\]"),
+        ({"epsilon": "greedy"}, "epsilon must be a number or a Schedule"),
         ({"hidden_sizes": (64, 0)}, "hidden_sizes entries must be a positive integer"),
         ({"max_grad_norm": 0}, "max_grad_norm must be a positive number"),
         ({"target_update_interval": 0}, "target_update_interval must be a positive integer"),
@@ -410,26 +436,27 @@ def test_rejects_a_discrete_observation_space():
 )
 def test_bad_hyperparameters_raise(kwargs, message):
     with pytest.raises(ValueError, match=f"DQNAgent: {message}"):
-        DQNAgent(**kwargs)
+        _agent(ChainEnv(4), **kwargs)
 
 
-def test_acting_before_training_raises():
-    with pytest.raises(
-        ValueError, match=r"DQNAgent: call train\(env, ...\) \(or load\) before act"
-    ):
-        DQNAgent().act(np.zeros(4))
+def test_an_untrained_agent_acts_greedily_with_its_initial_network():
+    agent = _built_agent()
+    obs = np.eye(4, dtype=np.float32)
+    np.testing.assert_array_equal(agent.act(obs), agent.q_values(obs).argmax(axis=1))
 
 
 def test_training_on_an_env_with_other_spaces_raises():
     agent = _built_agent()
-    with pytest.raises(ValueError, match="built for observations"):
+    with pytest.raises(ValueError, match="DQNAgent: cannot train on an environment with"):
         agent.train(ChainEnv(6), 10)
+    with pytest.raises(ValueError, match="DQNAgent: timesteps must be a positive integer"):
+        agent.train(ChainEnv(4), 0)
 
 
 def test_eval_env_must_not_be_the_training_env():
     env = ChainEnv(4)
     with pytest.raises(ValueError, match="eval_env must be a separate env instance"):
-        DQNAgent().train(env, 10, eval_env=env)
+        _agent(env).train(env, 10, eval_env=env)
 
 
 def test_act_rejects_an_observation_of_the_wrong_shape():

@@ -10,8 +10,8 @@ from gymnasium import spaces
 from gymnasium.wrappers import TimeLimit
 
 from tradenn.nn.serialization import ModelFileError
+from tradenn.rl import ExponentialSchedule, LinearSchedule, evaluate_policy
 from tradenn.rl.qlearning import Discretizer, QLearningAgent
-from tradenn.rl.schedules import ExponentialSchedule, LinearSchedule
 
 GAMMA = 0.99
 
@@ -85,20 +85,22 @@ def frozen_lake(slippery: bool) -> gym.Env:
     return gym.make("FrozenLake-v1", is_slippery=slippery)
 
 
-def trained_frozen_lake_agent(slippery: bool, episodes: int, seed: int = 0) -> QLearningAgent:
+def trained_frozen_lake_agent(slippery: bool, timesteps: int, seed: int = 0) -> QLearningAgent:
     env = frozen_lake(slippery)
     agent = QLearningAgent(
         env.observation_space,
         env.action_space,
-        learning_rate=0.1 if slippery else 0.5,
+        # slippery: a decaying step size averages out the noisy transitions (state 0's four
+        # action values lie within 0.02 of each other, so a noisy table can pick one that
+        # never leaves the top row); explore less over the first third of the steps.
+        # Deterministic: a uniformly random behaviour policy (Q-learning is off-policy)
+        # visits every state, so the whole table converges
+        learning_rate=LinearSchedule(0.1, 0.005, timesteps) if slippery else 0.5,
         gamma=GAMMA,
-        # slippery: explore less over time; deterministic: a uniformly random behaviour policy
-        # (Q-learning is off-policy) visits every state, so the whole table converges
-        epsilon=LinearSchedule(1.0, 0.05, 2000) if slippery else 1.0,
-        schedule_unit="episode",
+        epsilon=LinearSchedule(1.0, 0.05, timesteps // 3) if slippery else 1.0,
         seed=seed,
     )
-    agent.train(env, episodes, seed=seed)
+    agent.train(env, timesteps)
     return agent
 
 
@@ -107,7 +109,7 @@ def trained_frozen_lake_agent(slippery: bool, episodes: int, seed: int = 0) -> Q
 
 def test_deterministic_frozen_lake_policy_is_optimal():
     env = frozen_lake(slippery=False)
-    agent = trained_frozen_lake_agent(slippery=False, episodes=1000)
+    agent = trained_frozen_lake_agent(slippery=False, timesteps=10_000)
     optimal = value_iteration(env)
     for state in non_terminal_states(env):
         learned = agent.q_table[state]
@@ -118,7 +120,7 @@ def test_deterministic_frozen_lake_policy_is_optimal():
 
 def test_deterministic_frozen_lake_greedy_walk_takes_the_shortest_path():
     env = frozen_lake(slippery=False)
-    agent = trained_frozen_lake_agent(slippery=False, episodes=1000)
+    agent = trained_frozen_lake_agent(slippery=False, timesteps=10_000)
     obs, _ = env.reset(seed=0)
     total, steps, done = 0.0, 0, False
     while not done:
@@ -126,16 +128,16 @@ def test_deterministic_frozen_lake_greedy_walk_takes_the_shortest_path():
         total, steps, done = total + reward, steps + 1, terminated or truncated
     assert total == 1.0
     assert steps == 6  # Manhattan distance from (0, 0) to (3, 3)
-    assert agent.evaluate(env, 20, seed=1) == 1.0
+    assert agent.evaluate(env, 20, seed=1) == (1.0, 0.0)
 
 
 def test_slippery_frozen_lake_succeeds_like_the_optimal_policy():
     env = frozen_lake(slippery=True)
-    agent = trained_frozen_lake_agent(slippery=True, episodes=5000)
-    learned = agent.evaluate(env, 1000, seed=123)
+    agent = trained_frozen_lake_agent(slippery=True, timesteps=150_000)
+    learned, _ = agent.evaluate(env, 1000, seed=123)
     reference = QLearningAgent(env.observation_space, env.action_space, seed=0)
     reference.q_table = value_iteration(env)
-    optimal = reference.evaluate(env, 1000, seed=123)
+    optimal, _ = reference.evaluate(env, 1000, seed=123)
     assert optimal > 0.7  # sanity check of the reference (about 0.74 under the 100-step limit)
     assert learned >= 0.7
     assert learned >= optimal - 0.06
@@ -145,8 +147,8 @@ def test_slippery_frozen_lake_succeeds_like_the_optimal_policy():
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_slippery_frozen_lake_longer_training_for_several_seeds(seed):
     env = frozen_lake(slippery=True)
-    agent = trained_frozen_lake_agent(slippery=True, episodes=20_000, seed=seed)
-    assert agent.evaluate(env, 2000, seed=seed + 100) >= 0.7
+    agent = trained_frozen_lake_agent(slippery=True, timesteps=400_000, seed=seed)
+    assert agent.evaluate(env, 2000, seed=seed + 100)[0] >= 0.7
 
 
 # --------------------------------------------------------------------------- the update rule
@@ -164,22 +166,29 @@ def test_update_bootstraps_on_truncation_but_not_on_termination(terminated, expe
     assert agent.q_table[1, 0] == 2.0
 
 
-def test_max_steps_truncates_episodes_and_history_counts_them():
-    env = TimeLimit(LineWalk(), max_episode_steps=50)
+def test_truncated_episodes_end_and_the_history_counts_them():
+    env = TimeLimit(LineWalk(), max_episode_steps=3)
     agent = QLearningAgent(
         env.observation_space, env.action_space, discretizer=Discretizer(5), epsilon=1.0
     )
-    history = agent.train(env, 7, max_steps=3)
-    assert history["episode_lengths"].tolist() == [3] * 7
-    np.testing.assert_allclose(history["episode_returns"], -0.03)
-    assert agent.steps_ == 21 and agent.episodes_ == 7
+    history = agent.train(env, 22)  # 7 episodes of 3 steps, and one step of an 8th
+    assert history.episode_lengths.tolist() == [3] * 7
+    assert history.episode_lengths.dtype == np.int64
+    np.testing.assert_allclose(history.episode_returns, -0.03)
+    assert history.episode_timesteps.tolist() == [3, 6, 9, 12, 15, 18, 21]
+    assert history.losses.size == 0 and history.eval_returns.size == 0
+    assert agent.num_timesteps == 22
+    agent.train(env, 3)
+    assert agent.num_timesteps == 25  # the clock of the schedules runs over every call
 
 
-def test_exploring_ties_are_broken_at_random_and_the_greedy_policy_is_deterministic():
+def test_ties_go_to_the_lowest_action_when_acting_exploiting_and_evaluating():
     env = frozen_lake(slippery=False)
     agent = QLearningAgent(env.observation_space, env.action_space, epsilon=0.0, seed=0)
-    assert {agent.act(0, greedy=False) for _ in range(200)} == {0, 1, 2, 3}
     assert {agent.act(0) for _ in range(50)} == {0}  # the deployed policy: lowest action
+    assert {agent.act(0, greedy=False) for _ in range(50)} == {0}  # exploiting: the same
+    # evaluate scores that policy: LEFT in the corner forever, never the goal, every episode
+    assert agent.evaluate(env, 5, seed=0) == (0.0, 0.0)
     agent.q_table[0, 2] = 1.0
     assert {agent.act(0) for _ in range(50)} == {2}
     assert {agent.act(0, greedy=False) for _ in range(50)} == {2}
@@ -199,7 +208,7 @@ def test_non_greedy_act_explores_with_epsilon():
 
 def test_same_seed_gives_identical_q_tables_and_another_seed_does_not():
     tables = [
-        trained_frozen_lake_agent(slippery=True, episodes=300, seed=seed).q_table
+        trained_frozen_lake_agent(slippery=True, timesteps=5_000, seed=seed).q_table
         for seed in (4, 4, 5)
     ]
     np.testing.assert_array_equal(tables[0], tables[1])
@@ -255,17 +264,14 @@ def test_box_agent_learns_the_line_walk_better_than_random():
         env.observation_space,
         env.action_space,
         discretizer=Discretizer(bins=10),
-        epsilon=ExponentialSchedule(1.0, 0.05, 0.99),
-        schedule_unit="episode",
+        epsilon=ExponentialSchedule(1.0, 0.05, 0.9995),
         learning_rate=0.2,
         seed=0,
     )
-    agent.train(env, 300, seed=0)
-    random_agent = QLearningAgent(
-        env.observation_space, env.action_space, discretizer=Discretizer(bins=10), seed=1
-    )
-    random_return = random_agent.evaluate(env, 100, seed=7)  # all-zero table: uniform actions
-    learned_return = agent.evaluate(env, 100, seed=7)
+    agent.train(env, 6_000)
+    env.action_space.seed(1)
+    random_return, _ = evaluate_policy(lambda obs: env.action_space.sample(), env, 100, seed=7)
+    learned_return, _ = agent.evaluate(env, 100, seed=7)
     assert learned_return > 0.85  # at most ~11 steps of -0.01 before the reward of 1
     assert learned_return > random_return + 0.5
 
@@ -278,16 +284,13 @@ def test_cartpole_with_coarse_bins_beats_random():
         env.observation_space,
         env.action_space,
         discretizer=Discretizer(**bounds),
-        epsilon=LinearSchedule(1.0, 0.05, 1000),
-        schedule_unit="episode",
+        epsilon=LinearSchedule(1.0, 0.05, 50_000),
         seed=2,
     )
-    agent.train(env, 1500, seed=2)
-    random_agent = QLearningAgent(
-        env.observation_space, env.action_space, discretizer=Discretizer(**bounds)
-    )
-    random_return = random_agent.evaluate(env, 50, seed=3)
-    assert agent.evaluate(env, 50, seed=3) > 4 * random_return
+    agent.train(env, 100_000)
+    env.action_space.seed(3)
+    random_return, _ = evaluate_policy(lambda obs: env.action_space.sample(), env, 50, seed=3)
+    assert agent.evaluate(env, 50, seed=3)[0] > 4 * random_return
 
 
 def test_multi_discrete_states_are_numbered_in_c_order():
@@ -302,14 +305,14 @@ def test_multi_discrete_states_are_numbered_in_c_order():
 
 
 def test_save_load_round_trip(tmp_path):
-    agent = trained_frozen_lake_agent(slippery=True, episodes=200)
+    agent = trained_frozen_lake_agent(slippery=True, timesteps=3_000)
     path = tmp_path / "agent.npz"
     agent.save(path)
     loaded = QLearningAgent.load(path)
     np.testing.assert_array_equal(loaded.q_table, agent.q_table)
     assert loaded.get_config() == agent.get_config()
-    assert (loaded.steps_, loaded.episodes_) == (agent.steps_, agent.episodes_)
-    assert loaded.epsilon(loaded.episodes_) == agent.epsilon(agent.episodes_)
+    assert loaded.num_timesteps == agent.num_timesteps == 3_000
+    assert loaded.epsilon(loaded.num_timesteps) == agent.epsilon(agent.num_timesteps)
     assert loaded.observation_space == agent.observation_space
     assert np.load(path, allow_pickle=False)["q_table"].shape == (16, 4)
 
@@ -357,7 +360,6 @@ def one_line(error: pytest.ExceptionInfo) -> bool:
         ({"gamma": 1.5}, r"gamma must be a number in \[0, 1\]"),
         ({"epsilon": -0.1}, r"epsilon must be in \[0, 1\]"),
         ({"epsilon": "greedy"}, "epsilon must be a number or a Schedule"),
-        ({"schedule_unit": "epoch"}, "schedule_unit must be 'step' or 'episode'"),
         ({"seed": -1}, "seed must be a non-negative integer"),
         ({"max_table_size": 10}, r"the Q-table would have 16 states x 4 actions"),
         ({"discretizer": Discretizer(3)}, "a discretizer applies to Box observation spaces only"),
@@ -391,8 +393,12 @@ def test_environment_must_match_the_agent():
     with pytest.raises(ValueError, match="QLearningAgent: cannot train on an environment with"):
         agent.train(frozen_lake(slippery=False), 1)
     agent = QLearningAgent(spaces.Discrete(16), spaces.Discrete(4))
-    with pytest.raises(ValueError, match="episodes must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match="QLearningAgent: timesteps must be a positive integer"):
         agent.train(frozen_lake(slippery=False), 0)
+    with pytest.raises(ValueError, match="QLearningAgent: cannot evaluate on an environment"):
+        agent.evaluate(gym.make("CartPole-v1"), 1)
+    with pytest.raises(ValueError, match="QLearningAgent: episodes must be a positive integer"):
+        agent.evaluate(frozen_lake(slippery=False), 0)
     with pytest.raises(ValueError, match="observation 16 is outside Discrete"):
         agent.act(16)
 

@@ -82,7 +82,15 @@ from .pooling import (
     MaxPooling3D,
 )
 from .recurrent import GRU, LSTM, RNN, Bidirectional, SimpleRNN
-from .schedules import CosineDecay, ExponentialDecay, LearningRateSchedule, StepDecay
+from .schedules import (
+    ConstantSchedule,
+    CosineDecay,
+    ExponentialDecay,
+    ExponentialSchedule,
+    LinearSchedule,
+    Schedule,
+    StepDecay,
+)
 from .sequence import AttentionPooling1D, LastTimestep
 from .serialization import ModelFileError, load_model
 
@@ -108,6 +116,7 @@ __all__ = [
     "BinaryCrossentropy",
     "Callback",
     "CategoricalCrossentropy",
+    "ConstantSchedule",
     "Conv1D",
     "Conv2D",
     "Conv3D",
@@ -121,6 +130,7 @@ __all__ = [
     "EarlyStopping",
     "Embedding",
     "ExponentialDecay",
+    "ExponentialSchedule",
     "Flatten",
     "GlobalAveragePooling1D",
     "GlobalAveragePooling2D",
@@ -135,8 +145,8 @@ __all__ = [
     "LastTimestep",
     "Layer",
     "LayerNormalization",
-    "LearningRateSchedule",
     "LearningRateScheduler",
+    "LinearSchedule",
     "Loss",
     "MaxPooling1D",
     "MaxPooling2D",
@@ -151,6 +161,7 @@ __all__ = [
     "PositionEmbedding",
     "RMSprop",
     "Reshape",
+    "Schedule",
     "Sequential",
     "SimpleRNN",
     "SinusoidalPositionalEncoding",

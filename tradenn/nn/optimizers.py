@@ -40,7 +40,7 @@ class Optimizer:
 
     Parameters
     ----------
-    learning_rate : float or LearningRateSchedule
+    learning_rate : float or Schedule
         Step size; a schedule is evaluated at ``iterations`` on every step.
     global_clipnorm : float, optional
         Clip the global gradient norm to this value.
@@ -63,7 +63,7 @@ class Optimizer:
     @property
     def learning_rate(self) -> float:
         """The rate the next step will use (a schedule evaluated at ``iterations``)."""
-        if isinstance(self._learning_rate, schedule_lib.LearningRateSchedule):
+        if isinstance(self._learning_rate, schedule_lib.Schedule):
             return float(self._learning_rate(self.iterations))
         return self._learning_rate
 
@@ -71,7 +71,7 @@ class Optimizer:
     def learning_rate(self, value: Any) -> None:
         if isinstance(value, dict):
             value = schedule_lib.get(value)
-        if not isinstance(value, schedule_lib.LearningRateSchedule):
+        if not isinstance(value, schedule_lib.Schedule):
             value = checks.number(value, "learning_rate", type(self).__name__, low=0)
         self._learning_rate = value
 
@@ -136,7 +136,7 @@ class Optimizer:
     def get_config(self) -> dict[str, Any]:
         """Hyperparameters (the learning rate may be a serialized schedule)."""
         rate = self._learning_rate
-        if isinstance(rate, schedule_lib.LearningRateSchedule):
+        if isinstance(rate, schedule_lib.Schedule):
             rate = schedule_lib.serialize(rate)
         return {"learning_rate": rate, "global_clipnorm": self.global_clipnorm}
 

@@ -3,24 +3,22 @@
 ::
 
     import gymnasium as gym
-    from tradenn.rl.qlearning import Discretizer, QLearningAgent
-    from tradenn.rl.schedules import LinearSchedule
+    from tradenn.rl import Discretizer, LinearSchedule, QLearningAgent
 
     env = gym.make("FrozenLake-v1", is_slippery=False)
     agent = QLearningAgent(env.observation_space, env.action_space,
                            epsilon=LinearSchedule(1.0, 0.05, 5_000), seed=0)
-    history = agent.train(env, episodes=500, seed=0)   # {"episode_returns", "episode_lengths"}
-    agent.evaluate(env, episodes=100, seed=1)          # mean greedy return
-    agent.act(obs)                                     # greedy action
+    history = agent.train(env, timesteps=20_000)      # a TrainingHistory
+    agent.evaluate(env, episodes=100, seed=1)         # (mean, std) of the greedy return
+    agent.act(obs)                                    # greedy action
     agent.save("frozen_lake.npz"); QLearningAgent.load("frozen_lake.npz")
 
     cart = gym.make("CartPole-v1")
     bounds = Discretizer(bins=[1, 1, 6, 6], low=[-2.4, -3, -0.21, -3], high=[2.4, 3, 0.21, 3])
     agent = QLearningAgent(cart.observation_space, cart.action_space, discretizer=bounds)
 
-The agent is built from the spaces rather than from an environment, so that a saved agent
-can be loaded without one; ``train(env)`` and ``evaluate(env)`` check that the
-environment has the same spaces.
+The agent follows the protocol of :mod:`tradenn.rl.agent` (built from the spaces, trained by
+environment steps, ``evaluate`` returning ``(mean, std)``).
 
 The update
 ----------
@@ -32,19 +30,20 @@ After each transition ``(s, a, r, s')`` (Watkins' Q-learning, off-policy)::
 ``terminated`` and ``truncated`` mean different things (gymnasium >= 0.26): a *terminated*
 episode reached a terminal state of the MDP (a hole or the goal), whose value is 0, so
 the target is ``r`` alone. A *truncated* episode was cut off from outside (a ``TimeLimit``
-wrapper, or ``max_steps``): ``s'`` is an ordinary state whose value is not 0, so the
-target still bootstraps from ``max Q[s']``. Both end the episode.
+wrapper): ``s'`` is an ordinary state whose value is not 0, so the target still
+bootstraps from ``max Q[s']``. Both end the episode.
 
 Exploration is epsilon-greedy: with probability ``epsilon`` a uniformly random action,
-otherwise a greedy one. Greedy choices among equal Q-values (all of them, at first) are
-broken uniformly at random, never by lowest index (which would send an untrained agent
-the same way every time). All randomness comes from the agent's own generator, seeded by
-``seed``, so a seeded agent trained on a seeded environment is exactly reproducible.
+otherwise the greedy one. The greedy action is ``argmax_a Q[s, a]`` with ties to the lowest
+action, everywhere: in :meth:`~QLearningAgent.act`, in exploration and in
+:meth:`~QLearningAgent.evaluate`, so the policy evaluated is the policy deployed. (An
+untrained table ties everywhere; the random half of epsilon-greedy is what explores it.)
+All randomness comes from the agent's own generator, seeded by ``seed``, so a seeded agent
+trained on an environment is exactly reproducible.
 
-``learning_rate`` and ``epsilon`` are numbers or :mod:`tradenn.rl.schedules` schedules,
-evaluated at the agent's count of training steps (``schedule_unit="step"``) or of
-training episodes (``"episode"``) so far; the counts survive ``save``/``load`` and further
-``train`` calls continue the schedules.
+``learning_rate`` and ``epsilon`` are numbers or :mod:`tradenn.nn.schedules` schedules,
+evaluated at ``num_timesteps``, the agent's count of training steps before the step; the
+count survives ``save``/``load`` and further ``train`` calls continue the schedules.
 
 States
 ------
@@ -64,11 +63,11 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from tqdm import tqdm
 
+from tradenn.nn import schedules
+from tradenn.nn.schedules import Schedule, as_schedule
 from tradenn.nn.serialization import (
     ModelFileError,
     check_finite,
@@ -78,12 +77,11 @@ from tradenn.nn.serialization import (
     write_file,
 )
 
-from .schedules import Schedule, as_schedule, deserialize_schedule, serialize_schedule
+from .agent import Agent
 
 __all__ = ["Discretizer", "QLearningAgent"]
 
 _STRATEGIES = ("uniform", "quantile")
-_SCHEDULE_UNITS = ("step", "episode")
 
 
 def _is_int(value: Any) -> bool:
@@ -337,15 +335,15 @@ def _build_space(description: dict[str, Any], low: Any = None, high: Any = None)
 # --------------------------------------------------------------------------- agent
 
 
-class QLearningAgent:
+class QLearningAgent(Agent):
     """Tabular Q-learning with epsilon-greedy exploration (see the module notes).
 
     With ``s`` the state id of an observation (a :class:`Discretizer` bin for Box spaces),
-    ``t`` the schedule clock (training steps or episodes so far)::
+    ``t`` the number of training steps before this one (``num_timesteps``)::
 
         y        = r   (terminated)   or   r + gamma max_a' Q[s', a']   (otherwise)
         Q[s, a] += learning_rate(t) (y - Q[s, a])
-        a        = uniform with probability epsilon(t), else argmax_a Q[s, a]
+        a        = uniform with probability epsilon(t), else argmax_a Q[s, a] (lowest on ties)
 
     See docs/rl.md, section "Q-learning: the maths".
 
@@ -365,21 +363,20 @@ class QLearningAgent:
         Discount factor in [0, 1].
     epsilon : float or Schedule
         Exploration probability in [0, 1], e.g. ``LinearSchedule(1.0, 0.05, 10_000)``.
-    schedule_unit : {"step", "episode"}
-        What the schedules count: training steps or training episodes so far.
     initial_q : float
         Initial value of every Q-table entry (a high value explores optimistically).
     max_table_size : int
         Largest Q-table (``n_states * n_actions`` entries) the agent allocates.
     seed : int, optional
-        Seeds the agent's generator (exploration and tie-breaking).
+        Seeds the agent's generator (exploration) and the first reset of its first
+        :meth:`train`.
 
     Attributes
     ----------
     q_table : ndarray (n_states, n_actions)
         The action values.
-    steps_, episodes_ : int
-        Training steps and episodes so far (the schedules' clock).
+    num_timesteps : int
+        Training steps so far (the schedules' clock).
     """
 
     def __init__(
@@ -391,7 +388,6 @@ class QLearningAgent:
         learning_rate: float | Schedule = 0.1,
         gamma: float = 0.99,
         epsilon: float | Schedule = 0.1,
-        schedule_unit: str = "step",
         initial_q: float = 0.0,
         max_table_size: int = 10_000_000,
         seed: int | None = 0,
@@ -399,19 +395,14 @@ class QLearningAgent:
         owner = type(self).__name__
         self._observation_description = _describe_space(observation_space, "observation")
         self._action_description = _describe_space(action_space, "action")
-        self.observation_space, self.action_space = observation_space, action_space
         self.learning_rate = as_schedule(learning_rate, "learning_rate", owner)
-        self.epsilon = as_schedule(epsilon, "epsilon", owner)
+        epsilon_schedule = as_schedule(epsilon, "epsilon", owner)
         if _is_real(learning_rate) and not 0.0 < learning_rate <= 1.0:
             raise ValueError(f"{owner}: learning_rate must be in (0, 1], got {learning_rate!r}")
         if _is_real(epsilon) and not 0.0 <= epsilon <= 1.0:
             raise ValueError(f"{owner}: epsilon must be in [0, 1], got {epsilon!r}")
         if not _is_real(gamma) or not 0.0 <= gamma <= 1.0:
             raise ValueError(f"{owner}: gamma must be a number in [0, 1], got {gamma!r}")
-        if schedule_unit not in _SCHEDULE_UNITS:
-            raise ValueError(
-                f"{owner}: schedule_unit must be 'step' or 'episode', got {schedule_unit!r}"
-            )
         if not _is_real(initial_q) or not math.isfinite(initial_q):
             raise ValueError(f"{owner}: initial_q must be a finite number, got {initial_q!r}")
         if not _is_int(max_table_size) or max_table_size < 1:
@@ -420,15 +411,13 @@ class QLearningAgent:
             )
         if seed is not None and (not _is_int(seed) or seed < 0):
             raise ValueError(f"{owner}: seed must be a non-negative integer or None, got {seed!r}")
+        seed = None if seed is None else int(seed)
+        super().__init__(observation_space, action_space, epsilon_schedule, seed, env_seed=seed)
         self.gamma = float(gamma)
-        self.schedule_unit = schedule_unit
         self.initial_q = float(initial_q)
         self.max_table_size = int(max_table_size)
-        self.seed = None if seed is None else int(seed)
         self.discretizer = discretizer
         self._encode, n_states = self._make_encoder(observation_space, discretizer)
-        self.n_actions = int(action_space.n)
-        self._action_start = int(action_space.start)
         entries = n_states * self.n_actions
         if entries > self.max_table_size:
             raise ValueError(
@@ -437,8 +426,6 @@ class QLearningAgent:
                 "use fewer bins or raise max_table_size"
             )
         self.q_table = np.full((n_states, self.n_actions), self.initial_q)
-        self.steps_ = 0
-        self.episodes_ = 0
         self._rng = np.random.default_rng(self.seed)
 
     @property
@@ -497,147 +484,40 @@ class QLearningAgent:
 
     # ------------------------------------------------------------------ acting
 
-    def _greedy(self, row: np.ndarray, rng: np.random.Generator) -> int:
-        """Index of the largest entry of ``row``, ties broken uniformly at random."""
-        best = row.argmax()
-        ties = np.flatnonzero(row == row[best])
-        return int(best) if len(ties) == 1 else int(ties[rng.integers(len(ties))])
-
-    def _clock(self) -> int:
-        return self.steps_ if self.schedule_unit == "step" else self.episodes_
-
     def act(self, obs: Any, greedy: bool = True) -> int:
-        """The greedy action for ``obs``, or with ``greedy=False`` an epsilon-greedy one at the
-        current epsilon (ties at random, from the agent's generator).
+        """The greedy action for ``obs``, or with ``greedy=False`` an epsilon-greedy one at
+        ``epsilon(num_timesteps)`` (from the agent's generator).
 
         The greedy action is a pure function of ``obs`` and the table: ties go to the lowest
         action, so a deployed policy (e.g. a backtest replayed on truncated data) acts the same
-        way every time it sees the same state.
+        way every time it sees the same state, and :meth:`evaluate` scores that policy.
         """
-        row = self.q_table[self._encode(obs)]
-        if greedy:
-            return self._action_start + int(row.argmax())
-        if self._rng.random() < self.epsilon(self._clock()):
-            return self._action_start + int(self._rng.integers(self.n_actions))
-        return self._action_start + self._greedy(row, self._rng)
+        state = self._encode(obs)
+        index = int(self.q_table[state].argmax()) if greedy else self._explore(state)
+        return self.action_start + index
 
-    def _check_env(self, env: gym.Env, episodes: Any, max_steps: Any, what: str) -> None:
-        owner = type(self).__name__
-        if not _is_int(episodes) or episodes < 1:
-            raise ValueError(f"{owner}: episodes must be a positive integer, got {episodes!r}")
-        if max_steps is not None and (not _is_int(max_steps) or max_steps < 1):
-            raise ValueError(f"{owner}: max_steps must be a positive integer, got {max_steps!r}")
-        if env.action_space != self.action_space:
-            raise ValueError(
-                f"{owner}: cannot {what} on an environment with action space "
-                f"{env.action_space}; the agent's is {self.action_space}"
-            )
-        if env.observation_space != self.observation_space:
-            raise ValueError(
-                f"{owner}: cannot {what} on an environment with observation space "
-                f"{env.observation_space}; the agent's is {self.observation_space}"
-            )
+    def _prepare(self, obs: Any) -> int:
+        return self._encode(obs)
 
-    # ------------------------------------------------------------------ training
+    def _explore(self, state: int) -> int:
+        if self._rng.random() < self.epsilon(self.num_timesteps):
+            return int(self._rng.integers(self.n_actions))
+        return int(self.q_table[state].argmax())
 
-    def train(
-        self,
-        env: gym.Env,
-        episodes: int,
-        *,
-        max_steps: int | None = None,
-        seed: int | None = None,
-        progress: bool = False,
-    ) -> dict[str, np.ndarray]:
-        """Run ``episodes`` epsilon-greedy episodes on ``env``, updating the Q-table after
-        every step (see the module notes for the update and terminated vs truncated).
+    def _learn(
+        self, state: int, action: int, reward: float, next_state: int, terminated: bool
+    ) -> None:
+        """Watkins' update of ``Q[state, action]`` (see the module notes)."""
+        q = self.q_table
+        target = reward if terminated else reward + self.gamma * q[next_state].max()
+        # the clock of the step that produced the transition (train counted it already)
+        q[state, action] += self.learning_rate(self.num_timesteps - 1) * (target - q[state, action])
 
-        Parameters
-        ----------
-        env : gymnasium.Env
-            An environment with the agent's spaces (wrappers such as ``TimeLimit`` kept:
-            they define truncation).
-        episodes : int
-            Number of episodes.
-        max_steps : int, optional
-            Also cut episodes after this many steps (a truncation: the last step bootstraps).
-        seed : int, optional
-            Passed to the first ``env.reset`` (later resets continue the env's generator).
-        progress : bool
-            Show a tqdm progress bar.
+    def _snapshot(self) -> np.ndarray:
+        return self.q_table.copy()
 
-        Returns
-        -------
-        dict
-            ``"episode_returns"`` (float64) and ``"episode_lengths"`` (int64), each
-            ``(episodes,)``: the undiscounted reward sum and the number of steps.
-        """
-        self._check_env(env, episodes, max_steps, "train")
-        q, rng, encode, gamma = self.q_table, self._rng, self._encode, self.gamma
-        learning_rate, epsilon = self.learning_rate, self.epsilon
-        per_step = self.schedule_unit == "step"
-        n_actions, action_start = self.n_actions, self._action_start
-        limit = math.inf if max_steps is None else max_steps
-        returns = np.zeros(episodes)
-        lengths = np.zeros(episodes, dtype=np.int64)
-        bar = tqdm(range(episodes), desc="Q-learning", unit="episode", disable=not progress)
-        for episode in bar:
-            obs, _ = env.reset(seed=seed if episode == 0 else None)
-            state = encode(obs)
-            clock = self.episodes_
-            lr, eps = learning_rate(clock), epsilon(clock)
-            total, length, done = 0.0, 0, False
-            # sequential by nature: each step's action depends on the updated table
-            while not done:
-                if per_step:
-                    lr, eps = learning_rate(self.steps_), epsilon(self.steps_)
-                if rng.random() < eps:
-                    action = int(rng.integers(n_actions))
-                else:
-                    action = self._greedy(q[state], rng)
-                obs, reward, terminated, truncated, _ = env.step(action_start + action)
-                next_state = encode(obs)
-                target = reward if terminated else reward + gamma * q[next_state].max()
-                q[state, action] += lr * (target - q[state, action])
-                state = next_state
-                total += reward
-                length += 1
-                self.steps_ += 1
-                done = terminated or truncated or length >= limit
-            self.episodes_ += 1
-            returns[episode], lengths[episode] = total, length
-            if progress and (episode + 1) % 100 == 0:
-                bar.set_postfix(mean_return=f"{returns[episode - 99 : episode + 1].mean():.3f}")
-        bar.close()
-        return {"episode_returns": returns, "episode_lengths": lengths}
-
-    def evaluate(
-        self,
-        env: gym.Env,
-        episodes: int,
-        seed: int | None = None,
-        *,
-        max_steps: int | None = None,
-    ) -> float:
-        """Mean undiscounted return of ``episodes`` greedy episodes (no learning).
-
-        ``seed`` seeds the first ``env.reset`` and the tie-breaking generator (a separate
-        one, so evaluating does not change later training).
-        """
-        self._check_env(env, episodes, max_steps, "evaluate")
-        rng = np.random.default_rng(seed)
-        limit = math.inf if max_steps is None else max_steps
-        total = 0.0
-        for episode in range(episodes):
-            obs, _ = env.reset(seed=seed if episode == 0 else None)
-            length, done = 0, False
-            while not done:
-                action = self._greedy(self.q_table[self._encode(obs)], rng)
-                obs, reward, terminated, truncated, _ = env.step(self._action_start + action)
-                total += reward
-                length += 1
-                done = terminated or truncated or length >= limit
-        return total / episodes
+    def _restore(self, snapshot: np.ndarray) -> None:
+        self.q_table[...] = snapshot
 
     # ------------------------------------------------------------------ persistence
 
@@ -647,20 +527,19 @@ class QLearningAgent:
             "observation_space": self._observation_description,
             "action_space": self._action_description,
             "discretizer": None if self.discretizer is None else self.discretizer.get_config(),
-            "learning_rate": serialize_schedule(self.learning_rate),
+            "learning_rate": schedules.serialize(self.learning_rate),
             "gamma": self.gamma,
-            "epsilon": serialize_schedule(self.epsilon),
-            "schedule_unit": self.schedule_unit,
+            "epsilon": schedules.serialize(self.epsilon),
             "initial_q": self.initial_q,
             "max_table_size": self.max_table_size,
             "seed": self.seed,
         }
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the Q-table, the step counts, the discretizer's edges and the config (JSON)
+        """Write the Q-table, the step count, the discretizer's edges and the config (JSON)
         to one file at ``path`` (:func:`~tradenn.nn.serialization.write_file`: no pickle,
         written to a temporary file and renamed)."""
-        config = {"arguments": self.get_config(), "steps": self.steps_, "episodes": self.episodes_}
+        config = {"arguments": self.get_config(), "steps": self.num_timesteps}
         arrays = {"q_table": self.q_table}
         if isinstance(self.observation_space, spaces.Box):
             arrays["observation_low"] = self.observation_space.low
@@ -691,21 +570,21 @@ class QLearningAgent:
                 discretizer.edges_ = [row[np.isfinite(row)] for row in edges]
                 discretizer._compile()
             config["discretizer"] = discretizer
-            config["learning_rate"] = deserialize_schedule(config["learning_rate"])
-            config["epsilon"] = deserialize_schedule(config["epsilon"])
+            config["learning_rate"] = schedules.get(config["learning_rate"])
+            config["epsilon"] = schedules.get(config["epsilon"])
             agent = cls(observation_space, action_space, **config)
             q_table = arrays["q_table"]
-            steps, episodes = int(saved.config["steps"]), int(saved.config["episodes"])
+            steps = int(saved.config["steps"])
         if q_table.shape != agent.q_table.shape or q_table.dtype != np.float64:
             raise ModelFileError(
                 f"{path}: Q-table of shape {q_table.shape}, the spaces need {agent.q_table.shape}"
             )
         agent.q_table = q_table
-        agent.steps_, agent.episodes_ = steps, episodes
+        agent.num_timesteps = int(steps)
         return agent
 
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}({self.n_states} states x {self.n_actions} actions, "
-            f"gamma={self.gamma}, epsilon={self.epsilon!r}, {self.episodes_} episodes trained)"
+            f"gamma={self.gamma}, epsilon={self.epsilon!r}, {self.num_timesteps} steps trained)"
         )

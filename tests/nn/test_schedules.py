@@ -1,4 +1,6 @@
-"""Schedules: values computed by hand, configuration round trips, argument errors."""
+"""Schedules (one family for learning and exploration rates): values computed by hand,
+configuration round trips, argument errors. The learning-rate schedules' values are in
+test_optimizers.py."""
 
 from __future__ import annotations
 
@@ -8,14 +10,17 @@ import math
 import numpy as np
 import pytest
 
-from tradenn.rl.schedules import (
+from tradenn import nn
+from tradenn.nn import schedules
+from tradenn.nn.schedules import (
     ConstantSchedule,
+    CosineDecay,
+    ExponentialDecay,
     ExponentialSchedule,
     LinearSchedule,
     Schedule,
+    StepDecay,
     as_schedule,
-    deserialize_schedule,
-    serialize_schedule,
 )
 
 
@@ -52,13 +57,21 @@ def test_exponential_schedule_with_decay_one_is_constant():
 
 @pytest.mark.parametrize(
     "schedule",
-    [ConstantSchedule(0.5), LinearSchedule(1.0, 0.05, 100), ExponentialSchedule(1.0, 0.01, 0.99)],
+    [
+        ConstantSchedule(0.5),
+        LinearSchedule(1.0, 0.05, 100),
+        ExponentialSchedule(1.0, 0.01, 0.99),
+        StepDecay(0.1, 10, 0.5),
+        ExponentialDecay(1.0, 10, 0.5, staircase=True),
+        CosineDecay(0.0, 10, warmup_target=1.0, warmup_steps=4),
+    ],
 )
 def test_config_round_trip_through_json(schedule):
     rebuilt = type(schedule).from_config(json.loads(json.dumps(schedule.get_config())))
     assert rebuilt == schedule
-    data = json.loads(json.dumps(serialize_schedule(schedule)))
-    again = deserialize_schedule(data)
+    data = json.loads(json.dumps(schedules.serialize(schedule)))
+    assert data == {"class_name": type(schedule).__name__, "config": schedule.get_config()}
+    again = schedules.get(data)
     assert type(again) is type(schedule)
     assert [again(step) for step in (0, 7, 50, 300)] == [schedule(s) for s in (0, 7, 50, 300)]
 
@@ -109,6 +122,20 @@ def test_serialize_rejects_unknown_schedules():
             return {}
 
     with pytest.raises(ValueError, match="cannot save a Custom"):
-        serialize_schedule(Custom())
-    with pytest.raises(ValueError, match="not a schedule description"):
-        deserialize_schedule({"class_name": "Custom", "config": {}})
+        schedules.serialize(Custom())
+    with pytest.raises(ValueError, match="Unknown schedule 'Custom'"):
+        schedules.get({"class_name": "Custom", "config": {}})
+
+
+def test_an_exploration_style_schedule_drives_an_optimizer_and_saves_with_it():
+    # one family: any schedule is a learning rate, evaluated at the optimizer's update count
+    optimizer = nn.SGD(LinearSchedule(1.0, 0.0, steps=4))
+    param, grad = np.ones(1), np.ones(1)
+    for _ in range(3):
+        optimizer.apply_gradients([(grad, param)])
+    assert param[0] == pytest.approx(1.0 - (1.0 + 0.75 + 0.5))
+    rebuilt = nn.SGD.from_config(json.loads(json.dumps(optimizer.get_config())))
+    assert rebuilt.get_config()["learning_rate"] == {
+        "class_name": "LinearSchedule",
+        "config": {"start": 1.0, "end": 0.0, "steps": 4},
+    }
