@@ -357,7 +357,7 @@ def one_line(error: pytest.ExceptionInfo) -> bool:
     ("kwargs", "message"),
     [
         ({"learning_rate": 0.0}, r"learning_rate must be in \(0, 1\]"),
-        ({"gamma": 1.5}, r"gamma must be a number in \[0, 1\]"),
+        ({"gamma": 1.5}, r"gamma must be in \[0, 1\]"),
         ({"epsilon": -0.1}, r"epsilon must be in \[0, 1\]"),
         ({"epsilon": "greedy"}, "epsilon must be a number or a Schedule"),
         ({"seed": -1}, "seed must be a non-negative integer"),
@@ -407,7 +407,7 @@ def test_environment_must_match_the_agent():
     ("build", "message"),
     [
         (lambda: Discretizer(bins=0), "Discretizer: bins must be a positive integer"),
-        (lambda: Discretizer(low=np.nan), "Discretizer: low must be finite numbers"),
+        (lambda: Discretizer(low=np.nan), "Discretizer: low must be a finite number"),
         (lambda: Discretizer(strategy="kmeans"), "Discretizer: strategy must be"),
         (lambda: Discretizer(3, low=0, strategy="quantile"), "apply to strategy='uniform' only"),
         (lambda: Discretizer(2, low=1.0, high=0.0).fit(np.zeros((3, 1))), "needs low < high"),

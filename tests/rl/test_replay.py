@@ -114,12 +114,12 @@ def test_clear_empties_the_buffer():
 
 @pytest.mark.parametrize("capacity", [0, -3])
 def test_capacity_must_be_positive(capacity):
-    with pytest.raises(ValueError, match="ReplayBuffer: capacity must be positive"):
+    with pytest.raises(ValueError, match="ReplayBuffer: capacity must be a positive integer"):
         ReplayBuffer(capacity, (3,))
 
 
 def test_capacity_must_be_an_integer():
-    with pytest.raises(TypeError, match="capacity must be an integer"):
+    with pytest.raises(ValueError, match=r"capacity must be a positive integer, got 2\.5"):
         ReplayBuffer(2.5, (3,))
 
 
@@ -141,5 +141,5 @@ def test_add_batch_rejects_mismatched_lengths():
 def test_sample_batch_size_must_be_positive(batch_size):
     buffer = ReplayBuffer(3, (3,))
     buffer.add(*_transition(1))
-    with pytest.raises(ValueError, match="batch_size must be positive"):
+    with pytest.raises(ValueError, match=r"sample: batch_size must be a positive integer"):
         buffer.sample(batch_size, np.random.default_rng(0))

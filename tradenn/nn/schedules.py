@@ -33,6 +33,7 @@ import math
 import numbers
 from typing import Any
 
+from .. import checks
 from .registry import Registry
 
 __all__ = [
@@ -50,12 +51,6 @@ __all__ = [
 ]
 
 SCHEDULES = Registry("schedule")
-
-
-def _number(value: Any, name: str, owner: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ValueError(f"{owner}: {name} must be a finite number, got {value!r}")
-    return float(value)
 
 
 class Schedule:
@@ -94,7 +89,7 @@ class ConstantSchedule(Schedule):
     """``value(step) = value`` for every step."""
 
     def __init__(self, value: float) -> None:
-        self.value = _number(value, "value", type(self).__name__)
+        self.value = checks.number(value, "value", type(self).__name__)
 
     def __call__(self, step: int) -> float:
         return self.value
@@ -113,8 +108,8 @@ class LinearSchedule(Schedule):
 
     def __init__(self, start: float, end: float, steps: int) -> None:
         owner = type(self).__name__
-        self.start = _number(start, "start", owner)
-        self.end = _number(end, "end", owner)
+        self.start = checks.number(start, "start", owner)
+        self.end = checks.number(end, "end", owner)
         if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
             raise ValueError(f"{owner}: steps must be a positive integer, got {steps!r}")
         self.steps = int(steps)
@@ -138,9 +133,9 @@ class ExponentialSchedule(Schedule):
 
     def __init__(self, start: float, end: float, decay: float) -> None:
         owner = type(self).__name__
-        self.start = _number(start, "start", owner)
-        self.end = _number(end, "end", owner)
-        self.decay = _number(decay, "decay", owner)
+        self.start = checks.number(start, "start", owner)
+        self.end = checks.number(end, "end", owner)
+        self.decay = checks.number(decay, "decay", owner)
         if not 0.0 < self.decay <= 1.0:
             raise ValueError(f"{owner}: decay must be in (0, 1], got {decay!r}")
 
@@ -279,7 +274,7 @@ def as_schedule(value: float | Schedule, name: str, owner: str) -> Schedule:
         return value
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{owner}: {name} must be a number or a Schedule, got {value!r}")
-    return ConstantSchedule(_number(value, name, owner))
+    return ConstantSchedule(checks.number(value, name, owner))
 
 
 def get(identifier: Any) -> Schedule:

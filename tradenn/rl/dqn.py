@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from .. import nn
+from .. import checks, nn
 from ..nn import schedules
 from ..nn.base import backward_without_input_grad
 from ..nn.schedules import LinearSchedule, Schedule, as_schedule
@@ -193,31 +193,37 @@ class DQNAgent(Agent):
         seed: int = 0,
     ) -> None:
         obs_shape = _check_spaces(observation_space, action_space)
-        self.hidden_sizes = tuple(_positive_int(h, "hidden_sizes entries") for h in hidden_sizes)
+        self.hidden_sizes = tuple(
+            checks.positive_int(h, "hidden_sizes entries", "DQNAgent") for h in hidden_sizes
+        )
         self.activation = str(activation)
         nn.activations.get(self.activation)  # fail now on an unknown name
-        self.learning_rate = _positive_float(learning_rate, "learning_rate")
-        self.buffer_size = _positive_int(buffer_size, "buffer_size")
-        self.batch_size = _positive_int(batch_size, "batch_size")
-        self.gamma = _fraction(gamma, "gamma")
-        self.learning_starts = _non_negative_int(learning_starts, "learning_starts")
-        self.train_frequency = _positive_int(train_frequency, "train_frequency")
-        self.gradient_steps = _positive_int(gradient_steps, "gradient_steps")
-        self.target_update_interval = _positive_int(
-            target_update_interval, "target_update_interval"
+        self.learning_rate = checks.positive_number(learning_rate, "learning_rate", "DQNAgent")
+        self.buffer_size = checks.positive_int(buffer_size, "buffer_size", "DQNAgent")
+        self.batch_size = checks.positive_int(batch_size, "batch_size", "DQNAgent")
+        self.gamma = checks.number(gamma, "gamma", "DQNAgent", low=0, high=1)
+        self.learning_starts = checks.non_negative_int(
+            learning_starts, "learning_starts", "DQNAgent"
         )
-        self.tau = _fraction(tau, "tau")
+        self.train_frequency = checks.positive_int(train_frequency, "train_frequency", "DQNAgent")
+        self.gradient_steps = checks.positive_int(gradient_steps, "gradient_steps", "DQNAgent")
+        self.target_update_interval = checks.positive_int(
+            target_update_interval, "target_update_interval", "DQNAgent"
+        )
+        self.tau = checks.number(tau, "tau", "DQNAgent", low=0, high=1)
         if self.tau == 0.0:
             raise ValueError("DQNAgent: tau must be in (0, 1], got 0 (the target would never move)")
         self.double_dqn = bool(double_dqn)
         epsilon_schedule = as_schedule(epsilon, "epsilon", "DQNAgent")
         if not isinstance(epsilon, Schedule):
-            _fraction(epsilon, "epsilon")
+            checks.number(epsilon, "epsilon", "DQNAgent", low=0, high=1)
         self.max_grad_norm = (
-            None if max_grad_norm is None else _positive_float(max_grad_norm, "max_grad_norm")
+            None
+            if max_grad_norm is None
+            else checks.positive_number(max_grad_norm, "max_grad_norm", "DQNAgent")
         )
-        self.huber_delta = _positive_float(huber_delta, "huber_delta")
-        seed = _non_negative_int(seed, "seed")
+        self.huber_delta = checks.positive_number(huber_delta, "huber_delta", "DQNAgent")
+        seed = checks.non_negative_int(seed, "seed", "DQNAgent")
         network_seed, action_seed, replay_seed, env_seed = np.random.SeedSequence(
             seed
         ).generate_state(4)
@@ -472,29 +478,3 @@ def _check_spaces(observation_space: Any, action_space: Any) -> tuple[int, ...]:
 
 def _flat(obs: Any) -> np.ndarray:
     return np.asarray(obs, dtype=np.float32).reshape(-1)
-
-
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"DQNAgent: {name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _non_negative_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"DQNAgent: {name} must be a non-negative integer, got {value!r}")
-    return int(value)
-
-
-def _positive_float(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not value > 0:
-        raise ValueError(f"DQNAgent: {name} must be a positive number, got {value!r}")
-    return float(value)
-
-
-def _fraction(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
-        raise ValueError(f"DQNAgent: {name} must be a number in [0, 1], got {value!r}")
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"DQNAgent: {name} must be in [0, 1], got {value!r}")
-    return float(value)

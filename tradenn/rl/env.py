@@ -65,8 +65,6 @@ equity is ``<= 0`` (the backtester liquidates there).
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 import gymnasium
@@ -95,16 +93,6 @@ def _discrete(action: Any) -> int | None:
     if values.size != 1 or not np.isreal(values[0]) or values[0] != np.round(values[0]):
         return None
     return int(values[0])
-
-
-def _number(name: str, value: Any, ok: Callable[[float], bool], rule: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"MarketEnv: {name} must be a number {rule}, got {value!r}") from None
-    if not (math.isfinite(number) and ok(number)):
-        raise ValueError(f"MarketEnv: {name} must be a number {rule}, got {value!r}")
-    return number
 
 
 def _load(data: Any, start: Any, end: Any) -> pd.DataFrame:
@@ -229,21 +217,21 @@ class MarketEnv(gymnasium.Env):
             raise ValueError(
                 f"MarketEnv: actions must be one of {', '.join(_ACTIONS)}, got {actions!r}"
             )
-        fee_bps = _number("fee_bps", fee_bps, lambda x: 0 <= x < 10_000, "in [0, 10000)")
+        fee_bps = checks.number(fee_bps, "fee_bps", "MarketEnv", low=0, high=10_000, high_open=True)
         if episode_length is not None:
             episode_length = checks.positive_int(episode_length, "episode_length", "MarketEnv")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
                 f"MarketEnv: render_mode must be None, 'ansi' or 'rgb_array', got {render_mode!r}"
             )
-        cash = _number("cash", cash, lambda x: x > 0, "> 0")
-        risk_penalty = _number("risk_penalty", risk_penalty, lambda x: x >= 0, ">= 0")
+        cash = checks.positive_number(cash, "cash", "MarketEnv")
+        risk_penalty = checks.number(risk_penalty, "risk_penalty", "MarketEnv", low=0)
         if normalize not in ("expanding", "none"):
             raise ValueError(
                 f"MarketEnv: normalize must be 'expanding' or 'none', got {normalize!r}"
             )
         norm_warmup = checks.positive_int(norm_warmup, "norm_warmup", "MarketEnv")
-        clip = _number("clip", clip, lambda x: x > 0, "> 0")
+        clip = checks.positive_number(clip, "clip", "MarketEnv")
 
         frame = _load(data, start, end)
         raw = _raw_features(frame, features)

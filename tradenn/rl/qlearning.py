@@ -58,7 +58,6 @@ The Q-table is a dense float64 array ``(n_states, n_actions)``; a table above
 from __future__ import annotations
 
 import math
-import numbers
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -66,6 +65,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from tradenn import checks
 from tradenn.nn import schedules
 from tradenn.nn.schedules import Schedule, as_schedule
 from tradenn.nn.serialization import (
@@ -82,14 +82,6 @@ from .agent import Agent
 __all__ = ["Discretizer", "QLearningAgent"]
 
 _STRATEGIES = ("uniform", "quantile")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 # --------------------------------------------------------------------------- discretizer
@@ -137,10 +129,12 @@ class Discretizer:
         strategy: str = "uniform",
     ) -> None:
         owner = type(self).__name__
-        bins_list = [bins] if _is_int(bins) else list(np.atleast_1d(np.asarray(bins, object)))
-        if not bins_list or not all(_is_int(b) and b >= 1 for b in bins_list):
-            raise ValueError(f"{owner}: bins must be a positive integer or a list of them")
-        self.bins: int | list[int] = int(bins) if _is_int(bins) else [int(b) for b in bins_list]
+        if isinstance(bins, (list, tuple, np.ndarray)):
+            if len(bins) == 0:
+                raise ValueError(f"{owner}: bins must be a positive integer or a list of them")
+            self.bins: int | list[int] = [checks.positive_int(b, "bins", owner) for b in bins]
+        else:
+            self.bins = checks.positive_int(bins, "bins", owner)
         self.low = self._bound(low, "low")
         self.high = self._bound(high, "high")
         if strategy not in _STRATEGIES:
@@ -153,10 +147,12 @@ class Discretizer:
     def _bound(self, value: Any, name: str) -> float | list[float] | None:
         if value is None:
             return None
-        values = np.asarray(value, dtype=object).ravel()
-        if values.size == 0 or not all(_is_real(v) and math.isfinite(v) for v in values):
-            raise ValueError(f"{type(self).__name__}: {name} must be finite numbers, got {value!r}")
-        return float(value) if _is_real(value) else [float(v) for v in values]
+        owner = type(self).__name__
+        if isinstance(value, (list, tuple, np.ndarray)):
+            if np.size(value) == 0:
+                raise ValueError(f"{owner}: {name} must be finite numbers, got {value!r}")
+            return [checks.number(v, name, owner) for v in np.ravel(np.asarray(value, object))]
+        return checks.number(value, name, owner)
 
     # ------------------------------------------------------------------ fitting
 
@@ -397,21 +393,14 @@ class QLearningAgent(Agent):
         self._action_description = _describe_space(action_space, "action")
         self.learning_rate = as_schedule(learning_rate, "learning_rate", owner)
         epsilon_schedule = as_schedule(epsilon, "epsilon", owner)
-        if _is_real(learning_rate) and not 0.0 < learning_rate <= 1.0:
-            raise ValueError(f"{owner}: learning_rate must be in (0, 1], got {learning_rate!r}")
-        if _is_real(epsilon) and not 0.0 <= epsilon <= 1.0:
-            raise ValueError(f"{owner}: epsilon must be in [0, 1], got {epsilon!r}")
-        if not _is_real(gamma) or not 0.0 <= gamma <= 1.0:
-            raise ValueError(f"{owner}: gamma must be a number in [0, 1], got {gamma!r}")
-        if not _is_real(initial_q) or not math.isfinite(initial_q):
-            raise ValueError(f"{owner}: initial_q must be a finite number, got {initial_q!r}")
-        if not _is_int(max_table_size) or max_table_size < 1:
-            raise ValueError(
-                f"{owner}: max_table_size must be a positive integer, got {max_table_size!r}"
-            )
-        if seed is not None and (not _is_int(seed) or seed < 0):
-            raise ValueError(f"{owner}: seed must be a non-negative integer or None, got {seed!r}")
-        seed = None if seed is None else int(seed)
+        if not isinstance(learning_rate, Schedule):
+            checks.number(learning_rate, "learning_rate", owner, low=0, high=1, low_open=True)
+        if not isinstance(epsilon, Schedule):
+            checks.number(epsilon, "epsilon", owner, low=0, high=1)
+        gamma = checks.number(gamma, "gamma", owner, low=0, high=1)
+        initial_q = checks.number(initial_q, "initial_q", owner)
+        max_table_size = checks.positive_int(max_table_size, "max_table_size", owner)
+        seed = checks.seed(seed, owner)
         super().__init__(observation_space, action_space, epsilon_schedule, seed, env_seed=seed)
         self.gamma = float(gamma)
         self.initial_q = float(initial_q)

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from tradenn import checks
+
 __all__ = ["ReplayBuffer"]
 
 
@@ -52,11 +54,7 @@ class ReplayBuffer:
         action_shape: Sequence[int] = (),
         action_dtype: Any = np.int64,
     ) -> None:
-        if isinstance(capacity, bool) or not isinstance(capacity, (int, np.integer)):
-            raise TypeError(f"ReplayBuffer: capacity must be an integer, got {capacity!r}")
-        if capacity <= 0:
-            raise ValueError(f"ReplayBuffer: capacity must be positive, got {capacity}")
-        self.capacity = int(capacity)
+        self.capacity = checks.positive_int(capacity, "capacity", "ReplayBuffer")
         self.obs_shape = tuple(int(d) for d in obs_shape)
         self.action_shape = tuple(int(d) for d in action_shape)
         self.obs = np.zeros((self.capacity, *self.obs_shape), dtype=obs_dtype)
@@ -134,12 +132,7 @@ class ReplayBuffer:
             float32, ``next_obs`` ``(B, *obs_shape)``, ``terminated`` ``(B,)`` bool, and
             ``index`` ``(B,)``, the buffer rows drawn. The arrays are copies.
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-            raise TypeError(
-                f"ReplayBuffer.sample: batch_size must be an integer, got {batch_size!r}"
-            )
-        if batch_size <= 0:
-            raise ValueError(f"ReplayBuffer.sample: batch_size must be positive, got {batch_size}")
+        batch_size = checks.positive_int(batch_size, "batch_size", "ReplayBuffer.sample")
         if self._size == 0:
             raise ValueError("ReplayBuffer.sample: the buffer is empty")
         # the filled rows are always 0 .. size-1 (the ring only wraps once full)
