@@ -293,6 +293,40 @@ def test_multi_head_attention_backward_through_returned_scores(rng, float64):
     check_gradients(WithScores(2, 3), rng.standard_normal((2, 4, 5)))
 
 
+@pytest.mark.parametrize("training", [False, True])
+def test_causal_scores_computed_in_query_blocks_equal_the_masked_whole(rng, float64, training):
+    # use_causal_mask alone takes the blocked path (each block of queries against the keys
+    # it can see); the same mask given as a boolean attention_mask takes the one-block path
+    x = rng.standard_normal((2, 11, 6))
+    blocked = nn.MultiHeadAttention(3, 2, dropout=0.25 if training else 0.0, seed=4)
+    whole = nn.MultiHeadAttention(3, 2, dropout=0.25 if training else 0.0, seed=4)
+    blocked.build(x.shape)
+    whole.build(x.shape)
+    for key in blocked.params:
+        whole.params[key][...] = blocked.params[key]
+    assert len(blocked._blocks(None, np.zeros((11, 11)), 11, 11)) > 1
+    y, p = blocked.forward(x, use_causal_mask=True, return_attention_scores=True, training=training)
+    mask = np.tril(np.ones((11, 11), dtype=bool))
+    y_ref, p_ref = whole.forward(
+        x, attention_mask=mask, return_attention_scores=True, training=training
+    )
+    np.testing.assert_allclose(y, y_ref, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(p, p_ref, rtol=0, atol=1e-13)
+    assert np.all(p[..., ~mask] == 0.0)
+    dy, dp = rng.standard_normal(y.shape), rng.standard_normal(p.shape)
+    np.testing.assert_allclose(blocked.backward([dy, dp]), whole.backward([dy, dp]), atol=1e-12)
+    for key in blocked.grads:
+        np.testing.assert_allclose(blocked.grads[key], whole.grads[key], rtol=0, atol=1e-12)
+
+
+def test_multi_head_attention_backward_through_returned_scores_in_query_blocks(rng, float64):
+    class WithScores(nn.MultiHeadAttention, register=False):
+        def forward(self, x, training=False):
+            return super().forward(x, use_causal_mask=True, return_attention_scores=True)
+
+    check_gradients(WithScores(2, 3), rng.standard_normal((2, 9, 5)))
+
+
 def test_dropout_changes_only_training_outputs_and_is_seeded(rng):
     x = rng.standard_normal((2, 6, 8)).astype(np.float32)
     layer = nn.MultiHeadAttention(2, 4, dropout=0.5, seed=3)

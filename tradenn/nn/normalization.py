@@ -189,8 +189,8 @@ class LayerNormalization(Layer):
         x = self._prepare(x)
         rows = ops.as_matrix(x)
         self._shape = x.shape
-        xhat = rows - rows.mean(axis=1, keepdims=True)
-        scale = np.mean(xhat * xhat, axis=1, keepdims=True)
+        xhat = rows - ops.mean_last_axis(rows)
+        scale = ops.mean_last_axis(np.square(xhat))
         scale += self.epsilon
         np.sqrt(scale, out=scale)
         np.divide(1.0, scale, out=scale)
@@ -207,8 +207,8 @@ class LayerNormalization(Layer):
         ops.sum_rows(dy, out=self.grads["beta"])
         ops.sum_rows(dy * xhat, out=self.grads["gamma"])
         g = dy * self.params["gamma"]
-        projection = np.mean(g * xhat, axis=1, keepdims=True)
-        dx = g - g.mean(axis=1, keepdims=True)
+        projection = ops.mean_last_axis(g * xhat)
+        dx = g - ops.mean_last_axis(g)
         dx -= xhat * projection
         dx *= self._scale
         return dx.reshape(self._shape)

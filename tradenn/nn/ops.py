@@ -28,6 +28,28 @@ def sum_rows(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return np.matmul(_ones(a.shape[0], a.dtype), a, out=out)
 
 
+def sum_last_axis(a: np.ndarray) -> np.ndarray:
+    """``a.sum(axis=-1, keepdims=True)``, as the matrix-vector product ``a @ ones``.
+
+    numpy reduces short rows (a token's features, a row of attention scores) 4-8x slower
+    than BLAS computes ``a @ ones``. A view whose last axis is not unit-strided takes
+    numpy's sum.
+    """
+    ones = _ones(a.shape[-1], a.dtype)
+    if a.flags.c_contiguous:
+        return np.matmul(a.reshape(-1, a.shape[-1]), ones).reshape(*a.shape[:-1], 1)
+    if a.strides[-1] == a.itemsize:
+        return np.matmul(a, ones)[..., None]
+    return a.sum(axis=-1, keepdims=True)
+
+
+def mean_last_axis(a: np.ndarray) -> np.ndarray:
+    """``a.mean(axis=-1, keepdims=True)`` through :func:`sum_last_axis`."""
+    total = sum_last_axis(a)
+    total *= 1.0 / a.shape[-1]
+    return total
+
+
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``a @ b`` for 2-D arrays, avoiding numpy's slow path for an inner size of 1.
 

@@ -12,26 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from .. import ops
 from ..base import Shape, format_shape
-
-
-@lru_cache(maxsize=16)
-def _ones(size: int, dtype: np.dtype) -> np.ndarray:
-    ones = np.ones(size, dtype=dtype)
-    ones.flags.writeable = False  # shared between callers
-    return ones
-
-
-def _row_sums(a: np.ndarray) -> np.ndarray:
-    """``a.sum(axis=-1, keepdims=True)``; a matrix-vector product (BLAS) when contiguous.
-
-    numpy reduces short contiguous rows (a row of attention scores) about 8x slower than
-    BLAS computes ``a @ ones``.
-    """
-    if not a.flags.c_contiguous:
-        return a.sum(axis=-1, keepdims=True)
-    rows = a.reshape(-1, a.shape[-1])
-    return np.matmul(rows, _ones(a.shape[-1], a.dtype)).reshape(*a.shape[:-1], 1)
 
 
 @lru_cache(maxsize=64)
@@ -71,7 +53,7 @@ def masked_softmax(
         row_max[np.isneginf(row_max)] = 0.0  # fully masked rows: exp(-inf - 0) = 0
     scores -= row_max
     np.exp(scores, out=scores)
-    total = _row_sums(scores)
+    total = ops.sum_last_axis(scores)
     if allowed is not None:
         np.divide(1.0, total, out=total, where=total > 0.0)  # a zero total stays 0
     else:
@@ -89,7 +71,7 @@ def softmax_backward(
     (``P = 0``) get ``dS = 0``.
     """
     product = np.multiply(weights, d_weights, out=scratch)
-    d_weights -= _row_sums(product)
+    d_weights -= ops.sum_last_axis(product)
     d_weights *= weights
     return d_weights
 

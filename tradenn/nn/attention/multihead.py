@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from ..base import Layer, Shape, format_shape, get_rng
 from .cache import KVCache
 from .inputs import as_sequence, is_shape_list, split_scores_gradient
 from .masks import boolean_mask, causal_bias, causal_mask, masked_softmax, softmax_backward
+
+_CAUSAL_BLOCKS = 4  # query blocks of causal self-attention (see MultiHeadAttention._blocks)
 
 
 class _Projection(NamedTuple):
@@ -50,6 +53,7 @@ class _ForwardCache:
     dropped: np.ndarray  # dropout(P_h); P_h itself without dropout
     keep: np.ndarray | None  # the dropout mask, scaled by 1/(1 - rate); None without dropout
     attended_rows: np.ndarray  # o_h side by side, (N Tq, H V)
+    blocks: list[tuple[int, int, int]]  # (first query, end query, visible keys), see _blocks
     scores_returned: bool  # forward returned (y, P): backward takes [dy, dP]
     y_shape: Shape
 
@@ -339,11 +343,17 @@ class MultiHeadAttention(Layer):
         values_t = self._contiguous("values_t", views["value"].swapaxes(-1, -2))
 
         weights = self._workspace("weights", (batch, self.num_heads, query_length, key_length))
-        np.matmul(queries, keys_t, out=weights)
         allowed, bias = self._score_mask(
             attention_mask, use_causal_mask, batch, query_length, key_length
         )
-        masked_softmax(weights, allowed, bias)
+        blocks = self._blocks(allowed, bias, query_length, key_length)
+        for first, end, visible in blocks:
+            block = weights[:, :, first:end, :visible]
+            np.matmul(queries[:, :, first:end], keys_t[..., :visible], out=block)
+            if len(blocks) > 1:  # the block's share of the causal mask
+                bias = causal_bias(end - first, visible, first, self.dtype)
+            masked_softmax(block, allowed, bias)
+            weights[:, :, first:end, visible:] = 0.0  # keys no query of the block may see
         dropped, keep = weights, None
         if training and self.dropout > 0.0:
             rng = self._rng if self._rng is not None else get_rng()
@@ -356,7 +366,14 @@ class MultiHeadAttention(Layer):
         attended = self._workspace(
             "attended", (batch, query_length, self.num_heads, self.value_dim)
         )
-        np.matmul(dropped, values_t.swapaxes(-1, -2), out=attended.transpose(0, 2, 1, 3))
+        attended_heads = attended.transpose(0, 2, 1, 3)  # (N, H, Tq, V)
+        values = values_t.swapaxes(-1, -2)
+        for first, end, visible in blocks:
+            np.matmul(
+                dropped[:, :, first:end, :visible],
+                values[:, :, :visible],
+                out=attended_heads[:, :, first:end],
+            )
         attended_rows = attended.reshape(-1, value_width)
         y = np.matmul(attended_rows, self.params["output_kernel"].reshape(value_width, -1))
         if self.use_bias:
@@ -372,6 +389,7 @@ class MultiHeadAttention(Layer):
             dropped=dropped,
             keep=keep,
             attended_rows=attended_rows,
+            blocks=blocks,
             scores_returned=return_attention_scores,
             y_shape=y.shape,
         )
@@ -425,6 +443,28 @@ class MultiHeadAttention(Layer):
             allowed = np.logical_and(allowed, causal_mask(query_length, key_length))
         return allowed, None
 
+    def _blocks(
+        self,
+        allowed: np.ndarray | None,
+        bias: np.ndarray | None,
+        query_length: int,
+        key_length: int,
+    ) -> list[tuple[int, int, int]]:
+        """Query blocks ``(first, end, visible keys)`` to compute the scores in.
+
+        Under the causal mask alone, queries ``first..end-1`` see keys ``< end`` only, so
+        the scores are computed in ``_CAUSAL_BLOCKS`` blocks of queries, each against its
+        visible keys: the products and the softmax skip most of the masked half (and
+        ``exp(-inf)``, which is slow). Otherwise one block covers everything.
+        """
+        if allowed is not None or bias is None or query_length < 2 * _CAUSAL_BLOCKS:
+            return [(0, query_length, key_length)]
+        edges = np.linspace(0, query_length, _CAUSAL_BLOCKS + 1).astype(int)
+        return [
+            (int(first), int(end), min(int(end), key_length))
+            for first, end in itertools.pairwise(edges)
+        ]
+
     def backward(self, dy: Any) -> np.ndarray | tuple[np.ndarray, ...] | None:
         self._require_forward(self._cache)
         cache = self._cache
@@ -460,15 +500,26 @@ class MultiHeadAttention(Layer):
             d_views.update(zip(projection.roles, d_heads, strict=True))
 
         np.matmul(dropped.swapaxes(-1, -2), d_attended, out=d_views["value"])
-        d_weights = np.matmul(
-            d_attended, cache.values_t, out=self._workspace("d_weights", weights.shape)
-        )
+        d_weights = self._workspace("d_weights", weights.shape)
+        for first, end, visible in cache.blocks:
+            np.matmul(
+                d_attended[:, :, first:end],
+                cache.values_t[..., :visible],
+                out=d_weights[:, :, first:end, :visible],
+            )
         if cache.keep is not None:
             d_weights *= cache.keep
         if d_scores is not None:
             d_weights += self._check_gradient_shape(d_scores, weights.shape)
-        softmax_backward(weights, d_weights, self._workspace("softmax_scratch", weights.shape))
-        np.matmul(d_weights, cache.keys_t.swapaxes(-1, -2), out=d_views["query"])
+        scratch = self._workspace("softmax_scratch", weights.shape)
+        keys = cache.keys_t.swapaxes(-1, -2)
+        for first, end, visible in cache.blocks:
+            d_block = d_weights[:, :, first:end, :visible]
+            softmax_backward(
+                weights[:, :, first:end, :visible], d_block, scratch[:, :, first:end, :visible]
+            )
+            np.matmul(d_block, keys[:, :, :visible], out=d_views["query"][:, :, first:end])
+            d_weights[:, :, first:end, visible:] = 0.0  # no gradient to keys it cannot see
         np.matmul(d_weights.swapaxes(-1, -2), cache.queries, out=d_views["key"])
 
         input_grads: list[np.ndarray | None] = [None] * len(cache.input_shapes)
