@@ -160,10 +160,18 @@ class BinaryCrossentropy(Loss):
         return {"from_logits": True} if self.from_logits else {}
 
 
-def _log_softmax(z: np.ndarray) -> np.ndarray:
+def _log_softmax(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(log softmax(z), softmax(z))`` over the last axis, from one ``exp``.
+
+    ``log p = s - log sum exp(s)`` with ``s = z - max z`` (nothing overflows), and
+    ``p = exp(s) / sum exp(s)``.
+    """
     shifted = z - z.max(axis=-1, keepdims=True)
-    shifted -= np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-    return shifted
+    p = np.exp(shifted)
+    total = ops.sum_last_axis(p)
+    p /= total
+    shifted -= np.log(total, out=total)
+    return shifted, p
 
 
 @LOSSES.register("categorical_crossentropy", "cce")
@@ -190,10 +198,9 @@ class CategoricalCrossentropy(Loss):
         rows = y_pred.size // y_pred.shape[-1]
         grad = None
         if self.from_logits:
-            log_p = _log_softmax(y_pred)
+            log_p, grad = _log_softmax(y_pred)
             value = -float(np.vdot(y_true, log_p)) / rows
             if need_grad:
-                grad = np.exp(log_p, out=log_p)
                 grad *= y_true.sum(axis=-1, keepdims=True)
                 grad -= y_true
                 grad *= 1.0 / rows
@@ -258,10 +265,10 @@ class SparseCategoricalCrossentropy(Loss):
         picked = (np.arange(rows.shape[0]), labels)
         grad = None
         if self.from_logits:
-            log_p = _log_softmax(rows)
+            log_p, p = _log_softmax(rows)
             value = -float(log_p[picked].mean())
             if need_grad:
-                grad = np.exp(log_p, out=log_p)
+                grad = p
                 grad[picked] -= 1.0
                 grad *= 1.0 / rows.shape[0]
         else:
