@@ -40,9 +40,9 @@ Step = Callable[[], object]
 
 # name: (description, input shape for tradenn (channels last), target, per-step figure)
 CASES: dict[str, tuple[str, tuple[int, ...], float]] = {
-    "mlp": ("MLP 64-256-256-1 relu, batch 256", (256, 64), 1.30),
-    "lstm": ("LSTM F8 H64 T64 + Dense(1), batch 64", (64, 64, 8), 1.50),
-    "gru": ("GRU F8 H64 T64 + Dense(1), batch 64", (64, 64, 8), 1.50),
+    "mlp": ("MLP 64-256-256-1 relu, batch 256", (256, 64), 0.80),
+    "lstm": ("LSTM F8 H64 T64 + Dense(1), batch 64", (64, 64, 8), 1.00),
+    "gru": ("GRU F8 H64 T64 + Dense(1), batch 64", (64, 64, 8), 0.50),
     "conv1d": ("Conv1D 8->32 k5 L128 + GAP + Dense(1), batch 64", (64, 128, 8), 1.50),
     "conv2d": ("Conv2D 3->16 k3 32x32 + GAP + Dense(1), batch 32", (32, 32, 32, 3), 1.50),
     "convlstm2d": (
@@ -50,7 +50,7 @@ CASES: dict[str, tuple[str, tuple[int, ...], float]] = {
         (8, 8, 16, 16, 1),
         1.50,
     ),
-    "gpt": ("GPT vocab256 d128 4 heads 2 layers ctx128, batch 16", (16, 129), 1.50),
+    "gpt": ("GPT vocab256 d128 4 heads 2 layers ctx128, batch 16", (16, 129), 1.00),
 }
 
 GPT = {"vocab_size": 256, "context_length": 128, "d_model": 128, "num_heads": 4, "num_layers": 2}
