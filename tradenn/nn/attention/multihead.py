@@ -465,6 +465,18 @@ class MultiHeadAttention(Layer):
             for first, end in itertools.pairwise(edges)
         ]
 
+    @staticmethod
+    def _key_blocks(blocks: list[tuple[int, int, int]], key_length: int) -> list[tuple[int, int]]:
+        """Key blocks ``(first, end)`` for the key and value gradients.
+
+        With query blocks of causal self-attention, keys ``first..end-1`` of a block are
+        seen by the queries from ``first`` on only, so their gradients sum over those rows;
+        otherwise one block of all keys is seen by every query (``first = 0``).
+        """
+        if len(blocks) == 1 or blocks[-1][1] != key_length:
+            return [(0, key_length)]
+        return [(first, end) for first, end, _ in blocks]
+
     def backward(self, dy: Any) -> np.ndarray | tuple[np.ndarray, ...] | None:
         self._require_forward(self._cache)
         cache = self._cache
@@ -499,7 +511,13 @@ class MultiHeadAttention(Layer):
             d_heads = self._heads(d_output, batch, projection.roles)
             d_views.update(zip(projection.roles, d_heads, strict=True))
 
-        np.matmul(dropped.swapaxes(-1, -2), d_attended, out=d_views["value"])
+        key_blocks = self._key_blocks(cache.blocks, weights.shape[-1])
+        for first, end in key_blocks:  # dv_h = P_h^T do_h over the queries that see the keys
+            np.matmul(
+                dropped[:, :, first:, first:end].swapaxes(-1, -2),
+                d_attended[:, :, first:],
+                out=d_views["value"][:, :, first:end],
+            )
         d_weights = self._workspace("d_weights", weights.shape)
         for first, end, visible in cache.blocks:
             np.matmul(
@@ -519,8 +537,12 @@ class MultiHeadAttention(Layer):
                 weights[:, :, first:end, :visible], d_block, scratch[:, :, first:end, :visible]
             )
             np.matmul(d_block, keys[:, :, :visible], out=d_views["query"][:, :, first:end])
-            d_weights[:, :, first:end, visible:] = 0.0  # no gradient to keys it cannot see
-        np.matmul(d_weights.swapaxes(-1, -2), cache.queries, out=d_views["key"])
+        for first, end in key_blocks:  # dk_h = dS_h^T q_h, likewise
+            np.matmul(
+                d_weights[:, :, first:, first:end].swapaxes(-1, -2),
+                cache.queries[:, :, first:],
+                out=d_views["key"][:, :, first:end],
+            )
 
         input_grads: list[np.ndarray | None] = [None] * len(cache.input_shapes)
         for projection, d_output in zip(cache.projections, d_outputs, strict=True):
