@@ -74,12 +74,7 @@ def as_design(
         If ``X`` is not numeric, has another rank, no samples or no features, holds NaN or
         inf, or has a feature count other than ``n_features``.
     """
-    try:
-        array = np.asarray(X)
-    except (ValueError, TypeError) as error:
-        raise ValueError(f"{owner}: X is not a numeric array ({error})") from None
-    if array.dtype.kind not in "biuf":
-        raise ValueError(f"{owner}: X must hold numbers, got dtype {array.dtype}")
+    array = _numeric_array(X, "X", owner)
     if array.ndim not in (2, 3):
         raise ValueError(f"{owner}: X must be 2-D (N, F) or 3-D (N, T, F), got shape {array.shape}")
     if array.shape[0] == 0:
@@ -108,14 +103,20 @@ def as_target(y: Any, n_samples: int, owner: str) -> np.ndarray:
         If ``y`` is not numeric or 1-D, has another length than ``n_samples`` or holds NaN
         or inf.
     """
-    try:
-        values = np.asarray(y)
-    except (ValueError, TypeError) as error:
-        raise ValueError(f"{owner}: y is not a numeric array ({error})") from None
-    if values.dtype.kind not in "biuf":
-        raise ValueError(f"{owner}: y must hold numbers, got dtype {values.dtype}")
+    values = _numeric_array(y, "y", owner)
     check_target_shape(values, n_samples, owner)
     return finite_array(values.astype(np.float64), "y", owner)
+
+
+def _numeric_array(value: Any, name: str, owner: str) -> np.ndarray:
+    """``np.asarray(value)`` if it holds numbers (bool, int or float), else a one-line error."""
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{owner}: {name} is not a numeric array ({error})") from None
+    if array.dtype.kind not in "biuf":
+        raise ValueError(f"{owner}: {name} must hold numbers, got dtype {array.dtype}")
+    return array
 
 
 def check_target_shape(y: np.ndarray, n_samples: int, owner: str) -> None:

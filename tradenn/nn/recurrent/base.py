@@ -75,6 +75,26 @@ def mask_weights(mask_tm: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, np.n
     return keep, 1.0 - keep
 
 
+def add_step_gradient(
+    dh: np.ndarray,
+    dy_seq: np.ndarray | None,
+    t: int,
+    masking: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+) -> None:
+    """Add the output's gradient ``dy_t`` to ``dh`` and, with a mask, split ``dh`` in place.
+
+    ``masking = (keep, skip, carry)`` from :func:`mask_weights` plus a buffer: ``carry``
+    receives ``skip_t dh`` (it goes straight to ``h_{t-1}``) and ``dh`` keeps ``keep_t dh``
+    for the cell.
+    """
+    if dy_seq is not None:
+        dh += dy_seq[t]
+    if masking is not None:
+        keep, skip, carry = masking
+        np.multiply(dh, skip[t], out=carry)
+        dh *= keep[t]
+
+
 @dataclass(frozen=True, slots=True)
 class SequenceCache:
     """What a recurrent layer's forward pass leaves for backpropagation through time.

@@ -11,6 +11,7 @@ from .. import ops
 from .base import (
     RecurrentLayer,
     SequenceCache,
+    add_step_gradient,
     elementwise_activation,
     fill_or_zero,
     gates_first,
@@ -270,20 +271,17 @@ class GRU(RecurrentLayer):
         dp_h = self._workspace("dp_h", hidden[1:].shape)
         dh = fill_or_zero(self._workspace("dh", state_shape), state_grads[0])
         dh_recurrent = self._workspace("dh_recurrent", state_shape)
-        if mask_tm is not None:
-            keep, skip = mask_weights(mask_tm, self.dtype)
-            carry = self._workspace("dh_carried", state_shape)  # skip * dh_t, to h_{t-1}
+        masking, carry = None, None
+        if mask_tm is not None:  # carry: skip * dh_t, which goes straight to h_{t-1}
+            carry = self._workspace("dh_carried", state_shape)
+            masking = (*mask_weights(mask_tm, self.dtype), carry)
         for t in range(steps - 1, -1, -1):  # carries dh only
             if t < steps - 1:
                 dh *= factors[4, t + 1]  # through h_{t+1} = z h_t + ...
                 dh += self._recurrent_input_grad(dz_recurrent[t + 1], dh_recurrent)
-                if mask_tm is not None:
+                if carry is not None:
                     dh += carry
-            if dy_seq is not None:
-                dh += dy_seq[t]
-            if mask_tm is not None:
-                np.multiply(dh, skip[t], out=carry)
-                dh *= keep[t]
+            add_step_gradient(dh, dy_seq, t, masking)
             np.multiply(dh, factors[0:2, t], out=grads[0:2])
             np.multiply(grads[0], factors[2:4, t], out=grads[2:4])
             np.copyto(dz_recurrent_gates[:, t], grads[1:])
@@ -292,7 +290,7 @@ class GRU(RecurrentLayer):
         if self._has_initial_state:
             dh0 = self._recurrent_input_grad(dz_recurrent[0], np.empty_like(dh))
             dh0 += dh * factors[4, 0]
-            if mask_tm is not None:
+            if carry is not None:
                 dh0 += carry
             initial_grads = [dh0]
         dz_input = self._workspace("dz_input", dz_recurrent.shape)  # [dp_z, dp_r, dp_h]
@@ -314,15 +312,12 @@ class GRU(RecurrentLayer):
         d_reset = self._workspace("d_reset_hidden", state_shape)
         dh_recurrent = self._workspace("dh_recurrent", state_shape)
         dh = fill_or_zero(self._workspace("dh", state_shape), state_grads[0])
-        if mask_tm is not None:
-            keep, skip = mask_weights(mask_tm, self.dtype)
-            carry = self._workspace("dh_carried", state_shape)  # skip * dh_t, to h_{t-1}
+        masking, carry = None, None
+        if mask_tm is not None:  # carry: skip * dh_t, which goes straight to h_{t-1}
+            carry = self._workspace("dh_carried", state_shape)
+            masking = (*mask_weights(mask_tm, self.dtype), carry)
         for t in range(steps - 1, -1, -1):  # carries dh only
-            if dy_seq is not None:
-                dh += dy_seq[t]
-            if mask_tm is not None:
-                np.multiply(dh, skip[t], out=carry)
-                dh *= keep[t]
+            add_step_gradient(dh, dy_seq, t, masking)
             np.multiply(dh, factors[0:2, t], out=grads)
             np.matmul(grads[0], kernel_h_t, out=d_reset)  # ds = dp_h U_h^T
             np.multiply(d_reset, factors[2, t], out=dz_gates[1, t])  # dp_r
@@ -332,7 +327,7 @@ class GRU(RecurrentLayer):
             d_reset *= factors[3, t]
             dh += d_reset
             dh += np.matmul(dz[t, ..., : 2 * units], kernel_zr_t, out=dh_recurrent)
-            if mask_tm is not None:
+            if carry is not None:
                 dh += carry
         initial_grads = [dh.copy()] if self._has_initial_state else None
         x_rows, dz_rows = ops.as_matrix(x_tm), ops.as_matrix(dz)

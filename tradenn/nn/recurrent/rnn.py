@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import RecurrentLayer, SequenceCache, fill_or_zero, mask_weights
+from .base import RecurrentLayer, SequenceCache, add_step_gradient, fill_or_zero, mask_weights
 
 # --------------------------------------------------------------------------- RNN
 
@@ -68,26 +68,23 @@ class RNN(RecurrentLayer):
         slope = self.activation.backward(np.ones_like(z[0]), z[0], hidden[1:])  # φ'(z_t), all t
         dz = self._workspace("dz", z.shape[1:])  # one gate: channels-last is gate-major
         dh_buffer = self._workspace("dh", hidden.shape[1:])
-        if mask_tm is not None:
-            keep, skip = mask_weights(mask_tm, self.dtype)
-            carry = self._workspace("dh_carried", dh_buffer.shape)  # skip * dh_t, to h_{t-1}
+        masking, carry = None, None
+        if mask_tm is not None:  # carry: skip * dh_t, which goes straight to h_{t-1}
+            carry = self._workspace("dh_carried", dh_buffer.shape)
+            masking = (*mask_weights(mask_tm, self.dtype), carry)
         for t in range(steps - 1, -1, -1):  # carries dh only
             if t == steps - 1:
                 dh = fill_or_zero(dh_buffer, state_grads[0])
             else:
                 dh = self._recurrent_input_grad(dz[t + 1], dh_buffer)
-                if mask_tm is not None:
+                if carry is not None:
                     dh += carry
-            if dy_seq is not None:
-                dh += dy_seq[t]
-            if mask_tm is not None:
-                np.multiply(dh, skip[t], out=carry)
-                dh *= keep[t]
+            add_step_gradient(dh, dy_seq, t, masking)
             np.multiply(dh, slope[t], out=dz[t])
         initial_grads = None
         if self._has_initial_state:
             dh0 = self._recurrent_input_grad(dz[0], np.empty_like(dh_buffer))
-            if mask_tm is not None:
+            if carry is not None:
                 dh0 += carry
             initial_grads = [dh0]
         return self._parameter_and_input_grads(x_tm, hidden[:-1], dz), initial_grads
