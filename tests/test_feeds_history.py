@@ -16,16 +16,7 @@ from tradenn.data import OHLCV, gbm
 from tradenn.data import load as load_data
 from tradenn.live.feeds import Feed, FeedError, ReplayFeed, YahooFeed, open_feed
 
-T0 = pd.Timestamp("2024-03-04 09:30")
-MINUTE = pd.Timedelta(minutes=1)
-
-
-def _rows(frame: pd.DataFrame) -> list[tuple]:
-    """The frame's bars as plain tuples, read straight from its columns."""
-    return [
-        (t, r.Open, r.High, r.Low, r.Close, r.Volume)
-        for t, r in zip(frame.index, frame.itertuples(), strict=True)
-    ]
+from .live.support import MINUTE, T0, bar_rows
 
 
 def _one_line(error: pytest.ExceptionInfo) -> str:
@@ -54,9 +45,9 @@ def test_replay_history_is_the_first_n_rows_and_bars_after_it_are_the_rest(price
     assert list(history.columns) == list(OHLCV)
     assert (history.dtypes == "float64").all()
     rest = list(feed.bars(history.index[-1], threading.Event()))
-    assert [tuple(b) for b in rest] == _rows(prices.iloc[5:])
+    assert [tuple(b) for b in rest] == bar_rows(prices.iloc[5:])
     # history changed nothing: from the start, bars() still replays every bar
-    assert [tuple(b) for b in feed.bars(None, threading.Event())] == _rows(prices)
+    assert [tuple(b) for b in feed.bars(None, threading.Event())] == bar_rows(prices)
 
 
 def test_replay_history_of_a_bundled_source_within_a_span():

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -96,37 +97,42 @@ def _within(name: str, prefix: str) -> bool:
     return name == prefix or name.startswith(prefix + ".")
 
 
-def violations(folder: Path, forbidden: tuple[str, ...], root: Path = ROOT) -> list[str]:
-    """``file:line: imports NAME`` for every import of ``forbidden`` by a module in ``folder``.
-
-    A dynamic import whose name is not a literal counts too: nobody can check it.
-    """
+def _flagged_imports(folder: Path, root: Path, flagged: Callable[[str], bool]) -> list[str]:
+    """``file:line: imports NAME`` for every import by a module in ``folder`` whose name is
+    ``flagged``; a dynamic import whose name is not a literal counts too: nobody can check it."""
     problems = []
     for path in sorted(folder.rglob("*.py")):
         for line, name in imported_names(path, root):
             where = f"{path.relative_to(root).as_posix()}:{line}"
             if name == "?":
                 problems.append(f"{where}: a dynamic import of a computed name")
-            elif any(_within(name, prefix) for prefix in forbidden):
+            elif flagged(name):
                 problems.append(f"{where}: imports {name}")
     return problems
+
+
+def violations(folder: Path, forbidden: tuple[str, ...], root: Path = ROOT) -> list[str]:
+    """``file:line: imports NAME`` for every import of ``forbidden`` by a module in ``folder``.
+
+    A dynamic import whose name is not a literal counts too: nobody can check it.
+    """
+    return _flagged_imports(
+        folder, root, lambda name: any(_within(name, prefix) for prefix in forbidden)
+    )
 
 
 def nn_escapes(folder: Path, root: Path = ROOT) -> list[str]:
     """``file:line: imports NAME`` for every import of ``tradenn`` outside ``tradenn.nn``,
     ``tradenn.errors`` (the exceptions every part raises) and ``tradenn.checks`` (the argument
     checks every part uses); both import only the standard library and numpy."""
-    problems = []
-    for path in sorted(folder.rglob("*.py")):
-        for line, name in imported_names(path, root):
-            where = f"{path.relative_to(root).as_posix()}:{line}"
-            if name == "?":
-                problems.append(f"{where}: a dynamic import of a computed name")
-            elif _within(name, "tradenn") and not any(
-                _within(name, shared) for shared in ("tradenn.nn", *SHARED)
-            ):
-                problems.append(f"{where}: imports {name}")
-    return problems
+    return _flagged_imports(
+        folder,
+        root,
+        lambda name: (
+            _within(name, "tradenn")
+            and not any(_within(name, shared) for shared in ("tradenn.nn", *SHARED))
+        ),
+    )
 
 
 # ------------------------------------------------------------------------------- the project

@@ -15,6 +15,8 @@ from tradenn.backtest import Backtest, BacktestError, LookAheadError, Strategy
 from tradenn.backtest.lookahead import check_lookahead
 from tradenn.backtest.stats import ImplausibleResultWarning
 
+from .test_model_strategies import OVERRIDES
+
 STRATEGIES = available()
 RULES = {
     name: cls
@@ -46,13 +48,8 @@ SMALL = {
     "dqn": {"train_size": 200, "retrain": 150, "timesteps": 300, "hidden": 8, "episode_length": 50},
 }
 # the settings of tests/backtest/test_model_strategies.py, on its 2000-bar series
-NETWORK = {"epochs": 8, "patience": 2, "lookback": 10}
 LARGER = {
-    "lstm_forecast": NETWORK,
-    "gru_forecast": NETWORK,
-    "attention_forecast": NETWORK,
-    "tcn_forecast": {**NETWORK, "lookback": 16},
-    "transformer_lm": {"lookback": 16, "epochs": 5, "n_bins": 15, "learning_rate": 0.003},
+    **OVERRIDES,
     "q_learning": {"retrain": 500},
     "dqn": {"retrain": 500, "timesteps": 5000},
 }

@@ -1,5 +1,5 @@
-"""What the paper-loop tests share: a feed that replays a frame, and crash-test hooks for the
-loop, injected through ``PaperTrader(on_step=...)``.
+"""What the paper-loop and feed tests share: a feed that replays a frame, a frame's bars as
+plain tuples, and crash-test hooks for the loop, injected through ``PaperTrader(on_step=...)``.
 
 A hook is written ``ACTION@N``:
 
@@ -47,6 +47,30 @@ class FakeFeed:
 
     def history(self, n: int, stop=None) -> pd.DataFrame:
         return self.frame.iloc[:n]
+
+
+# the minute clock the feed tests' bars start on
+T0 = pd.Timestamp("2024-03-04 09:30")
+MINUTE = pd.Timedelta(minutes=1)
+
+
+def bar_rows(frame: pd.DataFrame) -> list[tuple]:
+    """The frame's bars as plain tuples, read straight from its columns.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        A price frame (Open, High, Low, Close, Volume).
+
+    Returns
+    -------
+    list of tuple
+        ``(time, open, high, low, close, volume)`` per bar, in order.
+    """
+    return [
+        (t, r.Open, r.High, r.Low, r.Close, r.Volume)
+        for t, r in zip(frame.index, frame.itertuples(), strict=True)
+    ]
 
 
 HOOK_ENV = "TRADENN_TEST_CRASH_HOOK"

@@ -15,17 +15,7 @@ from tradenn.data import DataError, download, gbm
 from tradenn.data import load as load_data
 from tradenn.live.feeds import Bar, FeedError, ReplayFeed, YahooFeed, open_feed
 
-T0 = pd.Timestamp("2024-03-04 09:30")
-MINUTE = pd.Timedelta(minutes=1)
-
-
-def _rows(frame: pd.DataFrame) -> list[tuple]:
-    """The frame's bars as plain tuples, read straight from its columns."""
-    return [
-        (t, r.Open, r.High, r.Low, r.Close, r.Volume)
-        for t, r in zip(frame.index, frame.itertuples(), strict=True)
-    ]
-
+from .support import MINUTE, T0, bar_rows
 
 # ---------------------------------------------------------------- replay
 
@@ -38,13 +28,13 @@ def prices() -> pd.DataFrame:
 def test_replay_yields_every_bar_in_order_and_ends(prices):
     bars = list(ReplayFeed(prices).bars(None, threading.Event()))
     assert all(isinstance(b, Bar) and isinstance(b.time, pd.Timestamp) for b in bars)
-    assert [tuple(b) for b in bars] == _rows(prices)
+    assert [tuple(b) for b in bars] == bar_rows(prices)
 
 
 def test_replay_starts_strictly_after_the_given_time(prices):
     after = prices.index[4]
     bars = list(ReplayFeed(prices).bars(after, threading.Event()))
-    assert [tuple(b) for b in bars] == _rows(prices.iloc[5:])
+    assert [tuple(b) for b in bars] == bar_rows(prices.iloc[5:])
 
 
 @pytest.mark.parametrize(

@@ -243,6 +243,20 @@ def test_the_log_says_how_long_until_the_first_model_and_warns_once_about_slow_t
     assert len(slow) == 1 and slow[0].levelno == logging.WARNING
 
 
+def _paper_run_from(
+    model: Path, name: str, later: Path, ledger: Path, params: list[str]
+) -> tuple[subprocess.CompletedProcess, pd.DataFrame, pd.DataFrame]:
+    """`tradenn paper run NAME --model MODEL` on the bars of the CSV ``later``, into ``ledger``:
+    the finished run (checked to have succeeded) and the ledger's models and equity."""
+    run = _cli(
+        "paper", "run", name, "--feed", f"replay:{later}", "--ledger", str(ledger),
+        "--model", str(model), *params,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    with Ledger(ledger, readonly=True) as book:
+        return run, book.models(), book.equity()
+
+
 def test_train_saves_a_model_that_paper_run_starts_from(prices, tmp_path):
     params = ["--param=train_size=60", "--param=retrain=30"]
     history = _csv(tmp_path, prices.iloc[:200], "history.csv")
@@ -265,13 +279,7 @@ def test_train_saves_a_model_that_paper_run_starts_from(prices, tmp_path):
     assert again.read_bytes() == out.read_bytes()  # the same data and parameters: the same file
 
     ledger = tmp_path / "p.db"
-    run = _cli(
-        "paper", "run", "linreg_forecast", "--feed", f"replay:{later}", "--ledger", str(ledger),
-        "--model", str(out), *params,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr
-    with Ledger(ledger, readonly=True) as book:
-        models, equity = book.models(), book.equity()
+    _, models, equity = _paper_run_from(out, "linreg_forecast", later, ledger, params)
     assert models["file"].iloc[0].startswith("imported-")
     # then the schedule goes on: its own first fold at 60 samples of its own
     assert models["file"].iloc[1] == "fold-0000.npz"
@@ -389,14 +397,8 @@ def test_an_agent_trained_offline_starts_a_paper_run(prices, tmp_path):
     )
     assert made.returncode == 0, made.stderr
     ledger = tmp_path / "p.db"
-    run = _cli(
-        "paper", "run", "q_learning", "--feed", f"replay:{later}", "--ledger", str(ledger),
-        "--model", str(out), *params,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr
+    run, models, equity = _paper_run_from(out, "q_learning", later, ledger, params)
     assert "flat until its features have warmed up" in run.stderr
-    with Ledger(ledger, readonly=True) as book:
-        models, equity = book.models(), book.equity()
     assert list(models["file"]) == [f"imported-{models['sha256'].iloc[0][:12]}.npz"]
     assert (equity["target"] != 0).any()  # it acted before any agent of its own was trained
     checked = _cli("paper", "verify", "--ledger", str(ledger))

@@ -212,12 +212,23 @@ def test_without_validation_training_runs_every_epoch():
 # ----------------------------------------------------------------------------- early stopping
 
 
-def test_early_stopping_stops_and_restores_the_best_validation_epoch():
-    # pure noise, a big network and a large step: the validation loss soon rises (overfitting)
+def overfit_noise(patience):
+    """A big LSTM fitted with a large step to pure noise, where its validation loss soon rises
+    (overfitting): the model and the noise ``X, y``."""
     X, y = noise_task(120, seed=1)
     model = LSTMForecaster(
-        units=32, epochs=200, learning_rate=2e-2, patience=3, validation_fraction=0.25, seed=0
+        units=32,
+        epochs=200,
+        learning_rate=2e-2,
+        patience=patience,
+        validation_fraction=0.25,
+        seed=0,
     ).fit(X, y)
+    return model, X, y
+
+
+def test_early_stopping_stops_and_restores_the_best_validation_epoch():
+    model, X, y = overfit_noise(patience=3)
     val_loss = model.history_["val_loss"]
     assert len(val_loss) < 200
     assert model.best_epoch_ == int(np.argmin(val_loss))
@@ -228,10 +239,7 @@ def test_early_stopping_stops_and_restores_the_best_validation_epoch():
 
 
 def test_patience_zero_stops_at_the_first_epoch_without_improvement():
-    X, y = noise_task(120, seed=1)
-    model = LSTMForecaster(
-        units=32, epochs=200, learning_rate=2e-2, patience=0, validation_fraction=0.25, seed=0
-    ).fit(X, y)
+    model, _, _ = overfit_noise(patience=0)
     val_loss = model.history_["val_loss"]
     assert len(val_loss) == model.best_epoch_ + 2
     assert val_loss[-1] >= val_loss[-2]

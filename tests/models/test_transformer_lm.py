@@ -9,15 +9,14 @@ import pytest
 from tradenn import nn
 from tradenn.models import TransformerLM
 
+from ..nn.support import fresh_defaults
+
 TOLERANCE = 1e-6
 
 
 @pytest.fixture(autouse=True)
 def _float32_and_a_fixed_seed():
-    nn.set_dtype(np.float32)
-    nn.set_seed(1234)
-    yield
-    nn.set_dtype(np.float32)
+    yield from fresh_defaults()
 
 
 def tiny(**options) -> TransformerLM:

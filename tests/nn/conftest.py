@@ -7,14 +7,13 @@ import pytest
 
 from tradenn import nn
 
+from .support import fresh_defaults
+
 
 @pytest.fixture(autouse=True)
 def _fresh_defaults():
     """Every test starts from float32 and a fixed seed, and leaves them so."""
-    nn.set_dtype(np.float32)
-    nn.set_seed(1234)
-    yield
-    nn.set_dtype(np.float32)
+    yield from fresh_defaults()
 
 
 @pytest.fixture

@@ -15,6 +15,8 @@ from tradenn.nn.base import backward_without_input_grad
 from tradenn.nn.reference import attention_forward as reference_attention
 from tradenn.nn.reference import multi_head_attention_forward
 
+from .support import WithOptions
+
 TOLERANCE = 1e-6
 
 
@@ -171,17 +173,7 @@ def test_self_attention_backward_with_padding_masks(rng, float64):
     layer = nn.MultiHeadAttention(2, 3)
     x = rng.standard_normal((3, 5, 4))
     mask = padding_masks(rng, 3, 5)
-
-    class Padded:
-        layers = (layer,)
-
-        def forward(self, x, training=False):
-            return layer.forward(x, query_mask=mask, value_mask=mask, training=training)
-
-        def backward(self, dy):
-            return layer.backward(dy)
-
-    check_gradients(Padded(), x)
+    check_gradients(WithOptions(layer, query_mask=mask, value_mask=mask), x)
 
 
 def test_cross_attention_backward_with_value_and_key_masks(rng, float64):
@@ -189,19 +181,9 @@ def test_cross_attention_backward_with_value_and_key_masks(rng, float64):
     query, value, key = (rng.standard_normal(s) for s in ((2, 4, 6), (2, 5, 3), (2, 5, 7)))
     value_mask = np.array([[True, True, False, True, False], [True, False, False, False, False]])
     key_mask = np.array([[True, True, True, True, False], [True, True, True, False, False]])
-
-    class Masked:
-        layers = (layer,)
-
-        def forward(self, query, value, key, training=False):
-            return layer.forward(
-                query, value, key, value_mask=value_mask, key_mask=key_mask, training=training
-            )
-
-        def backward(self, dy):
-            return layer.backward(dy)
-
-    check_gradients(Masked(), (query, value, key))
+    check_gradients(
+        WithOptions(layer, value_mask=value_mask, key_mask=key_mask), (query, value, key)
+    )
 
 
 def test_padding_masks_of_the_wrong_shape_are_rejected(rng):
@@ -525,17 +507,7 @@ def test_transformer_block_mask_is_the_padding_of_its_self_attention(rng, float6
     np.testing.assert_allclose(
         block.forward(x, mask=mask), block.forward(x, attention_mask=pairs), rtol=0, atol=1e-14
     )
-
-    class Padded:
-        layers = (block,)
-
-        def forward(self, x, training=False):
-            return block.forward(x, mask=mask, training=training)
-
-        def backward(self, dy):
-            return block.backward(dy)
-
-    check_gradients(Padded(), x)
+    check_gradients(WithOptions(block, mask=mask), x)
 
 
 def test_transformer_block_is_causal_and_its_cache_reproduces_it(rng):

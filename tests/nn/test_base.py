@@ -8,6 +8,8 @@ import pytest
 from tradenn import nn
 from tradenn.nn.serialization import deserialize_layer, serialize_layer
 
+from .support import ACTIVATION_NAMES
+
 ALL_LAYERS = [
     lambda: nn.Dense(4, activation="relu", kernel_regularizer=nn.regularizers.L2(1e-3)),
     lambda: nn.Activation(nn.activations.LeakyReLU(0.1)),
@@ -127,21 +129,7 @@ def test_float32_stays_float32_through_forward_and_backward(make, rng):
     assert all(g.dtype == np.float32 for g in layer.grads.values())
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "linear",
-        "relu",
-        "leaky_relu",
-        "elu",
-        "gelu",
-        "gelu_tanh",
-        "silu",
-        "sigmoid",
-        "tanh",
-        "softmax",
-    ],
-)
+@pytest.mark.parametrize("name", ACTIVATION_NAMES)
 def test_activations_keep_float32(name):
     z = np.linspace(-3, 3, 12, dtype=np.float32).reshape(3, 4)
     activation = nn.activations.get(name)

@@ -11,6 +11,8 @@ import pytest
 from tradenn import nn
 from tradenn.nn.reference import conv_lstm_forward
 
+from .support import WithOptions
+
 TOLERANCE = 1e-6
 LAYERS = {1: nn.ConvLSTM1D, 2: nn.ConvLSTM2D, 3: nn.ConvLSTM3D}
 SPATIAL = {1: (7,), 2: (5, 6), 3: (4, 3, 5)}
@@ -300,17 +302,7 @@ def test_a_mask_carries_every_position_of_the_state_over_masked_steps(rng, float
     mask = np.array([[True, False, True], [False, True, False]])
     layer = nn.ConvLSTM2D(2, 3, padding="same", return_sequences=True)
     x = random_input(rng, 2)
-
-    class Masked:
-        layers = (layer,)
-
-        def forward(self, x, training=False):
-            return layer.forward(x, mask=mask, training=training)
-
-        def backward(self, dy):
-            return layer.backward(dy)
-
-    assert nn.gradcheck(Masked(), x) < TOLERANCE
+    assert nn.gradcheck(WithOptions(layer, mask=mask), x) < TOLERANCE
     y = layer.forward(x, mask=mask)
     np.testing.assert_array_equal(y[0, 1], y[0, 0])
     np.testing.assert_array_equal(y[1, 0], 0.0)  # the initial state, zeros

@@ -7,20 +7,9 @@ import pytest
 
 from tradenn import nn
 
-TOLERANCE = 1e-6
+from .support import ACTIVATION_NAMES
 
-ACTIVATION_NAMES = [
-    "linear",
-    "relu",
-    "leaky_relu",
-    "elu",
-    "gelu",
-    "gelu_tanh",
-    "silu",
-    "sigmoid",
-    "tanh",
-    "softmax",
-]
+TOLERANCE = 1e-6
 
 
 def away_from_kinks(rng, shape, scale=1.0):

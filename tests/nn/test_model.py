@@ -7,6 +7,8 @@ import pytest
 
 from tradenn import nn
 
+from .support import train
+
 
 def spiral(points_per_class: int, classes: int = 3, seed: int = 0):
     """The classic interleaved-arms spiral (cs231n), a non-linearly-separable task."""
@@ -32,16 +34,8 @@ def test_dense_network_learns_xor():
     x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
     y = np.array([[0], [1], [1], [0]], dtype=np.float32)
     model = nn.Sequential([nn.Dense(8, activation="tanh"), nn.Dense(1)])
-    model.fit(
-        x,
-        y,
-        loss=nn.BinaryCrossentropy(from_logits=True),
-        optimizer=nn.Adam(0.05),
-        epochs=300,
-        batch_size=4,
-        verbose=0,
-        seed=0,
-    )
+    loss = nn.BinaryCrossentropy(from_logits=True)
+    train(model, x, y, loss, nn.Adam(0.05), epochs=300, batch_size=4)
     predicted = (model.predict(x) > 0.0).astype(np.float32)
     np.testing.assert_array_equal(predicted, y)
 
@@ -51,16 +45,8 @@ def test_dense_network_learns_a_three_class_spiral():
     model = nn.Sequential(
         [nn.Dense(64, activation="relu"), nn.Dense(64, activation="relu"), nn.Dense(3)]
     )
-    model.fit(
-        x,
-        labels,
-        loss=nn.SparseCategoricalCrossentropy(from_logits=True),
-        optimizer=nn.Adam(0.01),
-        epochs=300,
-        batch_size=64,
-        verbose=0,
-        seed=0,
-    )
+    loss = nn.SparseCategoricalCrossentropy(from_logits=True)
+    train(model, x, labels, loss, nn.Adam(0.01), epochs=300, batch_size=64)
     assert accuracy(model, x, labels) > 0.95
 
 
@@ -77,16 +63,8 @@ def test_deeper_network_with_normalization_and_dropout_learns_a_larger_spiral():
             nn.Dense(3),
         ]
     )
-    model.fit(
-        x,
-        labels,
-        loss=nn.SparseCategoricalCrossentropy(from_logits=True),
-        optimizer=nn.AdamW(0.005),
-        epochs=60,
-        batch_size=64,
-        verbose=0,
-        seed=0,
-    )
+    loss = nn.SparseCategoricalCrossentropy(from_logits=True)
+    train(model, x, labels, loss, nn.AdamW(0.005), epochs=60, batch_size=64)
     assert accuracy(model, x, labels) > 0.95
 
 
@@ -96,7 +74,7 @@ def test_linear_model_recovers_regression_coefficients_within_two_percent():
     x = rng.standard_normal((2000, 3))
     y = x @ coefficients + intercept + rng.normal(0.0, 0.1, 2000)
     model = nn.Sequential([nn.Dense(1)])
-    model.fit(x, y, loss="mse", optimizer=nn.SGD(0.1), epochs=40, batch_size=100, verbose=0, seed=0)
+    train(model, x, y, "mse", nn.SGD(0.1), epochs=40, batch_size=100)
     kernel = model.layers[0].params["kernel"].ravel()
     np.testing.assert_allclose(kernel, coefficients, rtol=0.02)
     assert model.layers[0].params["bias"][0] == pytest.approx(intercept, rel=0.02)

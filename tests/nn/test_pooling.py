@@ -8,41 +8,29 @@ import numpy as np
 import pytest
 
 from tradenn import nn
+from tradenn.nn import pooling
 from tradenn.nn.conv import Conv2D
 from tradenn.nn.gradient_check import gradcheck
 from tradenn.nn.pooling import (
     AveragePooling1D,
     AveragePooling2D,
-    AveragePooling3D,
     GlobalAveragePooling1D,
     GlobalAveragePooling2D,
-    GlobalAveragePooling3D,
     GlobalMaxPooling1D,
     GlobalMaxPooling2D,
-    GlobalMaxPooling3D,
     MaxPooling1D,
     MaxPooling2D,
-    MaxPooling3D,
 )
 from tradenn.nn.reference import pooling_forward as naive_pooling
 
 TOLERANCE = 1e-6
+# ("max", 2) -> MaxPooling2D, ("average", 3) -> AveragePooling3D, ...
 POOLS = {
-    ("max", 1): MaxPooling1D,
-    ("max", 2): MaxPooling2D,
-    ("max", 3): MaxPooling3D,
-    ("average", 1): AveragePooling1D,
-    ("average", 2): AveragePooling2D,
-    ("average", 3): AveragePooling3D,
+    (kind, rank): getattr(pooling, f"{kind.title()}Pooling{rank}D")
+    for kind in ("max", "average")
+    for rank in (1, 2, 3)
 }
-GLOBAL_POOLS = {
-    ("max", 1): GlobalMaxPooling1D,
-    ("max", 2): GlobalMaxPooling2D,
-    ("max", 3): GlobalMaxPooling3D,
-    ("average", 1): GlobalAveragePooling1D,
-    ("average", 2): GlobalAveragePooling2D,
-    ("average", 3): GlobalAveragePooling3D,
-}
+GLOBAL_POOLS = {key: getattr(pooling, f"Global{cls.__name__}") for key, cls in POOLS.items()}
 
 
 def distinct_values(rng, shape):

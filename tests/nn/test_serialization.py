@@ -30,6 +30,14 @@ def trained_model(rng, dtype=None):
     return model, x, y
 
 
+def saved_model(tmp_path, rng):
+    """The path ``tmp_path / "model.npz"`` that ``trained_model(rng)`` is saved to."""
+    model, _, _ = trained_model(rng)
+    path = tmp_path / "model.npz"
+    model.save(path)
+    return path
+
+
 def test_round_trip_gives_bit_identical_predictions(tmp_path, rng):
     model, x, _ = trained_model(rng)
     model.save(tmp_path / "model.npz")
@@ -149,9 +157,7 @@ def test_pickled_content_is_refused(tmp_path):
 
 
 def test_truncated_file_is_a_clear_error(tmp_path, rng):
-    model, _, _ = trained_model(rng)
-    path = tmp_path / "model.npz"
-    model.save(path)
+    path = saved_model(tmp_path, rng)
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     with pytest.raises(nn.ModelFileError, match=r"model file"):
         nn.load(path)
@@ -165,28 +171,33 @@ def rewrite(path, change):
     np.savez(path, **arrays)
 
 
+def rewrite_header(path, change):
+    """Rewrite the archive at ``path`` with ``change(header)`` applied to its JSON header."""
+
+    def edit(arrays):
+        header = json.loads(arrays[HEADER_KEY].tobytes())
+        change(header)
+        arrays[HEADER_KEY] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+
+    rewrite(path, edit)
+
+
 def test_missing_weight_is_a_clear_error(tmp_path, rng):
-    model, _, _ = trained_model(rng)
-    path = tmp_path / "model.npz"
-    model.save(path)
+    path = saved_model(tmp_path, rng)
     rewrite(path, lambda arrays: arrays.pop("layers/1/params/kernel"))
     with pytest.raises(nn.ModelFileError, match=r"'layers/1/params/kernel'.*missing"):
         nn.load(path)
 
 
 def test_weight_of_the_wrong_shape_is_a_clear_error(tmp_path, rng):
-    model, _, _ = trained_model(rng)
-    path = tmp_path / "model.npz"
-    model.save(path)
+    path = saved_model(tmp_path, rng)
     rewrite(path, lambda arrays: arrays.update({"layers/1/params/kernel": np.zeros((2, 2))}))
     with pytest.raises(nn.ModelFileError, match=r"has shape \(2, 2\).*expects \(5, 8\)"):
         nn.load(path)
 
 
 def test_corrupt_config_is_a_clear_error(tmp_path, rng):
-    model, _, _ = trained_model(rng)
-    path = tmp_path / "model.npz"
-    model.save(path)
+    path = saved_model(tmp_path, rng)
     garbage = np.frombuffer(b"{not json", dtype=np.uint8)
     rewrite(path, lambda arrays: arrays.update({HEADER_KEY: garbage}))
     with pytest.raises(nn.ModelFileError, match=r"model header is not valid JSON"):
@@ -194,31 +205,19 @@ def test_corrupt_config_is_a_clear_error(tmp_path, rng):
 
 
 def test_unknown_layer_class_in_file_is_a_clear_error(tmp_path, rng):
-    model, _, _ = trained_model(rng)
-    path = tmp_path / "model.npz"
-    model.save(path)
+    path = saved_model(tmp_path, rng)
 
-    def rename(arrays):
-        header = json.loads(arrays[HEADER_KEY].tobytes())
+    def rename(header):
         header["config"]["model"]["config"]["layers"][0]["class_name"] = "Quantum"
-        arrays[HEADER_KEY] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
 
-    rewrite(path, rename)
+    rewrite_header(path, rename)
     with pytest.raises(nn.ModelFileError, match=r"Unknown layer 'Quantum'"):
         nn.load(path)
 
 
 def test_newer_format_version_is_refused(tmp_path, rng):
-    model, _, _ = trained_model(rng)
-    path = tmp_path / "model.npz"
-    model.save(path)
-
-    def bump(arrays):
-        header = json.loads(arrays[HEADER_KEY].tobytes())
-        header["version"] = 99
-        arrays[HEADER_KEY] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
-
-    rewrite(path, bump)
+    path = saved_model(tmp_path, rng)
+    rewrite_header(path, lambda header: header.update(version=99))
     with pytest.raises(nn.ModelFileError, match=r"version 99"):
         nn.load(path)
 
