@@ -266,6 +266,29 @@ class Trail:
                 "period": self.period}  # fmt: skip
 
 
+class _CheckedPrice:
+    """An order's ``sl`` or ``tp``: read from its ``_sl``/``_tp`` field, assigned through
+    :func:`_price_or_none` (a positive price, or None for none).
+
+    Parameters
+    ----------
+    doc : str
+        What the price is (the attribute's docstring).
+    """
+
+    def __init__(self, doc: str) -> None:
+        self.__doc__ = doc
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name, self.field = name, f"_{name}"
+
+    def __get__(self, order: Order | None, owner: type | None = None) -> Any:
+        return self if order is None else getattr(order, self.field)
+
+    def __set__(self, order: Order, price: float | None) -> None:
+        setattr(order, self.field, _price_or_none(self.name, price))
+
+
 @dataclass(eq=False, slots=True)
 class Order:
     """An instruction to trade, as placed by ``Strategy.buy``/``sell``, a bracket or a target.
@@ -299,23 +322,8 @@ class Order:
     trail: Trail | None = None
     book: Book | None = field(default=None, repr=False)
 
-    @property
-    def sl(self) -> float | None:
-        """The stop-loss the trade this order opens will get (None: none)."""
-        return self._sl
-
-    @sl.setter
-    def sl(self, price: float | None) -> None:
-        self._sl = _price_or_none("sl", price)
-
-    @property
-    def tp(self) -> float | None:
-        """The take-profit the trade this order opens will get (None: none)."""
-        return self._tp
-
-    @tp.setter
-    def tp(self, price: float | None) -> None:
-        self._tp = _price_or_none("tp", price)
+    sl = _CheckedPrice("The stop-loss the trade this order opens will get (None: none).")
+    tp = _CheckedPrice("The take-profit the trade this order opens will get (None: none).")
 
     def cancel(self) -> None:
         """Cancel this order if it is still pending (a filled, rejected or canceled order is

@@ -596,6 +596,11 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def add_strategy_argument(p: argparse.ArgumentParser) -> None:
+    """The STRATEGY positional (optimize, check-lookahead, paper run and train)."""
+    p.add_argument("strategy", metavar="STRATEGY", help="strategy name or file.py:ClassName")
+
+
 def add_param_option(p: argparse.ArgumentParser, metavar: str, text: str) -> None:
     p.add_argument("--param", action="append", default=[], metavar=metavar, help=text)
 
@@ -678,7 +683,7 @@ def _add_backtest_commands(commands) -> None:
         "Ratio of the best and, for grids, the Probability of Backtest Overfitting. With "
         "--walk-forward, optimize on rolling in-sample windows and test on the next bars.",
     )
-    p.add_argument("strategy", metavar="STRATEGY", help="strategy name or file.py:ClassName")
+    add_strategy_argument(p)
     p.add_argument(
         "--grid",
         action="append",
@@ -708,7 +713,7 @@ def _add_backtest_commands(commands) -> None:
         description="Run STRATEGY on truncated copies of the data and on copies with the future "
         "perturbed; exit 0 if no decision changed, 1 naming the first bar whose decision did.",
     )
-    p.add_argument("strategy", metavar="STRATEGY", help="strategy name or file.py:ClassName")
+    add_strategy_argument(p)
     add_param_option(p, "NAME=VALUE", "set a strategy parameter (repeatable)")
     p.add_argument("--cuts", type=_positive_int, default=10, metavar="N", help="cut points")
     p.add_argument("--json", action="store_true", help="print the report as JSON")

@@ -19,10 +19,10 @@ from tradenn.backtest import Backtest, PortfolioBacktest, Strategy
 from tradenn.backtest.interactive import (
     MAX_CANDLE_BARS,
     MAX_POINTS,
-    _extremes,
     _layout,
     interactive_chart,
 )
+from tradenn.backtest.plotting import extremes
 from tradenn.data import gbm, load
 from tradenn.errors import TradennError
 from tradenn.features import rsi, sma
@@ -256,11 +256,11 @@ def test_thinning_keeps_the_first_and_last_bar_and_every_spike():
     values = np.zeros(100_000)
     values[[12_345, 67_890]] = [5.0, -3.0]
     values[:1_000] = np.nan  # a warm-up longer than a bucket stays a gap
-    keep = _extremes(values)
+    keep = extremes(values)
     assert len(keep) <= MAX_POINTS + 2 and np.all(np.diff(keep) > 0)
     assert {0, 12_345, 67_890, 99_999} <= set(keep.tolist())
     assert np.isnan(values[keep[keep < 1_000]]).all()
-    np.testing.assert_array_equal(_extremes(values[:MAX_POINTS]), np.arange(MAX_POINTS))
+    np.testing.assert_array_equal(extremes(values[:MAX_POINTS]), np.arange(MAX_POINTS))
 
 
 def test_tz_aware_bars_are_drawn_at_their_wall_clock_times():

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tradenn.backtest.plotting import MAX_POINTS, extremes
 from tradenn.backtest.portfolio import PortfolioResult
 from tradenn.backtest.stats import drawdown
 from tradenn.data.calendar import bar_label, bar_seconds
@@ -36,8 +37,8 @@ from tradenn.errors import TradennError
 
 __all__ = ["MAX_CANDLE_BARS", "MAX_POINTS", "interactive_chart", "require_bokeh"]
 
-MAX_POINTS = 5_000
-"""Most points kept per line, and most bars in view drawn as candlesticks."""
+# MAX_POINTS (imported from plotting, the home of line thinning): most points kept per line,
+# and most bars in view drawn as candlesticks.
 
 MAX_CANDLE_BARS = 20_000
 """Longest run whose candlesticks the page carries (shown once zoomed in to MAX_POINTS bars)."""
@@ -436,7 +437,7 @@ def _position_panel(time: _TimeAxis, position: np.ndarray):
     from bokeh.models import ColumnDataSource
 
     fig = _panel(time, "position", label="Position", height=100)
-    keep = _extremes(position)
+    keep = extremes(position)
     units = position[keep]
     source = ColumnDataSource(
         {"x": time.x[keep], "y": units, "long": np.fmax(units, 0.0), "short": np.fmin(units, 0.0)}
@@ -549,41 +550,12 @@ def _draw_lines(fig, time: _TimeAxis, lines: Lines, colors: Sequence[str] = _PAL
 
 
 def _source(x: np.ndarray, y: np.ndarray):
-    """A ``ColumnDataSource`` of ``x`` and ``y`` at the positions :func:`_extremes` keeps."""
+    """A ``ColumnDataSource`` of ``x`` and ``y`` at the positions
+    :func:`~tradenn.backtest.plotting.extremes` keeps."""
     from bokeh.models import ColumnDataSource
 
-    keep = _extremes(y)
+    keep = extremes(y)
     return ColumnDataSource({"x": x[keep], "y": np.asarray(y, dtype=np.float64)[keep]})
-
-
-def _extremes(values: np.ndarray) -> np.ndarray:
-    """Positions of at most about :data:`MAX_POINTS` of ``values`` that draw the same line at
-    screen resolution: the first, the last and each bucket's minimum and maximum.
-
-    Parameters
-    ----------
-    values : ndarray, shape (n,)
-        A line's values; NaN (an indicator's warm-up) is a bucket's extreme only when the whole
-        bucket is NaN, which so keeps its gap.
-
-    Returns
-    -------
-    ndarray of int, shape (m,)
-        Increasing positions; all of ``range(n)`` when ``n <= MAX_POINTS``.
-    """
-    values = np.asarray(values, dtype=np.float64)
-    n = len(values)
-    if n <= MAX_POINTS:
-        return np.arange(n)
-    size = math.ceil(n / (MAX_POINTS // 2))  # two points per bucket
-    buckets = math.ceil(n / size)
-    padded = np.pad(values, (0, buckets * size - n), mode="edge").reshape(buckets, size)
-    missing = np.isnan(padded)
-    low = np.argmin(np.where(missing, np.inf, padded), axis=1)
-    high = np.argmax(np.where(missing, -np.inf, padded), axis=1)
-    base = np.arange(buckets) * size
-    picked = np.concatenate(([0], low + base, high + base, [n - 1]))
-    return np.unique(np.minimum(picked, n - 1))
 
 
 def _split_indicators(indicators: dict[str, Any], close: np.ndarray) -> tuple[Lines, list]:

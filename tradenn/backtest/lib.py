@@ -16,6 +16,7 @@ from pandas.tseries.offsets import Day, Tick, Week
 from tradenn import checks
 from tradenn.account import FLAT
 from tradenn.backtest.series import BarSeries
+from tradenn.data.resample import OHLCV_AGG
 from tradenn.data.timezones import wall_clock
 
 
@@ -185,15 +186,8 @@ def _units(equity: float, distance: float, risk: float, fractional: bool) -> flo
 
 # ----------------------------------------------------------------------- higher timeframes
 
-OHLCV_AGG: dict[str, str] = {
-    "Open": "first",
-    "High": "max",
-    "Low": "min",
-    "Close": "last",
-    "Adj Close": "last",
-    "Volume": "sum",
-}
-"""How :func:`resample_apply` aggregates a column of that name (any other column: ``"last"``)."""
+# OHLCV_AGG (imported from tradenn.data.resample, its one home): how resample_apply aggregates
+# a column of that name (any other column: "last").
 
 
 def resample_apply(

@@ -26,7 +26,7 @@ from tradenn.backtest.stats import drawdown
 from tradenn.data.calendar import bar_label
 from tradenn.data.timezones import wall_clock
 
-__all__ = ["MAX_MARKERS", "MAX_POINTS", "plot_result"]
+__all__ = ["MAX_MARKERS", "MAX_POINTS", "extremes", "plot_result"]
 
 MAX_POINTS = 5_000
 """Most points drawn per line."""
@@ -52,20 +52,42 @@ def _bucket_size(n: int, points_per_bucket: int) -> int:
     return max(1, math.ceil(n / (MAX_POINTS // points_per_bucket)))
 
 
-def _minmax(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """About MAX_POINTS points: the first and last bar and each bucket's minimum and maximum."""
-    n = len(y)
+def extremes(values: np.ndarray) -> np.ndarray:
+    """Positions of at most about :data:`MAX_POINTS` of ``values`` that draw the same line at
+    screen resolution: the first, the last and each bucket's minimum and maximum.
+
+    Parameters
+    ----------
+    values : ndarray, shape (n,)
+        A line's values; NaN (an indicator's warm-up) is a bucket's extreme only when the whole
+        bucket is NaN, which so keeps its gap.
+
+    Returns
+    -------
+    ndarray of int, shape (m,)
+        Increasing positions; all of ``range(n)`` when ``n <= MAX_POINTS``.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    n = len(values)
     if n <= MAX_POINTS:
-        return x, y
+        return np.arange(n)
     size = _bucket_size(n, 2)
     buckets = math.ceil(n / size)
-    padded = np.pad(y, (0, buckets * size - n), mode="edge").reshape(buckets, size)
+    padded = np.pad(values, (0, buckets * size - n), mode="edge").reshape(buckets, size)
     missing = np.isnan(padded)
     low = np.argmin(np.where(missing, np.inf, padded), axis=1)
     high = np.argmax(np.where(missing, -np.inf, padded), axis=1)
     base = np.arange(buckets) * size
-    pairs = np.sort(np.column_stack([low, high]), axis=1) + base[:, None]
-    idx = np.unique(np.concatenate(([0], np.minimum(pairs.ravel(), n - 1), [n - 1])))
+    picked = np.concatenate(([0], low + base, high + base, [n - 1]))
+    return np.unique(np.minimum(picked, n - 1))
+
+
+def _minmax(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """About MAX_POINTS points: the first and last bar and each bucket's minimum and maximum
+    (see :func:`extremes`)."""
+    if len(y) <= MAX_POINTS:
+        return x, y
+    idx = extremes(y)
     return x[idx], y[idx]
 
 

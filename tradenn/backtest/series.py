@@ -9,6 +9,8 @@ raises :class:`LookAheadError`.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -170,6 +172,15 @@ class BarSeries:
         return self.__values
 
 
+def _lookup(table: dict[str, Any], key: str, what: str) -> Any:
+    """``table[key]``, or a one-line ``KeyError`` naming the missing ``what`` and those there
+    are (``"no column 'x'; columns: Open, High, ..."``)."""
+    try:
+        return table[key]
+    except KeyError:
+        raise KeyError(f"no {what} {key!r}; {what}s: {', '.join(table)}") from None
+
+
 def frame_arrays(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     """The columns of ``frame`` as numpy arrays, by name (what :class:`BarData` shows)."""
     return {str(c): frame[c].to_numpy() for c in frame.columns}
@@ -234,10 +245,7 @@ class BarData:
         return self._frame
 
     def __getitem__(self, column: str) -> BarSeries:
-        try:
-            return self._columns[column]
-        except KeyError:
-            raise KeyError(f"no column {column!r}; columns: {', '.join(self._columns)}") from None
+        return _lookup(self._columns, column, "column")
 
     def __len__(self) -> int:
         return self._clock.i + 1
@@ -352,10 +360,7 @@ class PanelData:
             clock.i = count
 
     def __getitem__(self, asset: str) -> BarData:
-        try:
-            return self._views[asset]
-        except KeyError:
-            raise KeyError(f"no asset {asset!r}; assets: {', '.join(self.assets)}") from None
+        return _lookup(self._views, asset, "asset")
 
     def __len__(self) -> int:
         return self._clock.i + 1

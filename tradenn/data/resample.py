@@ -6,7 +6,9 @@ import pandas as pd
 
 from tradenn.errors import DataError
 
-_AGGREGATION = {
+__all__ = ["OHLCV_AGG", "resample"]
+
+OHLCV_AGG: dict[str, str] = {
     "Open": "first",
     "High": "max",
     "Low": "min",
@@ -14,6 +16,8 @@ _AGGREGATION = {
     "Adj Close": "last",
     "Volume": "sum",
 }
+"""How a column of that name aggregates into a coarser bar (any other column: ``"last"``);
+:func:`resample` and :func:`tradenn.backtest.lib.resample_apply` both use it."""
 
 
 def resample(df: pd.DataFrame, rule: str) -> pd.DataFrame:
@@ -32,7 +36,7 @@ def resample(df: pd.DataFrame, rule: str) -> pd.DataFrame:
         grouper = df.resample(rule)
     except (ValueError, TypeError) as error:
         raise DataError(f"resample: invalid rule {rule!r} ({error})") from None
-    spec = {c: _AGGREGATION.get(c, "last") for c in df.columns}
+    spec = {c: OHLCV_AGG.get(c, "last") for c in df.columns}
     bars = grouper.agg(spec)
     stamps = pd.Series(df.index, index=df.index).resample(rule).last()
     keep = stamps.notna().to_numpy()

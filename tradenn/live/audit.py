@@ -48,6 +48,40 @@ def first_problem(
     return _state(tables["bars"], state_seq)
 
 
+def _row_label(frame: pd.DataFrame, table: str, key: str, timed: bool = True):
+    """The function that names row ``row`` of ``table`` in a problem: by its ``key`` column and,
+    when ``timed``, its time (``"fills row id 7 (2024-01-02 ...)"``)."""
+
+    def label(row: int) -> str:
+        name = f"{table} row {key} {frame[key].iloc[row]}"
+        return f"{name} ({frame['time'].iloc[row]})" if timed else name
+
+    return label
+
+
+def _first(bad: np.ndarray) -> int | None:
+    """The first row where ``bad`` holds, or None."""
+    rows = np.flatnonzero(bad)
+    return int(rows[0]) if len(rows) else None
+
+
+def _first_off(stored: np.ndarray, expected: np.ndarray, *terms: np.ndarray) -> int | None:
+    """The first row where ``stored`` differs from ``expected`` by more than ``_TOLERANCE`` of
+    the size of the ``terms`` that make ``expected`` (plus 1, so zeros compare absolutely)."""
+    scale = sum(np.abs(term) for term in terms) + 1.0
+    return _first(np.abs(stored - expected) > _TOLERANCE * scale)
+
+
+def _first_broken(label, rules) -> str | None:
+    """``"<row>: <rule>"`` for the first row that breaks the first broken rule of ``rules``
+    (``(rule, bad)`` pairs, ``bad`` a mask over the rows), or None when none is broken."""
+    for rule, bad in rules:
+        row = _first(bad)
+        if row is not None:
+            return f"{label(row)}: {rule}"
+    return None
+
+
 def _numbers(frame: pd.DataFrame, columns: tuple[str, ...], label) -> tuple[dict, str | None]:
     """``columns`` of ``frame`` as float arrays, or a sentence naming the first value that is
     not a number (SQLite stores whatever it is given)."""
@@ -55,9 +89,8 @@ def _numbers(frame: pd.DataFrame, columns: tuple[str, ...], label) -> tuple[dict
     for column in columns:
         values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
         given = frame[column].notna().to_numpy()
-        bad = np.flatnonzero(given & ~np.isfinite(values))
-        if len(bad):
-            row = bad[0]
+        row = _first(given & ~np.isfinite(values))
+        if row is not None:
             return arrays, f"{label(row)}: {column} {frame[column].iloc[row]!r} is not a number"
         arrays[column] = values
     return arrays, None
@@ -65,45 +98,36 @@ def _numbers(frame: pd.DataFrame, columns: tuple[str, ...], label) -> tuple[dict
 
 def _bars(tables, cash, history) -> str | None:
     bars = tables["bars"]
-
-    def label(row):
-        return f"bars row seq {bars['seq'].iloc[row]} ({bars['time'].iloc[row]})"
-
+    label = _row_label(bars, "bars", "seq")
     seq = bars["seq"].to_numpy()
-    wrong = np.flatnonzero(seq != np.arange(len(bars)))
-    if len(wrong):
-        return f"{label(wrong[0])}: expected seq {wrong[0]} (bars are numbered from 0)"
+    row = _first(seq != np.arange(len(bars)))
+    if row is not None:
+        return f"{label(row)}: expected seq {row} (bars are numbered from 0)"
     # instants: a time may carry its zone's name after it ("...-05:00[America/New_York]")
     text = bars["time"].astype("string").str.replace(r"\[[^\]]*\]$", "", regex=True)
     times = pd.to_datetime(text, errors="coerce", format="ISO8601", utc=True)
-    if times.isna().any():
-        row = int(np.flatnonzero(times.isna().to_numpy())[0])
+    row = _first(times.isna().to_numpy())
+    if row is not None:
         return f"{label(row)}: time {bars['time'].iloc[row]!r} is not a timestamp"
-    later = np.flatnonzero(np.diff(times.dt.tz_convert(None).to_numpy()) <= np.timedelta64(0))
-    if len(later):
-        return f"{label(later[0] + 1)}: not after the bar before it"
+    row = _first(np.diff(times.dt.tz_convert(None).to_numpy()) <= np.timedelta64(0))
+    if row is not None:
+        return f"{label(row + 1)}: not after the bar before it"
     values, problem = _numbers(bars, ("open", "high", "low", "close", "volume"), label)
     if problem:
         return problem
     o, h, low, c, v = (values[k] for k in ("open", "high", "low", "close", "volume"))
-    for name, bad in (
+    rules = (
         ("a price is not positive", (np.minimum(np.minimum(o, c), low) <= 0) | np.isnan(h)),
         ("high is below open, low or close", h < np.maximum(np.maximum(o, c), low)),
         ("low is above open or close", low > np.minimum(o, c)),
         ("volume is negative", v < 0),
-    ):
-        rows = np.flatnonzero(bad)
-        if len(rows):
-            return f"{label(rows[0])}: {name}"
-    return None
+    )
+    return _first_broken(label, rules)
 
 
 def _fills(tables, cash, history) -> str | None:
     fills, bars, orders = tables["fills"], tables["bars"], tables["orders"]
-
-    def label(row):
-        return f"fills row id {fills['id'].iloc[row]} ({fills['time'].iloc[row]})"
-
+    label = _row_label(fills, "fills", "id")
     values, problem = _numbers(fills, ("units", "price", "commission", "position", "cash"), label)
     if problem:
         return problem
@@ -119,14 +143,12 @@ def _fills(tables, cash, history) -> str | None:
         ("it is before the fill before it", _earlier(at)),
         ("its order is not in orders", ~fills["order_id"].isin(orders["id"]).to_numpy()),
     )
-    for name, bad in checks:
-        rows = np.flatnonzero(bad)
-        if len(rows):
-            return f"{label(rows[0])}: {name}"
+    problem = _first_broken(label, checks)
+    if problem:
+        return problem
     position = np.cumsum(sign * values["units"])
-    rows = np.flatnonzero(~np.isclose(values["position"], position, rtol=_TOLERANCE, atol=1e-9))
-    if len(rows):
-        row = rows[0]
+    row = _first(~np.isclose(values["position"], position, rtol=_TOLERANCE, atol=1e-9))
+    if row is not None:
         return (
             f"{label(row)}: position {values['position'][row]:g}, but the fills up to it "
             f"add up to {position[row]:g}"
@@ -134,10 +156,8 @@ def _fills(tables, cash, history) -> str | None:
     before = np.concatenate([[cash], values["cash"][:-1]])
     flow = sign * values["units"] * values["price"]
     expected = before - flow - values["commission"]
-    scale = np.abs(before) + np.abs(flow) + 1.0
-    rows = np.flatnonzero(np.abs(values["cash"] - expected) > _TOLERANCE * scale)
-    if len(rows):
-        row = rows[0]
+    row = _first_off(values["cash"], expected, before, flow)
+    if row is not None:
         return (
             f"{label(row)}: cash {values['cash'][row]:,.2f}, but the cash before it and this "
             f"fill give {expected[row]:,.2f}"
@@ -160,10 +180,7 @@ def _earlier(at: np.ndarray) -> np.ndarray:
 
 def _orders(tables, cash, history) -> str | None:
     orders, fills = tables["orders"], tables["fills"]
-
-    def label(row):
-        return f"orders row id {orders['id'].iloc[row]}"
-
+    label = _row_label(orders, "orders", "id", timed=False)
     values, problem = _numbers(orders, ("size", "limit_price", "stop_price", "sl", "tp"), label)
     if problem:
         return problem
@@ -175,11 +192,7 @@ def _orders(tables, cash, history) -> str | None:
         ("it is filled but has no fill", (status == "filled") & ~filled),
     ]
     checks += [(f"{name} is not positive", values[name] <= 0) for name in values]
-    for name, bad in checks:
-        rows = np.flatnonzero(bad)
-        if len(rows):
-            return f"{label(rows[0])}: {name}"
-    return None
+    return _first_broken(label, checks)
 
 
 def _positions(tables, cash, history) -> str | None:
@@ -197,10 +210,7 @@ def _positions(tables, cash, history) -> str | None:
 
 def _equity(tables, cash, history) -> str | None:
     equity, bars, fills = tables["equity"], tables["bars"], tables["fills"]
-
-    def label(row):
-        return f"equity row seq {equity['seq'].iloc[row]} ({equity['time'].iloc[row]})"
-
+    label = _row_label(equity, "equity", "seq")
     seq = equity["seq"].to_numpy()
     start = history
     if len(equity) != max(len(bars) - start, 0):
@@ -210,12 +220,12 @@ def _equity(tables, cash, history) -> str | None:
         )
     if equity.empty:
         return None
-    wrong = np.flatnonzero(seq != np.arange(start, len(bars)))
-    if len(wrong):
-        return f"{label(wrong[0])}: expected seq {start + wrong[0]} (one row per traded bar)"
-    rows = np.flatnonzero(equity["time"].to_numpy() != bars["time"].to_numpy()[start:])
-    if len(rows):
-        return f"{label(rows[0])}: its time is not bar {seq[rows[0]]}'s"
+    row = _first(seq != np.arange(start, len(bars)))
+    if row is not None:
+        return f"{label(row)}: expected seq {start + row} (one row per traded bar)"
+    row = _first(equity["time"].to_numpy() != bars["time"].to_numpy()[start:])
+    if row is not None:
+        return f"{label(row)}: its time is not bar {seq[row]}'s"
     values, problem = _numbers(equity, ("cash", "units", "equity"), label)
     if problem:
         return problem
@@ -224,22 +234,18 @@ def _equity(tables, cash, history) -> str | None:
     fill_cash = np.concatenate([[cash], pd.to_numeric(fills["cash"]).to_numpy(dtype=float)])
     fill_units = np.concatenate([[0.0], pd.to_numeric(fills["position"]).to_numpy(dtype=float)])
     want_cash, want_units = fill_cash[last + 1], fill_units[last + 1]
-    rows = np.flatnonzero(values["units"] != want_units)
-    if len(rows):
-        row = rows[0]
+    row = _first(values["units"] != want_units)
+    if row is not None:
         return f"{label(row)}: units {values['units'][row]:g}, the fills leave {want_units[row]:g}"
-    rows = np.flatnonzero(values["cash"] != want_cash)
-    if len(rows):
-        row = rows[0]
+    row = _first(values["cash"] != want_cash)
+    if row is not None:
         return (
             f"{label(row)}: cash {values['cash'][row]:,.2f}, the fills leave {want_cash[row]:,.2f}"
         )
     close = pd.to_numeric(bars["close"]).to_numpy(dtype=float)[start:]
     marked = values["cash"] + values["units"] * close
-    scale = np.abs(values["cash"]) + np.abs(values["units"] * close) + 1.0
-    rows = np.flatnonzero(np.abs(values["equity"] - marked) > _TOLERANCE * scale)
-    if len(rows):
-        row = rows[0]
+    row = _first_off(values["equity"], marked, values["cash"], values["units"] * close)
+    if row is not None:
         return (
             f"{label(row)}: equity {values['equity'][row]:,.2f}, but cash + units x close "
             f"is {marked[row]:,.2f}"

@@ -37,7 +37,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from tradenn.cli import UsageError, add_cost_options, add_param_option, parse_params
+from tradenn.cli import (
+    UsageError,
+    add_cost_options,
+    add_param_option,
+    add_strategy_argument,
+    parse_params,
+)
 
 _LOGGER = "tradenn.live"
 
@@ -282,6 +288,11 @@ def _paper_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_ledger_option(p: argparse.ArgumentParser) -> None:
+    """The required --ledger of every ``paper`` command."""
+    p.add_argument("--ledger", required=True, metavar="FILE.db", help="the SQLite ledger")
+
+
 def add_paper_commands(commands) -> None:
     """Add ``tradenn paper run|status|trades`` to the ``tradenn`` subcommands."""
     paper = commands.add_parser(
@@ -300,14 +311,14 @@ def add_paper_commands(commands) -> None:
         description="Run STRATEGY on --feed, one bar at a time, with the backtester's fills and "
         "costs. Stops after the current bar on Ctrl-C or SIGTERM; a replay ends with its data.",
     )
-    p.add_argument("strategy", metavar="STRATEGY", help="strategy name or file.py:ClassName")
+    add_strategy_argument(p)
     p.add_argument(
         "--feed",
         required=True,
         metavar="SPEC",
         help="replay:SOURCE (bundled name or CSV) or yf:TICKER",
     )
-    p.add_argument("--ledger", required=True, metavar="FILE.db", help="the SQLite ledger")
+    _add_ledger_option(p)
     add_cost_options(p)
     add_param_option(p, "NAME=VALUE", "set a strategy parameter (repeatable)")
     p.add_argument("--quiet", action="store_true", help="log warnings only")
@@ -336,7 +347,7 @@ def add_paper_commands(commands) -> None:
     p.set_defaults(handler=_paper_run)
 
     p = sub.add_parser("status", help="positions, equity, last bar and open orders of a ledger")
-    p.add_argument("--ledger", required=True, metavar="FILE.db", help="the SQLite ledger")
+    _add_ledger_option(p)
     p.set_defaults(handler=_paper_status)
 
     p = sub.add_parser(
@@ -346,7 +357,7 @@ def add_paper_commands(commands) -> None:
         "compare every order, fill and equity row. Exit 0 when they are equal, 1 naming the "
         "first difference.",
     )
-    p.add_argument("--ledger", required=True, metavar="FILE.db", help="the SQLite ledger")
+    _add_ledger_option(p)
     p.add_argument(
         "--strategy",
         metavar="STRATEGY",
@@ -355,7 +366,7 @@ def add_paper_commands(commands) -> None:
     p.set_defaults(handler=_paper_verify)
 
     p = sub.add_parser("trades", help="every fill of a ledger as CSV on stdout")
-    p.add_argument("--ledger", required=True, metavar="FILE.db", help="the SQLite ledger")
+    _add_ledger_option(p)
     p.set_defaults(handler=_paper_trades)
 
 
@@ -399,7 +410,7 @@ def add_train_command(commands) -> None:
         "whole data) and save it with the strategy, parameters, data range and data hash; "
         "`tradenn paper run STRATEGY --model FILE` starts from it.",
     )
-    p.add_argument("strategy", metavar="STRATEGY", help="strategy name or file.py:ClassName")
+    add_strategy_argument(p)
     p.add_argument("--data", required=True, metavar="SOURCE", help="bundled name, CSV or yf:T")
     p.add_argument("--out", required=True, metavar="FILE.npz", help="where to save the model")
     add_param_option(p, "NAME=VALUE", "set a strategy parameter (repeatable)")

@@ -513,17 +513,12 @@ class Ledger:
                 self._db.execute("ROLLBACK")
 
     def _create(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            self._db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+        with self._immediate() as db:
+            db.execute(f"PRAGMA application_id={APPLICATION_ID}")
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
-                    self._db.execute(statement)
-            self._db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._rollback()
-            raise
+                    db.execute(statement)
+            db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
 
     def _check_schema(self) -> None:
         report = [row[0] for row in self._db.execute("PRAGMA quick_check").fetchall()]
@@ -550,17 +545,12 @@ class Ledger:
     def _upgrade(self, version: int) -> None:
         """Version 1 had no ``state`` table (its first restart then replays); versions 1 and 2
         no ``models`` table and no ``run.history``: add them."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._immediate() as db:
             if version == 1:
-                self._db.execute(_STATE_TABLE.strip().rstrip(";"))
-            self._db.execute(_MODELS_TABLE.strip().rstrip(";"))
-            self._db.execute("ALTER TABLE run ADD COLUMN history INTEGER NOT NULL DEFAULT 0")
-            self._db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._rollback()
-            raise
+                db.execute(_STATE_TABLE.strip().rstrip(";"))
+            db.execute(_MODELS_TABLE.strip().rstrip(";"))
+            db.execute("ALTER TABLE run ADD COLUMN history INTEGER NOT NULL DEFAULT 0")
+            db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
 
     def close(self) -> None:
         """Close the file and release a writer's lock (committed state is already on disk)."""
@@ -707,23 +697,29 @@ class Ledger:
             )
 
     @contextlib.contextmanager
-    def _transaction(self):
-        """One write transaction: committed when the block ends, rolled back on any error; a
-        disk that refuses it raises :class:`LedgerDiskError` (nothing of it is recorded)."""
+    def _immediate(self):
+        """One write transaction: committed when the block ends, rolled back on any error."""
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
             yield db
             db.execute("COMMIT")
-        except sqlite3.Error as error:
+        except BaseException:
             self._rollback()
+            raise
+
+    @contextlib.contextmanager
+    def _transaction(self):
+        """One write transaction of a run (:meth:`_immediate`); a disk that refuses it raises
+        :class:`LedgerDiskError` (nothing of it is recorded)."""
+        try:
+            with self._immediate() as db:
+                yield db
+        except sqlite3.Error as error:
             problem = self._disk_problem(error)
             if problem is None:
                 raise
             raise problem from error
-        except BaseException:
-            self._rollback()
-            raise
 
     def record_history(self, frame: pd.DataFrame) -> None:
         """Store the bars loaded before trading (``--warmup``) as the ledger's first bars, in
