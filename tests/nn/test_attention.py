@@ -301,6 +301,19 @@ def test_causal_scores_computed_in_query_blocks_equal_the_masked_whole(rng, floa
         np.testing.assert_allclose(blocked.grads[key], whole.grads[key], rtol=0, atol=1e-12)
 
 
+def test_causal_blocks_never_compute_on_the_keys_no_query_sees(rng):
+    # the gradient workspace's invisible corner is never written: garbage there (the largest
+    # float32, which overflows when dropout scales it) must not reach a gradient or raise
+    layer = nn.MultiHeadAttention(2, 4, dropout=0.5, seed=1)
+    x = rng.standard_normal((2, 12, 8)).astype(np.float32)
+    layer.forward(x, use_causal_mask=True, training=True)
+    layer._workspace("d_weights", (2, 2, 12, 12)).fill(np.finfo(np.float32).max)
+    with np.errstate(all="raise"):
+        dx = layer.backward(np.ones((2, 12, 8), dtype=np.float32))
+    assert np.isfinite(dx).all()
+    assert all(np.isfinite(grad).all() for grad in layer.grads.values())
+
+
 def test_multi_head_attention_backward_through_returned_scores_in_query_blocks(rng, float64):
     class WithScores(nn.MultiHeadAttention, register=False):
         def forward(self, x, training=False):

@@ -518,24 +518,20 @@ class MultiHeadAttention(Layer):
                 d_attended[:, :, first:],
                 out=d_views["value"][:, :, first:end],
             )
-        d_weights = self._workspace("d_weights", weights.shape)
-        for first, end, visible in cache.blocks:
-            np.matmul(
-                d_attended[:, :, first:end],
-                cache.values_t[..., :visible],
-                out=d_weights[:, :, first:end, :visible],
-            )
-        if cache.keep is not None:
-            d_weights *= cache.keep
         if d_scores is not None:
-            d_weights += self._check_gradient_shape(d_scores, weights.shape)
+            d_scores = self._check_gradient_shape(d_scores, weights.shape)
+        d_weights = self._workspace("d_weights", weights.shape)  # dP, then dS, where visible
         scratch = self._workspace("softmax_scratch", weights.shape)
         keys = cache.keys_t.swapaxes(-1, -2)
         for first, end, visible in cache.blocks:
-            d_block = d_weights[:, :, first:end, :visible]
-            softmax_backward(
-                weights[:, :, first:end, :visible], d_block, scratch[:, :, first:end, :visible]
-            )
+            block = (slice(None), slice(None), slice(first, end), slice(0, visible))
+            d_block = d_weights[block]
+            np.matmul(d_attended[:, :, first:end], cache.values_t[..., :visible], out=d_block)
+            if cache.keep is not None:
+                d_block *= cache.keep[block]
+            if d_scores is not None:
+                d_block += d_scores[block]
+            softmax_backward(weights[block], d_block, scratch[block])
             np.matmul(d_block, keys[:, :, :visible], out=d_views["query"][:, :, first:end])
         for first, end in key_blocks:  # dk_h = dS_h^T q_h, likewise
             np.matmul(
