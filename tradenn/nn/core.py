@@ -368,14 +368,12 @@ class Embedding(Layer):
         # dE[v] = sum of dy over the positions holding id v: sort the ids, then one
         # np.add.reduceat over the runs of equal ids (3x faster than np.add.at)
         ids = self._ids.ravel()
-        if ids.size == 0:
-            self._add_regularization_gradients()
-            return
-        order = np.argsort(ids, kind="stable")
-        sorted_ids = ids[order]
-        starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
-        rows = dy.reshape(-1, self.output_dim)[order]
-        grad[sorted_ids[starts]] = np.add.reduceat(rows, starts, axis=0)
+        if ids.size:
+            order = np.argsort(ids, kind="stable")
+            sorted_ids = ids[order]
+            starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
+            rows = dy.reshape(-1, self.output_dim)[order]
+            grad[sorted_ids[starts]] = np.add.reduceat(rows, starts, axis=0)
         self._add_regularization_gradients()
 
     def _as_ids(self, x: Any) -> np.ndarray:

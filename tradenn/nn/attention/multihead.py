@@ -350,7 +350,7 @@ class MultiHeadAttention(Layer):
         for first, end, visible in blocks:
             block = weights[:, :, first:end, :visible]
             np.matmul(queries[:, :, first:end], keys_t[..., :visible], out=block)
-            if len(blocks) > 1:  # the block's share of the causal mask
+            if bias is not None:  # the causal mask, for this block's queries and keys
                 bias = causal_bias(end - first, visible, first, self.dtype)
             masked_softmax(block, allowed, bias)
             weights[:, :, first:end, visible:] = 0.0  # keys no query of the block may see
