@@ -7,8 +7,9 @@ the README's names, ``n1`` and ``n2``:
 
 * ``SmaCross`` / ``SmaCrossBt``: the README form, ``buy()`` on a cross above, ``sell()`` on a
   cross below (the same trades as the reversal under ``exclusive_orders=True``);
-* ``SmaReverse`` / ``SmaReverseBt``: ``position.close()`` first, then ``buy()`` or ``sell()``:
-  the rule of ``strategies/sma_cross.py``, under default settings.
+* ``SmaReverseBt``: ``position.close()`` first, then ``buy()`` or ``sell()``, under default
+  settings: in backtesting.py the rule of tradenn's bundled ``strategies/sma_cross.py``, which
+  is its tradenn side.
 
 Imported by scripts run as ``python bench/X.py``, which puts this folder on ``sys.path``.
 """
@@ -22,7 +23,7 @@ from backtesting.test import SMA
 from tradenn.backtest import Strategy, crossover
 from tradenn.features import sma
 
-__all__ = ["SmaCross", "SmaCrossBt", "SmaReverse", "SmaReverseBt", "reverse_bt"]
+__all__ = ["SmaCross", "SmaCrossBt", "SmaReverseBt", "reverse_bt"]
 
 
 class SmaCrossBt(backtesting.Strategy):
@@ -75,15 +76,3 @@ class SmaReverseBt(SmaCrossBt):
 
     def next(self):
         reverse_bt(self)
-
-
-class SmaReverse(SmaCross):
-    """The same in tradenn."""
-
-    def next(self):
-        if crossover(self.sma1, self.sma2):
-            self.position.close()
-            self.buy()
-        elif crossover(self.sma2, self.sma1):
-            self.position.close()
-            self.sell()

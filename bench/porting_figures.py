@@ -35,11 +35,12 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # backtesting.py's progress bars
 import backtesting
 import numpy as np
 import pandas as pd
-from _reference_strategies import SmaCross, SmaCrossBt, SmaReverse, SmaReverseBt, reverse_bt
+from _reference_strategies import SmaCross, SmaCrossBt, SmaReverseBt, reverse_bt
 from backtesting._util import _indicator_warmup_nbars
 from backtesting.lib import TrailingStrategy
 from backtesting.test import GOOG, SMA
 
+from strategies.sma_cross import SmaCross as SmaReverse
 from tradenn.backtest import Backtest, Strategy, Trail, crossover
 
 CASH = 10_000
@@ -50,7 +51,8 @@ TRADE_COLUMNS = ["Size", "EntryBar", "ExitBar", "EntryPrice", "ExitPrice", "PnL"
 
 # ---------------------------------------------------------------------------- the strategies
 # Each idea twice, once per library; the bodies are the same apart from the imports. The README
-# crossover and its reversal form live in _reference_strategies, shared with the speed benches.
+# crossover (both libraries) and the reversal in backtesting.py live in _reference_strategies,
+# shared with the speed benches; the reversal in tradenn is the bundled strategies/sma_cross.py.
 
 
 class CloseBeforeTheEnd(SmaCross):
