@@ -9,8 +9,8 @@ synthetic one-minute GBM bars (``tradenn.data.gbm``, seed 0). Four runs, in one 
 * tradenn ``positions()``: the same rule as a target series (``SmaCrossVectorized`` below), run
   through the account kernel; the time includes proving ``positions()`` causal (two extra calls
   on the first third and two thirds of the data, ``check_positions=True``, the default).
-* backtesting.py ``next()``: the same rule in its API (``position.close()`` then ``buy()``),
-  ``Backtest(...).run()``.
+* backtesting.py ``next()``: the same rule in its API (``position.close()`` then ``buy()``:
+  ``SmaReverseBt`` of ``_reference_strategies.py``), ``Backtest(...).run()``.
 * vectorbt: the crossings as long and short entries, shifted one bar and filled at the open
   (``Portfolio.from_signals(..., short_entries=..., price=open, size=inf, size_granularity=1)``)
   and its ``stats()``. Its first run compiles with numba (or loads numba's on-disk cache).
@@ -40,7 +40,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 import backtesting
 import numpy as np
 import pandas as pd
-from backtesting.lib import crossover as bt_crossover
+from _reference_strategies import SmaReverseBt
 
 from strategies.sma_cross import SmaCross
 from tradenn.backtest import Backtest
@@ -61,29 +61,6 @@ class SmaCrossVectorized(SmaCross):
         before = np.concatenate(([np.nan], above[:-1]))
         crossed = (above != before) & ~np.isnan(before) & (above != 0) & (before != 0)
         return pd.Series(np.where(crossed, above, np.nan)).ffill().fillna(0.0).to_numpy()
-
-
-def _sma(values, n):
-    return pd.Series(values).rolling(n).mean().to_numpy()
-
-
-class SmaCrossBt(backtesting.Strategy):
-    """The same rule in backtesting.py."""
-
-    fast = 10
-    slow = 20
-
-    def init(self):
-        self.fast_sma = self.I(_sma, self.data.Close, self.fast)
-        self.slow_sma = self.I(_sma, self.data.Close, self.slow)
-
-    def next(self):
-        if bt_crossover(self.fast_sma, self.slow_sma):
-            self.position.close()
-            self.buy()
-        elif bt_crossover(self.slow_sma, self.fast_sma):
-            self.position.close()
-            self.sell()
 
 
 def _numba() -> bool:
@@ -131,7 +108,7 @@ def main() -> None:
         "tradenn next()": lambda: Backtest(frame, SmaCross, cash=CASH).run(),
         "tradenn positions()": lambda: Backtest(frame, SmaCrossVectorized, cash=CASH).run(),
         "backtesting.py next()": lambda: backtesting.Backtest(
-            frame, SmaCrossBt, cash=CASH, finalize_trades=False
+            frame, SmaReverseBt, cash=CASH, finalize_trades=False
         ).run(),
     }
     # Round robin, one run of each tool per round: a slow spell of this shared machine then

@@ -18,12 +18,11 @@ neighbours of a few queries with a direct (no GEMM) full scan.
 from __future__ import annotations
 
 import argparse
-import os
 import resource
-import sys
 import time
 import tracemalloc
-from pathlib import Path
+
+from _environment import use_threads_and_this_checkout
 
 MB = 2**20
 
@@ -43,9 +42,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(variable, str(args.threads))
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    use_threads_and_this_checkout(args.threads)
     import numpy as np
 
     from tradenn.models.knn import KNNRegressor

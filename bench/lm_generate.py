@@ -12,10 +12,9 @@ second (new tokens of all sequences) for both and their ratio (target: cache >= 
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
-from pathlib import Path
+
+from _environment import use_threads_and_this_checkout
 
 TARGET = 5.0
 
@@ -32,9 +31,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(variable, str(args.threads))
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    use_threads_and_this_checkout(args.threads)
     import numpy as np
 
     from tradenn.models import TransformerLM

@@ -28,13 +28,12 @@ Thread counts: numpy's BLAS reads OPENBLAS_NUM_THREADS / OMP_NUM_THREADS at impo
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
+
+from _environment import use_threads_and_this_checkout
 
 Step = Callable[[], object]
 
@@ -299,9 +298,7 @@ def torch_step(case: str, threads: int, seed: int = 0) -> Step | None:
 
 def main() -> None:
     args = parse_args()
-    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(variable, str(args.threads))
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    use_threads_and_this_checkout(args.threads)
 
     print("float32, forward + backward + Adam step, MSE loss (gpt: sparse CE from logits, AdamW)")
     print(f"median of {args.steps} steps after {args.warmup} warmup, best of {args.repeats} runs")

@@ -35,13 +35,13 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # backtesting.py's progress bars
 import backtesting
 import numpy as np
 import pandas as pd
+from _reference_strategies import SmaCross, SmaCrossBt, SmaReverseBt, reverse_bt
 from backtesting._util import _indicator_warmup_nbars
 from backtesting.lib import TrailingStrategy
-from backtesting.lib import crossover as bt_crossover
 from backtesting.test import GOOG, SMA
 
+from strategies.sma_cross import SmaCross as SmaReverse
 from tradenn.backtest import Backtest, Strategy, Trail, crossover
-from tradenn.features import sma
 
 CASH = 10_000
 COMMISSION = 0.002
@@ -50,63 +50,9 @@ TRADE_COLUMNS = ["Size", "EntryBar", "ExitBar", "EntryPrice", "ExitPrice", "PnL"
 
 
 # ---------------------------------------------------------------------------- the strategies
-# Each idea twice, once per library; the bodies are the same apart from the imports.
-
-
-class SmaCrossBt(backtesting.Strategy):
-    """backtesting.py's README example: buy on a cross above, sell on a cross below."""
-
-    n1 = 10
-    n2 = 20
-
-    def init(self):
-        self.sma1 = self.I(SMA, self.data.Close, self.n1)
-        self.sma2 = self.I(SMA, self.data.Close, self.n2)
-
-    def next(self):
-        if bt_crossover(self.sma1, self.sma2):
-            self.buy()
-        elif bt_crossover(self.sma2, self.sma1):
-            self.sell()
-
-
-class SmaCross(Strategy):
-    """The same in tradenn."""
-
-    n1 = 10
-    n2 = 20
-
-    def init(self):
-        self.sma1 = self.I(sma, self.data.Close, self.n1)
-        self.sma2 = self.I(sma, self.data.Close, self.n2)
-
-    def next(self):
-        if crossover(self.sma1, self.sma2):
-            self.buy()
-        elif crossover(self.sma2, self.sma1):
-            self.sell()
-
-
-class SmaReverseBt(SmaCrossBt):
-    """Close the position explicitly, then enter (no ``exclusive_orders`` needed)."""
-
-    def next(self):
-        if bt_crossover(self.sma1, self.sma2):
-            self.position.close()
-            self.buy()
-        elif bt_crossover(self.sma2, self.sma1):
-            self.position.close()
-            self.sell()
-
-
-class SmaReverse(SmaCross):
-    def next(self):
-        if crossover(self.sma1, self.sma2):
-            self.position.close()
-            self.buy()
-        elif crossover(self.sma2, self.sma1):
-            self.position.close()
-            self.sell()
+# Each idea twice, once per library; the bodies are the same apart from the imports. The README
+# crossover (both libraries) and the reversal in backtesting.py live in _reference_strategies,
+# shared with the speed benches; the reversal in tradenn is the bundled strategies/sma_cross.py.
 
 
 class CloseBeforeTheEnd(SmaCross):
@@ -141,16 +87,6 @@ class Script(Strategy):
         action = self.actions.get(len(self.data) - 1)
         if action:
             action(self)
-
-
-def reverse_bt(strategy) -> None:
-    """SmaReverseBt's rule, for the trailing-stop strategies below."""
-    if bt_crossover(strategy.sma1, strategy.sma2):
-        strategy.position.close()
-        strategy.buy()
-    elif bt_crossover(strategy.sma2, strategy.sma1):
-        strategy.position.close()
-        strategy.sell()
 
 
 class TrailBt(TrailingStrategy):

@@ -35,11 +35,10 @@ from importlib.metadata import version
 # backtesting.py draws a progress bar per run and per sweep (tqdm); keep the output a table
 os.environ.setdefault("TQDM_DISABLE", "1")
 
-import backtesting
 import numpy as np
 import pandas as pd
+from _reference_strategies import SmaCrossBt
 from backtesting.lib import FractionalBacktest
-from backtesting.test import SMA
 
 from tradenn.backtest import Backtest, Strategy
 from tradenn.data import load
@@ -63,18 +62,12 @@ class SmaLong(Strategy):
         return (close.rolling(self.fast).mean() > close.rolling(self.slow).mean()).astype(float)
 
 
-class SmaLongBt(backtesting.Strategy):
-    """The same rule in backtesting.py (module level: its process pool pickles the class)."""
-
-    fast = 10
-    slow = 20
-
-    def init(self):
-        self.fast_sma = self.I(SMA, self.data.Close, self.fast)
-        self.slow_sma = self.I(SMA, self.data.Close, self.slow)
+class SmaLongBt(SmaCrossBt):
+    """The same rule in backtesting.py, on the README crossover's ``sma1`` = SMA(n1) and
+    ``sma2`` = SMA(n2) (module level: its process pool pickles the class)."""
 
     def next(self):
-        if self.fast_sma[-1] > self.slow_sma[-1]:
+        if self.sma1[-1] > self.sma2[-1]:
             if not self.position:
                 self.buy()  # size defaults to all available cash (~100% of equity)
         elif self.position:
@@ -127,9 +120,9 @@ def sweep_backtesting(data: pd.DataFrame, full: bool):
     subset = {} if full else {"max_tries": SUBSET, "random_state": 0}
     start = time.perf_counter()
     stats, heatmap = backtest.optimize(
-        fast=FAST,
-        slow=SLOW,
-        constraint=lambda p: p.fast < p.slow,
+        n1=FAST,
+        n2=SLOW,
+        constraint=lambda p: p.n1 < p.n2,
         maximize="Sharpe Ratio",
         return_heatmap=True,
         **subset,
@@ -189,7 +182,7 @@ def main() -> None:
 
     # ------------------------------------------------------------------ backtesting.py
     wall, tried, stats = sweep_backtesting(data, args.full)
-    bt_best = (int(stats._strategy.fast), int(stats._strategy.slow))
+    bt_best = (int(stats._strategy.n1), int(stats._strategy.n2))
     if tried == n:
         rows.append(("backtesting.py", wall, n, bt_best, stats["Sharpe Ratio"]))
     else:

@@ -52,7 +52,7 @@ cells = [
 
         from strategies import load_strategy
         from tradenn import data
-        from tradenn.backtest import Backtest, LookAheadError, Strategy, crossover
+        from tradenn.backtest import Backtest, LookAheadError
         from tradenn.backtest.lookahead import check_lookahead
         from tradenn.features import sma
 
@@ -260,10 +260,10 @@ cells = [
     ),
     md(
         """
-        Clean, as it should be. Now a strategy that cheats: the fast average is a **centered**
-        moving average (`rolling(..., center=True)`), which at each bar averages the last *and
-        the next* few closes. The engine refuses to run it: its own indicator check notices that
-        the values change when later bars are removed.
+        Clean, as it should be. Now a strategy that cheats: the same `SmaCross`, but its fast
+        average is a **centered** moving average (`rolling(..., center=True)`), which at each bar
+        averages the last *and the next* few closes. The engine refuses to run it: its own
+        indicator check notices that the values change when later bars are removed.
         """
     ),
     code(
@@ -273,20 +273,11 @@ cells = [
             return pd.Series(close).rolling(n, center=True).mean().to_numpy()
 
 
-        class PeekingCross(Strategy):
-            fast, slow = 10, 20
-
+        class PeekingCross(SmaCross):
+            # SmaCross as it is, trading rule included, with only its fast average replaced
             def init(self):
-                self.f = self.I(centered_sma, self.data.Close, self.fast)
-                self.s = self.I(sma, self.data.Close, self.slow)
-
-            def next(self):
-                if crossover(self.f, self.s):
-                    self.position.close()
-                    self.buy()
-                elif crossover(self.s, self.f):
-                    self.position.close()
-                    self.sell()
+                self.fast_sma = self.I(centered_sma, self.data.Close, self.fast)
+                self.slow_sma = self.I(sma, self.data.Close, self.slow)
 
 
         try:
@@ -306,8 +297,10 @@ cells = [
         """
         class SmuggledCross(PeekingCross):
             def init(self):
-                self.f = self.I(centered_sma, self.data.Close, self.fast, check_lookahead=False)
-                self.s = self.I(sma, self.data.Close, self.slow)
+                self.fast_sma = self.I(
+                    centered_sma, self.data.Close, self.fast, check_lookahead=False
+                )
+                self.slow_sma = self.I(sma, self.data.Close, self.slow)
 
 
         cheat = Backtest(spx, SmuggledCross, commission=COMMISSION).run()

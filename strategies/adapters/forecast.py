@@ -135,18 +135,20 @@ class ForecastStrategy(Strategy):
         from tradenn.models.walk_forward import walk_forward
 
         return walk_forward(
-            self.make_model,
-            data,
-            features=self.make_features,
-            target="return",
-            lookback=self.lookback,
-            horizon=self.horizon,
-            train_size=self.train_size,
-            test_size=self.retrain,
-            mode=self.mode,
-            scale=self.scale_inputs,
-            cache=self._models,
+            self.make_model, data, target="return", cache=self._models, **self._fold_settings()
         )
+
+    def _fold_settings(self) -> dict[str, Any]:
+        """The walk-forward keywords these parameters set, the same in backtest and live."""
+        return {
+            "features": self.make_features,
+            "lookback": self.lookback,
+            "horizon": self.horizon,
+            "train_size": self.train_size,
+            "test_size": self.retrain,
+            "mode": self.mode,
+            "scale": self.scale_inputs,
+        }
 
     def size(self, result: Any) -> pd.Series:
         """Target exposures in [-1, 1] from a :class:`~tradenn.models.WalkForwardResult`."""
@@ -181,15 +183,7 @@ class ForecastStrategy(Strategy):
             from tradenn.models.walk_forward import LiveWalkForward
 
             self._live = LiveWalkForward(
-                self.make_model,
-                features=self.make_features,
-                lookback=self.lookback,
-                horizon=self.horizon,
-                train_size=self.train_size,
-                test_size=self.retrain,
-                mode=self.mode,
-                scale=self.scale_inputs,
-                progress=self.progress,
+                self.make_model, progress=self.progress, **self._fold_settings()
             )
         return self._live
 

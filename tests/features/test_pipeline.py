@@ -87,33 +87,33 @@ def test_every_feature_is_causal_on_synthetic_bars(synthetic):
     assert_causal(lambda f: build_features(f, lags=3, windows=(2, 7, 30)), synthetic, CUTS)
 
 
-def test_causality_check_catches_a_centered_rolling_mean(synthetic):
+# The peeking column of each case: the honest features it is added to, and how it looks ahead.
+PEEKING_COLUMNS = {
+    # a rolling mean centered on the bar averages the next two closes
+    "close_centered_5": (
+        build_features,
+        lambda frame, features: frame["Close"].rolling(5, center=True).mean(),
+    ),
+    # the next bar's return
+    "ret_next": (minimal_features, lambda frame, features: features["ret_1"].shift(-1)),
+    # normalized with the mean and deviation of the whole sample, future bars included
+    "close_z_full": (
+        minimal_features,
+        lambda frame, features: (frame["Close"] - frame["Close"].mean()) / frame["Close"].std(),
+    ),
+}
+
+
+@pytest.mark.parametrize("column", PEEKING_COLUMNS)
+def test_causality_check_names_the_column_that_peeks(synthetic, column):
+    honest, peek = PEEKING_COLUMNS[column]
+
     def peeking(frame):
-        features = build_features(frame)
-        features["close_centered_5"] = frame["Close"].rolling(5, center=True).mean()
+        features = honest(frame)
+        features[column] = peek(frame, features)
         return features
 
-    with pytest.raises(AssertionError, match="close_centered_5"):
-        assert_causal(peeking, synthetic, CUTS)
-
-
-def test_causality_check_catches_a_next_bar_return(synthetic):
-    def peeking(frame):
-        features = minimal_features(frame)
-        features["ret_next"] = features["ret_1"].shift(-1)
-        return features
-
-    with pytest.raises(AssertionError, match="ret_next"):
-        assert_causal(peeking, synthetic, CUTS)
-
-
-def test_causality_check_catches_full_sample_normalization(synthetic):
-    def peeking(frame):
-        features = minimal_features(frame)
-        features["close_z_full"] = (frame["Close"] - frame["Close"].mean()) / frame["Close"].std()
-        return features
-
-    with pytest.raises(AssertionError, match="close_z_full"):
+    with pytest.raises(AssertionError, match=column):
         assert_causal(peeking, synthetic, CUTS)
 
 
