@@ -23,14 +23,7 @@ import numpy as np
 import pandas as pd
 
 from tradenn.checks import finite_array
-from tradenn.nn.serialization import (
-    ModelFileError,
-    check_finite,
-    format_name,
-    invalid_content,
-    read_file,
-    write_file,
-)
+from tradenn.nn import serialization
 
 __all__ = [
     "as_design",
@@ -145,7 +138,9 @@ def save_npz(path: str | os.PathLike, model: Any, arrays: dict[str, np.ndarray])
     arrays : dict of str to ndarray
         The fitted arrays, read back by :func:`load_npz`.
     """
-    write_file(path, format_name(type(model)), model.get_config(), arrays)
+    serialization.write_file(
+        path, serialization.format_name(type(model)), model.get_config(), arrays
+    )
 
 
 def load_npz(
@@ -177,13 +172,15 @@ def load_npz(
         Naming the file, if it is foreign, damaged, of another format version or class, lacks
         one of ``names`` or holds an invalid config.
     """
-    saved = read_file(path, format_name(cls), cls.__name__)
+    saved = serialization.read_file(path, serialization.format_name(cls), cls.__name__)
     missing = [name for name in names if name not in saved.arrays]
     if missing:
-        raise ModelFileError(f"{path}: {cls.__name__} file lacks array '{missing[0]}'")
+        raise serialization.ModelFileError(
+            f"{path}: {cls.__name__} file lacks array '{missing[0]}'"
+        )
     arrays = {name: saved.arrays[name] for name in names}
-    check_finite(arrays, path)
-    with invalid_content(path, f"{cls.__name__} config"):
+    serialization.check_finite(arrays, path)
+    with serialization.invalid_content(path, f"{cls.__name__} config"):
         model = cls(**saved.config)
     return model, arrays
 

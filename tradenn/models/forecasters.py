@@ -31,14 +31,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .. import checks, nn
-from ..nn.serialization import (
-    format_name,
-    invalid_content,
-    network_state,
-    read_file,
-    restore_network,
-    write_file,
-)
+from ..nn import serialization
 
 __all__ = [
     "AttentionForecaster",
@@ -240,7 +233,7 @@ class NeuralForecaster:
         (:func:`~tradenn.nn.serialization.write_file`, no pickle)."""
         if self.network_ is None:
             raise ValueError(f"{self._name()}: call fit(X, y) before save")
-        network, arrays = network_state(self.network_)
+        network, arrays = serialization.network_state(self.network_)
         config = {
             "arguments": self.get_config(),
             "n_timesteps": self.n_timesteps_,
@@ -253,15 +246,17 @@ class NeuralForecaster:
             "best_epoch": self.best_epoch_,
             "network": network,
         }
-        write_file(path, format_name(type(self)), config, arrays)
+        serialization.write_file(path, serialization.format_name(type(self)), config, arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> NeuralForecaster:
         """Read a forecaster written by :meth:`save` (``NeuralForecaster.load`` reads any)."""
-        formats = {format_name(c): c for c in cls._classes.values() if issubclass(c, cls)}
-        saved = read_file(path, formats, cls.__name__)
+        formats = {
+            serialization.format_name(c): c for c in cls._classes.values() if issubclass(c, cls)
+        }
+        saved = serialization.read_file(path, formats, cls.__name__)
         config = saved.config
-        with invalid_content(path, cls.__name__):
+        with serialization.invalid_content(path, cls.__name__):
             forecaster = formats[saved.format](**config["arguments"])
             forecaster.n_timesteps_ = int(config["n_timesteps"])
             forecaster.n_features_ = int(config["n_features"])
@@ -272,7 +267,7 @@ class NeuralForecaster:
             forecaster.history_ = {k: list(v) for k, v in config["history"].items()}
             forecaster.best_epoch_ = config["best_epoch"]
             network_config = config["network"]
-        forecaster.network_ = restore_network(network_config, saved.arrays, path)
+        forecaster.network_ = serialization.restore_network(network_config, saved.arrays, path)
         return forecaster
 
     # ------------------------------------------------------------------ helpers

@@ -27,16 +27,8 @@ from typing import Any
 import numpy as np
 
 from .. import checks
+from ..nn import serialization
 from ..nn.callbacks import EarlyStopping, History
-from ..nn.serialization import (
-    ModelFileError,
-    format_name,
-    invalid_content,
-    network_state,
-    read_file,
-    restore_network,
-    write_file,
-)
 from .common import as_prices, close_series
 from .probabilistic import QUANTILE_LEVELS, Forecast
 from .tokenizer import PriceTokenizer, volatility_scaled
@@ -447,25 +439,27 @@ class LMForecaster:
         """Write the model, tokenizer and hyperparameters to one file
         (:func:`~tradenn.nn.serialization.write_file`, no pickle)."""
         self._check_fitted()
-        network, arrays = network_state(self.lm)
+        network, arrays = serialization.network_state(self.lm)
         config = {
             "arguments": self.get_config(),
             "tokenizer": self.tokenizer.get_config(),
             "network": network,
         }
-        write_file(path, format_name(type(self)), config, arrays)
+        serialization.write_file(path, serialization.format_name(type(self)), config, arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> LMForecaster:
         """Read a forecaster written by :meth:`save`."""
-        saved = read_file(path, format_name(cls), cls.__name__)
-        with invalid_content(path, cls.__name__):
+        saved = serialization.read_file(path, serialization.format_name(cls), cls.__name__)
+        with serialization.invalid_content(path, cls.__name__):
             forecaster = cls(**saved.config["arguments"])
             forecaster.tokenizer = PriceTokenizer.from_config(saved.config["tokenizer"])
             network_config = saved.config["network"]
-        lm = restore_network(network_config, saved.arrays, path)
+        lm = serialization.restore_network(network_config, saved.arrays, path)
         if not isinstance(lm, TransformerLM):
-            raise ModelFileError(f"{path} holds a {type(lm).__name__}, not a TransformerLM")
+            raise serialization.ModelFileError(
+                f"{path} holds a {type(lm).__name__}, not a TransformerLM"
+            )
         forecaster.lm = lm
         return forecaster
 

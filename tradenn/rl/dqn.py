@@ -34,17 +34,9 @@ import numpy as np
 from gymnasium import spaces
 
 from .. import checks, nn
-from ..nn import schedules
+from ..nn import schedules, serialization
 from ..nn.base import backward_without_input_grad
 from ..nn.schedules import LinearSchedule, Schedule, as_schedule
-from ..nn.serialization import (
-    format_name,
-    invalid_content,
-    network_state,
-    read_file,
-    restore_network,
-    write_file,
-)
 from .agent import Agent
 from .replay import ReplayBuffer
 
@@ -420,7 +412,7 @@ class DQNAgent(Agent):
         saved."""
         self.q_network.optimizer = self.optimizer  # saved with the model for further training
         try:
-            network, arrays = network_state(self.q_network)
+            network, arrays = serialization.network_state(self.q_network)
         finally:
             self.q_network.optimizer = None
         config = {
@@ -431,14 +423,14 @@ class DQNAgent(Agent):
             "num_timesteps": self.num_timesteps,
             "network": network,
         }
-        write_file(path, format_name(type(self)), config, arrays)
+        serialization.write_file(path, serialization.format_name(type(self)), config, arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> DQNAgent:
         """Read an agent written by :meth:`save`; it acts exactly as the saved one did."""
-        saved = read_file(path, format_name(cls), cls.__name__)
+        saved = serialization.read_file(path, serialization.format_name(cls), cls.__name__)
         config = saved.config
-        with invalid_content(path, cls.__name__):
+        with serialization.invalid_content(path, cls.__name__):
             arguments = dict(config["arguments"])
             arguments["epsilon"] = schedules.get(arguments["epsilon"])
             # the bounds of the Box are not saved: the network sees any values of its shape
@@ -450,7 +442,7 @@ class DQNAgent(Agent):
             agent = cls(observation_space, action_space, **arguments)
             agent.num_timesteps = int(config["num_timesteps"])
             network_config = config["network"]
-        network = restore_network(network_config, saved.arrays, path)
+        network = serialization.restore_network(network_config, saved.arrays, path)
         agent.optimizer, network.optimizer = network.optimizer, None
         agent.q_network = network
         hard_update(agent.target_network, network)

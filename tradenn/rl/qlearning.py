@@ -66,16 +66,8 @@ import numpy as np
 from gymnasium import spaces
 
 from tradenn import checks
-from tradenn.nn import schedules
+from tradenn.nn import schedules, serialization
 from tradenn.nn.schedules import Schedule, as_schedule
-from tradenn.nn.serialization import (
-    ModelFileError,
-    check_finite,
-    format_name,
-    invalid_content,
-    read_file,
-    write_file,
-)
 
 from .agent import Agent
 
@@ -534,17 +526,19 @@ class QLearningAgent(Agent):
             arrays["observation_low"] = self.observation_space.low
             arrays["observation_high"] = self.observation_space.high
             arrays["discretizer_edges"] = self.discretizer._edges
-        write_file(path, format_name(type(self)), config, arrays)
+        serialization.write_file(path, serialization.format_name(type(self)), config, arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> QLearningAgent:
         """Read an agent written by :meth:`save` (its generator restarts from ``seed``)."""
-        saved = read_file(path, format_name(cls), cls.__name__)
+        saved = serialization.read_file(path, serialization.format_name(cls), cls.__name__)
         arrays = saved.arrays
-        check_finite(arrays, path, ["q_table"] if "q_table" in arrays else [])
+        serialization.check_finite(arrays, path, ["q_table"] if "q_table" in arrays else [])
         # a Box may be unbounded and the discretizer's edge rows are padded with +inf
-        check_finite(arrays, path, [name for name in arrays if name != "q_table"], nan_only=True)
-        with invalid_content(path, cls.__name__):
+        serialization.check_finite(
+            arrays, path, [name for name in arrays if name != "q_table"], nan_only=True
+        )
+        with serialization.invalid_content(path, cls.__name__):
             config = dict(saved.config["arguments"])
             observation_space = _build_space(
                 config.pop("observation_space"),
@@ -565,7 +559,7 @@ class QLearningAgent(Agent):
             q_table = arrays["q_table"]
             steps = int(saved.config["steps"])
         if q_table.shape != agent.q_table.shape or q_table.dtype != np.float64:
-            raise ModelFileError(
+            raise serialization.ModelFileError(
                 f"{path}: Q-table of shape {q_table.shape}, the spaces need {agent.q_table.shape}"
             )
         agent.q_table = q_table
