@@ -66,7 +66,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,7 @@ import pandas as pd
 from tradenn.account import Account, Order, Record, Settings, Trade, Trail
 from tradenn.backtest.engine import BacktestEngine
 from tradenn.backtest.result import (
+    ResultBase,
     account_path,
     describe_setup,
     orders_frame,
@@ -608,8 +609,8 @@ def _concat(frames: list[pd.DataFrame], names: list[str], sort: str | None) -> p
 # ------------------------------------------------------------------------------ the result
 
 
-@dataclass
-class PortfolioResult:
+@dataclass(repr=False)
+class PortfolioResult(ResultBase):
     """The outcome of a portfolio backtest.
 
     Attributes
@@ -640,29 +641,16 @@ class PortfolioResult:
         Per asset: first and last bar, the asset's own return, P&L and contribution to return,
         commissions, traded value, annual turnover, fills, closed trades, average and largest
         weight.
+
+    Data, parameters, diagnostics and setup: see :class:`~tradenn.backtest.result.ResultBase`.
     """
 
-    stats: pd.Series
-    equity: pd.Series
     weights: pd.DataFrame
     target_weights: pd.DataFrame
     positions: pd.DataFrame
     pnl: pd.DataFrame
-    trades: pd.DataFrame
     orders: pd.DataFrame
     asset_stats: pd.DataFrame
-    data: pd.DataFrame = field(repr=False)
-    params: dict[str, Any] = field(default_factory=dict)
-    strategy_name: str = ""
-    diagnostics: dict[str, Any] = field(default_factory=dict)
-    setup: dict[str, str] = field(default_factory=dict, repr=False)
-    """How the run was set up (see :func:`~tradenn.backtest.result.describe_setup`)."""
-
-    @property
-    def label(self) -> str:
-        """The strategy with its parameters, e.g. ``EqualWeight(rebalance_every='M', ...)``."""
-        params = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
-        return f"{self.strategy_name}({params})"
 
     @property
     def position(self) -> pd.Series:
@@ -717,19 +705,3 @@ class PortfolioResult:
         if path is not None:
             fig.savefig(path)
         return fig
-
-    def report(self, directory: str | Path) -> Path:
-        """Write a self-contained HTML report plus trades.csv, equity.csv, weights.csv,
-        asset_stats.csv and stats.json (see :mod:`tradenn.backtest.report`)."""
-        from tradenn.backtest.report import write_report
-
-        return write_report(self, directory)
-
-    def __repr__(self) -> str:
-        return f"<PortfolioResult {self.label}>\n{self.stats.to_string()}"
-
-    def _repr_html_(self) -> str:
-        """Jupyter's view: the setup, the figure and the statistics."""
-        from tradenn.backtest.report import html_summary
-
-        return html_summary(self)
