@@ -86,11 +86,8 @@ from tradenn.backtest.result import (
 from tradenn.backtest.runner import (
     PanelPrices,
     PortfolioRunner,
-    fewer_collections,
-    parameter_values,
 )
 from tradenn.backtest.series import Clock, PanelData
-from tradenn.backtest.stats import warn_if_implausible
 from tradenn.backtest.strategy import StrategyBase
 from tradenn.data.calendar import bars_per_year as infer_bars_per_year
 from tradenn.data.panel import align, is_panel, panel_assets
@@ -328,6 +325,8 @@ class PortfolioBacktest(BacktestEngine):
         Use ``weights()`` (True) or ``next()`` (False); by default ``weights()`` when defined.
     """
 
+    vectorized_method = "weights"
+
     def __init__(
         self,
         data: Any,
@@ -362,8 +361,6 @@ class PortfolioBacktest(BacktestEngine):
             raise BacktestError(f"leverage must be 'scale' or 'reject', got {leverage!r}")
         if exclusive_orders:
             raise BacktestError("exclusive_orders does not apply to portfolio strategies")
-        if vectorized and not hasattr(strategy, "weights"):
-            raise BacktestError(f"{strategy.__name__} has no weights() for the vectorized path")
         for key, value in (
             ("commission", commission),
             ("fixed_commission", fixed_commission),
@@ -376,7 +373,7 @@ class PortfolioBacktest(BacktestEngine):
                     raise BacktestError(
                         f"{key}: unknown asset {unknown[0]!r}; assets: {', '.join(names)}"
                     )
-        self.settings = Settings(
+        settings = Settings(
             cash=cash,
             commission=commission,
             fixed_commission=fixed_commission,
@@ -387,16 +384,19 @@ class PortfolioBacktest(BacktestEngine):
             fractional=fractional,
             max_leverage=max_leverage,
         )
-        self.settings.check_assets(names)
-        self.data = panel
+        settings.check_assets(names)
+        super().__init__(
+            panel,
+            strategy,
+            settings,
+            finalize_trades=finalize_trades,
+            bars_per_year=bars_per_year,
+            risk_free_rate=risk_free_rate,
+            vectorized=vectorized,
+        )
         self.assets = names
-        self.strategy = strategy
         self.allow_short = allow_short
         self.leverage = leverage
-        self.finalize_trades = finalize_trades
-        self.bars_per_year = bars_per_year
-        self.risk_free_rate = risk_free_rate
-        self.vectorized = hasattr(strategy, "weights") if vectorized is None else vectorized
 
     def check_weights(
         self, weights: np.ndarray, listed: np.ndarray, label: str, first_bar: int = 0
@@ -428,22 +428,6 @@ class PortfolioBacktest(BacktestEngine):
             scale = np.where(over, self.settings.leverage_limit / np.where(over, gross, 1.0), 1.0)
             weights = weights * scale[:, None]
         return weights
-
-    def run(self, **params: Any) -> PortfolioResult:
-        """Run the strategy with its parameters overridden by ``params``; return the result."""
-        values = parameter_values(self.strategy, params)
-        with fewer_collections():  # as Backtest.run: the whole run, statistics included
-            result = self._run(values)
-        warn_if_implausible(result.label, result.stats, len(result.equity))
-        return result
-
-    def evaluate(self, **params: Any) -> tuple[pd.Series, np.ndarray]:
-        """The statistics and the per-bar equity of one run, as :meth:`run` gives them but
-        without its warning about implausible results (a sweep warns once, for its best)."""
-        values = parameter_values(self.strategy, params)
-        with fewer_collections():
-            result = self._run(values)
-        return result.stats, result.equity.to_numpy(dtype=np.float64)
 
     def _run(self, values: dict[str, Any]) -> PortfolioResult:
         runner = PortfolioRunner(
