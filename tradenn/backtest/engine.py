@@ -43,29 +43,16 @@ class BacktestEngine:
     vectorized_method: ClassVar[str]
     """The strategy method of the vectorized path: ``positions`` (one asset) or ``weights``."""
 
+    settings: Settings
     data: pd.DataFrame
 
-    def __init__(
-        self,
-        data: pd.DataFrame,
-        strategy: type,
-        settings: Settings,
-        *,
-        finalize_trades: bool,
-        bars_per_year: float | None,
-        risk_free_rate: float,
-        vectorized: bool | None,
-    ) -> None:
+    def _vectorized(self, strategy: type, vectorized: bool | None) -> bool:
+        """Whether runs take the vectorized path: as asked, else when the strategy defines
+        :attr:`vectorized_method`; asking for it without that method is an error."""
         method = self.vectorized_method
         if vectorized and not hasattr(strategy, method):
             raise BacktestError(f"{strategy.__name__} has no {method}() for the vectorized path")
-        self.settings = settings
-        self.data = data
-        self.strategy = strategy
-        self.finalize_trades = finalize_trades
-        self.bars_per_year = bars_per_year
-        self.risk_free_rate = risk_free_rate
-        self.vectorized = hasattr(strategy, method) if vectorized is None else vectorized
+        return hasattr(strategy, method) if vectorized is None else vectorized
 
     @property
     def cash(self) -> float:
@@ -207,7 +194,7 @@ class Backtest(BacktestEngine):
             data = load(data)
         else:
             data = price_frame(data, getattr(data, "attrs", {}).get("source", "data"))
-        settings = Settings(
+        self.settings = Settings(
             cash=cash,
             commission=commission,
             fixed_commission=fixed_commission,
@@ -218,15 +205,12 @@ class Backtest(BacktestEngine):
             exclusive_orders=exclusive_orders,
             fractional=fractional,
         )
-        super().__init__(
-            data,
-            strategy,
-            settings,
-            finalize_trades=finalize_trades,
-            bars_per_year=bars_per_year,
-            risk_free_rate=risk_free_rate,
-            vectorized=vectorized,
-        )
+        self.data = data
+        self.strategy = strategy
+        self.finalize_trades = finalize_trades
+        self.bars_per_year = bars_per_year
+        self.risk_free_rate = risk_free_rate
+        self.vectorized = self._vectorized(strategy, vectorized)
         self.check_positions = bool(check_positions)
 
     # ------------------------------------------------------------------------------ run

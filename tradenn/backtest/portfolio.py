@@ -373,7 +373,7 @@ class PortfolioBacktest(BacktestEngine):
                     raise BacktestError(
                         f"{key}: unknown asset {unknown[0]!r}; assets: {', '.join(names)}"
                     )
-        settings = Settings(
+        self.settings = Settings(
             cash=cash,
             commission=commission,
             fixed_commission=fixed_commission,
@@ -384,19 +384,16 @@ class PortfolioBacktest(BacktestEngine):
             fractional=fractional,
             max_leverage=max_leverage,
         )
-        settings.check_assets(names)
-        super().__init__(
-            panel,
-            strategy,
-            settings,
-            finalize_trades=finalize_trades,
-            bars_per_year=bars_per_year,
-            risk_free_rate=risk_free_rate,
-            vectorized=vectorized,
-        )
+        self.settings.check_assets(names)
+        self.data = panel
         self.assets = names
+        self.strategy = strategy
         self.allow_short = allow_short
         self.leverage = leverage
+        self.finalize_trades = finalize_trades
+        self.bars_per_year = bars_per_year
+        self.risk_free_rate = risk_free_rate
+        self.vectorized = self._vectorized(strategy, vectorized)
 
     def check_weights(
         self, weights: np.ndarray, listed: np.ndarray, label: str, first_bar: int = 0
