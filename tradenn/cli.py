@@ -124,32 +124,32 @@ def _add_data_commands(commands) -> None:
         dest="data_command", metavar="COMMAND", required=True, parser_class=_Parser
     )
 
-    p = sub.add_parser("list", help="the bundled datasets: name, bars, rows, range")
-    p.set_defaults(handler=_data_list)
+    add_command(sub, "list", _data_list, help="the bundled datasets: name, bars, rows, range")
 
-    p = sub.add_parser("show", help="summary and last rows of a data source")
+    p = add_command(sub, "show", _data_show, help="summary and last rows of a data source")
     p.add_argument(
         "source", metavar="SOURCE", help="bundled name (SPX, ...), CSV path or yf:TICKER"
     )
     p.add_argument("--tail", type=int, default=10, metavar="N", help="rows to print (default 10)")
     _add_range(p)
-    p.set_defaults(handler=_data_show)
 
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "validate",
+        _data_validate,
         help="check a CSV against the price-frame contract",
         description="Exit 0 if PATH is a valid price CSV, else exit 2 with the "
         "first problem on one line.",
     )
     p.add_argument("path", metavar="PATH", help="CSV file to check")
-    p.set_defaults(handler=_data_validate)
 
-    p = sub.add_parser("download", help="fetch a ticker from Yahoo Finance into the cache")
+    p = add_command(
+        sub, "download", _data_download, help="fetch a ticker from Yahoo Finance into the cache"
+    )
     p.add_argument("ticker", metavar="TICKER", help="Yahoo symbol, e.g. SPY, ^GSPC, EURUSD=X")
     _add_range(p)
     p.add_argument("--interval", default="1d", help="bar size: 1m .. 1h, 1d (default), 1wk, 1mo")
     p.add_argument("--raw", action="store_true", help="unadjusted prices (default: adjusted)")
-    p.set_defaults(handler=_data_download)
 
 
 # ----------------------------------------------------------------------------------- backtest
@@ -596,6 +596,21 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def add_command(
+    commands,
+    name: str,
+    handler: Callable[[argparse.Namespace], int],
+    *,
+    help: str,
+    description: str | None = None,
+) -> argparse.ArgumentParser:
+    """Add the verb ``name`` to ``commands`` (a subparsers action): its parser, whose parsed
+    arguments :func:`main` passes to ``handler`` (which returns the exit code)."""
+    p = commands.add_parser(name, help=help, description=description)
+    p.set_defaults(handler=handler)
+    return p
+
+
 def add_strategy_argument(p: argparse.ArgumentParser) -> None:
     """The STRATEGY positional (optimize, check-lookahead, paper run and train)."""
     p.add_argument("strategy", metavar="STRATEGY", help="strategy name or file.py:ClassName")
@@ -618,8 +633,10 @@ def _add_plot_options(p: argparse.ArgumentParser, default: str, what: str) -> No
 
 
 def _add_backtest_commands(commands) -> None:
-    p = commands.add_parser(
+    p = add_command(
+        commands,
         "backtest",
+        _backtest,
         help="backtest a strategy and print its statistics",
         description="Backtest STRATEGY (a name from `tradenn strategies` or path/to/file.py"
         ":ClassName) on a data source; print the statistics and write a plot.",
@@ -641,10 +658,11 @@ def _add_backtest_commands(commands) -> None:
     )
     p.add_argument("--report", metavar="DIR", help="write an HTML report to DIR")
     p.add_argument("--json", action="store_true", help="print the statistics as JSON")
-    p.set_defaults(handler=_backtest)
 
-    p = commands.add_parser(
+    p = add_command(
+        commands,
         "compare",
+        _compare,
         help="run several strategies on the same data and costs; print a leaderboard",
         description="Backtest every STRATEGY (default: all in `tradenn strategies`) on the same "
         "data, period and costs, and rank them by Sharpe ratio. Model strategies are trained "
@@ -673,10 +691,12 @@ def _add_backtest_commands(commands) -> None:
         help="trade whole units only (default here: fractional, so a strategy whose equity "
         "falls below one unit's price keeps trading and the curves stay comparable)",
     )
-    p.set_defaults(handler=_compare, fractional=True)
+    p.set_defaults(fractional=True)
 
-    p = commands.add_parser(
+    p = add_command(
+        commands,
         "optimize",
+        _optimize,
         help="search a strategy's parameters; report the best and overfitting guards",
         description="Backtest STRATEGY for every combination of the --grid values (or a random "
         "subset) and report the best by --maximize, the number of trials, the Deflated Sharpe "
@@ -705,10 +725,11 @@ def _add_backtest_commands(commands) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_market_options(p)
     _add_executor_options(p, default_jobs=None)
-    p.set_defaults(handler=_optimize)
 
-    p = commands.add_parser(
+    p = add_command(
+        commands,
         "check-lookahead",
+        _check_lookahead,
         help="prove a strategy never peeks at the future",
         description="Run STRATEGY on truncated copies of the data and on copies with the future "
         "perturbed; exit 0 if no decision changed, 1 naming the first bar whose decision did.",
@@ -718,10 +739,10 @@ def _add_backtest_commands(commands) -> None:
     p.add_argument("--cuts", type=_positive_int, default=10, metavar="N", help="cut points")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     _add_market_options(p)
-    p.set_defaults(handler=_check_lookahead)
 
-    p = commands.add_parser("strategies", help="list the ready strategies and their parameters")
-    p.set_defaults(handler=_strategies)
+    add_command(
+        commands, "strategies", _strategies, help="list the ready strategies and their parameters"
+    )
 
 
 # ----------------------------------------------------------------------------------- parser

@@ -133,11 +133,10 @@ def compare(
     """
     from tqdm import tqdm
 
-    from tradenn.backtest.executors import SerialExecutor, make_executor
+    from tradenn.backtest.executors import SerialExecutor, executor_for
 
-    runner = make_executor(executor, jobs)
     shared = (data, backtest_options)
-    try:
+    with executor_for(executor, jobs) as runner:
         if isinstance(runner, SerialExecutor):
             bar = tqdm(
                 strategies, desc="compare", unit="strategy", disable=not progress, leave=False
@@ -149,9 +148,6 @@ def compare(
         else:
             label = "compare" if progress else None
             outcomes = runner.map(_run_one, list(strategies), shared=shared, progress=label)
-    finally:
-        if runner is not executor:
-            runner.close()
     rows, results, errors = {}, {}, {}
     for (name, _, _), (result, error, seconds) in zip(strategies, outcomes, strict=True):
         if error is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -40,8 +40,19 @@ class BacktestEngine:
     names the one a strategy class needs.
     """
 
+    vectorized_method: ClassVar[str]
+    """The strategy method of the vectorized path: ``positions`` (one asset) or ``weights``."""
+
     settings: Settings
     data: pd.DataFrame
+
+    def _vectorized(self, strategy: type, vectorized: bool | None) -> bool:
+        """Whether runs take the vectorized path: as asked, else when the strategy defines
+        :attr:`vectorized_method`; asking for it without that method is an error."""
+        method = self.vectorized_method
+        if vectorized and not hasattr(strategy, method):
+            raise BacktestError(f"{strategy.__name__} has no {method}() for the vectorized path")
+        return hasattr(strategy, method) if vectorized is None else vectorized
 
     @property
     def cash(self) -> float:
@@ -49,17 +60,30 @@ class BacktestEngine:
         return self.settings.cash
 
     def run(self, **params: Any) -> Any:
-        """Run the strategy with its parameters overridden by ``params``; warn once
-        (:func:`~tradenn.backtest.stats.warn_if_implausible`) when the result is too good to
-        be true. Sweeps call :meth:`evaluate`, which does not warn, and warn for their best
-        combination only, when they re-run it."""
-        raise NotImplementedError
+        """Run the strategy with its parameters overridden by ``params``; return its result.
+
+        Warns once (:func:`~tradenn.backtest.stats.warn_if_implausible`) when the result is too
+        good to be true. Sweeps call :meth:`evaluate`, which does not warn, and warn for their
+        best combination only, when they re-run it."""
+        result = self._result_of(params)
+        warn_if_implausible(result.label, result.stats, len(result.equity))
+        return result
 
     def evaluate(self, **params: Any) -> tuple[pd.Series, np.ndarray]:
-        """The statistics and the per-bar equity of one run (what a sweep keeps of each
-        combination); engines may compute them without building the whole result."""
-        result = self.run(**params)
+        """The statistics and the per-bar equity of one run, as :meth:`run` gives them but
+        without its warning (what a sweep keeps of each combination); engines may compute them
+        without building the whole result."""
+        result = self._result_of(params)
         return result.stats, result.equity.to_numpy(dtype=np.float64)
+
+    def _result_of(self, params: dict[str, Any]) -> Any:
+        values = parameter_values(self.strategy, params)
+        with fewer_collections():  # the whole run, statistics included
+            return self._run(values)
+
+    def _run(self, values: dict[str, Any]) -> Any:
+        """The result of one run with every parameter's value given."""
+        raise NotImplementedError
 
     def optimize(self, **kwargs: Any):
         """Search the strategy's parameters; see :func:`tradenn.backtest.optimize.optimize`.
@@ -130,6 +154,8 @@ class Backtest(BacktestEngine):
         optimize`); ``tradenn check-lookahead`` is the thorough audit.
     """
 
+    vectorized_method = "positions"
+
     def __init__(
         self,
         data: pd.DataFrame | str,
@@ -179,26 +205,19 @@ class Backtest(BacktestEngine):
             exclusive_orders=exclusive_orders,
             fractional=fractional,
         )
-        if vectorized and not hasattr(strategy, "positions"):
-            raise BacktestError(f"{strategy.__name__} has no positions() for the vectorized path")
         self.data = data
         self.strategy = strategy
         self.finalize_trades = finalize_trades
         self.bars_per_year = bars_per_year
         self.risk_free_rate = risk_free_rate
-        self.vectorized = hasattr(strategy, "positions") if vectorized is None else vectorized
+        self.vectorized = self._vectorized(strategy, vectorized)
         self.check_positions = bool(check_positions)
 
     # ------------------------------------------------------------------------------ run
 
-    def run(self, **params: Any) -> Result:
-        """Run the strategy with its parameters overridden by ``params``; return a Result."""
-        values = parameter_values(self.strategy, params)
-        with fewer_collections():
-            runner = self._runner(values)
-            result = self._result(runner, runner.run(finalize=self.finalize_trades), values)
-        warn_if_implausible(result.label, result.stats, len(result.equity))
-        return result
+    def _run(self, values: dict[str, Any]) -> Result:
+        runner = self._runner(values)
+        return self._result(runner, runner.run(finalize=self.finalize_trades), values)
 
     def evaluate(self, **params: Any) -> tuple[pd.Series, np.ndarray]:
         """The statistics and the per-bar equity of one run, without the tables a

@@ -3,9 +3,10 @@
 Parameter sweeps, walk-forward optimization and ``tradenn compare`` are many independent
 backtests. They go through one small interface::
 
-    executor = make_executor(None, jobs=4)         # local processes (the default)
-    results = executor.map(run_one, items, shared=backtest)   # run_one(backtest, item) each
-    executor.close()
+    with executor_for(None, jobs=4) as executor:     # local processes (the default)
+        results = executor.map(run_one, items, shared=backtest)   # run_one(backtest, item) each
+
+(:func:`make_executor` gives the executor without the ``with``; then ``close()`` it.)
 
 ``shared`` is sent to each worker once (the price data and the backtest settings), the items
 one by one; results come back in the order of ``items``. The function must be defined at module
@@ -28,12 +29,13 @@ so far (a prefix of ``items``), so a sweep can keep its finished rows.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import multiprocessing
 import os
 import signal
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from tradenn import checks
@@ -45,6 +47,7 @@ __all__ = [
     "Interrupted",
     "ProcessExecutor",
     "SerialExecutor",
+    "executor_for",
     "make_executor",
 ]
 
@@ -249,3 +252,15 @@ def make_executor(spec: Any = None, jobs: int | None = None) -> Executor:
     if type(spec).__name__ == "Client":
         return DaskExecutor(spec)
     raise TradennError(f"executor must be a string, an Executor or a Dask Client, got {spec!r}")
+
+
+@contextlib.contextmanager
+def executor_for(spec: Any = None, jobs: int | None = None) -> Iterator[Executor]:
+    """:func:`make_executor` for the length of a ``with`` block: an executor made here is
+    closed at the block's end; an :class:`Executor` passed in is its owner's to close."""
+    executor = make_executor(spec, jobs)
+    try:
+        yield executor
+    finally:
+        if executor is not spec:
+            executor.close()

@@ -144,21 +144,17 @@ def atr_size(
 
     Parameters
     ----------
-    equity : float
-        Money the risk is a fraction of (``self.equity``), > 0.
     atr : float
         Average true range in price units (:func:`tradenn.features.atr`), > 0.
     multiple : float
         Stop distance in ATRs, > 0.
-    risk : float
-        Fraction of ``equity`` lost at the stop, in (0, 1].
-    fractional : bool
-        Return fractional units (at least 1) instead of whole ones.
+    equity, risk, fractional
+        As in :func:`risk_size`.
 
     Returns
     -------
     float
-        Units to order: 0.0 (do not trade) or >= 1.
+        Units to order, as :func:`risk_size` returns them.
     """
     equity = checks.positive_number(equity, "equity")
     distance = checks.positive_number(atr, "atr") * checks.positive_number(multiple, "multiple")

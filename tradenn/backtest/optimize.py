@@ -45,7 +45,7 @@ import pandas as pd
 
 from tradenn import checks
 from tradenn.backtest.engine import Backtest, BacktestError
-from tradenn.backtest.executors import Executor, Interrupted, make_executor
+from tradenn.backtest.executors import Interrupted, executor_for
 from tradenn.backtest.overfitting import (
     deflated_sharpe_ratio,
     probability_of_backtest_overfitting,
@@ -580,22 +580,19 @@ def optimize(
 
     checked = set(np.linspace(0, len(combos) - 1, min(CHECKED_TRIALS, len(combos))).astype(int))
     trials = [(params, k in checked) for k, params in enumerate(combos)]
-    runner = make_executor(executor, jobs)
     interrupted = False
-    try:
-        outcomes = runner.map(
-            _run_trial,
-            trials,
-            shared=(backtest, None if callable(maximize) else (label, *KEY_STATS)),
-            progress="optimize" if progress else None,
-        )
-    except Interrupted as stop:
-        if not stop.done:
-            raise
-        outcomes, interrupted = stop.done, True
-    finally:
-        if not isinstance(executor, Executor):
-            runner.close()
+    with executor_for(executor, jobs) as runner:
+        try:
+            outcomes = runner.map(
+                _run_trial,
+                trials,
+                shared=(backtest, None if callable(maximize) else (label, *KEY_STATS)),
+                progress="optimize" if progress else None,
+            )
+        except Interrupted as stop:
+            if not stop.done:
+                raise
+            outcomes, interrupted = stop.done, True
     total, combos = len(combos), combos[: len(outcomes)]
 
     rows, kept_returns, kept_rows = [], [], []
@@ -773,63 +770,58 @@ def walk_forward_optimize(
     base = copy.copy(backtest)
     base.bars_per_year = bpy  # short windows would infer their own, differently
 
-    runner = make_executor(executor, jobs)
     rows, pieces, positions, trades, commissions = [], [], [], [], 0.0
     # The windows' runs stay quiet about implausible results: the stitched result warns once.
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), executor_for(executor, jobs) as runner:
         warnings.simplefilter("ignore", ImplausibleResultWarning)
-        try:
-            for is_lo, is_hi, lo, hi in _windows(n, train, test):
-                inside = copy.copy(base)
-                inside.data = backtest.data.iloc[is_lo:is_hi]
-                sweep = optimize(
-                    inside,
-                    maximize=maximize,
-                    minimize=minimize,
-                    constraint=constraint,
-                    method=method,
-                    max_tries=max_tries,
-                    random_state=random_state,
-                    executor=runner,
-                    progress=progress,
-                    **ranges,
-                )
-                if sweep.interrupted:  # a window cut short cannot be traded out of sample
-                    raise KeyboardInterrupt
-                outside = copy.copy(base)
-                outside.data = backtest.data.iloc[:hi]
-                outside.strategy = _trading_from(backtest.strategy, lo)
-                outside.finalize_trades = True
-                result = outside.run(**sweep.best_params)
-                segment = result.equity.iloc[lo - 1 : hi]  # from the flat bar before the window
-                window_stats = compute_stats(
-                    segment,
-                    result.trades,
-                    backtest.data["Close"].iloc[lo - 1 : hi],
-                    result.position.to_numpy()[lo - 1 : hi],
-                    commissions=float(result.stats["Commissions [$]"]),
-                    bars_per_year=bpy,
-                    risk_free_rate=backtest.risk_free_rate,
-                )
-                pieces.append(_equity_returns(segment.to_numpy(dtype=np.float64)))
-                positions.append(result.position.to_numpy()[lo:hi])
-                trades.append(result.trades)
-                commissions += float(result.stats["Commissions [$]"])
-                swept = {k: sweep.best_params[k] for k in ranges}
-                rows.append(
-                    {
-                        "IS Start": index[is_lo],
-                        "IS End": index[is_hi - 1],
-                        "OOS Start": index[lo],
-                        "OOS End": index[hi - 1],
-                        **swept,
-                        f"IS {label}": _as_float(metric_of(sweep.best_stats)),
-                        f"OOS {label}": _as_float(metric_of(window_stats)),
-                    }
-                )
-        finally:
-            if not isinstance(executor, Executor):
-                runner.close()
+        for is_lo, is_hi, lo, hi in _windows(n, train, test):
+            inside = copy.copy(base)
+            inside.data = backtest.data.iloc[is_lo:is_hi]
+            sweep = optimize(
+                inside,
+                maximize=maximize,
+                minimize=minimize,
+                constraint=constraint,
+                method=method,
+                max_tries=max_tries,
+                random_state=random_state,
+                executor=runner,
+                progress=progress,
+                **ranges,
+            )
+            if sweep.interrupted:  # a window cut short cannot be traded out of sample
+                raise KeyboardInterrupt
+            outside = copy.copy(base)
+            outside.data = backtest.data.iloc[:hi]
+            outside.strategy = _trading_from(backtest.strategy, lo)
+            outside.finalize_trades = True
+            result = outside.run(**sweep.best_params)
+            segment = result.equity.iloc[lo - 1 : hi]  # from the flat bar before the window
+            window_stats = compute_stats(
+                segment,
+                result.trades,
+                backtest.data["Close"].iloc[lo - 1 : hi],
+                result.position.to_numpy()[lo - 1 : hi],
+                commissions=float(result.stats["Commissions [$]"]),
+                bars_per_year=bpy,
+                risk_free_rate=backtest.risk_free_rate,
+            )
+            pieces.append(_equity_returns(segment.to_numpy(dtype=np.float64)))
+            positions.append(result.position.to_numpy()[lo:hi])
+            trades.append(result.trades)
+            commissions += float(result.stats["Commissions [$]"])
+            swept = {k: sweep.best_params[k] for k in ranges}
+            rows.append(
+                {
+                    "IS Start": index[is_lo],
+                    "IS End": index[is_hi - 1],
+                    "OOS Start": index[lo],
+                    "OOS End": index[hi - 1],
+                    **swept,
+                    f"IS {label}": _as_float(metric_of(sweep.best_stats)),
+                    f"OOS {label}": _as_float(metric_of(window_stats)),
+                }
+            )
 
     first = train  # the first out-of-sample bar
     oos_returns = np.concatenate(pieces)

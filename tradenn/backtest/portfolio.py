@@ -66,7 +66,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,7 @@ import pandas as pd
 from tradenn.account import Account, Order, Record, Settings, Trade, Trail
 from tradenn.backtest.engine import BacktestEngine
 from tradenn.backtest.result import (
+    ResultBase,
     account_path,
     describe_setup,
     orders_frame,
@@ -85,11 +86,8 @@ from tradenn.backtest.result import (
 from tradenn.backtest.runner import (
     PanelPrices,
     PortfolioRunner,
-    fewer_collections,
-    parameter_values,
 )
 from tradenn.backtest.series import Clock, PanelData
-from tradenn.backtest.stats import warn_if_implausible
 from tradenn.backtest.strategy import StrategyBase
 from tradenn.data.calendar import bars_per_year as infer_bars_per_year
 from tradenn.data.panel import align, is_panel, panel_assets
@@ -327,6 +325,8 @@ class PortfolioBacktest(BacktestEngine):
         Use ``weights()`` (True) or ``next()`` (False); by default ``weights()`` when defined.
     """
 
+    vectorized_method = "weights"
+
     def __init__(
         self,
         data: Any,
@@ -361,8 +361,6 @@ class PortfolioBacktest(BacktestEngine):
             raise BacktestError(f"leverage must be 'scale' or 'reject', got {leverage!r}")
         if exclusive_orders:
             raise BacktestError("exclusive_orders does not apply to portfolio strategies")
-        if vectorized and not hasattr(strategy, "weights"):
-            raise BacktestError(f"{strategy.__name__} has no weights() for the vectorized path")
         for key, value in (
             ("commission", commission),
             ("fixed_commission", fixed_commission),
@@ -395,7 +393,7 @@ class PortfolioBacktest(BacktestEngine):
         self.finalize_trades = finalize_trades
         self.bars_per_year = bars_per_year
         self.risk_free_rate = risk_free_rate
-        self.vectorized = hasattr(strategy, "weights") if vectorized is None else vectorized
+        self.vectorized = self._vectorized(strategy, vectorized)
 
     def check_weights(
         self, weights: np.ndarray, listed: np.ndarray, label: str, first_bar: int = 0
@@ -427,22 +425,6 @@ class PortfolioBacktest(BacktestEngine):
             scale = np.where(over, self.settings.leverage_limit / np.where(over, gross, 1.0), 1.0)
             weights = weights * scale[:, None]
         return weights
-
-    def run(self, **params: Any) -> PortfolioResult:
-        """Run the strategy with its parameters overridden by ``params``; return the result."""
-        values = parameter_values(self.strategy, params)
-        with fewer_collections():  # as Backtest.run: the whole run, statistics included
-            result = self._run(values)
-        warn_if_implausible(result.label, result.stats, len(result.equity))
-        return result
-
-    def evaluate(self, **params: Any) -> tuple[pd.Series, np.ndarray]:
-        """The statistics and the per-bar equity of one run, as :meth:`run` gives them but
-        without its warning about implausible results (a sweep warns once, for its best)."""
-        values = parameter_values(self.strategy, params)
-        with fewer_collections():
-            result = self._run(values)
-        return result.stats, result.equity.to_numpy(dtype=np.float64)
 
     def _run(self, values: dict[str, Any]) -> PortfolioResult:
         runner = PortfolioRunner(
@@ -608,8 +590,8 @@ def _concat(frames: list[pd.DataFrame], names: list[str], sort: str | None) -> p
 # ------------------------------------------------------------------------------ the result
 
 
-@dataclass
-class PortfolioResult:
+@dataclass(repr=False)
+class PortfolioResult(ResultBase):
     """The outcome of a portfolio backtest.
 
     Attributes
@@ -640,29 +622,16 @@ class PortfolioResult:
         Per asset: first and last bar, the asset's own return, P&L and contribution to return,
         commissions, traded value, annual turnover, fills, closed trades, average and largest
         weight.
+
+    Data, parameters, diagnostics and setup: see :class:`~tradenn.backtest.result.ResultBase`.
     """
 
-    stats: pd.Series
-    equity: pd.Series
     weights: pd.DataFrame
     target_weights: pd.DataFrame
     positions: pd.DataFrame
     pnl: pd.DataFrame
-    trades: pd.DataFrame
     orders: pd.DataFrame
     asset_stats: pd.DataFrame
-    data: pd.DataFrame = field(repr=False)
-    params: dict[str, Any] = field(default_factory=dict)
-    strategy_name: str = ""
-    diagnostics: dict[str, Any] = field(default_factory=dict)
-    setup: dict[str, str] = field(default_factory=dict, repr=False)
-    """How the run was set up (see :func:`~tradenn.backtest.result.describe_setup`)."""
-
-    @property
-    def label(self) -> str:
-        """The strategy with its parameters, e.g. ``EqualWeight(rebalance_every='M', ...)``."""
-        params = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
-        return f"{self.strategy_name}({params})"
 
     @property
     def position(self) -> pd.Series:
@@ -717,19 +686,3 @@ class PortfolioResult:
         if path is not None:
             fig.savefig(path)
         return fig
-
-    def report(self, directory: str | Path) -> Path:
-        """Write a self-contained HTML report plus trades.csv, equity.csv, weights.csv,
-        asset_stats.csv and stats.json (see :mod:`tradenn.backtest.report`)."""
-        from tradenn.backtest.report import write_report
-
-        return write_report(self, directory)
-
-    def __repr__(self) -> str:
-        return f"<PortfolioResult {self.label}>\n{self.stats.to_string()}"
-
-    def _repr_html_(self) -> str:
-        """Jupyter's view: the setup, the figure and the statistics."""
-        from tradenn.backtest.report import html_summary
-
-        return html_summary(self)

@@ -16,8 +16,70 @@ from tradenn.data.calendar import bar_label
 from tradenn.data.timezones import bar_times
 
 
-@dataclass
-class Result:
+@dataclass(kw_only=True, repr=False)
+class ResultBase:
+    """What every backtest's result holds, single-asset (:class:`Result`) or portfolio
+    (:class:`~tradenn.backtest.portfolio.PortfolioResult`), and the ways to look at it that
+    both share: the label, the report folder, the text and Jupyter views.
+
+    Attributes
+    ----------
+    stats : Series
+        Every statistic, readable top to bottom (see :mod:`tradenn.backtest.stats`).
+    trades : DataFrame
+        Closed trades.
+    equity : Series
+        Account equity at each bar's close.
+    data : DataFrame
+        The bars the strategy ran on.
+    params : dict
+        The strategy's parameter values in this run.
+    strategy_name : str
+        The strategy class's name.
+    diagnostics : dict
+        What the strategy reports about itself beyond trading statistics (model strategies:
+        out-of-sample forecast quality and training time; see ``Strategy.diagnostics``).
+    setup : dict
+        How the run was set up, for people (see :func:`describe_setup`).
+    """
+
+    stats: pd.Series
+    trades: pd.DataFrame
+    equity: pd.Series
+    data: pd.DataFrame = field(repr=False)
+    params: dict[str, Any] = field(default_factory=dict)
+    strategy_name: str = ""
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+    setup: dict[str, str] = field(default_factory=dict, repr=False)
+    """How the run was set up, for people: data, cash, costs, fill timing, units mode,
+    margin, tradenn version (see :func:`describe_setup`); reports and notebooks show it."""
+
+    @property
+    def label(self) -> str:
+        """The strategy with its parameters, e.g. ``SmaCross(fast=10, slow=20)``."""
+        params = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{self.strategy_name}({params})"
+
+    def report(self, directory: str | Path) -> Path:
+        """Write a self-contained HTML report plus the data behind it: trades.csv, equity.csv
+        and stats.json, and for a portfolio weights.csv and asset_stats.csv (see
+        :mod:`tradenn.backtest.report`)."""
+        from tradenn.backtest.report import write_report
+
+        return write_report(self, directory)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.label}>\n{self.stats.to_string()}"
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the setup, the figure and the statistics."""
+        from tradenn.backtest.report import html_summary
+
+        return html_summary(self)
+
+
+@dataclass(repr=False)
+class Result(ResultBase):
     """The outcome of :meth:`Backtest.run`.
 
     Attributes
@@ -38,37 +100,22 @@ class Result:
         Account equity at each bar's close.
     position : Series
         Units held at each bar's close (negative when short).
-    diagnostics : dict
-        What the strategy reports about itself beyond trading statistics (model strategies:
-        out-of-sample forecast quality and training time; see ``Strategy.diagnostics``).
+    indicators : dict
+        Every indicator's values, by name.
+
+    Data, parameters, diagnostics and setup: see :class:`ResultBase`.
     """
 
-    stats: pd.Series
-    trades: pd.DataFrame
-    equity: pd.Series
     position: pd.Series
-    data: pd.DataFrame = field(repr=False)
-    params: dict[str, Any] = field(default_factory=dict)
-    strategy_name: str = ""
     indicators: dict[str, Any] = field(default_factory=dict, repr=False)
-    diagnostics: dict[str, Any] = field(default_factory=dict)
     order_table: Callable[[], pd.DataFrame] = field(default=pd.DataFrame, repr=False, compare=False)
     """Builds :attr:`orders` when it is first read (picklable, e.g. a ``functools.partial``)."""
-    setup: dict[str, str] = field(default_factory=dict, repr=False)
-    """How the run was set up, for people: data, cash, costs, fill timing, units mode,
-    margin, tradenn version (see :func:`describe_setup`); reports and notebooks show it."""
 
     @functools.cached_property
     def orders(self) -> pd.DataFrame:
         """Every order placed, filled or not, with its status and, when rejected, the reason;
         built when first read (a long run's order table can cost more than its statistics)."""
         return self.order_table()
-
-    @property
-    def label(self) -> str:
-        """The strategy with its parameters, e.g. ``SmaCross(fast=10, slow=20)``."""
-        params = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
-        return f"{self.strategy_name}({params})"
 
     def plot(
         self, path: str | Path | None = None, *, title: str | None = None, interactive: bool = False
@@ -88,21 +135,6 @@ class Result:
         from tradenn.backtest.plotting import plot_result
 
         return plot_result(self, path, title=title)
-
-    def report(self, directory: str | Path) -> Path:
-        """Write a self-contained HTML report plus trades.csv, equity.csv and stats.json."""
-        from tradenn.backtest.report import write_report
-
-        return write_report(self, directory)
-
-    def __repr__(self) -> str:
-        return f"<Result {self.label}>\n{self.stats.to_string()}"
-
-    def _repr_html_(self) -> str:
-        """Jupyter's view: the setup, the figure and the statistics."""
-        from tradenn.backtest.report import html_summary
-
-        return html_summary(self)
 
 
 def _money(value: float) -> str:

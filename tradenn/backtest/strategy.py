@@ -225,21 +225,21 @@ class Strategy(StrategyBase):
     :meth:`I`, and trade in :meth:`next`, which runs at the close of every bar once all
     indicators have values::
 
-        class SmaCross(Strategy):
-            fast = 10
-            slow = 20
+        class TrendFilter(Strategy):
+            window = 200  # a parameter: optimizable, settable from the command line
 
             def init(self):
-                self.f = self.I(sma, self.data.Close, self.fast)
-                self.s = self.I(sma, self.data.Close, self.slow)
+                self.trend = self.I(sma, self.data.Close, self.window)
 
             def next(self):
-                if crossover(self.f, self.s):
-                    self.position.close()
+                price, trend = self.data.Close[-1], self.trend[-1]
+                if price > trend and not self.position:
                     self.buy()
-                elif crossover(self.s, self.f):
+                elif price < trend and self.position.is_long:
                     self.position.close()
-                    self.sell()
+
+    ``strategies/sma_cross.py`` is a complete one: two indicators, a parameter check and
+    reversals with :func:`~tradenn.backtest.crossover`.
 
     Inside ``next()``, ``self.data`` and every indicator show bars up to the current one only
     (``self.data.Close[-1]`` is now); a later bar cannot be read. Indicators are computed once on

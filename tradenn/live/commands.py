@@ -39,6 +39,7 @@ import pandas as pd
 
 from tradenn.cli import (
     UsageError,
+    add_command,
     add_cost_options,
     add_param_option,
     add_strategy_argument,
@@ -305,8 +306,10 @@ def add_paper_commands(commands) -> None:
         dest="paper_command", metavar="COMMAND", required=True, parser_class=commands._parser_class
     )
 
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "run",
+        _paper_run,
         help="run STRATEGY on a feed, recording into a ledger (resumes an existing one)",
         description="Run STRATEGY on --feed, one bar at a time, with the backtester's fills and "
         "costs. Stops after the current bar on Ctrl-C or SIGTERM; a replay ends with its data.",
@@ -344,14 +347,16 @@ def add_paper_commands(commands) -> None:
         metavar="FILE.npz",
         help="start a model strategy from a model `tradenn train` saved",
     )
-    p.set_defaults(handler=_paper_run)
 
-    p = sub.add_parser("status", help="positions, equity, last bar and open orders of a ledger")
+    p = add_command(
+        sub, "status", _paper_status, help="positions, equity, last bar and open orders of a ledger"
+    )
     _add_ledger_option(p)
-    p.set_defaults(handler=_paper_status)
 
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "verify",
+        _paper_verify,
         help="replay a ledger's bars through its strategy and compare every row",
         description="Replay every bar of the ledger through a fresh run of its strategy and "
         "compare every order, fill and equity row. Exit 0 when they are equal, 1 naming the "
@@ -363,11 +368,9 @@ def add_paper_commands(commands) -> None:
         metavar="STRATEGY",
         help="the strategy (name or file.py:ClassName) when it is not a ready strategy",
     )
-    p.set_defaults(handler=_paper_verify)
 
-    p = sub.add_parser("trades", help="every fill of a ledger as CSV on stdout")
+    p = add_command(sub, "trades", _paper_trades, help="every fill of a ledger as CSV on stdout")
     _add_ledger_option(p)
-    p.set_defaults(handler=_paper_trades)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -402,8 +405,10 @@ def _train(args: argparse.Namespace) -> int:
 
 def add_train_command(commands) -> None:
     """Add ``tradenn train`` to the ``tradenn`` subcommands."""
-    p = commands.add_parser(
+    p = add_command(
+        commands,
         "train",
+        _train,
         help="fit a model strategy's model on data and save it (for paper run --model)",
         description="Fit STRATEGY's model on --data as its walk-forward schedule would after "
         "the last bar (a forecaster on every sample whose outcome is known, an agent on the "
@@ -415,7 +420,6 @@ def add_train_command(commands) -> None:
     p.add_argument("--out", required=True, metavar="FILE.npz", help="where to save the model")
     add_param_option(p, "NAME=VALUE", "set a strategy parameter (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(handler=_train)
 
 
 def main(argv: list[str] | None = None) -> int:
