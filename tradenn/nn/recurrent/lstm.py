@@ -15,9 +15,8 @@ import numpy as np
 from .. import activations as act_lib
 from .. import ops
 from .base import (
-    RecurrentLayer,
+    GatedRecurrentLayer,
     SequenceCache,
-    elementwise_activation,
     fill_or_zero,
     gates_first,
     mask_weights,
@@ -210,7 +209,7 @@ def lstm_gates_backward(
 # --------------------------------------------------------------------------- LSTM
 
 
-class LSTMCore(RecurrentLayer, register=False):
+class LSTMCore(GatedRecurrentLayer, register=False):
     """The LSTM recurrence and its backpropagation through time, for any linear maps.
 
     States ``h, c`` have shape ``(N, ..., H)``; the gate-major pre-activations
@@ -235,39 +234,9 @@ class LSTMCore(RecurrentLayer, register=False):
     _state_names = ("h", "c")
 
     def __init__(
-        self,
-        units: int,
-        activation: Any = "tanh",
-        recurrent_activation: Any = "sigmoid",
-        use_bias: bool = True,
-        kernel_initializer: Any = "glorot_uniform",
-        recurrent_initializer: Any = "orthogonal",
-        bias_initializer: Any = "zeros",
-        unit_forget_bias: bool = True,
-        kernel_regularizer: Any = None,
-        recurrent_regularizer: Any = None,
-        return_sequences: bool = False,
-        return_state: bool = False,
-        go_backwards: bool = False,
-        **kwargs: Any,
+        self, units: int, *args: Any, unit_forget_bias: bool = True, **kwargs: Any
     ) -> None:
-        super().__init__(
-            units,
-            activation=activation,
-            use_bias=use_bias,
-            kernel_initializer=kernel_initializer,
-            recurrent_initializer=recurrent_initializer,
-            bias_initializer=bias_initializer,
-            kernel_regularizer=kernel_regularizer,
-            recurrent_regularizer=recurrent_regularizer,
-            return_sequences=return_sequences,
-            return_state=return_state,
-            go_backwards=go_backwards,
-            **kwargs,
-        )
-        self.recurrent_activation = elementwise_activation(
-            recurrent_activation, "recurrent_activation", self._label()
-        )
+        super().__init__(units, *args, **kwargs)
         self.unit_forget_bias = bool(unit_forget_bias)
 
     def _add_bias(self) -> None:
@@ -353,11 +322,7 @@ class LSTMCore(RecurrentLayer, register=False):
         return self._parameter_and_input_grads(x_tm, hidden[:-1], dz), initial_grads
 
     def get_config(self) -> dict[str, Any]:
-        return {
-            **super().get_config(),
-            "recurrent_activation": act_lib.serialize(self.recurrent_activation),
-            "unit_forget_bias": self.unit_forget_bias,
-        }
+        return {**super().get_config(), "unit_forget_bias": self.unit_forget_bias}
 
 
 class LSTM(LSTMCore):
@@ -390,16 +355,11 @@ class LSTM(LSTMCore):
         Size ``H`` of the hidden and cell states.
     activation, recurrent_activation : str or ActivationFunction
         ``φ`` (default ``tanh``) and the gates' ``σ`` (default ``sigmoid``), elementwise.
-    use_bias : bool
-        Whether to add ``bias``.
-    kernel_initializer, recurrent_initializer, bias_initializer
-        Keras defaults: ``glorot_uniform``, ``orthogonal``, ``zeros``.
     unit_forget_bias : bool
         Start the forget-gate bias at 1 (Keras default, Jozefowicz et al. 2015).
-    kernel_regularizer, recurrent_regularizer
-        Optional penalties on ``kernel`` and ``recurrent_kernel``.
-    return_sequences, return_state, go_backwards : bool
-        As in Keras (see :mod:`tradenn.nn.recurrent`).
+    use_bias, kernel_initializer, recurrent_initializer, bias_initializer,
+    kernel_regularizer, recurrent_regularizer, return_sequences, return_state, go_backwards
+        As for :class:`~tradenn.nn.recurrent.RecurrentLayer` (Keras' names and defaults).
 
     Dropout, recurrent dropout and ``stateful`` are not implemented.
     """

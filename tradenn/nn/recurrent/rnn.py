@@ -32,14 +32,9 @@ class RNN(RecurrentLayer):
         Size ``H`` of the hidden state.
     activation : str or ActivationFunction
         ``φ``, elementwise (default ``tanh``).
-    use_bias : bool
-        Whether to add ``bias``.
-    kernel_initializer, recurrent_initializer, bias_initializer
-        Keras defaults: ``glorot_uniform``, ``orthogonal``, ``zeros``.
-    kernel_regularizer, recurrent_regularizer
-        Optional penalties on ``kernel`` and ``recurrent_kernel``.
-    return_sequences, return_state, go_backwards : bool
-        As in Keras (see :mod:`tradenn.nn.recurrent`).
+    use_bias, kernel_initializer, recurrent_initializer, bias_initializer,
+    kernel_regularizer, recurrent_regularizer, return_sequences, return_state, go_backwards
+        As for :class:`~tradenn.nn.recurrent.RecurrentLayer` (Keras' names and defaults).
 
     Dropout, recurrent dropout and ``stateful`` are not implemented.
     """
