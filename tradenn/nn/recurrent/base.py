@@ -361,6 +361,27 @@ class RecurrentLayer(Layer, register=False):
     ) -> tuple[np.ndarray, list[np.ndarray] | None]:
         raise NotImplementedError
 
+    def _state_gradient(
+        self,
+        t: int,
+        dz: np.ndarray,
+        out: np.ndarray,
+        final_grad: np.ndarray | None,
+        carry: np.ndarray | None,
+    ) -> np.ndarray:
+        """dL/dh_t from what comes after step t, before step t's own output gradient.
+
+        At the last step that is the given final-state gradient (zeros for None); before
+        it, ``dz_{t+1} U^T`` plus ``carry``, the part of ``dh_{t+1}`` a masked step passed
+        straight on. ``t = -1`` gives the initial state's gradient. Written into ``out``.
+        """
+        if t == len(dz) - 1:
+            return fill_or_zero(out, final_grad)
+        dh = self._recurrent_input_grad(dz[t + 1], out)
+        if carry is not None:
+            dh += carry
+        return dh
+
     def _initial_states(self, initial_state: Any, shape: Shape) -> list[np.ndarray]:
         """Validated initial states in the layer dtype (zeros when none are given)."""
         names = "[" + ", ".join(f"{name}0" for name in self._state_names) + "]"

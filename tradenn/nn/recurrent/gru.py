@@ -133,7 +133,7 @@ class GRU(GatedRecurrentLayer):
             self._workspace("pre_activations", gates.shape) if self._keeps_pre_activations else None
         )
         recurrent_bias = self.params["bias"][1, 2 * self.units :] if self.use_bias else None
-        activation, recurrent_activation = self.activation, self.recurrent_activation
+        recurrent_activation = self.recurrent_activation
         skipped = None if mask_tm is None else ~mask_tm
         hidden[0] = h0
         for t in range(steps):  # h_t needs h_{t-1}: the only sequential part
@@ -150,14 +150,7 @@ class GRU(GatedRecurrentLayer):
             recurrent_activation.forward(zr, out=zr)
             np.multiply(g[1], u[2], out=scratch)  # r * u_h
             candidate += scratch
-            if pre is not None:
-                pre[2, t] = candidate
-            activation.forward(candidate, out=candidate)
-            np.subtract(hidden[t], candidate, out=scratch)  # h = h~ + z (h_{t-1} - h~)
-            scratch *= g[0]
-            np.add(candidate, scratch, out=hidden[t + 1])
-            if skipped is not None:  # masked step: h_t = h_{t-1}
-                np.copyto(hidden[t + 1], hidden[t], where=skipped[t])
+            self._step_output(g, t, hidden, scratch, pre, skipped)
         self._cache = SequenceCache(x_tm, hidden, mask_tm, GRUCache(gates, recurrent, pre))
         return hidden[1:], [hidden[-1]]
 
@@ -174,7 +167,7 @@ class GRU(GatedRecurrentLayer):
             self._workspace("pre_activations", gates.shape) if self._keeps_pre_activations else None
         )
         kernel = self._gate_major("recurrent_kernel")  # (3, H, H): U_z, U_r, U_h
-        activation, recurrent_activation = self.activation, self.recurrent_activation
+        recurrent_activation = self.recurrent_activation
         skipped = None if mask_tm is None else ~mask_tm
         hidden[0] = h0
         for t in range(steps):  # h_t needs h_{t-1}: the only sequential part
@@ -186,16 +179,26 @@ class GRU(GatedRecurrentLayer):
             recurrent_activation.forward(zr, out=zr)
             np.multiply(g[1], hidden[t], out=reset_hidden[t])
             candidate += np.matmul(reset_hidden[t], kernel[2], out=scratch)
-            if pre is not None:
-                pre[2, t] = candidate
-            activation.forward(candidate, out=candidate)
-            np.subtract(hidden[t], candidate, out=scratch)  # h = h~ + z (h_{t-1} - h~)
-            scratch *= g[0]
-            np.add(candidate, scratch, out=hidden[t + 1])
-            if skipped is not None:  # masked step: h_t = h_{t-1}
-                np.copyto(hidden[t + 1], hidden[t], where=skipped[t])
+            self._step_output(g, t, hidden, scratch, pre, skipped)
         self._cache = SequenceCache(x_tm, hidden, mask_tm, GRUCache(gates, reset_hidden, pre))
         return hidden[1:], [hidden[-1]]
+
+    def _step_output(self, g, t, hidden, scratch, pre, skipped) -> None:
+        """The end of step ``t`` in both variants: ``h~ = φ(g[2])`` and the new state.
+
+        ``g (3, N, H)`` holds the activated ``z, r`` and the candidate's pre-activation,
+        which becomes ``h~`` in place; ``h_t = h~ + z (h_{t-1} - h~)`` goes to
+        ``hidden[t + 1]``, or ``h_{t-1}`` where the step is masked.
+        """
+        candidate = g[2]
+        if pre is not None:
+            pre[2, t] = candidate
+        self.activation.forward(candidate, out=candidate)
+        np.subtract(hidden[t], candidate, out=scratch)
+        scratch *= g[0]
+        np.add(candidate, scratch, out=hidden[t + 1])
+        if skipped is not None:
+            np.copyto(hidden[t + 1], hidden[t], where=skipped[t])
 
     def _backward_factors(self) -> np.ndarray:
         """``[(1 - z) φ', (h_prev - h~) σ'(z), v σ'(r), r, z]`` for all steps, (5, T, N, H).

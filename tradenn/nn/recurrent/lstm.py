@@ -291,17 +291,13 @@ class LSTMCore(GatedRecurrentLayer, register=False):
         dz_gates = gates_first(dz, 4)  # the same memory, gate-major (4, T, N, ..., H)
         dh_buffer = self._workspace("dh", state_shape)
         dc = fill_or_zero(self._workspace("dc", state_shape), state_grads[1])
+        carry_h = None
         if mask_tm is not None:  # the parts of dh_t, dc_t that go straight to t-1
             keep, skip = mask_weights(mask_tm, self.dtype)
             carry_h = self._workspace("dh_carried", state_shape)
             carry_c = self._workspace("dc_carried", state_shape)
         for t in range(steps - 1, -1, -1):  # carries dh and dc only
-            if t == steps - 1:
-                dh = fill_or_zero(dh_buffer, state_grads[0])
-            else:
-                dh = self._recurrent_input_grad(dz[t + 1], dh_buffer)
-                if mask_tm is not None:
-                    dh += carry_h
+            dh = self._state_gradient(t, dz, dh_buffer, state_grads[0], carry_h)
             if dy_seq is not None:
                 dh += dy_seq[t]
             if mask_tm is not None:
@@ -315,9 +311,7 @@ class LSTMCore(GatedRecurrentLayer, register=False):
             np.copyto(dz_gates[:, t], dz_step)
         initial_grads = None
         if self._has_initial_state:
-            dh0 = self._recurrent_input_grad(dz[0], np.empty_like(dh_buffer))
-            if mask_tm is not None:
-                dh0 += carry_h
+            dh0 = self._state_gradient(-1, dz, np.empty_like(dh_buffer), None, carry_h)
             initial_grads = [dh0, dc.copy()]
         return self._parameter_and_input_grads(x_tm, hidden[:-1], dz), initial_grads
 
