@@ -11,7 +11,8 @@ Conventions, the same for every family:
 
 * ``<family>_forward(x, <parameters>, <options>)`` returns the output. Parameters are plain
   arrays named and shaped as in the fast layer's ``params`` (Keras 3), so
-  ``lstm_forward(x, **layer.params)`` works.
+  ``dense_forward(x, **layer.params)`` works. The recurrent family names its cell first:
+  ``recurrent_forward("lstm", x, **layer.params)``.
 * ``<family>_backward(dy, x, <parameters>, <options>)`` takes the upstream gradient
   ``dy = dL/dy`` and the same arguments as the forward pass (it recomputes what it needs),
   and returns ``dx`` and a dict of parameter gradients keyed like ``params``.
@@ -421,7 +422,11 @@ _CELLS = {
 
 
 def recurrent_forward(cell, x, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None):
-    """``cell`` in ``simple_rnn``, ``lstm``, ``gru``, ``gru_reset_before``: outputs and states."""
+    """The recurrent layer ``cell`` over ``x (N, T, F)``: outputs ``(N, T, H)`` and final states.
+
+    ``cell`` is ``simple_rnn``, ``lstm``, ``gru`` or ``gru_reset_before`` (GRU with
+    ``reset_after=False``); the states are ``[h_T]``, or ``[h_T, c_T]`` for the LSTM.
+    """
     step, _, count, bias_shape = _CELLS[cell]
     units = recurrent_kernel.shape[0]
     params = {"kernel": kernel, "recurrent_kernel": recurrent_kernel}
@@ -458,60 +463,6 @@ def recurrent_backward(
     if bias is None:
         del grads["bias"]
     return dx, d_initial, grads
-
-
-def simple_rnn_forward(x, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None):
-    """SimpleRNN over ``x (N, T, F)``: outputs ``(N, T, H)`` and ``[h_T]``."""
-    return recurrent_forward("simple_rnn", x, kernel, recurrent_kernel, bias, initial_state, mask)
-
-
-def simple_rnn_backward(
-    dy, x, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None, d_final_states=None
-):
-    """BPTT of :func:`simple_rnn_forward`: ``dx``, ``[dh_0]``, parameter gradients."""
-    return recurrent_backward(
-        "simple_rnn", dy, x, kernel, recurrent_kernel, bias, initial_state, mask, d_final_states
-    )
-
-
-def lstm_forward(x, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None):
-    """LSTM over ``x (N, T, F)``: outputs ``(N, T, H)`` and ``[h_T, c_T]``."""
-    return recurrent_forward("lstm", x, kernel, recurrent_kernel, bias, initial_state, mask)
-
-
-def lstm_backward(
-    dy, x, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None, d_final_states=None
-):
-    """BPTT of :func:`lstm_forward`: ``dx``, ``[dh_0, dc_0]``, parameter gradients."""
-    return recurrent_backward(
-        "lstm", dy, x, kernel, recurrent_kernel, bias, initial_state, mask, d_final_states
-    )
-
-
-def gru_forward(
-    x, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None, reset_after=True
-):
-    """GRU over ``x (N, T, F)``: outputs ``(N, T, H)`` and ``[h_T]``."""
-    cell = "gru" if reset_after else "gru_reset_before"
-    return recurrent_forward(cell, x, kernel, recurrent_kernel, bias, initial_state, mask)
-
-
-def gru_backward(
-    dy,
-    x,
-    kernel,
-    recurrent_kernel,
-    bias=None,
-    initial_state=None,
-    mask=None,
-    d_final_states=None,
-    reset_after=True,
-):
-    """BPTT of :func:`gru_forward`: ``dx``, ``[dh_0]``, parameter gradients."""
-    cell = "gru" if reset_after else "gru_reset_before"
-    return recurrent_backward(
-        cell, dy, x, kernel, recurrent_kernel, bias, initial_state, mask, d_final_states
-    )
 
 
 # --------------------------------------------------------------------------- convolution
