@@ -99,14 +99,9 @@ class Dense(KernelLayer):
     ----------
     units : int
         Output features.
-    activation : str or ActivationFunction, optional
-        Applied to ``z``; linear when ``None``.
-    use_bias : bool
-        Whether to add ``bias``.
-    kernel_initializer, bias_initializer
-        Keras defaults: ``glorot_uniform`` and ``zeros``.
-    kernel_regularizer
-        Optional penalty on the kernel, e.g. ``nn.regularizers.L2(1e-4)``.
+    activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer
+        As for :class:`KernelLayer` (Keras' names and defaults: linear, with a bias,
+        ``glorot_uniform``, ``zeros``, no penalty).
 
     Works on each row alone, so an incoming mask passes through (``supports_masking``).
     """
