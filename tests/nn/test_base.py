@@ -87,6 +87,20 @@ def test_a_different_class_cannot_take_a_registered_name():
         type("Dense", (nn.Layer,), {})
 
 
+@pytest.mark.parametrize(
+    ("get", "identifier", "message"),
+    [
+        (nn.activations.get, 5, r"^Expected an activation name or ActivationFunction instance"),
+        (nn.losses.get, None, r"^Expected a loss name or Loss instance, got None$"),
+        (nn.optimizers.get, nn.Adam, r"not the class Adam"),
+        (nn.optimizers.get, nn.losses.get("mse"), r"^Expected an optimizer name or Optimizer"),
+    ],
+)
+def test_a_registry_with_a_base_class_returns_only_its_instances(get, identifier, message):
+    with pytest.raises(TypeError, match=message):
+        get(identifier)
+
+
 def test_unknown_layer_class_is_a_clear_error():
     with pytest.raises(ValueError, match=r"Unknown layer 'Dens'"):
         deserialize_layer({"class_name": "Dens", "config": {}})

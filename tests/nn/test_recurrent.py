@@ -749,6 +749,24 @@ def test_bad_arguments_raise_clear_errors(build, message):
     assert_one_line_error(error)
 
 
+@pytest.mark.parametrize("layer_class", [RNN, LSTM, GRU, nn.ConvLSTM2D])
+def test_a_misspelt_keyword_is_an_error_naming_the_layer(layer_class):
+    arguments = (2, 3) if layer_class is nn.ConvLSTM2D else (2,)
+    with pytest.raises(
+        TypeError, match=rf"^{layer_class.__name__}: unexpected keyword argument 'return_sequence'$"
+    ):
+        layer_class(*arguments, return_sequence=True)
+
+
+@pytest.mark.parametrize("layer_class", [LSTM, GRU])
+def test_units_activation_and_recurrent_activation_may_be_given_by_position(layer_class):
+    layer = layer_class(4, "relu", "tanh", use_bias=False)
+    assert layer.units == 4 and not layer.use_bias
+    config = layer.get_config()
+    assert (config["activation"], config["recurrent_activation"]) == ("relu", "tanh")
+    assert layer_class.from_config(config).get_config() == config
+
+
 @pytest.mark.parametrize(
     ("shape", "message"),
     [

@@ -94,31 +94,35 @@ def test_dense_equals_its_reference(use_bias, rng, float64):
     check_layer(layer, rng.standard_normal((2, 2, 4)), ref.dense_forward, ref.dense_backward)
 
 
-def test_layer_normalization_equals_its_reference(rng, float64):
-    layer = nn.LayerNormalization()
-    layer.build((None, 3, 5))
-    layer.params["gamma"][...] = rng.standard_normal(5)
-    layer.params["beta"][...] = rng.standard_normal(5)
-    check_layer(
-        layer,
-        rng.standard_normal((2, 3, 5)),
-        ref.layer_normalization_forward,
-        ref.layer_normalization_backward,
-    )
-
-
-def test_batch_normalization_in_training_equals_its_reference(rng, float64):
-    layer = nn.BatchNormalization()
-    layer.build((None, 3, 4))
-    layer.params["gamma"][...] = rng.standard_normal(4)
-    layer.params["beta"][...] = rng.standard_normal(4)
-    check_layer(
-        layer,
-        rng.standard_normal((5, 3, 4)),
-        ref.batch_normalization_forward,
-        ref.batch_normalization_backward,
-        training=True,
-    )
+@pytest.mark.parametrize(
+    ("layer_class", "x_shape", "forward", "backward", "training"),
+    [
+        (
+            nn.LayerNormalization,
+            (2, 3, 5),
+            ref.layer_normalization_forward,
+            ref.layer_normalization_backward,
+            False,
+        ),
+        (
+            nn.BatchNormalization,
+            (5, 3, 4),
+            ref.batch_normalization_forward,
+            ref.batch_normalization_backward,
+            True,
+        ),
+    ],
+    ids=["layer_normalization", "batch_normalization_in_training"],
+)
+def test_normalization_equals_its_reference(
+    layer_class, x_shape, forward, backward, training, rng, float64
+):
+    layer = layer_class()
+    channels = x_shape[-1]
+    layer.build((None, *x_shape[1:]))
+    layer.params["gamma"][...] = rng.standard_normal(channels)
+    layer.params["beta"][...] = rng.standard_normal(channels)
+    check_layer(layer, rng.standard_normal(x_shape), forward, backward, training=training)
 
 
 @pytest.mark.parametrize(

@@ -23,8 +23,6 @@ import numpy as np
 from . import ops
 from .registry import Registry
 
-ACTIVATIONS = Registry("activation")
-
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _INV_SQRT_2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -52,6 +50,9 @@ class ActivationFunction:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.get_config() or ''})"
+
+
+ACTIVATIONS = Registry("activation", base=ActivationFunction)
 
 
 @ACTIVATIONS.register("linear")
@@ -276,12 +277,7 @@ def _into(result: np.ndarray, out: np.ndarray | None) -> np.ndarray:
 
 def get(identifier: Any) -> ActivationFunction:
     """An activation from a name, a serialized dict, an instance or ``None`` (linear)."""
-    if identifier is None:
-        return Linear()
-    activation = ACTIVATIONS.get(identifier)
-    if not isinstance(activation, ActivationFunction):
-        raise TypeError(f"Expected an activation name or ActivationFunction, got {identifier!r}")
-    return activation
+    return Linear() if identifier is None else ACTIVATIONS.get(identifier)
 
 
 def serialize(activation: ActivationFunction) -> Any:

@@ -224,6 +224,8 @@ class Layer:
     dtype : numpy dtype, optional
         float32 or float64, for parameters and computations; :func:`get_dtype` if omitted.
 
+    Any other keyword (one a subclass did not take) is a TypeError naming the layer's class.
+
     Attributes
     ----------
     params, grads : dict[str, ndarray]
@@ -254,8 +256,17 @@ class Layer:
             LAYERS.add(cls)
 
     def __init__(
-        self, *, name: str | None = None, trainable: bool = True, dtype: Any = None
+        self,
+        *,
+        name: str | None = None,
+        trainable: bool = True,
+        dtype: Any = None,
+        **unknown: Any,
     ) -> None:
+        if unknown:  # subclasses pass on what they do not take: a misspelt keyword ends here
+            raise TypeError(
+                f"{type(self).__name__}: unexpected keyword argument {next(iter(unknown))!r}"
+            )
         self.name = name if name is not None else _unique_name(type(self).__name__)
         self.trainable = trainable
         self.dtype = _float_dtype(dtype, self._label()) if dtype is not None else get_dtype()

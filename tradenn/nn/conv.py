@@ -48,10 +48,8 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .. import checks
-from . import activations as act_lib
-from . import initializers as init_lib
-from . import regularizers as reg_lib
-from .base import InputSpec, Layer, Shape
+from .base import InputSpec, Shape
+from .core import KernelLayer
 
 PADDINGS = ("valid", "same", "causal")
 
@@ -564,7 +562,7 @@ class _Plan:
 # --------------------------------------------------------------------------- layers
 
 
-class _Conv(Layer, register=False):
+class _Conv(KernelLayer, register=False):
     """Shared implementation of Conv1D, Conv2D and Conv3D (see :class:`Conv2D`)."""
 
     rank = 0
@@ -576,41 +574,24 @@ class _Conv(Layer, register=False):
         strides: Any = 1,
         padding: str = "valid",
         dilation_rate: Any = 1,
-        activation: Any = None,
-        use_bias: bool = True,
-        kernel_initializer: Any = "glorot_uniform",
-        bias_initializer: Any = "zeros",
-        kernel_regularizer: Any = None,
+        *args: Any,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(*args, **kwargs)
         self.filters = checks.positive_int(filters, "filters", self._label())
         self.op = ConvOp(
             self.rank, kernel_size, strides, padding, dilation_rate, owner=self._label()
         )
         self.kernel_size, self.strides = self.op.kernel_size, self.op.strides
         self.padding, self.dilation_rate = self.op.padding, self.op.dilation_rate
-        self.activation = act_lib.get(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = init_lib.get(kernel_initializer)
-        self.bias_initializer = init_lib.get(bias_initializer)
-        self.kernel_regularizer = reg_lib.get(kernel_regularizer)
         self.input_spec = InputSpec(ndim=self.rank + 2)
         self._ctx: ConvContext | None = None
-        self._z: np.ndarray | None = None  # pre-activation, kept only if f' needs it
         self._y: np.ndarray | None = None
 
     def build(self, input_shape: Shape) -> None:
         self._check_input_shape(tuple(input_shape))
         channels = input_shape[-1]
-        self.add_weight(
-            "kernel",
-            (*self.kernel_size, channels, self.filters),
-            self.kernel_initializer,
-            self.kernel_regularizer,
-        )
-        if self.use_bias:
-            self.add_weight("bias", (self.filters,), self.bias_initializer)
+        self._add_kernel_and_bias((*self.kernel_size, channels, self.filters))
         self.input_spec = InputSpec(ndim=self.rank + 2, axes={-1: channels})
         super().build(input_shape)
 
@@ -621,11 +602,7 @@ class _Conv(Layer, register=False):
         x = self._prepare(x)
         bias = self.params["bias"] if self.use_bias else None
         z, self._ctx = self.op.forward(x, self.params["kernel"], bias, reuse=self._ctx)
-        if self.activation.uses_input:
-            self._z, y = z, self.activation.forward(z)
-        else:
-            self._z, y = None, self.activation.forward(z, out=z)  # in place: z is ours
-        self._y = y
+        self._y = y = self._activate(z)
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
@@ -645,17 +622,12 @@ class _Conv(Layer, register=False):
 
     def get_config(self) -> dict[str, Any]:
         return {
-            **super().get_config(),
             "filters": self.filters,
             "kernel_size": list(self.kernel_size),
             "strides": list(self.strides),
             "padding": self.padding,
             "dilation_rate": list(self.dilation_rate),
-            "activation": act_lib.serialize(self.activation),
-            "use_bias": self.use_bias,
-            "kernel_initializer": init_lib.serialize(self.kernel_initializer),
-            "bias_initializer": init_lib.serialize(self.bias_initializer),
-            "kernel_regularizer": reg_lib.serialize(self.kernel_regularizer),
+            **super().get_config(),
         }
 
 

@@ -43,37 +43,11 @@ class ConvLSTM(LSTMCore, register=False):
         strides: Any = 1,
         padding: str = "valid",
         dilation_rate: Any = 1,
-        activation: Any = "tanh",
-        recurrent_activation: Any = "sigmoid",
-        use_bias: bool = True,
-        kernel_initializer: Any = "glorot_uniform",
-        recurrent_initializer: Any = "orthogonal",
-        bias_initializer: Any = "zeros",
-        unit_forget_bias: bool = True,
-        kernel_regularizer: Any = None,
-        recurrent_regularizer: Any = None,
-        return_sequences: bool = False,
-        return_state: bool = False,
-        go_backwards: bool = False,
+        *args: Any,
         **kwargs: Any,
     ) -> None:
         self._input_ndim = self.rank + 3  # (N, T, *spatial, C)
-        super().__init__(
-            filters,
-            activation=activation,
-            recurrent_activation=recurrent_activation,
-            use_bias=use_bias,
-            kernel_initializer=kernel_initializer,
-            recurrent_initializer=recurrent_initializer,
-            bias_initializer=bias_initializer,
-            unit_forget_bias=unit_forget_bias,
-            kernel_regularizer=kernel_regularizer,
-            recurrent_regularizer=recurrent_regularizer,
-            return_sequences=return_sequences,
-            return_state=return_state,
-            go_backwards=go_backwards,
-            **kwargs,
-        )
+        super().__init__(filters, *args, **kwargs)
         owner = self._label()
         normalize_padding(padding, ("valid", "same"), owner)  # no causal recurrent convolution
         self.input_op = ConvOp(self.rank, kernel_size, strides, padding, dilation_rate, owner)

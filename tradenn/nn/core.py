@@ -16,7 +16,72 @@ from . import regularizers as reg_lib
 from .base import InputSpec, Layer, Shape, format_shape, get_rng
 
 
-class Dense(Layer):
+class KernelLayer(Layer, register=False):
+    """Base of the layers ``y = f(x * kernel + bias)``: Dense and Conv1D/2D/3D.
+
+    It holds the arguments they share, creates ``kernel`` and ``bias`` and applies ``f``;
+    ``*`` is the subclass's map (a matrix product, a convolution).
+
+    Parameters
+    ----------
+    activation : str or ActivationFunction, optional
+        ``f``, applied to ``z = x * kernel + bias``; linear when ``None``.
+    use_bias : bool
+        Whether to add ``bias``.
+    kernel_initializer, bias_initializer
+        Keras defaults: ``glorot_uniform`` and ``zeros``.
+    kernel_regularizer
+        Optional penalty on the kernel, e.g. ``nn.regularizers.L2(1e-4)``.
+    **kwargs
+        ``name``, ``trainable``, ``dtype``, as for :class:`~tradenn.nn.base.Layer`.
+
+    A subclass's constructor takes its own leading arguments (``units``; ``filters`` and
+    the convolution's) and passes the rest on, so ``Dense(8, "relu")`` works as in Keras.
+    """
+
+    def __init__(
+        self,
+        activation: Any = None,
+        use_bias: bool = True,
+        kernel_initializer: Any = "glorot_uniform",
+        bias_initializer: Any = "zeros",
+        kernel_regularizer: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.activation = act_lib.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = init_lib.get(kernel_initializer)
+        self.bias_initializer = init_lib.get(bias_initializer)
+        self.kernel_regularizer = reg_lib.get(kernel_regularizer)
+        self._z: np.ndarray | None = None  # pre-activation, kept only if f' needs it
+
+    def _add_kernel_and_bias(self, kernel_shape: Shape) -> None:
+        """``kernel`` of ``kernel_shape`` and, with ``use_bias``, ``bias (kernel_shape[-1],)``."""
+        self.add_weight("kernel", kernel_shape, self.kernel_initializer, self.kernel_regularizer)
+        if self.use_bias:
+            self.add_weight("bias", (kernel_shape[-1],), self.bias_initializer)
+
+    def _activate(self, z: np.ndarray) -> np.ndarray:
+        """``f(z)``, keeping ``z`` only if ``f'`` reads it (else ``z`` is overwritten)."""
+        if self.activation.uses_input:
+            self._z = z
+            return self.activation.forward(z)
+        self._z = None
+        return self.activation.forward(z, out=z)  # in place: z is ours
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "activation": act_lib.serialize(self.activation),
+            "use_bias": self.use_bias,
+            "kernel_initializer": init_lib.serialize(self.kernel_initializer),
+            "bias_initializer": init_lib.serialize(self.bias_initializer),
+            "kernel_regularizer": reg_lib.serialize(self.kernel_regularizer),
+        }
+
+
+class Dense(KernelLayer):
     """Fully connected layer ``y = f(x @ kernel + bias)`` on the last axis.
 
     Shapes: ``x (N, ..., F)``, ``kernel (F, units)``, ``bias (units,)``,
@@ -34,52 +99,28 @@ class Dense(Layer):
     ----------
     units : int
         Output features.
-    activation : str or ActivationFunction, optional
-        Applied to ``z``; linear when ``None``.
-    use_bias : bool
-        Whether to add ``bias``.
-    kernel_initializer, bias_initializer
-        Keras defaults: ``glorot_uniform`` and ``zeros``.
-    kernel_regularizer
-        Optional penalty on the kernel, e.g. ``nn.regularizers.L2(1e-4)``.
+    activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer
+        As for :class:`KernelLayer` (Keras' names and defaults: linear, with a bias,
+        ``glorot_uniform``, ``zeros``, no penalty).
 
     Works on each row alone, so an incoming mask passes through (``supports_masking``).
     """
 
     supports_masking = True
 
-    def __init__(
-        self,
-        units: int,
-        activation: Any = None,
-        use_bias: bool = True,
-        kernel_initializer: Any = "glorot_uniform",
-        bias_initializer: Any = "zeros",
-        kernel_regularizer: Any = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, units: int, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         if int(units) <= 0:
             raise ValueError(f"{self._label()}: units must be positive, got {units}")
         self.units = int(units)
-        self.activation = act_lib.get(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = init_lib.get(kernel_initializer)
-        self.bias_initializer = init_lib.get(bias_initializer)
-        self.kernel_regularizer = reg_lib.get(kernel_regularizer)
         self.input_spec = InputSpec(min_ndim=2)
         self._x: np.ndarray | None = None  # input rows (M, F), a view of the caller's x
-        self._z: np.ndarray | None = None  # pre-activation, kept only if f' needs it
         self._y: np.ndarray | None = None  # output rows (M, units)
         self._x_shape: Shape = ()
 
     def build(self, input_shape: Shape) -> None:
         features = input_shape[-1]
-        self.add_weight(
-            "kernel", (features, self.units), self.kernel_initializer, self.kernel_regularizer
-        )
-        if self.use_bias:
-            self.add_weight("bias", (self.units,), self.bias_initializer)
+        self._add_kernel_and_bias((features, self.units))
         self.input_spec = InputSpec(min_ndim=2, axes={-1: features})
         super().build(input_shape)
 
@@ -92,10 +133,7 @@ class Dense(Layer):
         z = ops.matmul(rows, self.params["kernel"])
         if self.use_bias:
             z += self.params["bias"]
-        if self.activation.uses_input:
-            self._z, y = z, self.activation.forward(z)
-        else:
-            self._z, y = None, self.activation.forward(z, out=z)  # in place: z is ours
+        y = self._activate(z)
         self._x, self._y, self._x_shape = rows, y, x.shape
         return y.reshape(*x.shape[:-1], self.units)
 
@@ -113,15 +151,7 @@ class Dense(Layer):
         return ops.matmul(dz, self.params["kernel"].T).reshape(x_shape)
 
     def get_config(self) -> dict[str, Any]:
-        return {
-            **super().get_config(),
-            "units": self.units,
-            "activation": act_lib.serialize(self.activation),
-            "use_bias": self.use_bias,
-            "kernel_initializer": init_lib.serialize(self.kernel_initializer),
-            "bias_initializer": init_lib.serialize(self.bias_initializer),
-            "kernel_regularizer": reg_lib.serialize(self.kernel_regularizer),
-        }
+        return {"units": self.units, **super().get_config()}
 
 
 class Activation(Layer):

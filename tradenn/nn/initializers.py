@@ -163,48 +163,47 @@ def _truncated_normal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.nd
     return values
 
 
-@INITIALIZERS.register("glorot_uniform")
-class GlorotUniform(VarianceScaling):
-    """U(-limit, limit), ``limit = sqrt(6 / (fan_in + fan_out))``; Keras' default kernel init."""
+class _VarianceScalingPreset(VarianceScaling):
+    """A :class:`VarianceScaling` with fixed ``preset = (scale, mode, distribution)``.
+
+    Only ``seed`` is an argument, so the config holds only the seed (as in Keras).
+    """
+
+    preset: tuple[float, str, str]
 
     def __init__(self, seed: int | None = None) -> None:
-        super().__init__(1.0, "fan_avg", "uniform", seed)
+        super().__init__(*self.preset, seed)
 
     def get_config(self) -> dict[str, Any]:
         return Initializer.get_config(self)
+
+
+@INITIALIZERS.register("glorot_uniform")
+class GlorotUniform(_VarianceScalingPreset):
+    """U(-limit, limit), ``limit = sqrt(6 / (fan_in + fan_out))``; Keras' default kernel init."""
+
+    preset = (1.0, "fan_avg", "uniform")
 
 
 @INITIALIZERS.register("glorot_normal")
-class GlorotNormal(VarianceScaling):
+class GlorotNormal(_VarianceScalingPreset):
     """Truncated normal with variance ``2 / (fan_in + fan_out)``."""
 
-    def __init__(self, seed: int | None = None) -> None:
-        super().__init__(1.0, "fan_avg", "truncated_normal", seed)
-
-    def get_config(self) -> dict[str, Any]:
-        return Initializer.get_config(self)
+    preset = (1.0, "fan_avg", "truncated_normal")
 
 
 @INITIALIZERS.register("he_uniform")
-class HeUniform(VarianceScaling):
+class HeUniform(_VarianceScalingPreset):
     """U(-limit, limit), ``limit = sqrt(6 / fan_in)``; suits ReLU networks."""
 
-    def __init__(self, seed: int | None = None) -> None:
-        super().__init__(2.0, "fan_in", "uniform", seed)
-
-    def get_config(self) -> dict[str, Any]:
-        return Initializer.get_config(self)
+    preset = (2.0, "fan_in", "uniform")
 
 
 @INITIALIZERS.register("he_normal")
-class HeNormal(VarianceScaling):
+class HeNormal(_VarianceScalingPreset):
     """Truncated normal with variance ``2 / fan_in``."""
 
-    def __init__(self, seed: int | None = None) -> None:
-        super().__init__(2.0, "fan_in", "truncated_normal", seed)
-
-    def get_config(self) -> dict[str, Any]:
-        return Initializer.get_config(self)
+    preset = (2.0, "fan_in", "truncated_normal")
 
 
 @INITIALIZERS.register("orthogonal")

@@ -29,14 +29,14 @@ from . import schedules as schedule_lib
 from .base import parameters
 from .registry import Registry
 
-OPTIMIZERS = Registry("optimizer")
-
 
 class Optimizer:
     """Base class: learning rate (constant or schedule), clipping, state bookkeeping.
 
-    Subclasses list their per-parameter ``slot_names`` and implement
-    ``_update(param, grad, slots, scratch, lr)``, which must modify ``param`` in place.
+    Subclasses list their per-parameter ``slot_names`` and the ``hyperparameters`` their
+    constructor adds (attributes of the same names, saved by :meth:`get_config`), and
+    implement ``_update(param, grad, slots, scratch, lr)``, which must modify ``param``
+    in place.
 
     Parameters
     ----------
@@ -48,6 +48,7 @@ class Optimizer:
 
     name = "optimizer"
     slot_names: tuple[str, ...] = ()
+    hyperparameters: tuple[str, ...] = ()
 
     def __init__(self, learning_rate: Any = 0.001, global_clipnorm: float | None = None):
         self.learning_rate = learning_rate
@@ -138,7 +139,11 @@ class Optimizer:
         rate = self._learning_rate
         if isinstance(rate, schedule_lib.Schedule):
             rate = schedule_lib.serialize(rate)
-        return {"learning_rate": rate, "global_clipnorm": self.global_clipnorm}
+        return {
+            "learning_rate": rate,
+            "global_clipnorm": self.global_clipnorm,
+            **{name: getattr(self, name) for name in self.hyperparameters},
+        }
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Optimizer:
@@ -190,6 +195,9 @@ def clip_by_global_norm(grads: list[np.ndarray], clip_norm: float) -> float:
     return norm
 
 
+OPTIMIZERS = Registry("optimizer", base=Optimizer)
+
+
 @OPTIMIZERS.register("sgd")
 class SGD(Optimizer):
     """Stochastic gradient descent with optional (Nesterov) momentum.
@@ -200,6 +208,8 @@ class SGD(Optimizer):
         p <- p + v                     (classical)
         p <- p + mu v - lr g           (nesterov=True)
     """
+
+    hyperparameters = ("momentum", "nesterov")
 
     def __init__(
         self,
@@ -229,9 +239,6 @@ class SGD(Optimizer):
         else:
             param += velocity
 
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
-
 
 @OPTIMIZERS.register("rmsprop")
 class RMSprop(Optimizer):
@@ -247,6 +254,8 @@ class RMSprop(Optimizer):
 
     Note Keras puts ``epsilon`` inside the square root.
     """
+
+    hyperparameters = ("rho", "momentum", "epsilon", "centered")
 
     def __init__(
         self,
@@ -294,15 +303,6 @@ class RMSprop(Optimizer):
         else:
             param -= scratch
 
-    def get_config(self) -> dict[str, Any]:
-        return {
-            **super().get_config(),
-            "rho": self.rho,
-            "momentum": self.momentum,
-            "epsilon": self.epsilon,
-            "centered": self.centered,
-        }
-
 
 @OPTIMIZERS.register("adam")
 class Adam(Optimizer):
@@ -316,6 +316,7 @@ class Adam(Optimizer):
     """
 
     slot_names = ("m", "v")
+    hyperparameters = ("beta_1", "beta_2", "epsilon")
 
     def __init__(
         self,
@@ -348,14 +349,6 @@ class Adam(Optimizer):
         scratch *= alpha
         param -= scratch
 
-    def get_config(self) -> dict[str, Any]:
-        return {
-            **super().get_config(),
-            "beta_1": self.beta_1,
-            "beta_2": self.beta_2,
-            "epsilon": self.epsilon,
-        }
-
 
 @OPTIMIZERS.register("adamw")
 class AdamW(Adam):
@@ -365,6 +358,8 @@ class AdamW(Adam):
     Unlike an L2 penalty, the decay does not pass through Adam's per-coordinate scaling.
     As in Keras, all trainable parameters are decayed.
     """
+
+    hyperparameters = (*Adam.hyperparameters, "weight_decay")
 
     def __init__(
         self,
@@ -382,16 +377,10 @@ class AdamW(Adam):
         param *= 1.0 - lr * self.weight_decay
         super()._update(param, grad, slots, scratch, lr)
 
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "weight_decay": self.weight_decay}
-
 
 def get(identifier: Any) -> Optimizer:
     """An optimizer from a name (``"adam"``, with default hyperparameters), dict or instance."""
-    optimizer = OPTIMIZERS.get(identifier)
-    if not isinstance(optimizer, Optimizer):
-        raise TypeError(f"Expected an optimizer name or Optimizer instance, got {identifier!r}")
-    return optimizer
+    return OPTIMIZERS.get(identifier)
 
 
 def serialize(optimizer: Optimizer) -> dict[str, Any]:

@@ -11,7 +11,8 @@ Conventions, the same for every family:
 
 * ``<family>_forward(x, <parameters>, <options>)`` returns the output. Parameters are plain
   arrays named and shaped as in the fast layer's ``params`` (Keras 3), so
-  ``lstm_forward(x, **layer.params)`` works.
+  ``dense_forward(x, **layer.params)`` works. The recurrent family names its cell first:
+  ``recurrent_forward("lstm", x, **layer.params)``.
 * ``<family>_backward(dy, x, <parameters>, <options>)`` takes the upstream gradient
   ``dy = dL/dy`` and the same arguments as the forward pass (it recomputes what it needs),
   and returns ``dx`` and a dict of parameter gradients keyed like ``params``.
@@ -421,7 +422,11 @@ _CELLS = {
 
 
 def recurrent_forward(cell, x, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None):
-    """``cell`` in ``simple_rnn``, ``lstm``, ``gru``, ``gru_reset_before``: outputs and states."""
+    """The recurrent layer ``cell`` over ``x (N, T, F)``: outputs ``(N, T, H)`` and final states.
+
+    ``cell`` is ``simple_rnn``, ``lstm``, ``gru`` or ``gru_reset_before`` (GRU with
+    ``reset_after=False``); the states are ``[h_T]``, or ``[h_T, c_T]`` for the LSTM.
+    """
     step, _, count, bias_shape = _CELLS[cell]
     units = recurrent_kernel.shape[0]
     params = {"kernel": kernel, "recurrent_kernel": recurrent_kernel}
@@ -458,60 +463,6 @@ def recurrent_backward(
     if bias is None:
         del grads["bias"]
     return dx, d_initial, grads
-
-
-def simple_rnn_forward(x, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None):
-    """SimpleRNN over ``x (N, T, F)``: outputs ``(N, T, H)`` and ``[h_T]``."""
-    return recurrent_forward("simple_rnn", x, kernel, recurrent_kernel, bias, initial_state, mask)
-
-
-def simple_rnn_backward(
-    dy, x, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None, d_final_states=None
-):
-    """BPTT of :func:`simple_rnn_forward`: ``dx``, ``[dh_0]``, parameter gradients."""
-    return recurrent_backward(
-        "simple_rnn", dy, x, kernel, recurrent_kernel, bias, initial_state, mask, d_final_states
-    )
-
-
-def lstm_forward(x, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None):
-    """LSTM over ``x (N, T, F)``: outputs ``(N, T, H)`` and ``[h_T, c_T]``."""
-    return recurrent_forward("lstm", x, kernel, recurrent_kernel, bias, initial_state, mask)
-
-
-def lstm_backward(
-    dy, x, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None, d_final_states=None
-):
-    """BPTT of :func:`lstm_forward`: ``dx``, ``[dh_0, dc_0]``, parameter gradients."""
-    return recurrent_backward(
-        "lstm", dy, x, kernel, recurrent_kernel, bias, initial_state, mask, d_final_states
-    )
-
-
-def gru_forward(
-    x, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None, reset_after=True
-):
-    """GRU over ``x (N, T, F)``: outputs ``(N, T, H)`` and ``[h_T]``."""
-    cell = "gru" if reset_after else "gru_reset_before"
-    return recurrent_forward(cell, x, kernel, recurrent_kernel, bias, initial_state, mask)
-
-
-def gru_backward(
-    dy,
-    x,
-    kernel,
-    recurrent_kernel,
-    bias=None,
-    initial_state=None,
-    mask=None,
-    d_final_states=None,
-    reset_after=True,
-):
-    """BPTT of :func:`gru_forward`: ``dx``, ``[dh_0]``, parameter gradients."""
-    cell = "gru" if reset_after else "gru_reset_before"
-    return recurrent_backward(
-        cell, dy, x, kernel, recurrent_kernel, bias, initial_state, mask, d_final_states
-    )
 
 
 # --------------------------------------------------------------------------- convolution
@@ -728,85 +679,21 @@ def _mha_allowed(tq, tk, attention_mask, causal):
     return allowed
 
 
-def multi_head_attention_forward(
-    query,
-    value,
-    key,
-    query_kernel,
-    key_kernel,
-    value_kernel,
-    output_kernel,
-    query_bias=None,
-    key_bias=None,
-    value_bias=None,
-    output_bias=None,
-    attention_mask=None,
-    causal=False,
-):
-    """Keras 3 MultiHeadAttention, one sample and one head at a time::
+_MHA_KERNELS = ("query_kernel", "key_kernel", "value_kernel", "output_kernel")
+_MHA_BIASES = ("query_bias", "key_bias", "value_bias", "output_bias")
 
-    q_h = (x_q W_q[:, h] + b_q[h]) / sqrt(K)   k_h = x_k W_k[:, h] + b_k[h]   v_h = ...
-    out = sum_h softmax(q_h k_h^T) v_h W_o[h] + b_o
 
-    ``attention_mask (N, Tq, Tk)`` (padding masks already combined into it) and ``causal``
-    restrict the keys. Returns ``(out (N, Tq, D_out), weights (N, H, Tq, Tk))``.
+def _mha_heads(query, value, key, params, attention_mask, causal):
+    """Yield ``(b, h, q_h, k_h, v_h, allowed)`` for every sample ``b`` and head ``h``.
+
+    ``params`` are the layer's parameters by name (biases optional); ``q_h`` carries the
+    ``1/sqrt(K)`` scale. Forward and backward both walk the heads through this.
     """
-    heads, key_dim = query_kernel.shape[1:]
-    (n, tq, _), tk = query.shape, value.shape[1]
-    out = np.zeros((n, tq, output_kernel.shape[-1]))
-    weights = np.zeros((n, heads, tq, tk))
-    for b in range(n):
-        allowed = _mha_allowed(
-            tq, tk, None if attention_mask is None else attention_mask[b], causal
-        )
-        for h in range(heads):
-            q = (query[b] @ query_kernel[:, h] + _head(query_bias, h)) / math.sqrt(key_dim)
-            k = key[b] @ key_kernel[:, h] + _head(key_bias, h)
-            v = value[b] @ value_kernel[:, h] + _head(value_bias, h)
-            context, weights[b, h] = scaled_dot_product_attention_forward(q, k, v, allowed)
-            out[b] += context @ output_kernel[h]
-    return (out if output_bias is None else out + output_bias), weights
-
-
-def _head(bias, h):
-    return 0.0 if bias is None else bias[h]
-
-
-def multi_head_attention_backward(
-    d_out,
-    query,
-    value,
-    key,
-    query_kernel,
-    key_kernel,
-    value_kernel,
-    output_kernel,
-    query_bias=None,
-    key_bias=None,
-    value_bias=None,
-    output_bias=None,
-    attention_mask=None,
-    causal=False,
-):
-    """Returns ``((d_query, d_value, d_key), parameter gradients)``; per sample and head::
-
-    dW_o[h] += context_h^T d_out     d_context_h = d_out W_o[h]^T
-    (dq_h, dk_h, dv_h) from the attention backward; then each projection as in Dense,
-    with q's 1/sqrt(K) carried along.
-    """
-    params = {
-        "query_kernel": query_kernel,
-        "key_kernel": key_kernel,
-        "value_kernel": value_kernel,
-        "output_kernel": output_kernel,
-        "query_bias": query_bias,
-        "key_bias": key_bias,
-        "value_bias": value_bias,
-        "output_bias": output_bias,
-    }
-    grads = {name: np.zeros(p.shape) for name, p in params.items() if p is not None}
-    d_query, d_value, d_key = np.zeros(query.shape), np.zeros(value.shape), np.zeros(key.shape)
-    heads, key_dim = query_kernel.shape[1:]
+    missing = [name for name in _MHA_KERNELS if name not in params]
+    unknown = sorted(set(params) - {*_MHA_KERNELS, *_MHA_BIASES})
+    if missing or unknown:
+        raise TypeError(f"multi-head attention reference: missing {missing}, unknown {unknown}")
+    heads, key_dim = params["query_kernel"].shape[1:]
     (n, tq, _), tk = query.shape, value.shape[1]
     scale = 1.0 / math.sqrt(key_dim)
     for b in range(n):
@@ -814,22 +701,68 @@ def multi_head_attention_backward(
             tq, tk, None if attention_mask is None else attention_mask[b], causal
         )
         for h in range(heads):
-            q = (query[b] @ query_kernel[:, h] + _head(query_bias, h)) * scale
-            k = key[b] @ key_kernel[:, h] + _head(key_bias, h)
-            v = value[b] @ value_kernel[:, h] + _head(value_bias, h)
-            context, _ = scaled_dot_product_attention_forward(q, k, v, allowed)
-            grads["output_kernel"][h] += context.T @ d_out[b]
-            d_context = d_out[b] @ output_kernel[h].T
-            dq, dk, dv = scaled_dot_product_attention_backward(d_context, q, k, v, allowed)
-            for name, x, d_proj, factor, d_x in (
-                ("query", query[b], dq, scale, d_query[b]),
-                ("key", key[b], dk, 1.0, d_key[b]),
-                ("value", value[b], dv, 1.0, d_value[b]),
-            ):
-                grads[f"{name}_kernel"][:, h] += factor * x.T @ d_proj
-                if f"{name}_bias" in grads:
-                    grads[f"{name}_bias"][h] += factor * d_proj.sum(axis=0)
-                d_x += factor * d_proj @ params[f"{name}_kernel"][:, h].T
+            q = (query[b] @ params["query_kernel"][:, h] + _head(params, "query", h)) * scale
+            k = key[b] @ params["key_kernel"][:, h] + _head(params, "key", h)
+            v = value[b] @ params["value_kernel"][:, h] + _head(params, "value", h)
+            yield b, h, q, k, v, allowed
+
+
+def _head(params, name, h):
+    bias = params.get(f"{name}_bias")
+    return 0.0 if bias is None else bias[h]
+
+
+def multi_head_attention_forward(query, value, key, *, attention_mask=None, causal=False, **params):
+    """Keras 3 MultiHeadAttention, one sample and one head at a time::
+
+    q_h = (x_q W_q[:, h] + b_q[h]) / sqrt(K)   k_h = x_k W_k[:, h] + b_k[h]   v_h = ...
+    out = sum_h softmax(q_h k_h^T) v_h W_o[h] + b_o
+
+    ``params`` are the layer's parameters by name: ``query_kernel``, ``key_kernel``,
+    ``value_kernel``, ``output_kernel`` and, optionally (None or left out for none),
+    ``query_bias``, ``key_bias``, ``value_bias``, ``output_bias``.
+    ``attention_mask (N, Tq, Tk)`` (padding masks already combined into it) and ``causal``
+    restrict the keys. Returns ``(out (N, Tq, D_out), weights (N, H, Tq, Tk))``.
+    """
+    output_kernel = params["output_kernel"]
+    heads = output_kernel.shape[0]
+    (n, tq, _), tk = query.shape, value.shape[1]
+    out = np.zeros((n, tq, output_kernel.shape[-1]))
+    weights = np.zeros((n, heads, tq, tk))
+    for b, h, q, k, v, allowed in _mha_heads(query, value, key, params, attention_mask, causal):
+        context, weights[b, h] = scaled_dot_product_attention_forward(q, k, v, allowed)
+        out[b] += context @ output_kernel[h]
+    output_bias = params.get("output_bias")
+    return (out if output_bias is None else out + output_bias), weights
+
+
+def multi_head_attention_backward(
+    d_out, query, value, key, *, attention_mask=None, causal=False, **params
+):
+    """Returns ``((d_query, d_value, d_key), parameter gradients)``; per sample and head::
+
+    dW_o[h] += context_h^T d_out     d_context_h = d_out W_o[h]^T
+    (dq_h, dk_h, dv_h) from the attention backward; then each projection as in Dense,
+    with q's 1/sqrt(K) carried along. Arguments as for :func:`multi_head_attention_forward`.
+    """
+    grads = {name: np.zeros(p.shape) for name, p in params.items() if p is not None}
+    d_query, d_value, d_key = np.zeros(query.shape), np.zeros(value.shape), np.zeros(key.shape)
+    scale = 1.0 / math.sqrt(params["query_kernel"].shape[-1])
+    output_kernel = params["output_kernel"]
+    for b, h, q, k, v, allowed in _mha_heads(query, value, key, params, attention_mask, causal):
+        context, _ = scaled_dot_product_attention_forward(q, k, v, allowed)
+        grads["output_kernel"][h] += context.T @ d_out[b]
+        d_context = d_out[b] @ output_kernel[h].T
+        dq, dk, dv = scaled_dot_product_attention_backward(d_context, q, k, v, allowed)
+        for name, x, d_proj, factor, d_x in (
+            ("query", query[b], dq, scale, d_query[b]),
+            ("key", key[b], dk, 1.0, d_key[b]),
+            ("value", value[b], dv, 1.0, d_value[b]),
+        ):
+            grads[f"{name}_kernel"][:, h] += factor * x.T @ d_proj
+            if f"{name}_bias" in grads:
+                grads[f"{name}_bias"][h] += factor * d_proj.sum(axis=0)
+            d_x += factor * d_proj @ params[f"{name}_kernel"][:, h].T
     if "output_bias" in grads:
         grads["output_bias"] = d_out.reshape(-1, d_out.shape[-1]).sum(axis=0)
     return (d_query, d_value, d_key), grads

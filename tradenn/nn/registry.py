@@ -27,10 +27,14 @@ class Registry:
     ----------
     kind : str
         What the registry holds; used in error messages ("Unknown loss 'msee'").
+    base : type, optional
+        The class everything :meth:`get` returns must be an instance of (None included);
+        without it anything goes and None stays None.
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, base: type | None = None) -> None:
         self.kind = kind
+        self.base = base
         self._classes: dict[str, type] = {}
 
     def register(self, *aliases: str) -> Callable[[type[T]], type[T]]:
@@ -81,8 +85,19 @@ class Registry:
     def get(self, identifier: Any) -> Any:
         """Resolve a name, a serialized dict or an instance to an instance.
 
-        ``None`` is returned unchanged so that optional arguments stay optional.
+        Without a ``base``, ``None`` is returned unchanged so that optional arguments stay
+        optional; with one, anything that is not an instance of it is a TypeError.
         """
+        resolved = self._resolve(identifier)
+        if self.base is not None and not isinstance(resolved, self.base):
+            article = "an" if self.kind[0] in "aeiou" else "a"
+            raise TypeError(
+                f"Expected {article} {self.kind} name or {self.base.__name__} instance, "
+                f"got {identifier!r}"
+            )
+        return resolved
+
+    def _resolve(self, identifier: Any) -> Any:
         if identifier is None:
             return None
         if isinstance(identifier, str):

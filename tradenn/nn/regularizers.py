@@ -36,6 +36,8 @@ class Regularizer:
 class L1L2(Regularizer):
     """``l1 * sum|w| + l2 * sum w^2``."""
 
+    _factors: tuple[str, ...] = ("l1", "l2")  # what the constructor takes and the config holds
+
     def __init__(self, l1: float = 0.0, l2: float = 0.0) -> None:
         if l1 < 0 or l2 < 0:
             raise ValueError(f"Regularization factors must be >= 0, got l1={l1}, l2={l2}")
@@ -57,29 +59,27 @@ class L1L2(Regularizer):
             grad += (2.0 * self.l2) * w
 
     def get_config(self) -> dict[str, Any]:
-        return {"l1": self.l1, "l2": self.l2}
+        return {name: getattr(self, name) for name in self._factors}
 
 
 @REGULARIZERS.register("l1")
 class L1(L1L2):
     """``l1 * sum|w|`` (Keras default factor 0.01)."""
 
+    _factors = ("l1",)
+
     def __init__(self, l1: float = 0.01) -> None:
         super().__init__(l1=l1)
-
-    def get_config(self) -> dict[str, Any]:
-        return {"l1": self.l1}
 
 
 @REGULARIZERS.register("l2")
 class L2(L1L2):
     """``l2 * sum w^2`` (Keras default factor 0.01)."""
 
+    _factors = ("l2",)
+
     def __init__(self, l2: float = 0.01) -> None:
         super().__init__(l2=l2)
-
-    def get_config(self) -> dict[str, Any]:
-        return {"l2": self.l2}
 
 
 def get(identifier: Any) -> Regularizer | None:

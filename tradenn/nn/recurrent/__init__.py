@@ -50,8 +50,15 @@ faults), never returned to the caller.
 
 Modules
 -------
-:mod:`.base` (:class:`RecurrentLayer`, the gate layouts), :mod:`.rnn`, :mod:`.lstm` (the
-gate math, :class:`LSTMCore`, :class:`LSTM`), :mod:`.gru` and :mod:`.bidirectional`.
+:mod:`.base` (:class:`RecurrentLayer`, :class:`GatedRecurrentLayer`, the gate layouts),
+:mod:`.rnn`, :mod:`.lstm` (the gate math, :class:`LSTMCore`, :class:`LSTM`), :mod:`.gru`
+and :mod:`.bidirectional`.
+
+Constructor arguments have one home each: :class:`RecurrentLayer` takes those every
+recurrent layer shares (``units``, ``activation``, the initializers, regularizers and
+output options), :class:`GatedRecurrentLayer` adds ``recurrent_activation`` for LSTM, GRU
+and ConvLSTM, and each layer's own constructor takes only what it adds
+(``unit_forget_bias``, ``reset_after``, a ConvLSTM's convolution) and passes the rest on.
 
 Reuse by convolutional LSTMs
 ----------------------------
@@ -63,7 +70,7 @@ matrix products for convolutions. The elementwise LSTM step is available on its 
 :func:`lstm_gates_forward`, :func:`lstm_backward_factors` and :func:`lstm_gates_backward`.
 """
 
-from .base import RecurrentLayer, gates_first, gates_last
+from .base import GatedRecurrentLayer, RecurrentLayer, gates_first, gates_last
 from .bidirectional import Bidirectional
 from .gru import GRU
 from .lstm import (
@@ -81,6 +88,7 @@ __all__ = [
     "LSTM",
     "RNN",
     "Bidirectional",
+    "GatedRecurrentLayer",
     "LSTMCache",
     "LSTMCore",
     "RecurrentLayer",

@@ -1,7 +1,8 @@
 """The base of the recurrent layers: arguments, weights, layout, outputs and the hooks.
 
 :class:`RecurrentLayer` does everything but the time loop (see the package docstring of
-:mod:`tradenn.nn.recurrent` for the calling convention and how the work is organised);
+:mod:`tradenn.nn.recurrent` for the calling convention and how the work is organised) and
+:class:`GatedRecurrentLayer` adds the gates' activation;
 :func:`gates_first` and :func:`gates_last` convert between the gate-major and
 channels-last layouts, and the small helpers below are shared by RNN, LSTM and GRU.
 """
@@ -161,6 +162,26 @@ class RecurrentLayer(Layer, register=False):
     final states)`` and ``_backprop(dy_seq, final_state_grads) -> (dx_tm,
     initial_state_grads)``. ``mask_tm`` is None or boolean ``(T, N, 1, ..., 1)``, True where
     a step is taken; at a masked step the states are carried over unchanged (Keras).
+
+    Parameters
+    ----------
+    units : int
+        Size ``H`` of the state.
+    activation : str or ActivationFunction
+        ``φ``, elementwise (default ``tanh``).
+    use_bias : bool
+        Whether to add ``bias``.
+    kernel_initializer, recurrent_initializer, bias_initializer
+        Keras defaults: ``glorot_uniform``, ``orthogonal``, ``zeros``.
+    kernel_regularizer, recurrent_regularizer
+        Optional penalties on ``kernel`` and ``recurrent_kernel``.
+    return_sequences, return_state, go_backwards : bool
+        As in Keras (see :mod:`tradenn.nn.recurrent`).
+    **kwargs
+        ``name``, ``trainable``, ``dtype``, as for :class:`~tradenn.nn.base.Layer`.
+
+    A subclass's constructor takes only the arguments it adds as keywords and passes the
+    rest on (``**kwargs``), so each shared argument has its name, default and check here.
     """
 
     _gate_count = 1
@@ -208,8 +229,8 @@ class RecurrentLayer(Layer, register=False):
 
     @property
     def _keeps_pre_activations(self) -> bool:
-        recurrent = getattr(self, "recurrent_activation", None)
-        return self.activation.uses_input or (recurrent is not None and recurrent.uses_input)
+        """Whether the backward pass needs the pre-activations (a derivative reads them)."""
+        return self.activation.uses_input
 
     def _kernel_shape(self, input_shape: Shape) -> Shape:
         return (input_shape[-1], self._gate_width)
@@ -340,6 +361,27 @@ class RecurrentLayer(Layer, register=False):
     ) -> tuple[np.ndarray, list[np.ndarray] | None]:
         raise NotImplementedError
 
+    def _state_gradient(
+        self,
+        t: int,
+        dz: np.ndarray,
+        out: np.ndarray,
+        final_grad: np.ndarray | None,
+        carry: np.ndarray | None,
+    ) -> np.ndarray:
+        """dL/dh_t from what comes after step t, before step t's own output gradient.
+
+        At the last step that is the given final-state gradient (zeros for None); before
+        it, ``dz_{t+1} U^T`` plus ``carry``, the part of ``dh_{t+1}`` a masked step passed
+        straight on. ``t = -1`` gives the initial state's gradient. Written into ``out``.
+        """
+        if t == len(dz) - 1:
+            return fill_or_zero(out, final_grad)
+        dh = self._recurrent_input_grad(dz[t + 1], out)
+        if carry is not None:
+            dh += carry
+        return dh
+
     def _initial_states(self, initial_state: Any, shape: Shape) -> list[np.ndarray]:
         """Validated initial states in the layer dtype (zeros when none are given)."""
         names = "[" + ", ".join(f"{name}0" for name in self._state_names) + "]"
@@ -465,4 +507,42 @@ class RecurrentLayer(Layer, register=False):
             "return_sequences": self.return_sequences,
             "return_state": self.return_state,
             "go_backwards": self.go_backwards,
+        }
+
+
+class GatedRecurrentLayer(RecurrentLayer, register=False):
+    """Base of the gated recurrent layers (LSTM, GRU, ConvLSTM): adds the gates' activation.
+
+    Parameters
+    ----------
+    units, activation
+        As for :class:`RecurrentLayer`.
+    recurrent_activation : str or ActivationFunction
+        The gates' ``σ``, elementwise (default ``sigmoid``).
+    **kwargs
+        The other arguments of :class:`RecurrentLayer`.
+
+    The first three may be given by position, in this order, as in Keras.
+    """
+
+    def __init__(
+        self,
+        units: int,
+        activation: Any = "tanh",
+        recurrent_activation: Any = "sigmoid",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(units, activation, **kwargs)
+        self.recurrent_activation = elementwise_activation(
+            recurrent_activation, "recurrent_activation", self._label()
+        )
+
+    @property
+    def _keeps_pre_activations(self) -> bool:
+        return super()._keeps_pre_activations or self.recurrent_activation.uses_input
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "recurrent_activation": act_lib.serialize(self.recurrent_activation),
         }

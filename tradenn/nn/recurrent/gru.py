@@ -6,13 +6,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .. import activations as act_lib
 from .. import ops
 from .base import (
-    RecurrentLayer,
+    GatedRecurrentLayer,
     SequenceCache,
     add_step_gradient,
-    elementwise_activation,
     fill_or_zero,
     gates_first,
     mask_weights,
@@ -38,7 +36,7 @@ class GRUCache(NamedTuple):
     pre: np.ndarray | None
 
 
-class GRU(RecurrentLayer):
+class GRU(GatedRecurrentLayer):
     """Gated recurrent unit (Cho et al., 2014), Keras 3 layout, both of Keras' variants.
 
     Shapes: ``x (N, T, F)``, ``kernel (F, 3H)``, ``recurrent_kernel (H, 3H)``, gate order
@@ -85,57 +83,20 @@ class GRU(RecurrentLayer):
         Size ``H`` of the hidden state.
     activation, recurrent_activation : str or ActivationFunction
         ``φ`` (default ``tanh``) and the gates' ``σ`` (default ``sigmoid``), elementwise.
-    use_bias : bool
-        Whether to add the bias.
-    kernel_initializer, recurrent_initializer, bias_initializer
-        Keras defaults: ``glorot_uniform``, ``orthogonal``, ``zeros``.
-    kernel_regularizer, recurrent_regularizer
-        Optional penalties on ``kernel`` and ``recurrent_kernel``.
-    return_sequences, return_state, go_backwards : bool
-        As in Keras (see :mod:`tradenn.nn.recurrent`).
     reset_after : bool
         Which of the two formulas above (Keras 3's default True). The two are different
         models: weights trained with one do not fit the other.
+    use_bias, kernel_initializer, recurrent_initializer, bias_initializer,
+    kernel_regularizer, recurrent_regularizer, return_sequences, return_state, go_backwards
+        As for :class:`~tradenn.nn.recurrent.RecurrentLayer` (Keras' names and defaults).
 
     Dropout, recurrent dropout and ``stateful`` are not implemented.
     """
 
     _gate_count = 3
 
-    def __init__(
-        self,
-        units: int,
-        activation: Any = "tanh",
-        recurrent_activation: Any = "sigmoid",
-        use_bias: bool = True,
-        kernel_initializer: Any = "glorot_uniform",
-        recurrent_initializer: Any = "orthogonal",
-        bias_initializer: Any = "zeros",
-        kernel_regularizer: Any = None,
-        recurrent_regularizer: Any = None,
-        return_sequences: bool = False,
-        return_state: bool = False,
-        go_backwards: bool = False,
-        reset_after: bool = True,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(
-            units,
-            activation=activation,
-            use_bias=use_bias,
-            kernel_initializer=kernel_initializer,
-            recurrent_initializer=recurrent_initializer,
-            bias_initializer=bias_initializer,
-            kernel_regularizer=kernel_regularizer,
-            recurrent_regularizer=recurrent_regularizer,
-            return_sequences=return_sequences,
-            return_state=return_state,
-            go_backwards=go_backwards,
-            **kwargs,
-        )
-        self.recurrent_activation = elementwise_activation(
-            recurrent_activation, "recurrent_activation", self._label()
-        )
+    def __init__(self, units: int, *args: Any, reset_after: bool = True, **kwargs: Any) -> None:
+        super().__init__(units, *args, **kwargs)
         self.reset_after = bool(reset_after)
 
     def _add_bias(self) -> None:
@@ -172,7 +133,7 @@ class GRU(RecurrentLayer):
             self._workspace("pre_activations", gates.shape) if self._keeps_pre_activations else None
         )
         recurrent_bias = self.params["bias"][1, 2 * self.units :] if self.use_bias else None
-        activation, recurrent_activation = self.activation, self.recurrent_activation
+        recurrent_activation = self.recurrent_activation
         skipped = None if mask_tm is None else ~mask_tm
         hidden[0] = h0
         for t in range(steps):  # h_t needs h_{t-1}: the only sequential part
@@ -189,14 +150,7 @@ class GRU(RecurrentLayer):
             recurrent_activation.forward(zr, out=zr)
             np.multiply(g[1], u[2], out=scratch)  # r * u_h
             candidate += scratch
-            if pre is not None:
-                pre[2, t] = candidate
-            activation.forward(candidate, out=candidate)
-            np.subtract(hidden[t], candidate, out=scratch)  # h = h~ + z (h_{t-1} - h~)
-            scratch *= g[0]
-            np.add(candidate, scratch, out=hidden[t + 1])
-            if skipped is not None:  # masked step: h_t = h_{t-1}
-                np.copyto(hidden[t + 1], hidden[t], where=skipped[t])
+            self._step_output(g, t, hidden, scratch, pre, skipped)
         self._cache = SequenceCache(x_tm, hidden, mask_tm, GRUCache(gates, recurrent, pre))
         return hidden[1:], [hidden[-1]]
 
@@ -213,7 +167,7 @@ class GRU(RecurrentLayer):
             self._workspace("pre_activations", gates.shape) if self._keeps_pre_activations else None
         )
         kernel = self._gate_major("recurrent_kernel")  # (3, H, H): U_z, U_r, U_h
-        activation, recurrent_activation = self.activation, self.recurrent_activation
+        recurrent_activation = self.recurrent_activation
         skipped = None if mask_tm is None else ~mask_tm
         hidden[0] = h0
         for t in range(steps):  # h_t needs h_{t-1}: the only sequential part
@@ -225,16 +179,26 @@ class GRU(RecurrentLayer):
             recurrent_activation.forward(zr, out=zr)
             np.multiply(g[1], hidden[t], out=reset_hidden[t])
             candidate += np.matmul(reset_hidden[t], kernel[2], out=scratch)
-            if pre is not None:
-                pre[2, t] = candidate
-            activation.forward(candidate, out=candidate)
-            np.subtract(hidden[t], candidate, out=scratch)  # h = h~ + z (h_{t-1} - h~)
-            scratch *= g[0]
-            np.add(candidate, scratch, out=hidden[t + 1])
-            if skipped is not None:  # masked step: h_t = h_{t-1}
-                np.copyto(hidden[t + 1], hidden[t], where=skipped[t])
+            self._step_output(g, t, hidden, scratch, pre, skipped)
         self._cache = SequenceCache(x_tm, hidden, mask_tm, GRUCache(gates, reset_hidden, pre))
         return hidden[1:], [hidden[-1]]
+
+    def _step_output(self, g, t, hidden, scratch, pre, skipped) -> None:
+        """The end of step ``t`` in both variants: ``h~ = φ(g[2])`` and the new state.
+
+        ``g (3, N, H)`` holds the activated ``z, r`` and the candidate's pre-activation,
+        which becomes ``h~`` in place; ``h_t = h~ + z (h_{t-1} - h~)`` goes to
+        ``hidden[t + 1]``, or ``h_{t-1}`` where the step is masked.
+        """
+        candidate = g[2]
+        if pre is not None:
+            pre[2, t] = candidate
+        self.activation.forward(candidate, out=candidate)
+        np.subtract(hidden[t], candidate, out=scratch)
+        scratch *= g[0]
+        np.add(candidate, scratch, out=hidden[t + 1])
+        if skipped is not None:
+            np.copyto(hidden[t + 1], hidden[t], where=skipped[t])
 
     def _backward_factors(self) -> np.ndarray:
         """``[(1 - z) φ', (h_prev - h~) σ'(z), v σ'(r), r, z]`` for all steps, (5, T, N, H).
@@ -353,8 +317,4 @@ class GRU(RecurrentLayer):
         ]
 
     def get_config(self) -> dict[str, Any]:
-        return {
-            **super().get_config(),
-            "recurrent_activation": act_lib.serialize(self.recurrent_activation),
-            "reset_after": self.reset_after,
-        }
+        return {**super().get_config(), "reset_after": self.reset_after}

@@ -15,9 +15,8 @@ import numpy as np
 from .. import activations as act_lib
 from .. import ops
 from .base import (
-    RecurrentLayer,
+    GatedRecurrentLayer,
     SequenceCache,
-    elementwise_activation,
     fill_or_zero,
     gates_first,
     mask_weights,
@@ -210,7 +209,7 @@ def lstm_gates_backward(
 # --------------------------------------------------------------------------- LSTM
 
 
-class LSTMCore(RecurrentLayer, register=False):
+class LSTMCore(GatedRecurrentLayer, register=False):
     """The LSTM recurrence and its backpropagation through time, for any linear maps.
 
     States ``h, c`` have shape ``(N, ..., H)``; the gate-major pre-activations
@@ -235,39 +234,9 @@ class LSTMCore(RecurrentLayer, register=False):
     _state_names = ("h", "c")
 
     def __init__(
-        self,
-        units: int,
-        activation: Any = "tanh",
-        recurrent_activation: Any = "sigmoid",
-        use_bias: bool = True,
-        kernel_initializer: Any = "glorot_uniform",
-        recurrent_initializer: Any = "orthogonal",
-        bias_initializer: Any = "zeros",
-        unit_forget_bias: bool = True,
-        kernel_regularizer: Any = None,
-        recurrent_regularizer: Any = None,
-        return_sequences: bool = False,
-        return_state: bool = False,
-        go_backwards: bool = False,
-        **kwargs: Any,
+        self, units: int, *args: Any, unit_forget_bias: bool = True, **kwargs: Any
     ) -> None:
-        super().__init__(
-            units,
-            activation=activation,
-            use_bias=use_bias,
-            kernel_initializer=kernel_initializer,
-            recurrent_initializer=recurrent_initializer,
-            bias_initializer=bias_initializer,
-            kernel_regularizer=kernel_regularizer,
-            recurrent_regularizer=recurrent_regularizer,
-            return_sequences=return_sequences,
-            return_state=return_state,
-            go_backwards=go_backwards,
-            **kwargs,
-        )
-        self.recurrent_activation = elementwise_activation(
-            recurrent_activation, "recurrent_activation", self._label()
-        )
+        super().__init__(units, *args, **kwargs)
         self.unit_forget_bias = bool(unit_forget_bias)
 
     def _add_bias(self) -> None:
@@ -322,17 +291,13 @@ class LSTMCore(RecurrentLayer, register=False):
         dz_gates = gates_first(dz, 4)  # the same memory, gate-major (4, T, N, ..., H)
         dh_buffer = self._workspace("dh", state_shape)
         dc = fill_or_zero(self._workspace("dc", state_shape), state_grads[1])
+        carry_h = None
         if mask_tm is not None:  # the parts of dh_t, dc_t that go straight to t-1
             keep, skip = mask_weights(mask_tm, self.dtype)
             carry_h = self._workspace("dh_carried", state_shape)
             carry_c = self._workspace("dc_carried", state_shape)
         for t in range(steps - 1, -1, -1):  # carries dh and dc only
-            if t == steps - 1:
-                dh = fill_or_zero(dh_buffer, state_grads[0])
-            else:
-                dh = self._recurrent_input_grad(dz[t + 1], dh_buffer)
-                if mask_tm is not None:
-                    dh += carry_h
+            dh = self._state_gradient(t, dz, dh_buffer, state_grads[0], carry_h)
             if dy_seq is not None:
                 dh += dy_seq[t]
             if mask_tm is not None:
@@ -346,18 +311,12 @@ class LSTMCore(RecurrentLayer, register=False):
             np.copyto(dz_gates[:, t], dz_step)
         initial_grads = None
         if self._has_initial_state:
-            dh0 = self._recurrent_input_grad(dz[0], np.empty_like(dh_buffer))
-            if mask_tm is not None:
-                dh0 += carry_h
+            dh0 = self._state_gradient(-1, dz, np.empty_like(dh_buffer), None, carry_h)
             initial_grads = [dh0, dc.copy()]
         return self._parameter_and_input_grads(x_tm, hidden[:-1], dz), initial_grads
 
     def get_config(self) -> dict[str, Any]:
-        return {
-            **super().get_config(),
-            "recurrent_activation": act_lib.serialize(self.recurrent_activation),
-            "unit_forget_bias": self.unit_forget_bias,
-        }
+        return {**super().get_config(), "unit_forget_bias": self.unit_forget_bias}
 
 
 class LSTM(LSTMCore):
@@ -390,16 +349,11 @@ class LSTM(LSTMCore):
         Size ``H`` of the hidden and cell states.
     activation, recurrent_activation : str or ActivationFunction
         ``φ`` (default ``tanh``) and the gates' ``σ`` (default ``sigmoid``), elementwise.
-    use_bias : bool
-        Whether to add ``bias``.
-    kernel_initializer, recurrent_initializer, bias_initializer
-        Keras defaults: ``glorot_uniform``, ``orthogonal``, ``zeros``.
     unit_forget_bias : bool
         Start the forget-gate bias at 1 (Keras default, Jozefowicz et al. 2015).
-    kernel_regularizer, recurrent_regularizer
-        Optional penalties on ``kernel`` and ``recurrent_kernel``.
-    return_sequences, return_state, go_backwards : bool
-        As in Keras (see :mod:`tradenn.nn.recurrent`).
+    use_bias, kernel_initializer, recurrent_initializer, bias_initializer,
+    kernel_regularizer, recurrent_regularizer, return_sequences, return_state, go_backwards
+        As for :class:`~tradenn.nn.recurrent.RecurrentLayer` (Keras' names and defaults).
 
     Dropout, recurrent dropout and ``stateful`` are not implemented.
     """

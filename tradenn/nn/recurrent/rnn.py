@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import RecurrentLayer, SequenceCache, add_step_gradient, fill_or_zero, mask_weights
+from .base import RecurrentLayer, SequenceCache, add_step_gradient, mask_weights
 
 # --------------------------------------------------------------------------- RNN
 
@@ -32,14 +32,9 @@ class RNN(RecurrentLayer):
         Size ``H`` of the hidden state.
     activation : str or ActivationFunction
         ``φ``, elementwise (default ``tanh``).
-    use_bias : bool
-        Whether to add ``bias``.
-    kernel_initializer, recurrent_initializer, bias_initializer
-        Keras defaults: ``glorot_uniform``, ``orthogonal``, ``zeros``.
-    kernel_regularizer, recurrent_regularizer
-        Optional penalties on ``kernel`` and ``recurrent_kernel``.
-    return_sequences, return_state, go_backwards : bool
-        As in Keras (see :mod:`tradenn.nn.recurrent`).
+    use_bias, kernel_initializer, recurrent_initializer, bias_initializer,
+    kernel_regularizer, recurrent_regularizer, return_sequences, return_state, go_backwards
+        As for :class:`~tradenn.nn.recurrent.RecurrentLayer` (Keras' names and defaults).
 
     Dropout, recurrent dropout and ``stateful`` are not implemented.
     """
@@ -73,20 +68,12 @@ class RNN(RecurrentLayer):
             carry = self._workspace("dh_carried", dh_buffer.shape)
             masking = (*mask_weights(mask_tm, self.dtype), carry)
         for t in range(steps - 1, -1, -1):  # carries dh only
-            if t == steps - 1:
-                dh = fill_or_zero(dh_buffer, state_grads[0])
-            else:
-                dh = self._recurrent_input_grad(dz[t + 1], dh_buffer)
-                if carry is not None:
-                    dh += carry
+            dh = self._state_gradient(t, dz, dh_buffer, state_grads[0], carry)
             add_step_gradient(dh, dy_seq, t, masking)
             np.multiply(dh, slope[t], out=dz[t])
         initial_grads = None
         if self._has_initial_state:
-            dh0 = self._recurrent_input_grad(dz[0], np.empty_like(dh_buffer))
-            if carry is not None:
-                dh0 += carry
-            initial_grads = [dh0]
+            initial_grads = [self._state_gradient(-1, dz, np.empty_like(dh_buffer), None, carry)]
         return self._parameter_and_input_grads(x_tm, hidden[:-1], dz), initial_grads
 
 
