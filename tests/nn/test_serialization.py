@@ -270,3 +270,25 @@ def test_format_names_are_classes_under_their_public_package():
     assert format_name(LinearRegression) == "tradenn.models.LinearRegression"
     assert format_name(LSTMForecaster) == "tradenn.models.LSTMForecaster"
     assert format_name(DQNAgent) == "tradenn.rl.DQNAgent"
+
+
+@pytest.mark.parametrize(
+    "layer, keys",
+    [
+        (
+            nn.Dense(3),
+            "name trainable dtype units activation use_bias kernel_initializer "
+            "bias_initializer kernel_regularizer",
+        ),
+        (
+            nn.Conv1D(4, 3),
+            "name trainable dtype filters kernel_size strides padding dilation_rate "
+            "activation use_bias kernel_initializer bias_initializer kernel_regularizer",
+        ),
+    ],
+    ids=["Dense", "Conv1D"],
+)
+def test_config_key_order_is_stable(layer, keys):
+    # the header is JSON in insertion order: reordering keys changes a model file's bytes
+    # and SHA-256, which `paper verify` compares with the ledger's record
+    assert list(layer.get_config()) == keys.split()

@@ -620,14 +620,13 @@ class _Conv(KernelLayer, register=False):
         self._add_regularization_gradients()
         return dx
 
-    def get_config(self) -> dict[str, Any]:
+    def _leading_config(self) -> dict[str, Any]:
         return {
             "filters": self.filters,
             "kernel_size": list(self.kernel_size),
             "strides": list(self.strides),
             "padding": self.padding,
             "dilation_rate": list(self.dilation_rate),
-            **super().get_config(),
         }
 
 

@@ -70,9 +70,15 @@ class KernelLayer(Layer, register=False):
         self._z = None
         return self.activation.forward(z, out=z)  # in place: z is ours
 
+    def _leading_config(self) -> dict[str, Any]:
+        """The subclass's own leading arguments, saved right after the Layer's."""
+        return {}
+
     def get_config(self) -> dict[str, Any]:
+        # the key order is part of a model file's bytes (and its SHA-256 in paper ledgers)
         return {
             **super().get_config(),
+            **self._leading_config(),
             "activation": act_lib.serialize(self.activation),
             "use_bias": self.use_bias,
             "kernel_initializer": init_lib.serialize(self.kernel_initializer),
@@ -150,8 +156,8 @@ class Dense(KernelLayer):
             return None
         return ops.matmul(dz, self.params["kernel"].T).reshape(x_shape)
 
-    def get_config(self) -> dict[str, Any]:
-        return {"units": self.units, **super().get_config()}
+    def _leading_config(self) -> dict[str, Any]:
+        return {"units": self.units}
 
 
 class Activation(Layer):
