@@ -50,9 +50,10 @@ TRADE_COLUMNS = ["Size", "EntryBar", "ExitBar", "EntryPrice", "ExitPrice", "PnL"
 
 
 # ---------------------------------------------------------------------------- the strategies
-# Each idea twice, once per library; the bodies are the same apart from the imports. The README
-# crossover (both libraries) and the reversal in backtesting.py live in _reference_strategies,
-# shared with the speed benches; the reversal in tradenn is the bundled strategies/sma_cross.py.
+# Each idea twice, once per library, with the same trading rule. The README crossover (both
+# libraries) and the reversal in backtesting.py live in _reference_strategies, shared with the
+# speed benches; the reversal in tradenn is the bundled strategies/sma_cross.py, whose parameters
+# are called fast/slow where backtesting.py's README calls them n1/n2.
 
 
 class CloseBeforeTheEnd(SmaCross):

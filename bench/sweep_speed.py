@@ -63,8 +63,10 @@ class SmaLong(Strategy):
 
 
 class SmaLongBt(SmaCrossBt):
-    """The same rule in backtesting.py, on the README crossover's ``sma1`` = SMA(n1) and
-    ``sma2`` = SMA(n2) (module level: its process pool pickles the class)."""
+    """The same rule in backtesting.py (module level: its process pool pickles the class).
+
+    It takes only ``init`` from the README crossover (``sma1`` = SMA(n1), ``sma2`` = SMA(n2),
+    so the sweep's ``n1``/``n2`` are tradenn's ``fast``/``slow``) and trades long-only."""
 
     def next(self):
         if self.sma1[-1] > self.sma2[-1]:

@@ -322,3 +322,13 @@ def test_multi_head_attention_backward_equals_its_reference(use_bias, rng, float
         reference_backward,
         arrays,
     )
+
+
+@pytest.mark.parametrize(
+    "reference", [ref.multi_head_attention_forward, ref.multi_head_attention_backward]
+)
+def test_attention_reference_names_a_missing_kernel(reference):
+    x = np.zeros((1, 2, 3))
+    args = (x,) * (4 if reference is ref.multi_head_attention_backward else 3)
+    with pytest.raises(TypeError, match=r"missing \['key_kernel', 'value_kernel', 'output_k"):
+        reference(*args, query_kernel=np.zeros((3, 1, 2)))

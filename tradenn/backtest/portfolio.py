@@ -590,7 +590,7 @@ def _concat(frames: list[pd.DataFrame], names: list[str], sort: str | None) -> p
 # ------------------------------------------------------------------------------ the result
 
 
-@dataclass(repr=False)
+@dataclass(kw_only=True, repr=False)
 class PortfolioResult(ResultBase):
     """The outcome of a portfolio backtest.
 

@@ -78,7 +78,7 @@ class ResultBase:
         return html_summary(self)
 
 
-@dataclass(repr=False)
+@dataclass(kw_only=True, repr=False)
 class Result(ResultBase):
     """The outcome of :meth:`Backtest.run`.
 

@@ -689,10 +689,6 @@ def _mha_heads(query, value, key, params, attention_mask, causal):
     ``params`` are the layer's parameters by name (biases optional); ``q_h`` carries the
     ``1/sqrt(K)`` scale. Forward and backward both walk the heads through this.
     """
-    missing = [name for name in _MHA_KERNELS if name not in params]
-    unknown = sorted(set(params) - {*_MHA_KERNELS, *_MHA_BIASES})
-    if missing or unknown:
-        raise TypeError(f"multi-head attention reference: missing {missing}, unknown {unknown}")
     heads, key_dim = params["query_kernel"].shape[1:]
     (n, tq, _), tk = query.shape, value.shape[1]
     scale = 1.0 / math.sqrt(key_dim)
@@ -705,6 +701,13 @@ def _mha_heads(query, value, key, params, attention_mask, causal):
             k = key[b] @ params["key_kernel"][:, h] + _head(params, "key", h)
             v = value[b] @ params["value_kernel"][:, h] + _head(params, "value", h)
             yield b, h, q, k, v, allowed
+
+
+def _check_mha_params(params):
+    missing = [name for name in _MHA_KERNELS if name not in params]
+    unknown = sorted(set(params) - {*_MHA_KERNELS, *_MHA_BIASES})
+    if missing or unknown:
+        raise TypeError(f"multi-head attention reference: missing {missing}, unknown {unknown}")
 
 
 def _head(params, name, h):
@@ -724,6 +727,7 @@ def multi_head_attention_forward(query, value, key, *, attention_mask=None, caus
     ``attention_mask (N, Tq, Tk)`` (padding masks already combined into it) and ``causal``
     restrict the keys. Returns ``(out (N, Tq, D_out), weights (N, H, Tq, Tk))``.
     """
+    _check_mha_params(params)
     output_kernel = params["output_kernel"]
     heads = output_kernel.shape[0]
     (n, tq, _), tk = query.shape, value.shape[1]
@@ -745,6 +749,7 @@ def multi_head_attention_backward(
     (dq_h, dk_h, dv_h) from the attention backward; then each projection as in Dense,
     with q's 1/sqrt(K) carried along. Arguments as for :func:`multi_head_attention_forward`.
     """
+    _check_mha_params(params)
     grads = {name: np.zeros(p.shape) for name, p in params.items() if p is not None}
     d_query, d_value, d_key = np.zeros(query.shape), np.zeros(value.shape), np.zeros(key.shape)
     scale = 1.0 / math.sqrt(params["query_kernel"].shape[-1])
