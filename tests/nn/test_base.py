@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 
@@ -207,3 +209,46 @@ def test_composite_layer_counts_and_exposes_its_sub_layers(rng):
     assert model.count_params() == block.count_params() + 3 + 1
     assert len(nn.parameters(model)) == 6
     assert nn.gradcheck(model, rng.standard_normal((5, 4))) < 1e-6
+
+
+# layers whose constructor passes the arguments it does not name on to its base's
+EXTENDED_CONSTRUCTORS = [
+    (nn.Dense, (3,)),
+    (nn.Conv1D, (2, 3)),
+    (nn.Conv3D, (2, 3)),
+    (nn.LSTM, (3,)),
+    (nn.GRU, (3,)),
+    (nn.ConvLSTM2D, (2, 3)),
+]
+
+
+@pytest.mark.parametrize(
+    ("layer_class", "arguments"), EXTENDED_CONSTRUCTORS, ids=lambda c: getattr(c, "__name__", "")
+)
+def test_the_signature_shows_every_argument_the_layer_saves(layer_class, arguments):
+    # help() and notebooks read inspect.signature: it must list what get_config saves
+    shown = set(inspect.signature(layer_class).parameters) - {"kwargs"}
+    saved = set(layer_class(*arguments).get_config()) - {"name", "trainable", "dtype"}
+    assert shown == saved
+
+
+@pytest.mark.parametrize(
+    ("layer_class", "arguments"), EXTENDED_CONSTRUCTORS, ids=lambda c: getattr(c, "__name__", "")
+)
+def test_every_positional_argument_of_the_signature_binds_by_position(layer_class, arguments):
+    # the signature's positional order is the constructor's: passing each default by
+    # position builds the same layer as passing none
+    positional = [
+        p
+        for p in inspect.signature(layer_class).parameters.values()
+        if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+    ]
+    defaults = [p.default for p in positional[len(arguments) :]]
+    config = layer_class(*arguments, *defaults, name="x").get_config()
+    assert config == layer_class(*arguments, name="x").get_config()
+    with pytest.raises(
+        TypeError,
+        match=rf"^{layer_class.__name__}: takes at most {len(positional)} positional arguments, "
+        rf"got {len(positional) + 1}$",
+    ):
+        layer_class(*arguments, *defaults, None)

@@ -24,6 +24,8 @@ saved models find it), create weights in ``build`` with :meth:`Layer.add_weight`
 
 from __future__ import annotations
 
+import functools
+import inspect
 import itertools
 import math
 import re
@@ -209,6 +211,58 @@ def _unique_name(cls_name: str) -> str:
 
 
 # --------------------------------------------------------------------------- the base class
+
+
+def extends_constructor(consumed: int = 0):
+    """Class decorator for a layer whose ``__init__`` takes its own arguments and passes the
+    rest (``*args``, ``**kwargs``) on to its base's ``__init__``.
+
+    It gives the constructor its whole signature, as ``help()``, ``inspect.signature`` and
+    notebooks show it: the layer's own positional arguments, then the base's that ``*args``
+    reaches (after the first ``consumed``, which the layer passes itself, e.g. ``units``),
+    then the keyword-only ones of both. Too many positional arguments are an error that names
+    the layer (not the base class Python would name).
+    """
+    kind = inspect.Parameter
+
+    def decorate(cls: type) -> type:
+        init = cls.__dict__["__init__"]
+        self_param, *own = inspect.signature(init).parameters.values()
+        _, *base = inspect.signature(super(cls, cls).__init__).parameters.values()
+        own_names = {p.name for p in own}
+        own_positional = [p for p in own if p.kind is kind.POSITIONAL_OR_KEYWORD]
+        base_positional = [p for p in base if p.kind is kind.POSITIONAL_OR_KEYWORD][consumed:]
+        base_keyword = [p for p in base if p.kind is kind.KEYWORD_ONLY]
+        if not any(p.kind is kind.VAR_POSITIONAL for p in own):  # reached by keyword only
+            base_keyword = [p.replace(kind=kind.KEYWORD_ONLY) for p in base_positional]
+            base_keyword += [p for p in base if p.kind is kind.KEYWORD_ONLY]
+            base_positional = []
+        signature = inspect.Signature(
+            [
+                self_param,
+                *own_positional,
+                *base_positional,
+                *(p for p in own if p.kind is kind.KEYWORD_ONLY),
+                *(p for p in base_keyword if p.name not in own_names),
+                *(p for p in base if p.kind is kind.VAR_KEYWORD),
+            ]
+        )
+        limit = len(own_positional) + len(base_positional)
+
+        @functools.wraps(init)
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            if len(args) > limit:
+                raise TypeError(
+                    f"{type(self).__name__}: takes at most {limit} positional arguments, "
+                    f"got {len(args)}"
+                )
+            init(self, *args, **kwargs)
+
+        __init__.__signature__ = signature
+        cls.__init__ = __init__
+        return cls
+
+    return decorate
 
 
 class Layer:

@@ -48,7 +48,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .. import checks
-from .base import InputSpec, Shape
+from .base import InputSpec, Shape, extends_constructor
 from .core import KernelLayer
 
 PADDINGS = ("valid", "same", "causal")
@@ -562,6 +562,7 @@ class _Plan:
 # --------------------------------------------------------------------------- layers
 
 
+@extends_constructor()
 class _Conv(KernelLayer, register=False):
     """Shared implementation of Conv1D, Conv2D and Conv3D (see :class:`Conv2D`)."""
 

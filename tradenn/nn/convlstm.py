@@ -25,12 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from .base import Shape
+from .base import Shape, extends_constructor
 from .conv import ConvContext, ConvOp, normalize_padding
 from .recurrent.base import gates_first
 from .recurrent.lstm import LSTMCore
 
 
+@extends_constructor(consumed=1)
 class ConvLSTM(LSTMCore, register=False):
     """Shared implementation of ConvLSTM1D/2D/3D (see :class:`ConvLSTM2D`)."""
 

@@ -13,7 +13,7 @@ from . import activations as act_lib
 from . import initializers as init_lib
 from . import ops
 from . import regularizers as reg_lib
-from .base import InputSpec, Layer, Shape, format_shape, get_rng
+from .base import InputSpec, Layer, Shape, extends_constructor, format_shape, get_rng
 
 
 class KernelLayer(Layer, register=False):
@@ -87,6 +87,7 @@ class KernelLayer(Layer, register=False):
         }
 
 
+@extends_constructor()
 class Dense(KernelLayer):
     """Fully connected layer ``y = f(x @ kernel + bias)`` on the last axis.
 

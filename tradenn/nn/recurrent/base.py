@@ -20,7 +20,7 @@ from .. import activations as act_lib
 from .. import initializers as init_lib
 from .. import ops
 from .. import regularizers as reg_lib
-from ..base import InputSpec, Layer, Shape, format_shape
+from ..base import InputSpec, Layer, Shape, extends_constructor, format_shape
 
 # --------------------------------------------------------------------------- gate layout
 
@@ -510,6 +510,7 @@ class RecurrentLayer(Layer, register=False):
         }
 
 
+@extends_constructor(consumed=2)
 class GatedRecurrentLayer(RecurrentLayer, register=False):
     """Base of the gated recurrent layers (LSTM, GRU, ConvLSTM): adds the gates' activation.
 

@@ -7,6 +7,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .. import ops
+from ..base import extends_constructor
 from .base import (
     GatedRecurrentLayer,
     SequenceCache,
@@ -36,6 +37,7 @@ class GRUCache(NamedTuple):
     pre: np.ndarray | None
 
 
+@extends_constructor(consumed=1)
 class GRU(GatedRecurrentLayer):
     """Gated recurrent unit (Cho et al., 2014), Keras 3 layout, both of Keras' variants.
 

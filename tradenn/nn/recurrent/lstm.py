@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import activations as act_lib
 from .. import ops
+from ..base import extends_constructor
 from .base import (
     GatedRecurrentLayer,
     SequenceCache,
@@ -209,6 +210,7 @@ def lstm_gates_backward(
 # --------------------------------------------------------------------------- LSTM
 
 
+@extends_constructor(consumed=1)
 class LSTMCore(GatedRecurrentLayer, register=False):
     """The LSTM recurrence and its backpropagation through time, for any linear maps.
 
